@@ -1,0 +1,89 @@
+/**
+ * One error type for the whole system. Every error that crosses a boundary (HTTP, CLI, a step's
+ * recorded error, an event) is a RunwardenError with a stable string `code`; unknown throws are
+ * coerced once, at the boundary, by `toRunwardenError`.
+ */
+export interface ErrorDetail {
+  code: string;
+  message: string;
+  path?: string;
+}
+
+export interface ErrorOptions {
+  /** HTTP status when the error reaches the API. @default 500 */
+  status?: number;
+  /** Whether retrying the same operation may succeed. @default false */
+  retryable?: boolean;
+  details?: ErrorDetail[];
+  cause?: unknown;
+  /** Extra structured facts (never secrets): a hang classification, a provider name, ... */
+  data?: Record<string, unknown>;
+}
+
+export class RunwardenError extends Error {
+  readonly code: string;
+  readonly status: number;
+  readonly retryable: boolean;
+  readonly details: ErrorDetail[] | undefined;
+  readonly data: Record<string, unknown> | undefined;
+
+  constructor(code: string, message: string, opts: ErrorOptions = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'RunwardenError';
+    this.code = code;
+    this.status = opts.status ?? 500;
+    this.retryable = opts.retryable ?? false;
+    this.details = opts.details;
+    this.data = opts.data;
+  }
+
+  toJSON(): SerializedError {
+    const out: SerializedError = { code: this.code, message: this.message, retryable: this.retryable };
+    if (this.details) out.details = this.details;
+    if (this.data) out.data = this.data;
+    return out;
+  }
+}
+
+/** The shape errors take in the database, in events and in API responses. */
+export interface SerializedError {
+  code: string;
+  message: string;
+  retryable?: boolean;
+  details?: ErrorDetail[];
+  data?: Record<string, unknown>;
+}
+
+export const badRequest = (code: string, message: string, details?: ErrorDetail[]): RunwardenError =>
+  new RunwardenError(code, message, { status: 400, details });
+
+export const notFound = (what: string, id: string): RunwardenError =>
+  new RunwardenError('NOT_FOUND', `${what} ${JSON.stringify(id)} not found`, { status: 404 });
+
+/**
+ * Coerce anything thrown into a RunwardenError. Tool code throws whatever it likes; an AbortError
+ * raised because the step's signal fired is not the tool's failure, so callers check the signal
+ * themselves before trusting this classification.
+ */
+export function toRunwardenError(err: unknown, fallbackCode = 'TOOL_ERROR'): RunwardenError {
+  if (err instanceof RunwardenError) return err;
+  if (err instanceof Error) {
+    const anyErr = err as Error & { code?: unknown; retryable?: unknown };
+    const code = typeof anyErr.code === 'string' && /^[A-Za-z][\w.]*$/.test(anyErr.code) ? anyErr.code : fallbackCode;
+    return new RunwardenError(code, err.message || err.name, {
+      retryable: typeof anyErr.retryable === 'boolean' ? anyErr.retryable : true,
+      cause: err,
+    });
+  }
+  const text = typeof err === 'string' ? err : safeStringify(err);
+  return new RunwardenError(fallbackCode, `non-Error thrown: ${text}`, { retryable: true });
+}
+
+function safeStringify(v: unknown): string {
+  try {
+    const s = JSON.stringify(v);
+    return s === undefined ? String(v) : s.slice(0, 500);
+  } catch {
+    return String(v);
+  }
+}

@@ -1,0 +1,114 @@
+/** Rows as the engine, the API and the CLI see them (the store maps columns to these). */
+import type { SerializedError } from './errors.ts';
+import type { AttemptState, RunState, StepState } from './states.ts';
+
+export interface RetryPolicy {
+  /** Extra attempts after a failed or timed-out one. @default 0 */
+  max: number;
+  /** First backoff; doubles each retry, with full jitter. @default 1000 */
+  backoffMs: number;
+  /** Cap on one backoff. @default 60000 */
+  maxBackoffMs: number;
+}
+
+export interface UsageTotals {
+  inputTokens: number;
+  outputTokens: number;
+  calls: number;
+}
+
+export interface RunRecord {
+  id: string;
+  status: RunState;
+  goal: string | null;
+  labels: Record<string, string>;
+  idempotencyKey: string | null;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  stepsTotal: number;
+  stepsDone: number;
+  usage: UsageTotals;
+  error: SerializedError | null;
+}
+
+export interface StepRecord {
+  runId: string;
+  name: string;
+  /** Position in the plan, for stable ordering. */
+  idx: number;
+  tool: string;
+  status: StepState;
+  dependsOn: string[];
+  /** Inputs as submitted, templates unresolved. */
+  inputs: Record<string, unknown>;
+  /** Inputs with templates resolved; set when the step is queued. */
+  resolvedInputs: Record<string, unknown> | null;
+  outputs: unknown;
+  error: SerializedError | null;
+  timeoutMs: number;
+  retries: RetryPolicy;
+  attempts: number;
+  lostAttempts: number;
+  readyAt: string | null;
+  startedAt: string | null;
+  finishedAt: string | null;
+  /** Present while running. */
+  workerId: string | null;
+  leaseExpiresAt: string | null;
+  deadlineAt: string | null;
+}
+
+export interface AttemptRecord {
+  runId: string;
+  stepName: string;
+  attempt: number;
+  status: AttemptState;
+  workerId: string;
+  startedAt: string;
+  finishedAt: string | null;
+  deadlineAt: string;
+  error: SerializedError | null;
+  hangReport: Record<string, unknown> | null;
+}
+
+export interface EventRecord {
+  seq: number;
+  ts: string;
+  type: string;
+  runId: string;
+  stepName?: string;
+  attempt?: number;
+  data: Record<string, unknown>;
+}
+
+export interface ArtifactMeta {
+  id: string;
+  runId: string;
+  stepName: string;
+  attempt: number;
+  name: string;
+  mime: string;
+  size: number;
+  createdAt: string;
+}
+
+export interface WorkerRecord {
+  id: string;
+  pid: number;
+  host: string;
+  state: string;
+  startedAt: string;
+  lastHeartbeatAt: string;
+  /** Free-form numbers the worker reports: loop delay, in-flight steps, restarts ... */
+  info: Record<string, unknown>;
+}
+
+export interface RunWithSteps extends RunRecord {
+  steps: StepRecord[];
+}
+
+export interface StepDetail extends StepRecord {
+  attemptsDetail: AttemptRecord[];
+  hangReports: Record<string, unknown>[];
+}
