@@ -1,0 +1,57 @@
+/**
+ * The one typed options object. Resolved once (flags > RUNWARDEN_* environment > config file >
+ * defaults) by resolve.ts; everything downstream receives the frozen result.
+ */
+export interface ProviderConfig {
+  type: 'openai' | 'anthropic' | 'lab';
+  baseUrl?: string;
+  /** Name of the environment variable holding the API key (the key itself never sits in config). */
+  apiKeyEnv?: string;
+  model?: string;
+  embeddingModel?: string;
+  timeouts?: Partial<{ connectMs: number; headersMs: number; firstContentMs: number; idleMs: number; totalMs: number }>;
+  maxRetries?: number;
+  headers?: Record<string, string>;
+}
+
+export interface RunwardenConfig {
+  /** API port. @default 7400 */
+  port: number;
+  /** API bind address; anything but loopback requires `token`. @default '127.0.0.1' */
+  host: string;
+  /** Where the embedded SQLite file lives. @default './.runwarden' */
+  dataDir: string;
+  /** `postgres://...` to use PostgreSQL instead of SQLite. @default undefined */
+  databaseUrl: string | undefined;
+  /** Bearer token for the API (RUNWARDEN_TOKEN). Required when `host` is not loopback. */
+  token: string | undefined;
+  /** Worker processes under the supervisor. @default CPU count, at least 1 */
+  workers: number;
+  /** Steps one worker runs at once. @default 256 */
+  concurrency: number;
+  /** Tool modules to load (each default-exports an array of tool definitions). @default [] */
+  tools: string[];
+  /** Provider used when a step names none. @default first of: openai key, anthropic key, lab */
+  defaultProvider: string | undefined;
+  providers: Record<string, ProviderConfig>;
+  /** How long a claim stays valid without renewal; a dead worker's steps return after this. @default 3000 */
+  leaseMs: number;
+  /** How often a worker renews its leases and reports liveness. @default 1000 */
+  heartbeatMs: number;
+  /** How often the reaper looks for expired leases. @default 500 */
+  reaperIntervalMs: number;
+  /** After a step's signal aborts, how long a tool gets to settle before it is abandoned. @default 1000 */
+  abortGraceMs: number;
+  /** Deadline for steps that set no `timeoutMs` and whose tool has no default. @default 300000 */
+  defaultTimeoutMs: number;
+  /** Largest `timeoutMs` a plan may ask for. @default 86400000 (24 h) */
+  maxTimeoutMs: number;
+  /** Largest request body the API accepts. @default 1048576 (1 MiB) */
+  bodyLimitBytes: number;
+  /** Port of the in-process hang lab started when no LLM key is configured (0 = ephemeral). @default 7401 */
+  labPort: number;
+  /** Start the in-process lab: 'auto' = when no provider key is configured. @default 'auto' */
+  lab: 'auto' | 'on' | 'off';
+  /** The config file that was read, if any. */
+  configFile: string | undefined;
+}

@@ -1,0 +1,251 @@
+/**
+ * The plan format (SPEC "Plan format") and its validation. Every problem found is reported, each
+ * with a stable code and the path it concerns, in one 400 `PLAN_INVALID` error.
+ */
+import { z } from 'zod';
+import { RunwardenError, type ErrorDetail } from './errors.ts';
+import type { RetryPolicy } from './records.ts';
+import { findTemplates } from './templates.ts';
+import type { ToolRegistry } from '../tools/registry.ts';
+
+export const STEP_NAME = /^[A-Za-z0-9_-]{1,128}$/;
+export const MAX_STEPS = 10_000;
+
+const retriesSchema = z
+  .object({
+    max: z.number().int().min(0).max(100).optional(),
+    backoffMs: z.number().int().min(0).max(3_600_000).optional(),
+    maxBackoffMs: z.number().int().min(0).max(3_600_000).optional(),
+  })
+  .strict();
+
+const stepSchema = z
+  .object({
+    name: z.string().regex(STEP_NAME, 'step names use letters, digits, _ and -, at most 128 characters'),
+    tool: z.string().min(1).max(64),
+    inputs: z.record(z.string(), z.unknown()).optional(),
+    dependsOn: z.array(z.string()).max(MAX_STEPS).optional(),
+    timeoutMs: z.number().optional(),
+    retries: retriesSchema.optional(),
+  })
+  .strict();
+
+const requestSchema = z
+  .object({
+    plan: z
+      .object({
+        goal: z.string().max(10_000).optional(),
+        steps: z.array(z.unknown()).min(1, 'a plan needs at least one step').max(MAX_STEPS),
+      })
+      .strict(),
+    labels: z.record(z.string().max(128), z.string().max(1024)).optional(),
+    idempotencyKey: z.string().min(1).max(256).optional(),
+  })
+  .strict();
+
+export interface ValidatedStep {
+  name: string;
+  idx: number;
+  tool: string;
+  inputs: Record<string, unknown>;
+  dependsOn: string[];
+  /** Steps that list this one in their dependsOn. */
+  dependents: string[];
+  timeoutMs: number;
+  retries: RetryPolicy;
+}
+
+export interface ValidatedRun {
+  goal: string | null;
+  labels: Record<string, string>;
+  idempotencyKey: string | null;
+  steps: ValidatedStep[];
+}
+
+export interface PlanLimits {
+  defaultTimeoutMs: number;
+  maxTimeoutMs: number;
+}
+
+export const DEFAULT_RETRIES: RetryPolicy = Object.freeze({ max: 0, backoffMs: 1000, maxBackoffMs: 60_000 });
+
+const zodPath = (path: readonly PropertyKey[]): string => path.map(String).join('.');
+
+export async function validateRunRequest(body: unknown, tools: ToolRegistry, limits: PlanLimits): Promise<ValidatedRun> {
+  if (body === undefined || body === null || (typeof body === 'object' && Object.keys(body).length === 0)) {
+    throw new RunwardenError('EMPTY_BODY', 'the request body is empty; expected {"plan": {"steps": [...]}}', { status: 400 });
+  }
+  const parsed = requestSchema.safeParse(body);
+  if (!parsed.success) {
+    throw invalid(parsed.error.issues.map((i) => ({ code: 'SCHEMA', path: zodPath(i.path), message: i.message })));
+  }
+  const problems: ErrorDetail[] = [];
+  const rawSteps = parsed.data.plan.steps;
+  const steps: ValidatedStep[] = [];
+  const byName = new Map<string, ValidatedStep>();
+
+  rawSteps.forEach((raw, idx) => {
+    const r = stepSchema.safeParse(raw);
+    const where = `plan.steps.${idx}`;
+    if (!r.success) {
+      for (const i of r.error.issues) problems.push({ code: 'SCHEMA', path: `${where}.${zodPath(i.path)}`.replace(/\.$/, ''), message: i.message });
+      return;
+    }
+    const s = r.data;
+    if (byName.has(s.name)) {
+      problems.push({ code: 'DUPLICATE_STEP', path: `${where}.name`, message: `step name "${s.name}" is used more than once` });
+      return;
+    }
+    let timeoutMs = s.timeoutMs ?? tools.get(s.tool)?.timeoutMs ?? limits.defaultTimeoutMs;
+    if (s.timeoutMs !== undefined && (!Number.isInteger(s.timeoutMs) || s.timeoutMs <= 0 || s.timeoutMs > limits.maxTimeoutMs)) {
+      problems.push({
+        code: 'TIMEOUT_INVALID',
+        path: `${where}.timeoutMs`,
+        message: `timeoutMs must be a whole number of milliseconds from 1 to ${limits.maxTimeoutMs}; got ${s.timeoutMs}`,
+      });
+      timeoutMs = limits.defaultTimeoutMs;
+    }
+    if (!tools.has(s.tool)) {
+      problems.push({ code: 'UNKNOWN_TOOL', path: `${where}.tool`, message: `unknown tool "${s.tool}"; known tools: ${tools.names().join(', ')}` });
+    }
+    const step: ValidatedStep = {
+      name: s.name,
+      idx,
+      tool: s.tool,
+      inputs: s.inputs ?? {},
+      dependsOn: [...new Set(s.dependsOn ?? [])],
+      dependents: [],
+      timeoutMs,
+      retries: { ...DEFAULT_RETRIES, ...s.retries },
+    };
+    byName.set(s.name, step);
+    steps.push(step);
+  });
+
+  for (const step of steps) {
+    for (const dep of step.dependsOn) {
+      const target = byName.get(dep);
+      if (!target) {
+        problems.push({ code: 'UNKNOWN_DEPENDENCY', path: `plan.steps.${step.idx}.dependsOn`, message: `step "${step.name}" depends on unknown step "${dep}"` });
+      } else if (dep === step.name) {
+        problems.push({ code: 'DEPENDENCY_CYCLE', path: `plan.steps.${step.idx}.dependsOn`, message: `step "${step.name}" depends on itself` });
+      } else {
+        target.dependents.push(step.name);
+      }
+    }
+  }
+  const cycle = findCycle(steps, byName);
+  if (cycle) problems.push({ code: 'DEPENDENCY_CYCLE', path: 'plan.steps', message: `dependency cycle: ${cycle.join(' -> ')}` });
+
+  const ancestors = cycle ? null : ancestorSets(steps, byName);
+  for (const step of steps) {
+    const refs = findTemplates(step.inputs);
+    const templated = new Set<string>();
+    for (const ref of refs) {
+      const path = `plan.steps.${step.idx}.inputs.${ref.path}`;
+      templated.add(ref.path);
+      if (ref.problem || ref.step === null) {
+        problems.push({ code: 'BAD_TEMPLATE', path, message: ref.problem ?? 'bad template' });
+      } else if (!byName.has(ref.step)) {
+        problems.push({ code: 'BAD_TEMPLATE', path, message: `{{${ref.expr}}} refers to unknown step "${ref.step}"` });
+      } else if (ancestors && !ancestors.get(step.name)?.has(ref.step)) {
+        problems.push({
+          code: 'BAD_TEMPLATE',
+          path,
+          message: `{{${ref.expr}}}: step "${ref.step}" is not upstream of "${step.name}"; add it to dependsOn`,
+        });
+      }
+    }
+    if (!tools.has(step.tool)) continue;
+    const result = await tools.validate(step.tool, step.inputs);
+    if (!result.ok) {
+      for (const issue of result.issues) {
+        // A value that is a template is only known at run time; it is validated again then.
+        if ([...templated].some((t) => issue.path === t || issue.path.startsWith(`${t}.`))) continue;
+        problems.push({
+          code: 'INPUT_INVALID',
+          path: `plan.steps.${step.idx}.inputs${issue.path ? `.${issue.path}` : ''}`,
+          message: `step "${step.name}" (${step.tool}): ${issue.message}`,
+        });
+      }
+    }
+  }
+
+  if (problems.length > 0) throw invalid(problems);
+  return {
+    goal: parsed.data.plan.goal ?? null,
+    labels: parsed.data.labels ?? {},
+    idempotencyKey: parsed.data.idempotencyKey ?? null,
+    steps,
+  };
+}
+
+function invalid(details: ErrorDetail[]): RunwardenError {
+  const n = details.length;
+  const first = details[0]?.message ?? 'invalid plan';
+  return new RunwardenError('PLAN_INVALID', n === 1 ? first : `${n} problems in the plan; first: ${first}`, { status: 400, details: details.slice(0, 200) });
+}
+
+/** Iterative DFS (plans can have 10,000 steps; recursion could overflow). */
+function findCycle(steps: ValidatedStep[], byName: Map<string, ValidatedStep>): string[] | null {
+  const color = new Map<string, 0 | 1 | 2>();
+  for (const root of steps) {
+    if (color.get(root.name)) continue;
+    const stack: Array<{ name: string; i: number }> = [{ name: root.name, i: 0 }];
+    const path: string[] = [root.name];
+    color.set(root.name, 1);
+    while (stack.length > 0) {
+      const top = stack[stack.length - 1] as { name: string; i: number };
+      const deps = byName.get(top.name)?.dependsOn ?? [];
+      if (top.i >= deps.length) {
+        color.set(top.name, 2);
+        stack.pop();
+        path.pop();
+        continue;
+      }
+      const next = deps[top.i++] as string;
+      if (!byName.has(next) || next === top.name) continue;
+      const c = color.get(next) ?? 0;
+      if (c === 1) return [...path.slice(path.indexOf(next)), next];
+      if (c === 0) {
+        color.set(next, 1);
+        stack.push({ name: next, i: 0 });
+        path.push(next);
+      }
+    }
+  }
+  return null;
+}
+
+/** For each step, every step it transitively depends on (plan must be acyclic). */
+function ancestorSets(steps: ValidatedStep[], byName: Map<string, ValidatedStep>): Map<string, Set<string>> {
+  const memo = new Map<string, Set<string>>();
+  const order = topoOrder(steps, byName);
+  for (const name of order) {
+    const set = new Set<string>();
+    for (const dep of byName.get(name)?.dependsOn ?? []) {
+      if (!byName.has(dep)) continue;
+      set.add(dep);
+      for (const a of memo.get(dep) ?? []) set.add(a);
+    }
+    memo.set(name, set);
+  }
+  return memo;
+}
+
+function topoOrder(steps: ValidatedStep[], byName: Map<string, ValidatedStep>): string[] {
+  const indeg = new Map<string, number>();
+  for (const s of steps) indeg.set(s.name, s.dependsOn.filter((d) => byName.has(d)).length);
+  const queue = steps.filter((s) => indeg.get(s.name) === 0).map((s) => s.name);
+  const out: string[] = [];
+  for (let i = 0; i < queue.length; i++) {
+    const n = queue[i] as string;
+    out.push(n);
+    for (const d of byName.get(n)?.dependents ?? []) {
+      const left = (indeg.get(d) ?? 0) - 1;
+      indeg.set(d, left);
+      if (left === 0) queue.push(d);
+    }
+  }
+  return out;
+}

@@ -1,0 +1,107 @@
+/**
+ * Input templates: `"{{steps.<name>.outputs.<json.path>}}"`. A string that is exactly one template
+ * takes the referenced value with its JSON type; templates inside a longer string are interpolated
+ * as text (objects as JSON).
+ */
+import { RunwardenError } from './errors.ts';
+
+const TEMPLATE = /\{\{\s*([^{}]*?)\s*\}\}/g;
+const REF = /^steps\.([A-Za-z0-9_-]+)\.outputs((?:\.[A-Za-z0-9_$-]+|\[\d+\])*)$/;
+
+export interface TemplateRef {
+  /** Where in the inputs the template sits, e.g. `prompt` or `messages.0.content`. */
+  path: string;
+  expr: string;
+  step: string | null;
+  /** Keys below `outputs`; empty for the whole output. */
+  keys: string[];
+  /** Why the expression is not a valid reference, when it is not. */
+  problem: string | null;
+}
+
+export function parseRef(expr: string): { step: string; keys: string[] } | null {
+  const m = REF.exec(expr);
+  if (!m || m[1] === undefined) return null;
+  const rest = m[2] ?? '';
+  const keys = [...rest.matchAll(/\.([A-Za-z0-9_$-]+)|\[(\d+)\]/g)].map((k) => (k[1] ?? k[2]) as string);
+  return { step: m[1], keys };
+}
+
+/** Every template in a JSON value, with its location. */
+export function findTemplates(value: unknown, path: string[] = []): TemplateRef[] {
+  if (typeof value === 'string') {
+    const out: TemplateRef[] = [];
+    for (const m of value.matchAll(TEMPLATE)) {
+      const expr = (m[1] ?? '').trim();
+      const ref = parseRef(expr);
+      out.push({
+        path: path.join('.'),
+        expr,
+        step: ref?.step ?? null,
+        keys: ref?.keys ?? [],
+        problem: ref ? null : `"{{${expr}}}" is not of the form {{steps.<name>.outputs.<path>}}`,
+      });
+    }
+    return out;
+  }
+  if (Array.isArray(value)) return value.flatMap((v, i) => findTemplates(v, [...path, String(i)]));
+  if (value !== null && typeof value === 'object') {
+    return Object.entries(value).flatMap(([k, v]) => findTemplates(v, [...path, k]));
+  }
+  return [];
+}
+
+export function hasTemplate(value: string): boolean {
+  TEMPLATE.lastIndex = 0;
+  return TEMPLATE.test(value);
+}
+
+function lookup(outputs: unknown, keys: string[]): { found: boolean; value: unknown } {
+  let cur: unknown = outputs;
+  for (const k of keys) {
+    if (cur === null || typeof cur !== 'object' || !Object.hasOwn(cur, k)) return { found: false, value: undefined };
+    cur = (cur as Record<string, unknown>)[k];
+  }
+  return { found: true, value: cur };
+}
+
+/**
+ * Replace templates using upstream outputs. Throws TEMPLATE_UNRESOLVED (not retryable) when a
+ * referenced path does not exist in the upstream output.
+ */
+export function resolveTemplates<T>(value: T, outputsOf: (step: string) => unknown): T {
+  return resolveValue(value, outputsOf) as T;
+}
+
+function resolveValue(value: unknown, outputsOf: (step: string) => unknown): unknown {
+  if (typeof value === 'string') return resolveString(value, outputsOf);
+  if (Array.isArray(value)) return value.map((v) => resolveValue(v, outputsOf));
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, resolveValue(v, outputsOf)]));
+  }
+  return value;
+}
+
+function resolveOne(expr: string, outputsOf: (step: string) => unknown): unknown {
+  const ref = parseRef(expr);
+  if (!ref) throw new RunwardenError('TEMPLATE_UNRESOLVED', `bad template {{${expr}}}`, { retryable: false });
+  const { found, value } = lookup(outputsOf(ref.step), ref.keys);
+  if (!found) {
+    throw new RunwardenError(
+      'TEMPLATE_UNRESOLVED',
+      `{{${expr}}}: step "${ref.step}" has no output at "${ref.keys.join('.') || '(root)'}"`,
+      { retryable: false },
+    );
+  }
+  return value;
+}
+
+function resolveString(s: string, outputsOf: (step: string) => unknown): unknown {
+  const whole = /^\{\{\s*([^{}]*?)\s*\}\}$/.exec(s);
+  if (whole) return resolveOne((whole[1] ?? '').trim(), outputsOf);
+  if (!s.includes('{{')) return s;
+  return s.replace(TEMPLATE, (_m, expr: string) => {
+    const v = resolveOne(expr.trim(), outputsOf);
+    return typeof v === 'string' ? v : JSON.stringify(v);
+  });
+}

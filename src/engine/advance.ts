@@ -1,0 +1,145 @@
+/**
+ * DAG advancement inside a transaction: finishing a step, releasing or skipping what depends on it,
+ * and finishing the run when its last step ends. Every path that makes a step terminal goes through
+ * `finishStep`, which is what guarantees exactly one `step.finished` per step.
+ */
+import { RunwardenError, type SerializedError } from '../domain/errors.ts';
+import type { StepState } from '../domain/states.ts';
+import { resolveTemplates } from '../domain/templates.ts';
+import type { NewEvent, StepRow, Tx } from '../store/store.ts';
+
+export interface TxEffects {
+  now: number;
+  events: NewEvent[];
+  runsTouched: Set<string>;
+  queued: number;
+}
+
+export function newEffects(now: number): TxEffects {
+  return { now, events: [], runsTouched: new Set(), queued: 0 };
+}
+
+type TerminalStep = Exclude<StepState, 'pending' | 'queued' | 'running'>;
+
+export interface FinishOptions {
+  outputs?: unknown;
+  error?: SerializedError | null;
+  /** The states the step may be in for this to apply (guards against double finishing). */
+  from: readonly StepState[];
+  token?: string;
+  lostAttempts?: number;
+}
+
+export async function finishStep(tx: Tx, fx: TxEffects, step: StepRow, status: TerminalStep, opts: FinishOptions): Promise<boolean> {
+  const [ok] = await tx.updateSteps([
+    {
+      runId: step.runId,
+      name: step.name,
+      expectStatus: opts.from,
+      ...(opts.token !== undefined ? { expectToken: opts.token } : {}),
+      patch: {
+        status,
+        outputs: status === 'succeeded' ? (opts.outputs ?? null) : null,
+        error: opts.error ?? null,
+        finishedAt: fx.now,
+        leaseToken: null,
+        leaseExpiresAt: null,
+        workerId: null,
+        ...(opts.lostAttempts !== undefined ? { lostAttempts: opts.lostAttempts } : {}),
+      },
+    },
+  ]);
+  if (!ok) return false;
+  const startedAt = step.startedAt ? Date.parse(step.startedAt) : null;
+  fx.events.push({
+    runId: step.runId,
+    stepName: step.name,
+    ...(step.attempts > 0 ? { attempt: step.attempts } : {}),
+    type: 'step.finished',
+    ts: fx.now,
+    data: {
+      status,
+      error: opts.error ?? null,
+      durationMs: startedAt === null ? 0 : fx.now - startedAt,
+      attempts: step.attempts,
+    },
+  });
+  await tx.addRunCounters([{ runId: step.runId, stepsDone: 1, stepsFailed: status === 'succeeded' ? 0 : 1 }]);
+  fx.runsTouched.add(step.runId);
+  await advance(tx, fx, step, status === 'succeeded' ? opts.outputs : undefined, status);
+  return true;
+}
+
+async function advance(tx: Tx, fx: TxEffects, step: StepRow, outputs: unknown, status: TerminalStep): Promise<void> {
+  if (step.dependents.length === 0) return;
+  if (status !== 'succeeded') {
+    const rows = await tx.getSteps(step.dependents.map((name) => ({ runId: step.runId, name })));
+    const reason: SerializedError = {
+      code: 'UPSTREAM_NOT_SUCCEEDED',
+      message: `upstream step "${step.name}" ended ${status}`,
+      retryable: false,
+    };
+    for (const dep of rows) {
+      if (dep.status !== 'pending') continue;
+      await finishStep(tx, fx, dep, status === 'cancelled' ? 'cancelled' : 'skipped', { error: reason, from: ['pending'] });
+    }
+    return;
+  }
+  const released = (await tx.decrementPending(step.runId, step.dependents)).filter((r) => r.pendingDeps === 0);
+  if (released.length === 0) return;
+  const run = await tx.getRun(step.runId);
+  for (const next of released) {
+    if (run?.cancelRequested) {
+      await finishStep(tx, fx, next, 'cancelled', { from: ['pending'], error: { code: 'CANCELLED', message: 'run cancelled', retryable: false } });
+      continue;
+    }
+    await queueStep(tx, fx, next, step, outputs);
+  }
+}
+
+/** pending -> queued with its templates resolved from upstream outputs. */
+async function queueStep(tx: Tx, fx: TxEffects, next: StepRow, justFinished: StepRow, finishedOutputs: unknown): Promise<void> {
+  const upstream = new Map<string, unknown>([[justFinished.name, finishedOutputs]]);
+  const others = next.dependsOn.filter((d) => d !== justFinished.name);
+  if (others.length > 0) {
+    for (const row of await tx.getSteps(others.map((name) => ({ runId: next.runId, name })))) upstream.set(row.name, row.outputs);
+  }
+  let resolved: Record<string, unknown>;
+  try {
+    resolved = resolveTemplates(next.inputs, (name) => upstream.get(name));
+  } catch (err) {
+    const e = err instanceof RunwardenError ? err : new RunwardenError('TEMPLATE_UNRESOLVED', String(err));
+    await finishStep(tx, fx, next, 'failed', { from: ['pending'], error: e.toJSON() });
+    return;
+  }
+  const [ok] = await tx.updateSteps([
+    { runId: next.runId, name: next.name, expectStatus: ['pending'], patch: { status: 'queued', resolvedInputs: resolved, readyAt: fx.now } },
+  ]);
+  if (ok) {
+    fx.queued++;
+    fx.events.push({ runId: next.runId, stepName: next.name, type: 'step.queued', ts: fx.now, data: {} });
+  }
+}
+
+/** Ends every touched run whose steps are all terminal. */
+export async function finishRuns(tx: Tx, fx: TxEffects): Promise<void> {
+  for (const runId of fx.runsTouched) {
+    const run = await tx.getRun(runId);
+    if (!run || run.stepsDone < run.stepsTotal) continue;
+    if (run.status !== 'queued' && run.status !== 'running') continue;
+    const status = run.cancelRequested ? 'cancelled' : run.stepsFailed > 0 ? 'failed' : 'succeeded';
+    const ok = await tx.updateRun(runId, ['queued', 'running'], { status, finishedAt: fx.now });
+    if (!ok) continue;
+    fx.events.push({
+      runId,
+      type: 'run.finished',
+      ts: fx.now,
+      data: {
+        status,
+        durationMs: fx.now - Date.parse(run.createdAt),
+        steps: { total: run.stepsTotal, notSucceeded: run.stepsFailed },
+        usage: run.usage,
+      },
+    });
+  }
+}

@@ -1,0 +1,228 @@
+/**
+ * The engine as the API and CLI see it (EngineFacade), plus the background reaper. Reads go to the
+ * store; every write is a transition in core.ts.
+ */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+
+type IntervalHistogram = ReturnType<typeof monitorEventLoopDelay>;
+import { notFound, RunwardenError } from '../domain/errors.ts';
+import { validateRunRequest, type PlanLimits } from '../domain/plan.ts';
+import type { RunRecord, RunWithSteps, StepDetail, StepRecord } from '../domain/records.ts';
+import { RUN_STATES } from '../domain/states.ts';
+import type { RunRow, StepRow, Store } from '../store/store.ts';
+import type { ToolRegistry } from '../tools/registry.ts';
+import { EngineCore } from './core.ts';
+import type { EngineFacade, HealthDetailed, ListRunsQuery, RunPage, StuckStep } from './facade.ts';
+import { renderMetrics } from './metrics.ts';
+
+export interface EngineOptions {
+  store: Store;
+  tools: ToolRegistry;
+  limits: PlanLimits;
+  /** @default 500 */
+  reaperIntervalMs?: number;
+  providers?: () => Array<{ name: string; type: string; baseUrl?: string }>;
+  log?: (line: string) => void;
+}
+
+export function publicRun(r: RunRow): RunRecord {
+  const { stepsFailed: _f, cancelRequested: _c, ...rest } = r;
+  return rest;
+}
+
+export function publicStep(s: StepRow): StepRecord {
+  const { dependents: _d, pendingDeps: _p, leaseToken: _t, cancelRequested: _c, ...rest } = s;
+  return rest;
+}
+
+function encodeCursor(r: RunRow): string {
+  return Buffer.from(JSON.stringify([Date.parse(r.createdAt), r.id])).toString('base64url');
+}
+
+function decodeCursor(c: string): { createdAt: number; id: string } {
+  try {
+    const [createdAt, id] = JSON.parse(Buffer.from(c, 'base64url').toString('utf8')) as [unknown, unknown];
+    if (typeof createdAt === 'number' && typeof id === 'string') return { createdAt, id };
+  } catch {
+    // fall through to the error below: a cursor that is not ours is bad input, not a crash
+  }
+  throw new RunwardenError('INVALID_CURSOR', 'cursor is not one this server issued', { status: 400 });
+}
+
+export class Engine implements EngineFacade {
+  readonly core: EngineCore;
+  readonly store: Store;
+  readonly tools: ToolRegistry;
+  readonly #limits: PlanLimits;
+  readonly #reaperMs: number;
+  readonly #providers: () => Array<{ name: string; type: string; baseUrl?: string }>;
+  readonly #log: (line: string) => void;
+  #reaper: NodeJS.Timeout | undefined;
+  #reaping = false;
+  readonly #loop: IntervalHistogram;
+  readonly startedAt = Date.now();
+  reaped = 0;
+
+  constructor(o: EngineOptions) {
+    this.store = o.store;
+    this.tools = o.tools;
+    this.core = new EngineCore(o.store);
+    this.#limits = o.limits;
+    this.#reaperMs = o.reaperIntervalMs ?? 500;
+    this.#providers = o.providers ?? (() => []);
+    this.#log = o.log ?? (() => undefined);
+    this.#loop = monitorEventLoopDelay({ resolution: 10 });
+  }
+
+  start(): void {
+    this.#loop.enable();
+    this.#reaper = setInterval(() => void this.#reap(), this.#reaperMs);
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.#reaper);
+    this.#loop.disable();
+  }
+
+  async #reap(): Promise<void> {
+    if (this.#reaping) return;
+    this.#reaping = true;
+    try {
+      const n = await this.core.reap();
+      this.reaped += n;
+      if (n > 0) this.#log(`reaper: ${n} expired lease(s) turned into lost attempts`);
+    } catch (err) {
+      this.#log(`reaper failed, will retry: ${(err as Error).message}`);
+    } finally {
+      this.#reaping = false;
+    }
+  }
+
+  async createRun(body: unknown): Promise<{ run: RunWithSteps; created: boolean }> {
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+      throw new RunwardenError('INVALID_BODY', 'the body must be a JSON object like {"plan": {"steps": [...]}}', { status: 400 });
+    }
+    const validated = await validateRunRequest(body, this.tools, this.#limits);
+    const { runId, created } = await this.core.createRun(validated, (body as { plan: unknown }).plan);
+    return { run: await this.getRun(runId), created };
+  }
+
+  async getRun(id: string): Promise<RunWithSteps> {
+    const run = await this.store.getRun(id);
+    if (!run) throw notFound('run', id);
+    const steps = await this.store.getRunSteps(id);
+    return { ...publicRun(run), steps: steps.map(publicStep) };
+  }
+
+  async listRuns(q: ListRunsQuery): Promise<RunPage> {
+    if (q.status && !RUN_STATES.includes(q.status)) {
+      throw new RunwardenError('INVALID_QUERY', `status must be one of ${RUN_STATES.join(', ')}`, { status: 400 });
+    }
+    const limit = Math.min(Math.max(1, q.limit ?? 50), 500);
+    const rows = await this.store.listRuns({
+      limit: limit + 1,
+      ...(q.status ? { status: q.status } : {}),
+      ...(q.label ? { label: q.label } : {}),
+      ...(q.cursor ? { before: decodeCursor(q.cursor) } : {}),
+    });
+    const page = rows.slice(0, limit);
+    const last = page.at(-1);
+    return { runs: page.map(publicRun), nextCursor: rows.length > limit && last ? encodeCursor(last) : null };
+  }
+
+  async cancelRun(id: string): Promise<RunWithSteps> {
+    const run = await this.core.cancel(id);
+    if (!run) throw notFound('run', id);
+    return this.getRun(id);
+  }
+
+  async listEvents(runId: string, afterSeq: number, limit = 1000) {
+    if (!(await this.store.getRun(runId))) throw notFound('run', runId);
+    return this.store.listEvents(runId, Math.max(0, afterSeq), Math.min(Math.max(1, limit), 10_000));
+  }
+
+  onRunEvents(runId: string, listener: () => void): () => void {
+    return this.store.subscribe((n) => {
+      if (n.kind === 'events' && n.runIds.includes(runId)) listener();
+    });
+  }
+
+  async getStep(runId: string, name: string): Promise<StepDetail> {
+    const step = await this.store.getStep(runId, name);
+    if (!step) throw notFound('step', `${runId}/${name}`);
+    const attempts = await this.store.listAttempts(runId, name);
+    return {
+      ...publicStep(step),
+      attemptsDetail: attempts,
+      hangReports: attempts.flatMap((a) => (a.hangReport ? [{ attempt: a.attempt, ...a.hangReport }] : [])),
+    };
+  }
+
+  listAttempts(runId: string, name: string) {
+    return this.store.listAttempts(runId, name);
+  }
+
+  async listArtifacts(runId: string) {
+    if (!(await this.store.getRun(runId))) throw notFound('run', runId);
+    return this.store.listArtifacts(runId);
+  }
+
+  async getArtifact(id: string) {
+    const a = await this.store.getArtifact(id);
+    if (!a) throw notFound('artifact', id);
+    return a;
+  }
+
+  loopDelay(): { delayP50Ms: number; delayP99Ms: number; delayMaxMs: number } {
+    const ms = (ns: number): number => Math.round(ns / 1e4) / 100;
+    const h = this.#loop;
+    return { delayP50Ms: ms(h.percentile(50)), delayP99Ms: ms(h.percentile(99)), delayMaxMs: ms(h.max) };
+  }
+
+  async healthDetailed(): Promise<HealthDetailed> {
+    let database: HealthDetailed['database'];
+    try {
+      database = { ok: true, dialect: this.store.dialect, latencyMs: Math.round((await this.store.ping()) * 100) / 100 };
+    } catch (err) {
+      database = { ok: false, dialect: this.store.dialect, error: (err as Error).message };
+    }
+    const m = database.ok ? await this.store.migrationStatus() : { current: 0, latest: 0, pending: [] };
+    const workers = database.ok ? await this.store.listWorkers() : [];
+    const counts = database.ok ? await this.store.stepCounts() : null;
+    const stale = workers.filter((w) => Date.now() - Date.parse(w.lastHeartbeatAt) > 10_000);
+    return {
+      status: database.ok && m.pending.length === 0 && stale.length === 0 ? 'ok' : 'degraded',
+      database,
+      migrations: { current: m.current, latest: m.latest, pending: m.pending.length },
+      workers,
+      queue: { queued: counts?.queued ?? 0, running: counts?.running ?? 0, pending: counts?.pending ?? 0 },
+      eventLoop: this.loopDelay(),
+      providers: this.#providers(),
+    };
+  }
+
+  async stuckSteps(): Promise<StuckStep[]> {
+    const now = Date.now();
+    return (await this.store.stuckSteps(now)).map((s) => ({
+      runId: s.runId,
+      stepName: s.name,
+      attempt: s.attempts,
+      workerId: s.workerId,
+      reason: s.leaseExpiresAt && Date.parse(s.leaseExpiresAt) < now ? 'lease_expired' : 'past_deadline',
+      deadlineAt: s.deadlineAt,
+      leaseExpiresAt: s.leaseExpiresAt,
+    }));
+  }
+
+  async metrics(): Promise<string> {
+    return renderMetrics({
+      steps: await this.store.stepCounts(),
+      runs: await this.store.runCounts(),
+      workers: await this.store.listWorkers(),
+      stuck: (await this.store.stuckSteps(Date.now())).length,
+      reaped: this.reaped,
+      loop: this.loopDelay(),
+      uptimeS: (Date.now() - this.startedAt) / 1000,
+    });
+  }
+}

@@ -1,0 +1,111 @@
+/** Column <-> record mapping for SQLite rows. */
+import type { ArtifactMeta, AttemptRecord, EventRecord, WorkerRecord } from '../../domain/records.ts';
+import type { AttemptState, RunState, StepState } from '../../domain/states.ts';
+import type { RunRow, StepRow } from '../store.ts';
+
+type Row = Record<string, unknown>;
+
+export const iso = (ms: unknown): string | null => (typeof ms === 'number' || typeof ms === 'bigint' ? new Date(Number(ms)).toISOString() : null);
+const json = <T>(v: unknown, fallback: T): T => (typeof v === 'string' ? (JSON.parse(v) as T) : fallback);
+const num = (v: unknown): number => Number(v ?? 0);
+
+export function toRun(r: Row): RunRow {
+  return {
+    id: r.id as string,
+    status: r.status as RunState,
+    goal: (r.goal as string | null) ?? null,
+    labels: json(r.labels, {}),
+    idempotencyKey: (r.idempotency_key as string | null) ?? null,
+    createdAt: iso(r.created_at) as string,
+    startedAt: iso(r.started_at),
+    finishedAt: iso(r.finished_at),
+    stepsTotal: num(r.steps_total),
+    stepsDone: num(r.steps_done),
+    stepsFailed: num(r.steps_failed),
+    usage: { inputTokens: num(r.input_tokens), outputTokens: num(r.output_tokens), calls: num(r.llm_calls) },
+    error: json(r.error, null),
+    cancelRequested: num(r.cancel_requested) === 1,
+  };
+}
+
+export function toStep(r: Row): StepRow {
+  return {
+    runId: r.run_id as string,
+    name: r.name as string,
+    idx: num(r.idx),
+    tool: r.tool as string,
+    status: r.status as StepState,
+    dependsOn: json(r.depends_on, []),
+    dependents: json(r.dependents, []),
+    pendingDeps: num(r.pending_deps),
+    inputs: json(r.inputs, {}),
+    resolvedInputs: json(r.resolved_inputs, null),
+    outputs: json(r.outputs, null),
+    error: json(r.error, null),
+    timeoutMs: num(r.timeout_ms),
+    retries: json(r.retries, { max: 0, backoffMs: 1000, maxBackoffMs: 60_000 }),
+    attempts: num(r.attempts),
+    lostAttempts: num(r.lost_attempts),
+    readyAt: iso(r.ready_at),
+    startedAt: iso(r.started_at),
+    finishedAt: iso(r.finished_at),
+    workerId: (r.worker_id as string | null) ?? null,
+    leaseToken: (r.lease_token as string | null) ?? null,
+    leaseExpiresAt: iso(r.lease_expires_at),
+    deadlineAt: iso(r.deadline_at),
+    cancelRequested: num(r.cancel_requested) === 1,
+  };
+}
+
+export function toAttempt(r: Row): AttemptRecord {
+  return {
+    runId: r.run_id as string,
+    stepName: r.step_name as string,
+    attempt: num(r.attempt),
+    status: r.status as AttemptState,
+    workerId: r.worker_id as string,
+    startedAt: iso(r.started_at) as string,
+    finishedAt: iso(r.finished_at),
+    deadlineAt: iso(r.deadline_at) as string,
+    error: json(r.error, null),
+    hangReport: json(r.hang_report, null),
+  };
+}
+
+export function toEvent(r: Row): EventRecord {
+  const e: EventRecord = {
+    seq: num(r.seq),
+    ts: iso(r.ts) as string,
+    type: r.type as string,
+    runId: r.run_id as string,
+    data: json(r.data, {}),
+  };
+  if (r.step_name !== null && r.step_name !== undefined) e.stepName = r.step_name as string;
+  if (r.attempt !== null && r.attempt !== undefined) e.attempt = num(r.attempt);
+  return e;
+}
+
+export function toArtifact(r: Row): ArtifactMeta {
+  return {
+    id: r.id as string,
+    runId: r.run_id as string,
+    stepName: r.step_name as string,
+    attempt: num(r.attempt),
+    name: r.name as string,
+    mime: r.mime as string,
+    size: num(r.size),
+    createdAt: iso(r.created_at) as string,
+  };
+}
+
+export function toWorker(r: Row): WorkerRecord {
+  return {
+    id: r.id as string,
+    pid: num(r.pid),
+    host: r.host as string,
+    state: r.state as string,
+    startedAt: iso(r.started_at) as string,
+    lastHeartbeatAt: iso(r.last_heartbeat_at) as string,
+    info: json(r.info, {}),
+  };
+}

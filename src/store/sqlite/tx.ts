@@ -1,0 +1,258 @@
+/** The write operations of one SQLite transaction (see Tx in ../store.ts). */
+import type { SQLInputValue } from 'node:sqlite';
+import type { RunState } from '../../domain/states.ts';
+import type {
+  AttemptUpdate,
+  ClaimOptions,
+  NewArtifact,
+  NewAttempt,
+  NewEvent,
+  NewRun,
+  NewStep,
+  RenewResult,
+  RunCounters,
+  RunPatch,
+  RunRow,
+  StepPatch,
+  StepRow,
+  StepUpdate,
+  Tx,
+} from '../store.ts';
+import type { SqliteStore } from './index.ts';
+import { toStep } from './rows.ts';
+
+const STEP_COLUMNS: Record<keyof StepPatch, [column: string, kind: 'json' | 'bool' | 'plain']> = {
+  status: ['status', 'plain'],
+  resolvedInputs: ['resolved_inputs', 'json'],
+  outputs: ['outputs', 'json'],
+  error: ['error', 'json'],
+  readyAt: ['ready_at', 'plain'],
+  startedAt: ['started_at', 'plain'],
+  finishedAt: ['finished_at', 'plain'],
+  workerId: ['worker_id', 'plain'],
+  leaseToken: ['lease_token', 'plain'],
+  leaseExpiresAt: ['lease_expires_at', 'plain'],
+  deadlineAt: ['deadline_at', 'plain'],
+  lostAttempts: ['lost_attempts', 'plain'],
+  cancelRequested: ['cancel_requested', 'bool'],
+};
+
+const RUN_COLUMNS: Record<keyof RunPatch, [column: string, kind: 'json' | 'bool' | 'plain']> = {
+  status: ['status', 'plain'],
+  startedAt: ['started_at', 'plain'],
+  finishedAt: ['finished_at', 'plain'],
+  error: ['error', 'json'],
+  cancelRequested: ['cancel_requested', 'bool'],
+};
+
+function encode(v: unknown, kind: 'json' | 'bool' | 'plain'): SQLInputValue {
+  if (kind === 'json') return v === null || v === undefined ? null : JSON.stringify(v);
+  if (kind === 'bool') return v ? 1 : 0;
+  return (v ?? null) as SQLInputValue;
+}
+
+function setClause<P extends object>(patch: P, columns: Record<keyof P, [string, 'json' | 'bool' | 'plain']>): [string, SQLInputValue[]] {
+  const sets: string[] = [];
+  const params: SQLInputValue[] = [];
+  for (const key of Object.keys(patch) as Array<keyof P>) {
+    const col = columns[key];
+    if (!col) continue;
+    sets.push(`${col[0]} = ?`);
+    params.push(encode(patch[key], col[1]));
+  }
+  return [sets.join(', '), params];
+}
+
+const placeholders = (n: number): string => Array.from({ length: n }, () => '?').join(',');
+
+export class SqliteTx implements Tx {
+  readonly #s: SqliteStore;
+
+  constructor(store: SqliteStore) {
+    this.#s = store;
+  }
+
+  async insertRun(run: NewRun): Promise<void> {
+    this.#s
+      .stmt('INSERT INTO runs (id, status, goal, labels, idempotency_key, plan, created_at, steps_total) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(run.id, 'queued', run.goal, JSON.stringify(run.labels), run.idempotencyKey, JSON.stringify(run.plan), run.createdAt, run.stepsTotal);
+  }
+
+  async insertSteps(steps: NewStep[]): Promise<void> {
+    const st = this.#s.stmt(
+      `INSERT INTO steps (run_id, name, idx, tool, status, depends_on, dependents, pending_deps, inputs, resolved_inputs, timeout_ms, retries, ready_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    for (const s of steps) {
+      st.run(
+        s.runId,
+        s.name,
+        s.idx,
+        s.tool,
+        s.status,
+        JSON.stringify(s.dependsOn),
+        JSON.stringify(s.dependents),
+        s.pendingDeps,
+        JSON.stringify(s.inputs),
+        s.resolvedInputs === null ? null : JSON.stringify(s.resolvedInputs),
+        s.timeoutMs,
+        JSON.stringify(s.retries),
+        s.readyAt,
+      );
+    }
+  }
+
+  async appendEvents(events: NewEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    const perRun = new Map<string, number>();
+    for (const e of events) perRun.set(e.runId, (perRun.get(e.runId) ?? 0) + 1);
+    // Reserve a block of seq numbers per run; the row lock of the UPDATE is what keeps seq
+    // strictly increasing when several writers append to one run.
+    const next = new Map<string, number>();
+    const bump = this.#s.stmt('UPDATE runs SET last_seq = last_seq + ? WHERE id = ? RETURNING last_seq');
+    for (const [runId, n] of perRun) {
+      const r = bump.get(n, runId) as { last_seq: number } | undefined;
+      if (!r) throw new Error(`appendEvents: run ${runId} does not exist`);
+      next.set(runId, Number(r.last_seq) - n + 1);
+    }
+    const ins = this.#s.stmt('INSERT INTO events (run_id, seq, ts, type, step_name, attempt, data) VALUES (?, ?, ?, ?, ?, ?, ?)');
+    for (const e of events) {
+      const seq = next.get(e.runId) as number;
+      next.set(e.runId, seq + 1);
+      ins.run(e.runId, seq, e.ts, e.type, e.stepName ?? null, e.attempt ?? null, JSON.stringify(e.data));
+    }
+  }
+
+  async getRun(id: string): Promise<RunRow | null> {
+    return this.#s.getRun(id);
+  }
+
+  async getSteps(keys: ReadonlyArray<{ runId: string; name: string }>): Promise<StepRow[]> {
+    const st = this.#s.stmt('SELECT * FROM steps WHERE run_id = ? AND name = ?');
+    const out: StepRow[] = [];
+    for (const k of keys) {
+      const r = st.get(k.runId, k.name) as Record<string, unknown> | undefined;
+      if (r) out.push(toStep(r));
+    }
+    return out;
+  }
+
+  async getRunSteps(runId: string): Promise<StepRow[]> {
+    return this.#s.getRunSteps(runId);
+  }
+
+  async updateSteps(updates: StepUpdate[]): Promise<boolean[]> {
+    return updates.map((u) => {
+      const [sets, params] = setClause(u.patch, STEP_COLUMNS);
+      let sql = `UPDATE steps SET ${sets} WHERE run_id = ? AND name = ? AND status IN (${placeholders(u.expectStatus.length)})`;
+      const all: SQLInputValue[] = [...params, u.runId, u.name, ...u.expectStatus];
+      if (u.expectToken !== undefined) {
+        sql += ' AND lease_token = ?';
+        all.push(u.expectToken);
+      }
+      return Number(this.#s.stmt(sql).run(...all).changes) === 1;
+    });
+  }
+
+  async updateRun(id: string, expectStatus: readonly RunState[], patch: RunPatch): Promise<boolean> {
+    const [sets, params] = setClause(patch, RUN_COLUMNS);
+    const sql = `UPDATE runs SET ${sets} WHERE id = ? AND status IN (${placeholders(expectStatus.length)})`;
+    return Number(this.#s.stmt(sql).run(...params, id, ...expectStatus).changes) === 1;
+  }
+
+  async addRunCounters(counters: RunCounters[]): Promise<void> {
+    const st = this.#s.stmt(
+      `UPDATE runs SET steps_done = steps_done + ?, steps_failed = steps_failed + ?,
+         input_tokens = input_tokens + ?, output_tokens = output_tokens + ?, llm_calls = llm_calls + ? WHERE id = ?`,
+    );
+    for (const c of counters) {
+      st.run(c.stepsDone, c.stepsFailed, c.usage?.inputTokens ?? 0, c.usage?.outputTokens ?? 0, c.usage?.calls ?? 0, c.runId);
+    }
+  }
+
+  async decrementPending(runId: string, names: string[]): Promise<StepRow[]> {
+    const st = this.#s.stmt("UPDATE steps SET pending_deps = pending_deps - 1 WHERE run_id = ? AND name = ? AND status = 'pending' RETURNING *");
+    const out: StepRow[] = [];
+    for (const n of names) {
+      const r = st.get(runId, n) as Record<string, unknown> | undefined;
+      if (r) out.push(toStep(r));
+    }
+    return out;
+  }
+
+  async claimReady(o: ClaimOptions): Promise<StepRow[]> {
+    // One statement claims the whole batch: picking, leasing and counting the attempt. The token is
+    // minted by SQLite (randomblob) so it is unique per row without a round trip per step.
+    const rows = this.#s
+      .stmt(
+        `UPDATE steps SET status = 'running', attempts = attempts + 1, worker_id = ?, lease_token = lower(hex(randomblob(12))),
+           lease_expires_at = ? + ?, deadline_at = ? + timeout_ms, started_at = coalesce(started_at, ?), ready_at = NULL
+         WHERE rowid IN (SELECT rowid FROM steps WHERE status = 'queued' AND ready_at <= ? ORDER BY ready_at LIMIT ?)
+         RETURNING *`,
+      )
+      .all(o.workerId, o.now, o.leaseMs, o.now, o.now, o.now, o.limit) as Record<string, unknown>[];
+    return rows.map(toStep);
+  }
+
+  async insertAttempts(attempts: NewAttempt[]): Promise<void> {
+    const st = this.#s.stmt(
+      "INSERT INTO attempts (run_id, step_name, attempt, status, worker_id, started_at, deadline_at) VALUES (?, ?, ?, 'running', ?, ?, ?)",
+    );
+    for (const a of attempts) st.run(a.runId, a.stepName, a.attempt, a.workerId, a.startedAt, a.deadlineAt);
+  }
+
+  async finishAttempts(updates: AttemptUpdate[]): Promise<boolean[]> {
+    const st = this.#s.stmt(
+      `UPDATE attempts SET status = ?, finished_at = ?, error = ?, hang_report = coalesce(?, hang_report)
+       WHERE run_id = ? AND step_name = ? AND attempt = ? AND status = 'running'`,
+    );
+    return updates.map(
+      (u) =>
+        Number(
+          st.run(
+            u.status,
+            u.finishedAt,
+            u.error ? JSON.stringify(u.error) : null,
+            u.hangReport ? JSON.stringify(u.hangReport) : null,
+            u.runId,
+            u.stepName,
+            u.attempt,
+          ).changes,
+        ) === 1,
+    );
+  }
+
+  async insertArtifacts(artifacts: NewArtifact[]): Promise<void> {
+    const st = this.#s.stmt(
+      'INSERT INTO artifacts (id, run_id, step_name, attempt, name, mime, size, content, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    );
+    for (const a of artifacts) st.run(a.id, a.runId, a.stepName, a.attempt, a.name, a.mime, a.content.byteLength, a.content, a.createdAt);
+  }
+
+  async expiredLeases(now: number, limit: number): Promise<StepRow[]> {
+    return this.#s
+      .all("SELECT * FROM steps WHERE status = 'running' AND lease_expires_at < ? ORDER BY lease_expires_at LIMIT ?", now, limit)
+      .map(toStep);
+  }
+
+  async renewLeases(workerId: string, tokens: string[], now: number, until: number, graceMs: number): Promise<RenewResult> {
+    const st = this.#s.stmt(
+      `UPDATE steps SET lease_expires_at = ? WHERE lease_token = ? AND worker_id = ? AND status = 'running' AND deadline_at + ? > ?
+       RETURNING lease_token, cancel_requested`,
+    );
+    const renewed: string[] = [];
+    const cancel: string[] = [];
+    for (const t of tokens) {
+      const r = st.get(until, t, workerId, graceMs, now) as { lease_token: string; cancel_requested: number } | undefined;
+      if (!r) continue;
+      renewed.push(t);
+      if (Number(r.cancel_requested) === 1) cancel.push(t);
+    }
+    return { renewed, cancel };
+  }
+
+  async runningSteps(runId: string): Promise<StepRow[]> {
+    return this.#s.all("SELECT * FROM steps WHERE run_id = ? AND status = 'running'", runId).map(toStep);
+  }
+}
+

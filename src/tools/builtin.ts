@@ -1,0 +1,113 @@
+/** Built-in tools that need nothing but the runtime: echo, sleep, http. */
+import { z } from 'zod';
+import { RunwardenError } from '../domain/errors.ts';
+import { defineTool, type ToolDefinition } from './types.ts';
+
+export const echoTool = defineTool({
+  name: 'echo',
+  description: 'Returns its inputs as its outputs.',
+  input: z.record(z.string(), z.unknown()),
+  run: (_ctx, input: Record<string, unknown>) => input,
+});
+
+export const sleepTool = defineTool({
+  name: 'sleep',
+  description: 'Waits `ms` milliseconds, honouring the step signal.',
+  input: z.object({ ms: z.number().int().min(0).max(86_400_000) }).passthrough(),
+  run: (ctx, input: { ms: number }) =>
+    new Promise<{ sleptMs: number }>((resolve, reject) => {
+      const started = Date.now();
+      if (ctx.signal.aborted) {
+        reject(ctx.signal.reason as Error);
+        return;
+      }
+      const timer = setTimeout(() => {
+        ctx.signal.removeEventListener('abort', onAbort);
+        resolve({ sleptMs: Date.now() - started });
+      }, input.ms);
+      const onAbort = (): void => {
+        clearTimeout(timer);
+        reject(ctx.signal.reason as Error);
+      };
+      ctx.signal.addEventListener('abort', onAbort, { once: true });
+    }),
+});
+
+/** Largest response body the http tool keeps (bytes); beyond it the step fails instead of buffering. */
+const HTTP_MAX_BODY = 10 * 1024 * 1024;
+
+export const httpTool = defineTool({
+  name: 'http',
+  description: 'Makes one HTTP request with fetch; the step signal aborts it.',
+  input: z
+    .object({
+      url: z.string().url(),
+      method: z.enum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD']).default('GET'),
+      headers: z.record(z.string(), z.string()).optional(),
+      body: z.unknown().optional(),
+      /** Fail the step on a non-2xx status. @default true */
+      failOnStatus: z.boolean().default(true),
+    })
+    .strict(),
+  run: async (ctx, input: { url: string; method: string; headers?: Record<string, string>; body?: unknown; failOnStatus: boolean }) => {
+    const started = Date.now();
+    const headers: Record<string, string> = { ...input.headers };
+    let body: string | undefined;
+    if (input.body !== undefined) {
+      body = typeof input.body === 'string' ? input.body : JSON.stringify(input.body);
+      if (typeof input.body !== 'string' && !Object.keys(headers).some((h) => h.toLowerCase() === 'content-type')) headers['content-type'] = 'application/json';
+    }
+    const res = await fetch(input.url, { method: input.method, headers, ...(body !== undefined ? { body } : {}), signal: ctx.signal });
+    const text = await readCapped(res, HTTP_MAX_BODY, ctx.signal);
+    const safeUrl = redactUrl(input.url);
+    if (input.failOnStatus && !res.ok) {
+      throw new RunwardenError('HTTP_STATUS', `${input.method} ${safeUrl} answered ${res.status}`, {
+        retryable: res.status >= 500 || res.status === 429,
+        data: { status: res.status },
+      });
+    }
+    let json: unknown = null;
+    if ((res.headers.get('content-type') ?? '').includes('json')) {
+      try {
+        json = JSON.parse(text);
+      } catch {
+        json = null; // not JSON after all: the text is still returned
+      }
+    }
+    return { status: res.status, headers: Object.fromEntries(res.headers), body: json ?? text, durationMs: Date.now() - started };
+  },
+});
+
+async function readCapped(res: Response, max: number, signal: AbortSignal): Promise<string> {
+  if (!res.body) return '';
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    signal.throwIfAborted();
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > max) {
+      await reader.cancel();
+      throw new RunwardenError('HTTP_TOO_LARGE', `response body over ${max} bytes`, { retryable: false });
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** Drops credentials and the query string, which may carry keys. */
+export function redactUrl(raw: string): string {
+  try {
+    const u = new URL(raw);
+    u.username = '';
+    u.password = '';
+    u.search = u.search ? '?[redacted]' : '';
+    return u.toString();
+  } catch {
+    return '[unparseable url]';
+  }
+}
+
+export const builtinTools: ToolDefinition[] = [echoTool, sleepTool, httpTool];

@@ -1,0 +1,93 @@
+/**
+ * The tools a worker can run and the API can validate plans against. Input schemas may be a
+ * Standard Schema (zod, valibot, ...) or a plain JSON Schema object (compiled once with Ajv).
+ */
+import { Ajv, type ValidateFunction } from 'ajv';
+import { RunwardenError } from '../domain/errors.ts';
+import { isStandardSchema, type StandardIssue } from './standard-schema.ts';
+import type { ToolDefinition } from './types.ts';
+
+export interface InputIssue {
+  /** Dot path inside the inputs ('' for the root). */
+  path: string;
+  message: string;
+}
+
+interface Entry {
+  def: ToolDefinition;
+  jsonSchema: ValidateFunction | null;
+}
+
+const NAME = /^[A-Za-z][A-Za-z0-9_.:-]{0,63}$/;
+
+export class ToolRegistry {
+  readonly #tools = new Map<string, Entry>();
+  readonly #ajv = new Ajv({ allErrors: true, strict: false });
+
+  register(def: ToolDefinition, opts: { replace?: boolean } = {}): void {
+    if (typeof def !== 'object' || def === null || typeof def.name !== 'string' || typeof def.run !== 'function') {
+      throw new RunwardenError('TOOL_INVALID', 'a tool needs a string `name` and a `run(ctx, input)` function', { status: 400 });
+    }
+    if (!NAME.test(def.name)) {
+      throw new RunwardenError('TOOL_INVALID', `tool name ${JSON.stringify(def.name)} must match ${NAME}`, { status: 400 });
+    }
+    if (this.#tools.has(def.name) && !opts.replace) {
+      throw new RunwardenError('TOOL_DUPLICATE', `tool "${def.name}" is registered twice`, { status: 400 });
+    }
+    let jsonSchema: ValidateFunction | null = null;
+    if (def.input !== undefined && !isStandardSchema(def.input)) {
+      try {
+        jsonSchema = this.#ajv.compile(def.input);
+      } catch (err) {
+        throw new RunwardenError('TOOL_INVALID', `tool "${def.name}": input is not a valid JSON Schema: ${(err as Error).message}`, {
+          status: 400,
+          cause: err,
+        });
+      }
+    }
+    this.#tools.set(def.name, { def, jsonSchema });
+  }
+
+  get(name: string): ToolDefinition | undefined {
+    return this.#tools.get(name)?.def;
+  }
+
+  has(name: string): boolean {
+    return this.#tools.has(name);
+  }
+
+  names(): string[] {
+    return [...this.#tools.keys()].sort();
+  }
+
+  /**
+   * Validate inputs. Returns the (possibly transformed, e.g. defaults applied) value or the issues.
+   */
+  async validate(name: string, input: unknown): Promise<{ ok: true; value: unknown } | { ok: false; issues: InputIssue[] }> {
+    const entry = this.#tools.get(name);
+    if (!entry) return { ok: false, issues: [{ path: '', message: `unknown tool "${name}"` }] };
+    const schema = entry.def.input;
+    if (schema === undefined) return { ok: true, value: input };
+    if (isStandardSchema(schema)) {
+      const result = await schema['~standard'].validate(input);
+      if (result.issues) return { ok: false, issues: result.issues.map(standardIssue) };
+      return { ok: true, value: result.value };
+    }
+    const validate = entry.jsonSchema;
+    if (validate && !validate(input)) {
+      return {
+        ok: false,
+        issues: (validate.errors ?? []).map((e) => ({
+          path: e.instancePath.replace(/^\//, '').replaceAll('/', '.'),
+          message: e.message ?? 'invalid',
+        })),
+      };
+    }
+    return { ok: true, value: input };
+  }
+}
+
+function standardIssue(issue: StandardIssue): InputIssue {
+  const path = (issue.path ?? []).map((p) => String(typeof p === 'object' ? p.key : p)).join('.');
+  return { path, message: issue.message };
+}

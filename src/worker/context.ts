@@ -1,0 +1,19 @@
+/**
+ * Which step the current code belongs to. Set around every tool invocation; everything the tool
+ * starts (timers, sockets, promises) inherits it, so an unhandled rejection, an uncaught exception
+ * or a pending request can be attributed to its step.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+
+export interface StepScope {
+  runId: string;
+  stepName: string;
+  attempt: number;
+  tool: string;
+  /** Called with (level, message, data) to record an event on this step. */
+  record(type: string, data: Record<string, unknown>): void;
+}
+
+export const stepContext = new AsyncLocalStorage<StepScope>();
+
+export const currentStep = (): StepScope | undefined => stepContext.getStore();

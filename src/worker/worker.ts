@@ -1,0 +1,298 @@
+/**
+ * A worker: claims ready steps in batches, runs each under its deadline, renews its leases by
+ * heartbeat, and writes results in batches. One pump loop owns all store writes of the worker, so
+ * claims, step events and completions of a busy moment share transactions.
+ */
+import { hostname } from 'node:os';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+
+type IntervalHistogram = ReturnType<typeof monitorEventLoopDelay>;
+import type { ClaimedStep, Completion, EngineCore, StepEvent } from '../engine/core.ts';
+import { newWorkerId } from '../engine/ids.ts';
+import type { StoreNotification } from '../store/store.ts';
+import type { ToolRegistry } from '../tools/registry.ts';
+import { StepRun, type AttemptResult } from './run-step.ts';
+
+export interface WorkerOptions {
+  core: EngineCore;
+  tools: ToolRegistry;
+  /** @default a random id */
+  id?: string;
+  /** Steps run at once. @default 256 */
+  concurrency?: number;
+  /** @default 3000 */
+  leaseMs?: number;
+  /** @default 1000 */
+  heartbeatMs?: number;
+  /** @default 1000 */
+  abortGraceMs?: number;
+  /** Fallback poll when no notification arrives (retries with a backoff, other processes). @default 200 */
+  pollMs?: number;
+  /** Most steps claimed in one transaction. @default 512 */
+  claimBatch?: number;
+  log?: (line: string) => void;
+}
+
+type WorkerState = 'idle' | 'running' | 'draining' | 'stopped';
+
+export class Worker {
+  readonly id: string;
+  readonly #core: EngineCore;
+  readonly #tools: ToolRegistry;
+  readonly #concurrency: number;
+  readonly #leaseMs: number;
+  readonly #heartbeatMs: number;
+  readonly #graceMs: number;
+  readonly #pollMs: number;
+  readonly #claimBatch: number;
+  readonly #log: (line: string) => void;
+  readonly #inflight = new Map<string, StepRun>();
+  #events: StepEvent[] = [];
+  #completions: Completion[] = [];
+  #releases: StepRun[] = [];
+  #pumping = false;
+  #again = false;
+  #wantClaim = true;
+  #state: WorkerState = 'idle';
+  #pollTimer: NodeJS.Timeout | undefined;
+  #beatTimer: NodeJS.Timeout | undefined;
+  #unsubscribe: (() => void) | undefined;
+  #loop: IntervalHistogram | undefined;
+  #startedAt = Date.now();
+  #idleWaiters: Array<() => void> = [];
+  stats = { claimed: 0, completed: 0, discarded: 0, flushErrors: 0 };
+
+  constructor(o: WorkerOptions) {
+    this.id = o.id ?? newWorkerId();
+    this.#core = o.core;
+    this.#tools = o.tools;
+    this.#concurrency = o.concurrency ?? 256;
+    this.#leaseMs = o.leaseMs ?? 3000;
+    this.#heartbeatMs = o.heartbeatMs ?? 1000;
+    this.#graceMs = o.abortGraceMs ?? 1000;
+    this.#pollMs = o.pollMs ?? 200;
+    this.#claimBatch = o.claimBatch ?? 512;
+    this.#log = o.log ?? (() => undefined);
+  }
+
+  get state(): WorkerState {
+    return this.#state;
+  }
+
+  get inflight(): number {
+    return this.#inflight.size;
+  }
+
+  start(): void {
+    if (this.#state !== 'idle') return;
+    this.#state = 'running';
+    this.#startedAt = Date.now();
+    this.#loop = monitorEventLoopDelay({ resolution: 20 });
+    this.#loop.enable();
+    this.#unsubscribe = this.#core.store.subscribe((n) => this.#onNotify(n));
+    this.#pollTimer = setInterval(() => {
+      this.#wantClaim = true;
+      this.#kick();
+    }, this.#pollMs);
+    this.#beatTimer = setInterval(() => {
+      this.#heartbeat().catch((err: unknown) => this.#log(`worker ${this.id}: heartbeat failed: ${(err as Error).message}`));
+    }, this.#heartbeatMs);
+    this.#heartbeat().catch((err: unknown) => this.#log(`worker ${this.id}: first heartbeat failed: ${(err as Error).message}`));
+    this.#kick();
+  }
+
+  #onNotify(n: StoreNotification): void {
+    if (n.kind === 'ready') {
+      this.#wantClaim = true;
+      this.#kick();
+    } else if (n.kind === 'cancel') {
+      for (const r of this.#inflight.values()) if (r.claim.runId === n.runId) r.abort('cancelled');
+    }
+  }
+
+  /** Schedules the pump; coalesces bursts of wake-ups into one pass. */
+  #kick(): void {
+    if (this.#pumping) {
+      this.#again = true;
+      return;
+    }
+    this.#pumping = true;
+    setImmediate(() => {
+      this.#pump()
+        .catch((err: unknown) => {
+          this.stats.flushErrors++;
+          this.#log(`worker ${this.id}: store write failed, will retry: ${(err as Error).message}`);
+          // Results stay buffered; try again shortly. If the store never comes back the leases
+          // expire and the reaper hands the steps to another worker.
+          setTimeout(() => this.#kick(), 250).unref();
+        })
+        .finally(() => {
+          this.#pumping = false;
+          if (this.#again) {
+            this.#again = false;
+            this.#kick();
+          }
+          this.#notifyIdle();
+        });
+    });
+  }
+
+  async #pump(): Promise<void> {
+    for (;;) {
+      const events = this.#events;
+      const completions = this.#completions;
+      const releases = this.#releases;
+      this.#events = [];
+      this.#completions = [];
+      this.#releases = [];
+      let results;
+      try {
+        results = await this.#core.flush(events, completions);
+        if (releases.length > 0) await this.#core.release(releases.map((r) => ({ runId: r.claim.runId, stepName: r.claim.stepName, token: r.claim.token, attempt: r.claim.attempt })));
+      } catch (err) {
+        // Put the batch back in front so nothing is lost and order is kept.
+        this.#events = events.concat(this.#events);
+        this.#completions = completions.concat(this.#completions);
+        this.#releases = releases.concat(this.#releases);
+        throw err;
+      }
+      for (const [i, c] of completions.entries()) {
+        this.#inflight.delete(c.token);
+        if (results[i]?.applied) this.stats.completed++;
+        else this.stats.discarded++;
+      }
+      for (const r of releases) this.#inflight.delete(r.claim.token);
+
+      let claimed: ClaimedStep[] = [];
+      const free = this.#concurrency - this.#inflight.size;
+      if (this.#state === 'running' && this.#wantClaim && free > 0) {
+        const want = Math.min(free, this.#claimBatch);
+        claimed = await this.#core.claim(this.id, want, this.#leaseMs);
+        if (claimed.length < want) this.#wantClaim = false;
+        this.stats.claimed += claimed.length;
+        for (const c of claimed) this.#startStep(c);
+      }
+      if (claimed.length === 0 && this.#events.length === 0 && this.#completions.length === 0 && this.#releases.length === 0) return;
+    }
+  }
+
+  #startStep(claim: ClaimedStep): void {
+    const run = new StepRun(claim, (type, data) => {
+      this.#events.push({ runId: claim.runId, stepName: claim.stepName, attempt: claim.attempt, type, ts: Date.now(), data });
+      this.#kick();
+    });
+    this.#inflight.set(claim.token, run);
+    void run.execute(this.#tools, this.#graceMs).then((result) => this.#finished(run, result));
+  }
+
+  #finished(run: StepRun, result: AttemptResult): void {
+    const { claim } = run;
+    if (result.abortCause === 'lease_lost') {
+      // Someone else owns the step now; our result is void.
+      this.#inflight.delete(claim.token);
+      this.stats.discarded++;
+      this.#notifyIdle();
+      return;
+    }
+    if (result.abortCause === 'shutdown') {
+      this.#releases.push(run);
+    } else {
+      this.#completions.push({
+        runId: claim.runId,
+        stepName: claim.stepName,
+        attempt: claim.attempt,
+        token: claim.token,
+        outcome: result.outcome,
+        ...(result.outcome === 'succeeded' ? { outputs: result.outputs } : {}),
+        ...(result.error ? { error: result.error } : {}),
+        artifacts: result.artifacts,
+        hangReport: result.hangReport,
+      });
+    }
+    this.#kick();
+  }
+
+  async #heartbeat(): Promise<void> {
+    const tokens = [...this.#inflight.keys()];
+    const { renewed, cancel } = await this.#core.renew(this.id, tokens, this.#leaseMs, this.#graceMs);
+    const ok = new Set(renewed);
+    for (const t of tokens) {
+      const run = this.#inflight.get(t);
+      if (!run) continue;
+      // Not renewed: the lease expired and was reaped, or the step is past deadline + grace.
+      if (!ok.has(t) && !run.controller.signal.aborted) run.abort('lease_lost');
+    }
+    for (const t of cancel) this.#inflight.get(t)?.abort('cancelled');
+    await this.#core.store.upsertWorker({
+      id: this.id,
+      pid: process.pid,
+      host: hostname(),
+      state: this.#state,
+      startedAt: new Date(this.#startedAt).toISOString(),
+      lastHeartbeatAt: new Date().toISOString(),
+      info: {
+        inflight: this.#inflight.size,
+        concurrency: this.#concurrency,
+        loopDelayP99Ms: this.#loop ? Math.round(this.#loop.percentile(99) / 1e4) / 100 : null,
+        steps: [...this.#inflight.values()].slice(0, 50).map((r) => ({ runId: r.claim.runId, step: r.claim.stepName, attempt: r.claim.attempt })),
+        ...this.stats,
+      },
+    });
+    this.#loop?.reset();
+  }
+
+  #notifyIdle(): void {
+    if (this.#inflight.size > 0 || this.#pumping || this.#completions.length > 0 || this.#releases.length > 0) return;
+    const waiters = this.#idleWaiters;
+    this.#idleWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /**
+   * Graceful stop: no new claims; running steps get `drainMs` to finish; what is still running
+   * then is aborted and handed back (its attempt recorded as lost with WORKER_SHUTDOWN, the step
+   * re-queued at once without using a retry).
+   */
+  async stop(opts: { drainMs?: number } = {}): Promise<void> {
+    if (this.#state === 'stopped' || this.#state === 'idle') {
+      this.#state = 'stopped';
+      return;
+    }
+    this.#state = 'draining';
+    clearInterval(this.#pollTimer);
+    const drained = await this.#waitIdle(opts.drainMs ?? 10_000);
+    if (!drained) {
+      for (const r of this.#inflight.values()) r.abort('shutdown');
+      await this.#waitIdle(this.#graceMs + 2000);
+    }
+    // Anything still running (a tool that ignored the shutdown abort) is handed back now.
+    for (const r of this.#inflight.values()) if (!this.#releases.includes(r)) this.#releases.push(r);
+    this.#kick();
+    const flushed = await this.#waitIdle(5000);
+    if (!flushed) this.#log(`worker ${this.id}: final flush did not finish; its leases will expire and be reaped`);
+    clearInterval(this.#beatTimer);
+    this.#unsubscribe?.();
+    this.#loop?.disable();
+    try {
+      await this.#core.store.deleteWorker(this.id);
+    } catch (err) {
+      this.#log(`worker ${this.id}: could not deregister: ${(err as Error).message}`);
+    }
+    this.#state = 'stopped';
+  }
+
+  #waitIdle(ms: number): Promise<boolean> {
+    if (this.#inflight.size === 0 && !this.#pumping) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        this.#idleWaiters = this.#idleWaiters.filter((w) => w !== done);
+        resolve(false);
+      }, ms);
+      const done = (): void => {
+        clearTimeout(t);
+        resolve(true);
+      };
+      this.#idleWaiters.push(done);
+    });
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * An engine and one in-process worker on a real SQLite file in a temp directory.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { RunWithSteps } from '../../src/domain/records.ts';
+import { RUN_TERMINAL } from '../../src/domain/states.ts';
+import { Engine } from '../../src/engine/engine.ts';
+import { SqliteStore } from '../../src/store/sqlite/index.ts';
+import { builtinTools } from '../../src/tools/builtin.ts';
+import { ToolRegistry } from '../../src/tools/registry.ts';
+import type { ToolDefinition } from '../../src/tools/types.ts';
+import { installProcessGuards } from '../../src/worker/guards.ts';
+import { Worker, type WorkerOptions } from '../../src/worker/worker.ts';
+
+export interface TestEngine {
+  dir: string;
+  store: SqliteStore;
+  engine: Engine;
+  worker: Worker;
+  tools: ToolRegistry;
+  submit(plan: unknown): Promise<RunWithSteps>;
+  waitRun(runId: string, timeoutMs?: number): Promise<RunWithSteps>;
+  close(): Promise<void>;
+}
+
+export async function startTestEngine(
+  opts: { tools?: ToolDefinition[]; worker?: Partial<WorkerOptions>; startWorker?: boolean; reaperIntervalMs?: number } = {},
+): Promise<TestEngine> {
+  installProcessGuards();
+  const dir = mkdtempSync(join(tmpdir(), 'rw-test-'));
+  const store = new SqliteStore({ path: join(dir, 'runwarden.db') });
+  await store.migrate();
+  const tools = new ToolRegistry();
+  for (const t of [...builtinTools, ...(opts.tools ?? [])]) tools.register(t);
+  const engine = new Engine({ store, tools, limits: { defaultTimeoutMs: 30_000, maxTimeoutMs: 86_400_000 }, reaperIntervalMs: opts.reaperIntervalMs ?? 100 });
+  engine.start();
+  const worker = new Worker({ core: engine.core, tools, leaseMs: 1000, heartbeatMs: 200, abortGraceMs: 300, pollMs: 50, ...opts.worker });
+  if (opts.startWorker !== false) worker.start();
+  return {
+    dir,
+    store,
+    engine,
+    worker,
+    tools,
+    async submit(plan) {
+      return (await engine.createRun(plan)).run;
+    },
+    waitRun(runId, timeoutMs = 15_000) {
+      return waitFor(async () => {
+        const run = await engine.getRun(runId);
+        return RUN_TERMINAL.has(run.status) ? run : undefined;
+      }, timeoutMs, `run ${runId} to finish`);
+    },
+    async close() {
+      await worker.stop({ drainMs: 1000 });
+      await engine.stop();
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Polls `check` until it returns a value; fails after `timeoutMs`. */
+export async function waitFor<T>(check: () => Promise<T | undefined> | T | undefined, timeoutMs: number, what: string): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v !== undefined) return v;
+    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
