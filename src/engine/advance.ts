@@ -4,19 +4,38 @@
  * `finishStep`, which is what guarantees exactly one `step.finished` per step.
  */
 import { RunwardenError, type SerializedError } from '../domain/errors.ts';
+import type { UsageTotals } from '../domain/records.ts';
 import type { StepState } from '../domain/states.ts';
 import { resolveTemplates } from '../domain/templates.ts';
 import type { NewEvent, StepRow, Tx } from '../store/store.ts';
 
+/** What a transaction did, gathered so the run bookkeeping is written once per run at the end. */
 export interface TxEffects {
   now: number;
   events: NewEvent[];
-  runsTouched: Set<string>;
+  deltas: Map<string, RunEffect>;
   queued: number;
 }
 
+export interface RunEffect {
+  stepsDone: number;
+  stepsFailed: number;
+  usage: UsageTotals;
+  /** A step of this run was claimed: the run starts if it has not yet. */
+  start: boolean;
+}
+
 export function newEffects(now: number): TxEffects {
-  return { now, events: [], runsTouched: new Set(), queued: 0 };
+  return { now, events: [], deltas: new Map(), queued: 0 };
+}
+
+export function runEffect(fx: TxEffects, runId: string): RunEffect {
+  let d = fx.deltas.get(runId);
+  if (!d) {
+    d = { stepsDone: 0, stepsFailed: 0, usage: { inputTokens: 0, outputTokens: 0, calls: 0 }, start: false };
+    fx.deltas.set(runId, d);
+  }
+  return d;
 }
 
 type TerminalStep = Exclude<StepState, 'pending' | 'queued' | 'running'>;
@@ -64,8 +83,9 @@ export async function finishStep(tx: Tx, fx: TxEffects, step: StepRow, status: T
       attempts: step.attempts,
     },
   });
-  await tx.addRunCounters([{ runId: step.runId, stepsDone: 1, stepsFailed: status === 'succeeded' ? 0 : 1 }]);
-  fx.runsTouched.add(step.runId);
+  const d = runEffect(fx, step.runId);
+  d.stepsDone++;
+  if (status !== 'succeeded') d.stepsFailed++;
   await advance(tx, fx, step, status === 'succeeded' ? opts.outputs : undefined, status);
   return true;
 }
@@ -121,25 +141,44 @@ async function queueStep(tx: Tx, fx: TxEffects, next: StepRow, justFinished: Ste
   }
 }
 
-/** Ends every touched run whose steps are all terminal. */
-export async function finishRuns(tx: Tx, fx: TxEffects): Promise<void> {
-  for (const runId of fx.runsTouched) {
-    const run = await tx.getRun(runId);
-    if (!run || run.stepsDone < run.stepsTotal) continue;
-    if (run.status !== 'queued' && run.status !== 'running') continue;
-    const status = run.cancelRequested ? 'cancelled' : run.stepsFailed > 0 ? 'failed' : 'succeeded';
-    const ok = await tx.updateRun(runId, ['queued', 'running'], { status, finishedAt: fx.now });
-    if (!ok) continue;
-    fx.events.push({
+/**
+ * Writes the run bookkeeping of a transaction: one advanceRun per run (seq block, counters, start),
+ * the events with their seqs, and `run.finished` for runs whose last step just ended.
+ */
+export async function settleRuns(tx: Tx, fx: TxEffects): Promise<string[]> {
+  const byRun = new Map<string, NewEvent[]>();
+  for (const e of fx.events) {
+    const list = byRun.get(e.runId);
+    if (list) list.push(e);
+    else byRun.set(e.runId, [e]);
+  }
+  const runIds = new Set([...byRun.keys(), ...fx.deltas.keys()]);
+  const out: Array<NewEvent & { seq: number }> = [];
+  for (const runId of runIds) {
+    const events = byRun.get(runId) ?? [];
+    const d = fx.deltas.get(runId);
+    const p = await tx.advanceRun(runId, {
+      events: events.length,
+      stepsDone: d?.stepsDone ?? 0,
+      stepsFailed: d?.stepsFailed ?? 0,
+      ...(d && d.usage.calls > 0 ? { usage: d.usage } : {}),
+      ...(d?.start ? { startAt: fx.now } : {}),
+    });
+    let seq = p.firstSeq;
+    if (p.started) out.push({ runId, type: 'run.started', ts: fx.now, data: {}, seq: seq++ });
+    for (const e of events) out.push({ ...e, seq: seq++ });
+    if (p.stepsDone < p.stepsTotal || (p.status !== 'queued' && p.status !== 'running')) continue;
+    const status = p.cancelRequested ? 'cancelled' : p.stepsFailed > 0 ? 'failed' : 'succeeded';
+    const finalSeq = await tx.finishRun(runId, status, fx.now);
+    if (finalSeq === null) continue;
+    out.push({
       runId,
       type: 'run.finished',
       ts: fx.now,
-      data: {
-        status,
-        durationMs: fx.now - Date.parse(run.createdAt),
-        steps: { total: run.stepsTotal, notSucceeded: run.stepsFailed },
-        usage: run.usage,
-      },
+      seq: finalSeq,
+      data: { status, durationMs: fx.now - p.createdAt, steps: { total: p.stepsTotal, notSucceeded: p.stepsFailed }, usage: p.usage },
     });
   }
+  await tx.insertEvents(out);
+  return [...new Set(out.map((e) => e.runId))];
 }

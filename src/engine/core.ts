@@ -5,7 +5,7 @@
 import type { SerializedError } from '../domain/errors.ts';
 import type { ValidatedRun } from '../domain/plan.ts';
 import type { RunRow, Store, StepRow, NewArtifact, Tx } from '../store/store.ts';
-import { finishRuns, finishStep, newEffects, type TxEffects } from './advance.ts';
+import { finishStep, newEffects, runEffect, settleRuns, type TxEffects } from './advance.ts';
 import { backoffDelay, MAX_LOST_RETRIES } from './backoff.ts';
 import { newRunId } from './ids.ts';
 
@@ -61,16 +61,15 @@ export class EngineCore {
 
   async #tx<T>(fn: (tx: Tx, fx: TxEffects) => Promise<T>): Promise<T> {
     const fx = newEffects(this.#now());
+    let runIds: string[] = [];
     const result = await this.store.transaction(async (tx) => {
       fx.events.length = 0;
-      fx.runsTouched.clear();
+      fx.deltas.clear();
       fx.queued = 0;
       const r = await fn(tx, fx);
-      await finishRuns(tx, fx);
-      await tx.appendEvents(fx.events);
+      runIds = await settleRuns(tx, fx);
       return r;
     });
-    const runIds = [...new Set(fx.events.map((e) => e.runId))];
     if (runIds.length > 0) this.store.publish({ kind: 'events', runIds });
     if (fx.queued > 0) this.store.publish({ kind: 'ready' });
     return result;
@@ -135,11 +134,7 @@ export class EngineCore {
     return this.#tx(async (tx, fx) => {
       const rows = await tx.claimReady({ workerId, limit, now: fx.now, leaseMs, token: () => '' });
       if (rows.length === 0) return [];
-      for (const runId of new Set(rows.map((r) => r.runId))) {
-        if (await tx.updateRun(runId, ['queued'], { status: 'running', startedAt: fx.now })) {
-          fx.events.push({ runId, type: 'run.started', ts: fx.now, data: {} });
-        }
-      }
+      for (const r of rows) runEffect(fx, r.runId).start = true;
       await tx.insertAttempts(
         rows.map((r) => ({ runId: r.runId, stepName: r.name, attempt: r.attempts, workerId, startedAt: fx.now, deadlineAt: fx.now + r.timeoutMs })),
       );
@@ -174,19 +169,14 @@ export class EngineCore {
   async flush(events: StepEvent[], completions: Completion[]): Promise<CompletionResult[]> {
     if (events.length === 0 && completions.length === 0) return [];
     return this.#tx(async (tx, fx) => {
-      const usage = new Map<string, { inputTokens: number; outputTokens: number; calls: number }>();
       for (const e of events) {
         fx.events.push({ runId: e.runId, stepName: e.stepName, attempt: e.attempt, type: e.type, ts: e.ts, data: e.data });
         if (e.type === 'llm.usage') {
-          const u = usage.get(e.runId) ?? { inputTokens: 0, outputTokens: 0, calls: 0 };
+          const u = runEffect(fx, e.runId).usage;
           u.inputTokens += Number(e.data.inputTokens ?? 0) || 0;
           u.outputTokens += Number(e.data.outputTokens ?? 0) || 0;
           u.calls += 1;
-          usage.set(e.runId, u);
         }
-      }
-      if (usage.size > 0) {
-        await tx.addRunCounters([...usage].map(([runId, u]) => ({ runId, stepsDone: 0, stepsFailed: 0, usage: u })));
       }
       const results: CompletionResult[] = [];
       const rows = await tx.getSteps(completions.map((c) => ({ runId: c.runId, name: c.stepName })));
@@ -352,7 +342,7 @@ export class EngineCore {
           await tx.updateSteps([{ runId, name: s.name, expectStatus: ['running'], patch: { cancelRequested: true } }]);
         }
       }
-      fx.runsTouched.add(runId);
+      runEffect(fx, runId);
       return running > 0;
     });
     if (hadRunning) this.store.publish({ kind: 'cancel', runId });

@@ -138,11 +138,27 @@ export interface RunPatch {
   cancelRequested?: boolean;
 }
 
-export interface RunCounters {
-  runId: string;
+export interface RunDelta {
+  events: number;
   stepsDone: number;
   stepsFailed: number;
   usage?: UsageTotals;
+  /** Move the run from queued to running at this time, if it is still queued. */
+  startAt?: number;
+}
+
+export interface RunProgress {
+  status: RunState;
+  stepsDone: number;
+  stepsTotal: number;
+  stepsFailed: number;
+  cancelRequested: boolean;
+  createdAt: number;
+  usage: UsageTotals;
+  /** First seq of the reserved block. */
+  firstSeq: number;
+  /** Whether this call started the run (the block's first seq is then for run.started). */
+  started: boolean;
 }
 
 /** A run row plus internals. */
@@ -170,8 +186,16 @@ export interface RenewResult {
 export interface Tx {
   insertRun(run: NewRun): Promise<void>;
   insertSteps(steps: NewStep[]): Promise<void>;
-  /** Appends events, assigning each run's next `seq` values in order; returns the seqs. */
-  appendEvents(events: NewEvent[]): Promise<void>;
+  /**
+   * The one statement per run and transaction that keeps a run's books: reserves `events` seq
+   * numbers, adds counters, and (with `startAt`) moves a queued run to running, reserving one more
+   * seq, the block's first, for its `run.started`. The row lock taken here is what keeps seq
+   * strictly increasing under concurrent writers.
+   */
+  advanceRun(runId: string, delta: RunDelta): Promise<RunProgress>;
+  /** queued|running -> status, reserving the run's last seq (for `run.finished`); null if not. */
+  finishRun(runId: string, status: 'succeeded' | 'failed' | 'cancelled', finishedAt: number): Promise<number | null>;
+  insertEvents(events: Array<NewEvent & { seq: number }>): Promise<void>;
   getRun(id: string): Promise<RunRow | null>;
   /** Rows for the given (runId, name) keys; missing keys are simply absent. */
   getSteps(keys: ReadonlyArray<{ runId: string; name: string }>): Promise<StepRow[]>;
@@ -179,7 +203,6 @@ export interface Tx {
   /** Applies each update whose expectations hold; returns which did (same order). */
   updateSteps(updates: StepUpdate[]): Promise<boolean[]>;
   updateRun(id: string, expectStatus: readonly RunState[], patch: RunPatch): Promise<boolean>;
-  addRunCounters(counters: RunCounters[]): Promise<void>;
   /** Decrements pending_deps of the named steps; returns the rows (after the update). */
   decrementPending(runId: string, names: string[]): Promise<StepRow[]>;
   /**

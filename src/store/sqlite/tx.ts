@@ -10,7 +10,8 @@ import type {
   NewRun,
   NewStep,
   RenewResult,
-  RunCounters,
+  RunDelta,
+  RunProgress,
   RunPatch,
   RunRow,
   StepPatch,
@@ -63,6 +64,24 @@ function setClause<P extends object>(patch: P, columns: Record<keyof P, [string,
   return [sets.join(', '), params];
 }
 
+const COUNTERS =
+  'steps_done = steps_done + ?, steps_failed = steps_failed + ?, input_tokens = input_tokens + ?, output_tokens = output_tokens + ?, llm_calls = llm_calls + ?';
+const PROGRESS = 'status, steps_done, steps_total, steps_failed, cancel_requested, created_at, input_tokens, output_tokens, llm_calls, last_seq';
+
+function progress(r: Record<string, unknown>, reserved: number, started: boolean): RunProgress {
+  return {
+    status: r.status as RunState,
+    stepsDone: Number(r.steps_done),
+    stepsTotal: Number(r.steps_total),
+    stepsFailed: Number(r.steps_failed),
+    cancelRequested: Number(r.cancel_requested) === 1,
+    createdAt: Number(r.created_at),
+    usage: { inputTokens: Number(r.input_tokens), outputTokens: Number(r.output_tokens), calls: Number(r.llm_calls) },
+    firstSeq: Number(r.last_seq) - reserved + 1,
+    started,
+  };
+}
+
 const placeholders = (n: number): string => Array.from({ length: n }, () => '?').join(',');
 
 export class SqliteTx implements Tx {
@@ -74,8 +93,9 @@ export class SqliteTx implements Tx {
 
   async insertRun(run: NewRun): Promise<void> {
     this.#s
-      .stmt('INSERT INTO runs (id, status, goal, labels, idempotency_key, plan, created_at, steps_total) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-      .run(run.id, 'queued', run.goal, JSON.stringify(run.labels), run.idempotencyKey, JSON.stringify(run.plan), run.createdAt, run.stepsTotal);
+      .stmt('INSERT INTO runs (id, status, goal, labels, idempotency_key, created_at, steps_total) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      .run(run.id, 'queued', run.goal, JSON.stringify(run.labels), run.idempotencyKey, run.createdAt, run.stepsTotal);
+    this.#s.stmt('INSERT INTO run_plans (run_id, plan) VALUES (?, ?)').run(run.id, JSON.stringify(run.plan));
   }
 
   async insertSteps(steps: NewStep[]): Promise<void> {
@@ -102,25 +122,31 @@ export class SqliteTx implements Tx {
     }
   }
 
-  async appendEvents(events: NewEvent[]): Promise<void> {
-    if (events.length === 0) return;
-    const perRun = new Map<string, number>();
-    for (const e of events) perRun.set(e.runId, (perRun.get(e.runId) ?? 0) + 1);
-    // Reserve a block of seq numbers per run; the row lock of the UPDATE is what keeps seq
-    // strictly increasing when several writers append to one run.
-    const next = new Map<string, number>();
-    const bump = this.#s.stmt('UPDATE runs SET last_seq = last_seq + ? WHERE id = ? RETURNING last_seq');
-    for (const [runId, n] of perRun) {
-      const r = bump.get(n, runId) as { last_seq: number } | undefined;
-      if (!r) throw new Error(`appendEvents: run ${runId} does not exist`);
-      next.set(runId, Number(r.last_seq) - n + 1);
+  async advanceRun(runId: string, d: RunDelta): Promise<RunProgress> {
+    const counters = [d.stepsDone, d.stepsFailed, d.usage?.inputTokens ?? 0, d.usage?.outputTokens ?? 0, d.usage?.calls ?? 0];
+    if (d.startAt !== undefined) {
+      const started = this.#s
+        .stmt(`UPDATE runs SET status = 'running', started_at = ?, last_seq = last_seq + ? + 1, ${COUNTERS} WHERE id = ? AND status = 'queued' RETURNING ${PROGRESS}`)
+        .get(d.startAt, d.events, ...counters, runId) as Record<string, unknown> | undefined;
+      if (started) return progress(started, d.events + 1, true);
     }
+    const r = this.#s.stmt(`UPDATE runs SET last_seq = last_seq + ?, ${COUNTERS} WHERE id = ? RETURNING ${PROGRESS}`).get(d.events, ...counters, runId) as
+      | Record<string, unknown>
+      | undefined;
+    if (!r) throw new Error(`advanceRun: run ${runId} does not exist`);
+    return progress(r, d.events, false);
+  }
+
+  async finishRun(runId: string, status: 'succeeded' | 'failed' | 'cancelled', finishedAt: number): Promise<number | null> {
+    const r = this.#s
+      .stmt("UPDATE runs SET status = ?, finished_at = ?, last_seq = last_seq + 1 WHERE id = ? AND status IN ('queued', 'running') RETURNING last_seq")
+      .get(status, finishedAt, runId) as { last_seq: number } | undefined;
+    return r ? Number(r.last_seq) : null;
+  }
+
+  async insertEvents(events: Array<NewEvent & { seq: number }>): Promise<void> {
     const ins = this.#s.stmt('INSERT INTO events (run_id, seq, ts, type, step_name, attempt, data) VALUES (?, ?, ?, ?, ?, ?, ?)');
-    for (const e of events) {
-      const seq = next.get(e.runId) as number;
-      next.set(e.runId, seq + 1);
-      ins.run(e.runId, seq, e.ts, e.type, e.stepName ?? null, e.attempt ?? null, JSON.stringify(e.data));
-    }
+    for (const e of events) ins.run(e.runId, e.seq, e.ts, e.type, e.stepName ?? null, e.attempt ?? null, JSON.stringify(e.data));
   }
 
   async getRun(id: string): Promise<RunRow | null> {
@@ -158,16 +184,6 @@ export class SqliteTx implements Tx {
     const [sets, params] = setClause(patch, RUN_COLUMNS);
     const sql = `UPDATE runs SET ${sets} WHERE id = ? AND status IN (${placeholders(expectStatus.length)})`;
     return Number(this.#s.stmt(sql).run(...params, id, ...expectStatus).changes) === 1;
-  }
-
-  async addRunCounters(counters: RunCounters[]): Promise<void> {
-    const st = this.#s.stmt(
-      `UPDATE runs SET steps_done = steps_done + ?, steps_failed = steps_failed + ?,
-         input_tokens = input_tokens + ?, output_tokens = output_tokens + ?, llm_calls = llm_calls + ? WHERE id = ?`,
-    );
-    for (const c of counters) {
-      st.run(c.stepsDone, c.stepsFailed, c.usage?.inputTokens ?? 0, c.usage?.outputTokens ?? 0, c.usage?.calls ?? 0, c.runId);
-    }
   }
 
   async decrementPending(runId: string, names: string[]): Promise<StepRow[]> {

@@ -7,7 +7,6 @@ CREATE TABLE runs (
   goal             TEXT,
   labels           TEXT NOT NULL DEFAULT '{}',
   idempotency_key  TEXT UNIQUE,
-  plan             TEXT NOT NULL,
   created_at       INTEGER NOT NULL,
   started_at       INTEGER,
   finished_at      INTEGER,
@@ -21,6 +20,13 @@ CREATE TABLE runs (
   cancel_requested INTEGER NOT NULL DEFAULT 0,
   error            TEXT
 );
+-- The submitted plan lives apart from the run row: the row is updated several times per step
+-- (counters, seq), and SQLite rewrites the whole row on every UPDATE.
+CREATE TABLE run_plans (
+  run_id TEXT PRIMARY KEY REFERENCES runs (id),
+  plan   TEXT NOT NULL
+);
+
 CREATE INDEX runs_created ON runs (created_at DESC, id DESC);
 CREATE INDEX runs_status ON runs (status, created_at DESC, id DESC);
 

@@ -1,0 +1,137 @@
+/**
+ * runwarden on SQLite, in one process: the engine, one worker, a real SQLite file.
+ * Workloads: no-op throughput, enqueue-to-start latency, deadline overshoot.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Engine } from '../src/engine/engine.ts';
+import { SqliteStore } from '../src/store/sqlite/index.ts';
+import { builtinTools } from '../src/tools/builtin.ts';
+import { ToolRegistry } from '../src/tools/registry.ts';
+import { defineTool } from '../src/tools/types.ts';
+import { Worker } from '../src/worker/worker.ts';
+
+export interface Result {
+  system: string;
+  workload: string;
+  metric: string;
+  value: number;
+}
+
+const percentile = (xs: number[], p: number): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
+};
+
+async function withEngine<T>(fn: (e: Engine, w: Worker, started: Map<string, number>) => Promise<T>, workerOpts: { concurrency?: number } = {}): Promise<T> {
+  const dir = mkdtempSync(join(tmpdir(), 'rw-bench-'));
+  const store = new SqliteStore({ path: join(dir, 'runwarden.db') });
+  await store.migrate();
+  const started = new Map<string, number>();
+  const tools = new ToolRegistry();
+  for (const t of builtinTools) tools.register(t);
+  tools.register(defineTool({ name: 'noop', run: () => null }));
+  tools.register(
+    defineTool({
+      name: 'mark',
+      run: (_ctx, input: { id: string }) => {
+        started.set(input.id, performance.now());
+        return null;
+      },
+    }),
+  );
+  const engine = new Engine({ store, tools, limits: { defaultTimeoutMs: 60_000, maxTimeoutMs: 86_400_000 } });
+  engine.start();
+  const worker = new Worker({ core: engine.core, tools, concurrency: workerOpts.concurrency ?? 256 });
+  try {
+    return await fn(engine, worker, started);
+  } finally {
+    await worker.stop({ drainMs: 2000 });
+    await engine.stop();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function waitUntil(check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error('benchmark timed out');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** `jobs` single-step runs enqueued first, then processed; steps/s from first claim to last finish. */
+export async function noopThroughput(jobs: number, concurrency: number): Promise<Result[]> {
+  return withEngine(
+    async (engine, worker) => {
+      const t0 = performance.now();
+      for (let i = 0; i < jobs; i++) await engine.createRun({ plan: { steps: [{ name: 'n', tool: 'noop' }] } });
+      const enqueueS = (performance.now() - t0) / 1000;
+      const t1 = performance.now();
+      worker.start();
+      await waitUntil(async () => (await engine.store.stepCounts()).succeeded >= jobs, 600_000);
+      const processS = (performance.now() - t1) / 1000;
+      return [
+        { system: 'runwarden-sqlite', workload: 'noop-throughput', metric: 'steps_per_s', value: Math.round(jobs / processS) },
+        { system: 'runwarden-sqlite', workload: 'noop-throughput', metric: 'enqueue_per_s', value: Math.round(jobs / enqueueS) },
+      ];
+    },
+    { concurrency },
+  );
+}
+
+/** One run of `steps` independent steps: how fast one big fan-out drains. */
+export async function fanOutThroughput(steps: number): Promise<Result[]> {
+  return withEngine(async (engine, worker) => {
+    const plan = { plan: { steps: Array.from({ length: steps }, (_, i) => ({ name: `s${i}`, tool: 'noop' })) } };
+    const run = (await engine.createRun(plan)).run;
+    const t1 = performance.now();
+    worker.start();
+    await waitUntil(async () => (await engine.store.getRun(run.id))?.status === 'succeeded', 600_000);
+    return [{ system: 'runwarden-sqlite', workload: 'fanout-throughput', metric: 'steps_per_s', value: Math.round(steps / ((performance.now() - t1) / 1000)) }];
+  });
+}
+
+/** Runs submitted one at a time into an idle worker: submit call to tool start. */
+export async function enqueueToStart(samples: number): Promise<Result[]> {
+  return withEngine(async (engine, worker, started) => {
+    worker.start();
+    const lat: number[] = [];
+    for (let i = 0; i < samples; i++) {
+      const id = `e${i}`;
+      const t0 = performance.now();
+      await engine.createRun({ plan: { steps: [{ name: 'm', tool: 'mark', inputs: { id } }] } });
+      await waitUntil(async () => started.has(id), 10_000);
+      lat.push((started.get(id) as number) - t0);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    return [
+      { system: 'runwarden-sqlite', workload: 'enqueue-to-start', metric: 'p50_ms', value: round(percentile(lat, 50)) },
+      { system: 'runwarden-sqlite', workload: 'enqueue-to-start', metric: 'p99_ms', value: round(percentile(lat, 99)) },
+    ];
+  });
+}
+
+/** Steps that sleep far past a short deadline: how late after the deadline is the step finished. */
+export async function deadlineOvershoot(samples: number, timeoutMs = 200): Promise<Result[]> {
+  return withEngine(async (engine, worker) => {
+    worker.start();
+    const plan = { plan: { steps: Array.from({ length: samples }, (_, i) => ({ name: `s${i}`, tool: 'sleep', inputs: { ms: 60_000 }, timeoutMs })) } };
+    const run = (await engine.createRun(plan)).run;
+    await waitUntil(async () => (await engine.store.getRun(run.id))?.status === 'failed', 60_000);
+    const events = await engine.listEvents(run.id, 0, 100_000);
+    const deadlines = new Map<string, number>();
+    for (const e of events) if (e.type === 'step.started') deadlines.set(e.stepName as string, Date.parse(e.data.deadlineAt as string));
+    const over = events
+      .filter((e) => e.type === 'step.finished')
+      .map((e) => Date.parse(e.ts) - (deadlines.get(e.stepName as string) as number));
+    return [
+      { system: 'runwarden-sqlite', workload: 'deadline-overshoot', metric: 'p50_ms', value: percentile(over, 50) },
+      { system: 'runwarden-sqlite', workload: 'deadline-overshoot', metric: 'p99_ms', value: percentile(over, 99) },
+    ];
+  });
+}
+
+const round = (v: number): number => Math.round(v * 100) / 100;

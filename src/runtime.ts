@@ -1,0 +1,162 @@
+/**
+ * Everything `runwarden start` runs in one process: the store, the engine and its reaper, a worker,
+ * the hang lab when no LLM key is configured, and the HTTP API.
+ */
+import { hostname } from 'node:os';
+import type { RunwardenConfig } from './config/types.ts';
+import { RunwardenError } from './domain/errors.ts';
+import { Engine } from './engine/engine.ts';
+import type { EngineFacade } from './engine/facade.ts';
+import { buildApp } from './http/app.ts';
+import { startLab, type Lab } from './lab/index.ts';
+import { ProviderRegistry } from './llm/index.ts';
+import { openStore } from './store/open.ts';
+import type { Store } from './store/store.ts';
+import { builtinTools } from './tools/builtin.ts';
+import { createLlmTools } from './tools/llm.ts';
+import { loadToolModules } from './tools/load.ts';
+import { ToolRegistry } from './tools/registry.ts';
+import { installProcessGuards } from './worker/guards.ts';
+import { Worker } from './worker/worker.ts';
+
+export const VERSION = '0.1.0';
+
+export interface Runtime {
+  url: string;
+  port: number;
+  engine: EngineFacade;
+  store: Store;
+  labUrl?: string;
+  close(): Promise<void>;
+}
+
+export interface RuntimeOptions {
+  env?: Record<string, string | undefined>;
+  log?: (line: string) => void;
+  cwd?: string;
+}
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+export const isLoopback = (host: string): boolean => LOOPBACK.has(host) || host.startsWith('127.');
+
+/** Builds the tool registry: built-ins, the LLM tools, then the user's modules. */
+export async function buildTools(config: RunwardenConfig, deps: { providers: ProviderRegistry; store: Store; cwd: string }): Promise<ToolRegistry> {
+  const tools = new ToolRegistry();
+  for (const t of builtinTools) tools.register(t);
+  for (const t of createLlmTools({ providers: deps.providers, vectors: deps.store.vectors })) tools.register(t);
+  await loadToolModules(tools, config.tools, deps.cwd);
+  return tools;
+}
+
+function wantsLab(config: RunwardenConfig, env: Record<string, string | undefined>): boolean {
+  if (config.lab === 'on') return true;
+  if (config.lab === 'off') return false;
+  return !env.OPENAI_API_KEY && !env.ANTHROPIC_API_KEY && (config.defaultProvider === undefined || config.defaultProvider === 'lab');
+}
+
+async function startLabOnPort(config: RunwardenConfig, log: (line: string) => void): Promise<Lab> {
+  try {
+    return await startLab({ host: '127.0.0.1', port: config.labPort });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+    log(`lab port ${config.labPort} is in use; starting the lab on a free port instead`);
+    return startLab({ host: '127.0.0.1', port: 0 });
+  }
+}
+
+export async function startRuntime(config: RunwardenConfig, opts: RuntimeOptions = {}): Promise<Runtime> {
+  const env = opts.env ?? {};
+  const log = opts.log ?? (() => undefined);
+  const cwd = opts.cwd ?? process.cwd();
+  const requireToken = !isLoopback(config.host);
+  if (requireToken && !config.token) {
+    throw new RunwardenError('CONFIG_INVALID', `listening on ${config.host} (not loopback) requires a bearer token: set RUNWARDEN_TOKEN`, { status: 400 });
+  }
+  installProcessGuards(log);
+
+  const cleanups: Array<() => Promise<void> | void> = [];
+  const closeAll = async (): Promise<void> => {
+    for (const fn of cleanups.reverse()) {
+      try {
+        await fn();
+      } catch (err) {
+        log(`shutdown step failed: ${(err as Error).message}`);
+      }
+    }
+  };
+
+  try {
+    const store = await openStore({ dataDir: config.dataDir, databaseUrl: config.databaseUrl });
+    cleanups.push(() => store.close());
+    await store.migrate();
+
+    let lab: Lab | undefined;
+    if (wantsLab(config, env)) {
+      lab = await startLabOnPort(config, log);
+      cleanups.push(() => lab?.close());
+    }
+    const providers = new ProviderRegistry({
+      providers: config.providers,
+      ...(config.defaultProvider ? { defaultProvider: config.defaultProvider } : {}),
+      env,
+      ...(lab ? { labUrl: lab.url } : {}),
+    });
+    cleanups.push(() => providers.close());
+    const tools = await buildTools(config, { providers, store, cwd });
+
+    const engine = new Engine({
+      store,
+      tools,
+      limits: { defaultTimeoutMs: config.defaultTimeoutMs, maxTimeoutMs: config.maxTimeoutMs },
+      reaperIntervalMs: config.reaperIntervalMs,
+      providers: () => providers.list(),
+      log,
+    });
+    engine.start();
+    cleanups.push(() => engine.stop());
+
+    const workers: Worker[] = [];
+    for (let i = 0; i < Math.max(0, config.workers > 0 ? 1 : 0); i++) {
+      const w = new Worker({
+        core: engine.core,
+        tools,
+        id: `${hostname()}-${process.pid}-${i}`,
+        concurrency: config.concurrency,
+        leaseMs: config.leaseMs,
+        heartbeatMs: config.heartbeatMs,
+        abortGraceMs: config.abortGraceMs,
+        log,
+      });
+      w.start();
+      workers.push(w);
+    }
+    cleanups.push(() => Promise.all(workers.map((w) => w.stop({ drainMs: 5000 }))).then(() => undefined));
+
+    const app = buildApp({
+      engine,
+      ...(config.token ? { token: config.token } : {}),
+      requireToken,
+      bodyLimitBytes: config.bodyLimitBytes,
+      version: VERSION,
+      log,
+    });
+    await app.listen({ host: config.host, port: config.port });
+    cleanups.push(() => app.close());
+    const address = app.server.address();
+    const port = typeof address === 'object' && address ? address.port : config.port;
+    const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+
+    let closing: Promise<void> | undefined;
+    return {
+      url: `http://${host}:${port}`,
+      port,
+      engine,
+      store,
+      ...(lab ? { labUrl: lab.url } : {}),
+      close: () => (closing ??= closeAll()),
+    };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}
