@@ -137,7 +137,6 @@ export async function validateRunRequest(body: unknown, tools: ToolRegistry, lim
   const cycle = findCycle(steps, byName);
   if (cycle) problems.push({ code: 'DEPENDENCY_CYCLE', path: 'plan.steps', message: `dependency cycle: ${cycle.join(' -> ')}` });
 
-  const ancestors = cycle ? null : ancestorSets(steps, byName);
   for (const step of steps) {
     const refs = findTemplates(step.inputs);
     const templated = new Set<string>();
@@ -148,7 +147,7 @@ export async function validateRunRequest(body: unknown, tools: ToolRegistry, lim
         problems.push({ code: 'BAD_TEMPLATE', path, message: ref.problem ?? 'bad template' });
       } else if (!byName.has(ref.step)) {
         problems.push({ code: 'BAD_TEMPLATE', path, message: `{{${ref.expr}}} refers to unknown step "${ref.step}"` });
-      } else if (ancestors && !ancestors.get(step.name)?.has(ref.step)) {
+      } else if (!cycle && !isUpstream(ref.step, step, byName)) {
         problems.push({
           code: 'BAD_TEMPLATE',
           path,
@@ -217,35 +216,19 @@ function findCycle(steps: ValidatedStep[], byName: Map<string, ValidatedStep>): 
   return null;
 }
 
-/** For each step, every step it transitively depends on (plan must be acyclic). */
-function ancestorSets(steps: ValidatedStep[], byName: Map<string, ValidatedStep>): Map<string, Set<string>> {
-  const memo = new Map<string, Set<string>>();
-  const order = topoOrder(steps, byName);
-  for (const name of order) {
-    const set = new Set<string>();
-    for (const dep of byName.get(name)?.dependsOn ?? []) {
-      if (!byName.has(dep)) continue;
-      set.add(dep);
-      for (const a of memo.get(dep) ?? []) set.add(a);
-    }
-    memo.set(name, set);
-  }
-  return memo;
-}
-
-function topoOrder(steps: ValidatedStep[], byName: Map<string, ValidatedStep>): string[] {
-  const indeg = new Map<string, number>();
-  for (const s of steps) indeg.set(s.name, s.dependsOn.filter((d) => byName.has(d)).length);
-  const queue = steps.filter((s) => indeg.get(s.name) === 0).map((s) => s.name);
-  const out: string[] = [];
+/**
+ * Whether `target` is a transitive dependency of `step`: a breadth-first walk up the dependsOn
+ * edges that stops as soon as it finds it (usually one hop: templates name direct dependencies).
+ */
+function isUpstream(target: string, step: ValidatedStep, byName: Map<string, ValidatedStep>): boolean {
+  const seen = new Set<string>();
+  const queue = [...step.dependsOn];
   for (let i = 0; i < queue.length; i++) {
-    const n = queue[i] as string;
-    out.push(n);
-    for (const d of byName.get(n)?.dependents ?? []) {
-      const left = (indeg.get(d) ?? 0) - 1;
-      indeg.set(d, left);
-      if (left === 0) queue.push(d);
-    }
+    const name = queue[i] as string;
+    if (name === target) return true;
+    if (seen.has(name)) continue;
+    seen.add(name);
+    for (const d of byName.get(name)?.dependsOn ?? []) if (!seen.has(d)) queue.push(d);
   }
-  return out;
+  return false;
 }

@@ -56,16 +56,15 @@ export class StepRun {
   }
 
   context(): ToolContext {
-    const run = this;
     const logAt =
       (level: 'info' | 'warn' | 'error') =>
       (message: string, data?: Record<string, unknown>): void => {
         const text = String(message);
-        run.lastLogs.push(`${new Date().toISOString()} ${level} ${text}`);
-        if (run.lastLogs.length > LAST_LOGS) run.lastLogs.shift();
-        run.record('step.log', { level, message: text, ...(data ? { data } : {}) });
+        this.lastLogs.push(`${new Date().toISOString()} ${level} ${text}`);
+        if (this.lastLogs.length > LAST_LOGS) this.lastLogs.shift();
+        this.record('step.log', { level, message: text, ...(data ? { data } : {}) });
       };
-    const log = Object.assign(logAt('info'), { info: logAt('info'), warn: logAt('warn'), error: logAt('error') }) as StepLogger;
+    const log: StepLogger = Object.assign(logAt('info'), { info: logAt('info'), warn: logAt('warn'), error: logAt('error') });
     const refs: ArtifactRef[] = [];
     return {
       signal: this.controller.signal,
@@ -80,25 +79,25 @@ export class StepRun {
           const content = typeof a.content === 'string' ? Buffer.from(a.content, 'utf8') : a.content;
           if (!(content instanceof Uint8Array)) throw new RunwardenError('ARTIFACT_INVALID', `artifact "${a.name}": content must be a string or bytes`);
           const ref: ArtifactRef = { id: newArtifactId(), name: a.name, mime: a.mime ?? mimeFor(a.name), size: content.byteLength };
-          run.#artifacts.push({ ...ref, runId: run.claim.runId, stepName: run.claim.stepName, attempt: run.claim.attempt, content, createdAt: Date.now() });
+          this.#artifacts.push({ ...ref, runId: this.claim.runId, stepName: this.claim.stepName, attempt: this.claim.attempt, content, createdAt: Date.now() });
           refs.push(ref);
           return ref;
         },
         list: () => refs,
       },
       checkpoint: (label) => {
-        run.lastCheckpoint = { label: String(label), at: Date.now() };
+        this.lastCheckpoint = { label: String(label), at: Date.now() };
       },
       track: <T>(label: string, promise: Promise<T>): Promise<T> => {
-        const id = ++run.#trackSeq;
-        run.tracked.set(id, { label: String(label), since: Date.now() });
+        const id = ++this.#trackSeq;
+        this.tracked.set(id, { label: String(label), since: Date.now() });
         const done = (): void => {
-          run.tracked.delete(id);
+          this.tracked.delete(id);
         };
         promise.then(done, done);
         return promise;
       },
-      emit: (type, data) => run.record(type, data),
+      emit: (type, data) => this.record(type, data),
     };
   }
 

@@ -58,11 +58,11 @@ export class SqliteStore implements Store {
   }
 
   all(sql: string, ...params: SQLInputValue[]): Record<string, unknown>[] {
-    return this.stmt(sql).all(...params) as Record<string, unknown>[];
+    return this.stmt(sql).all(...params);
   }
 
   get(sql: string, ...params: SQLInputValue[]): Record<string, unknown> | undefined {
-    return this.stmt(sql).get(...params) as Record<string, unknown> | undefined;
+    return this.stmt(sql).get(...params);
   }
 
   async migrate(): Promise<{ applied: number[] }> {
