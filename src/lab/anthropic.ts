@@ -1,0 +1,74 @@
+/**
+ * Anthropic messages wire format: the JSON message and the named-event SSE stream
+ * (message_start, content_block_start, ping, content_block_delta, content_block_stop, message_delta,
+ * message_stop), as the official `@anthropic-ai/sdk` accumulates them.
+ */
+import { DEFAULT_MODEL } from './openai.ts';
+import type { ChatRequest, Finish, Reply, StreamScript, Usage } from './wire.ts';
+import { HUGE_MARK, isRecord, optionalPositiveInt, sseData, splitAroundMark, textOf } from './wire.ts';
+
+export function parseMessages(body: unknown): ChatRequest | string {
+  if (!isRecord(body)) return 'request body must be a JSON object';
+  const messages = body['messages'];
+  if (!Array.isArray(messages) || messages.length === 0) return 'messages: field required (a non-empty array)';
+  const system = textOf(body['system']);
+  let user = '';
+  let allChars = system.length;
+  for (const message of messages) {
+    if (!isRecord(message) || typeof message['role'] !== 'string') return "each message needs a string 'role'";
+    const text = textOf(message['content']);
+    allChars += text.length;
+    if (message['role'] === 'user') user += `${text}\n`;
+  }
+  // The real API requires max_tokens; the lab accepts its absence so hand-written curl calls work.
+  const maxTokens = optionalPositiveInt(body, 'max_tokens');
+  if (typeof maxTokens === 'string') return maxTokens;
+  return {
+    format: 'anthropic',
+    model: typeof body['model'] === 'string' ? body['model'] : DEFAULT_MODEL,
+    prompt: { system, user: user.trimEnd(), allChars },
+    stream: body['stream'] === true,
+    includeUsage: true,
+    maxTokens,
+  };
+}
+
+const stopReason = (finish: Finish): string => (finish === 'length' ? 'max_tokens' : 'end_turn');
+
+export function messagesReply(req: ChatRequest, id: string, pieces: string[], finish: Finish, usage: Usage): Reply {
+  const message = (text: string | null): Record<string, unknown> => ({
+    id,
+    type: 'message',
+    role: 'assistant',
+    model: req.model,
+    content: text === null ? [] : [{ type: 'text', text }],
+    stop_reason: text === null ? null : stopReason(finish),
+    stop_sequence: null,
+    usage: { input_tokens: usage.input, output_tokens: text === null ? 1 : usage.output },
+  });
+
+  let stream: StreamScript | null = null;
+  if (req.stream) {
+    const delta = (text: string): string =>
+      sseData({ type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text } }, 'content_block_delta');
+    const tailFor = (f: Finish, outputTokens: number): string[] => [
+      sseData({ type: 'content_block_stop', index: 0 }, 'content_block_stop'),
+      sseData({ type: 'message_delta', delta: { stop_reason: stopReason(f), stop_sequence: null }, usage: { output_tokens: outputTokens } }, 'message_delta'),
+    ];
+    stream = {
+      head: [
+        sseData({ type: 'message_start', message: message(null) }, 'message_start'),
+        sseData({ type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }, 'content_block_start'),
+        sseData({ type: 'ping' }, 'ping'),
+      ],
+      content: pieces.map(delta),
+      tail: tailFor(finish, usage.output),
+      end: sseData({ type: 'message_stop' }, 'message_stop'),
+      contentFrame: delta,
+      emptyFrame: () => delta(''),
+      errorFrame: (msg) => sseData({ type: 'error', error: { type: 'overloaded_error', message: msg } }, 'error'),
+      cutTail: (outputTokens) => tailFor('length', outputTokens),
+    };
+  }
+  return { json: JSON.stringify(message(pieces.join(''))), stream, hugeJson: () => splitAroundMark(JSON.stringify(message(HUGE_MARK))) };
+}

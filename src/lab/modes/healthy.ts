@@ -1,0 +1,34 @@
+import type { OutgoingHttpHeaders } from 'node:http';
+import type { Exchange } from '../exchange.ts';
+import { fullStream } from '../wire.ts';
+import type { Runner } from './types.ts';
+
+export function healthy(ex: Exchange): Runner {
+  const chunkMs = ex.params.int('chunk_ms', 0, 0, 60_000);
+  return () => sendHealthy(ex, chunkMs);
+}
+
+/**
+ * The correct answer. With no gap between chunks the whole stream goes out in one write: at 2,000
+ * concurrent requests one syscall per response instead of ~20 matters, and the client still sees
+ * several content events.
+ */
+export async function sendHealthy(ex: Exchange, chunkMs = 0, headers: OutgoingHttpHeaders = {}): Promise<void> {
+  const stream = ex.reply.stream;
+  if (!stream) {
+    ex.sendJson(200, ex.reply.json, headers);
+    return;
+  }
+  if (chunkMs === 0) {
+    ex.sseHead(headers, false);
+    ex.end(fullStream(stream));
+    return;
+  }
+  ex.sseHead(headers);
+  ex.write(stream.head.join(''));
+  for (const frame of stream.content) {
+    if (!(await ex.sleep(chunkMs))) return;
+    ex.write(frame);
+  }
+  ex.end(stream.tail.join('') + stream.end);
+}
