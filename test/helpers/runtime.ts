@@ -1,0 +1,70 @@
+/** An in-process runtime (store, engine, worker, HTTP API on a real socket) on a temp directory. */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { RunwardenConfig } from '../../src/config/types.ts';
+import type { EventRecord, RunWithSteps } from '../../src/domain/records.ts';
+import { startRuntime, type Runtime } from '../../src/runtime.ts';
+import { waitFor } from './engine.ts';
+
+export function testConfig(dataDir: string, overrides: Partial<RunwardenConfig> = {}): RunwardenConfig {
+  return {
+    port: 0,
+    host: '127.0.0.1',
+    dataDir,
+    databaseUrl: undefined,
+    token: undefined,
+    workers: 1,
+    concurrency: 64,
+    tools: [],
+    defaultProvider: undefined,
+    providers: {},
+    leaseMs: 3000,
+    heartbeatMs: 1000,
+    reaperIntervalMs: 500,
+    abortGraceMs: 1000,
+    defaultTimeoutMs: 60_000,
+    maxTimeoutMs: 86_400_000,
+    bodyLimitBytes: 1024 * 1024,
+    labPort: 0,
+    lab: 'off',
+    configFile: undefined,
+    ...overrides,
+  };
+}
+
+export interface TestRuntime extends Runtime {
+  /** POST /runs; returns the created run. */
+  submit(body: unknown): Promise<RunWithSteps>;
+  waitRun(runId: string, timeoutMs?: number): Promise<RunWithSteps>;
+  events(runId: string): Promise<EventRecord[]>;
+}
+
+export async function startTestRuntime(overrides: Partial<RunwardenConfig> = {}, env: Record<string, string | undefined> = {}): Promise<TestRuntime> {
+  const dir = mkdtempSync(join(tmpdir(), 'rw-rt-'));
+  const rt = await startRuntime(testConfig(dir, overrides), { env });
+  const close = rt.close;
+  return {
+    ...rt,
+    async close() {
+      await close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+    async submit(body) {
+      return (await rt.engine.createRun(body)).run;
+    },
+    waitRun(runId, timeoutMs = 15_000) {
+      return waitFor(
+        async () => {
+          const run = await rt.engine.getRun(runId);
+          return ['succeeded', 'failed', 'cancelled'].includes(run.status) ? run : undefined;
+        },
+        timeoutMs,
+        `run ${runId}`,
+      );
+    },
+    events(runId) {
+      return rt.engine.listEvents(runId, 0, 10_000);
+    },
+  };
+}
