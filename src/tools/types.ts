@@ -54,7 +54,7 @@ export interface ToolContext {
 /** A JSON Schema object (validated with Ajv) or any Standard Schema (zod, valibot, arktype ...). */
 export type ToolInputSchema = StandardSchemaV1 | Record<string, unknown>;
 
-export interface ToolDefinition<I = any, O = unknown> {
+export interface ToolDefinition<I = unknown, O = unknown> {
   name: string;
   description?: string;
   input?: ToolInputSchema;
@@ -63,6 +63,6 @@ export interface ToolDefinition<I = any, O = unknown> {
   run(ctx: ToolContext, input: I): Promise<O> | O;
 }
 
-export function defineTool<I = any, O = unknown>(def: ToolDefinition<I, O>): ToolDefinition<I, O> {
+export function defineTool<I = unknown, O = unknown>(def: ToolDefinition<I, O>): ToolDefinition<I, O> {
   return def;
 }

@@ -1,0 +1,210 @@
+/**
+ * Anthropic Messages API, streaming and not. Embeddings are not offered by Anthropic: `embed`
+ * throws `llm.unsupported`.
+ */
+import { HttpClient, contentType, errorStatusConsumer, isRecord, isSuccess, jsonConsumer, num, type HttpClientInit } from './http-client.ts';
+import { unsupported } from './openai.ts';
+import { SseParser } from './sse.ts';
+import { ConsumerError, type BodyConsumer, type ExchangeControl, type ResponseHead } from './transport.ts';
+import type { CallOptions, ChatRequest, ChatResult, EmbedOptions, EmbedResult, LlmProvider, ProviderType } from './types.ts';
+
+export const ANTHROPIC_VERSION = '2023-06-01';
+/** Anthropic requires max_tokens. @default 4096 */
+export const ANTHROPIC_DEFAULT_MAX_TOKENS = 4096;
+
+export interface AnthropicInit extends Omit<HttpClientInit, 'headers'> {
+  apiKey?: string;
+  model: string;
+  headers?: Record<string, string>;
+}
+
+interface Message {
+  text: string;
+  finishReason: string | null;
+  inputTokens: number;
+  outputTokens: number;
+  model: string | undefined;
+}
+
+export class AnthropicProvider implements LlmProvider {
+  readonly name: string;
+  readonly type: ProviderType;
+  readonly baseUrl: string;
+  private readonly http: HttpClient;
+  private readonly model: string;
+  private readonly path: string;
+
+  constructor(init: AnthropicInit) {
+    const headers: Record<string, string> = { 'anthropic-version': ANTHROPIC_VERSION, ...init.headers };
+    if (init.apiKey) headers['x-api-key'] = init.apiKey;
+    this.http = new HttpClient({ ...init, headers });
+    this.name = init.name;
+    this.type = init.type;
+    this.baseUrl = this.http.baseUrl;
+    this.model = init.model;
+    // ANTHROPIC_BASE_URL is an origin by convention (the SDK appends /v1/messages); accept .../v1 too.
+    this.path = /\/v1\/?$/.test(init.base.pathname) ? 'messages' : 'v1/messages';
+  }
+
+  async chat(req: ChatRequest, opts: CallOptions): Promise<ChatResult> {
+    const model = req.model ?? this.model;
+    const stream = req.stream ?? true;
+    const system = req.messages.filter((m) => m.role === 'system').map((m) => m.content);
+    const body: Record<string, unknown> = {
+      model,
+      max_tokens: req.maxTokens ?? ANTHROPIC_DEFAULT_MAX_TOKENS,
+      messages: req.messages.filter((m) => m.role !== 'system').map((m) => ({ role: m.role, content: m.content })),
+      stream,
+    };
+    if (system.length > 0) body.system = system.join('\n\n');
+    if (req.temperature !== undefined) body.temperature = req.temperature;
+    const r = await this.http.send<Message>({
+      path: this.path,
+      body,
+      opts,
+      model,
+      stream,
+      accept: stream ? 'text/event-stream' : 'application/json',
+      choose: (head) => chooseConsumer(head, stream),
+    });
+    const m = r.value;
+    const result: ChatResult = {
+      text: m.text,
+      provider: this.name,
+      model: m.model ?? model,
+      finishReason: m.finishReason,
+      usage: { inputTokens: m.inputTokens, outputTokens: m.outputTokens },
+      ttfbMs: r.ttfbMs,
+      totalMs: r.totalMs,
+      retries: r.retries,
+    };
+    opts.onEvent?.('llm.usage', {
+      provider: this.name,
+      model: result.model,
+      inputTokens: m.inputTokens,
+      outputTokens: m.outputTokens,
+      ttfbMs: r.ttfbMs,
+      totalMs: r.totalMs,
+      retries: r.retries,
+    });
+    return result;
+  }
+
+  embed(_texts: string[], _opts: EmbedOptions): Promise<EmbedResult> {
+    return Promise.reject(unsupported(this.name, 'embeddings (Anthropic has no embeddings API; configure an OpenAI-compatible provider for embed/retrieve)'));
+  }
+
+  close(): void {
+    this.http.close();
+  }
+}
+
+function chooseConsumer(head: ResponseHead, stream: boolean): BodyConsumer<Message> {
+  if (!isSuccess(head)) return errorStatusConsumer(head);
+  if (stream && !contentType(head).includes('json')) return anthropicStreamConsumer();
+  return jsonConsumer(parseMessage);
+}
+
+function parseMessage(json: unknown): Message {
+  if (!isRecord(json) || !Array.isArray(json.content)) throw new ConsumerError('llm.malformed', 'message has no "content" array');
+  let text = '';
+  for (const block of json.content as unknown[]) {
+    if (isRecord(block) && block.type === 'text' && typeof block.text === 'string') text += block.text;
+  }
+  const usage = isRecord(json.usage) ? json.usage : {};
+  return {
+    text,
+    finishReason: typeof json.stop_reason === 'string' ? json.stop_reason : null,
+    inputTokens: num(usage.input_tokens),
+    outputTokens: num(usage.output_tokens),
+    model: typeof json.model === 'string' ? json.model : undefined,
+  };
+}
+
+/** Progress = non-empty text/thinking/tool-input deltas and the stop reason; `ping` is not. */
+export function anthropicStreamConsumer(): BodyConsumer<Message> {
+  const out: Message = { text: '', finishReason: null, inputTokens: 0, outputTokens: 0, model: undefined };
+  let sawStop = false;
+  let ctl: ExchangeControl | undefined;
+  const parser = new SseParser({
+    onEvent(ev) {
+      if (sawStop) return;
+      if (ev.type === 'error') {
+        throw new ConsumerError('llm.malformed', `provider sent an error event mid-stream: ${ev.data.slice(0, 300)}`);
+      }
+      let json: unknown;
+      try {
+        json = JSON.parse(ev.data);
+      } catch (err) {
+        throw new ConsumerError('llm.malformed', `invalid JSON in "${ev.type}" event: ${ev.data.slice(0, 120)} (${err instanceof Error ? err.message : 'parse error'})`);
+      }
+      if (!isRecord(json)) throw new ConsumerError('llm.malformed', `"${ev.type}" event is not a JSON object`);
+      const type = typeof json.type === 'string' ? json.type : ev.type;
+      switch (type) {
+        case 'message_start': {
+          const msg = isRecord(json.message) ? json.message : {};
+          if (typeof msg.model === 'string') out.model = msg.model;
+          const usage = isRecord(msg.usage) ? msg.usage : {};
+          out.inputTokens = num(usage.input_tokens);
+          out.outputTokens = num(usage.output_tokens);
+          break;
+        }
+        case 'content_block_delta': {
+          const d = isRecord(json.delta) ? json.delta : {};
+          if (d.type === 'text_delta' && typeof d.text === 'string' && d.text.length > 0) {
+            out.text += d.text;
+            ctl?.progress();
+          } else if (
+            (typeof d.thinking === 'string' && d.thinking.length > 0) ||
+            (typeof d.partial_json === 'string' && d.partial_json.length > 0)
+          ) {
+            ctl?.progress();
+          }
+          break;
+        }
+        case 'message_delta': {
+          const d = isRecord(json.delta) ? json.delta : {};
+          if (typeof d.stop_reason === 'string') {
+            out.finishReason = d.stop_reason;
+            ctl?.progress();
+          }
+          const usage = isRecord(json.usage) ? json.usage : {};
+          if (usage.output_tokens !== undefined) out.outputTokens = num(usage.output_tokens);
+          if (usage.input_tokens !== undefined) out.inputTokens = num(usage.input_tokens);
+          break;
+        }
+        case 'message_stop':
+          sawStop = true;
+          ctl?.done();
+          break;
+        case 'error': {
+          const e = isRecord(json.error) ? json.error : {};
+          const etype = typeof e.type === 'string' ? e.type : 'error';
+          const emsg = typeof e.message === 'string' ? e.message : '';
+          throw new ConsumerError('llm.malformed', `provider reported an error mid-stream: ${etype} ${emsg}`.trim());
+        }
+        default:
+          // ping, content_block_start, content_block_stop: bytes, not progress.
+          break;
+      }
+    },
+  });
+  return {
+    streaming: true,
+    onData(chunk, c) {
+      ctl = c;
+      parser.feed(chunk);
+    },
+    onEnd() {
+      const end = parser.end();
+      if (!sawStop) {
+        const how = end.discardedEvent ? 'with an unterminated event' : 'cleanly';
+        throw new ConsumerError('llm.truncated', `stream ended ${how} before message_stop (${out.text.length} chars received, not returned)`, {
+          retryable: true,
+          extra: { partialChars: out.text.length, finishReason: out.finishReason },
+        });
+      }
+      return out;
+    },
+  };
+}

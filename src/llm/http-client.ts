@@ -1,0 +1,255 @@
+/**
+ * What the OpenAI-compatible and Anthropic providers share: one keep-alive agent per provider, the
+ * retry loop around `runExchange`, JSON and error-status body consumers, usage events.
+ */
+import type http from 'node:http';
+import { RunwardenError } from '../domain/errors.ts';
+import { excerpt, redactUrl } from './errors.ts';
+import { parseRetryAfter, withRetries } from './retry.ts';
+import { ERROR_BODY_MAX_BYTES, resolveTimeouts } from './timeouts.ts';
+import { ConsumerError, createAgent, runExchange, type BodyConsumer, type ResponseHead } from './transport.ts';
+import type { CallOptions, LlmTimeouts, ProviderType } from './types.ts';
+
+export interface HttpClientInit {
+  name: string;
+  type: ProviderType;
+  /** Parsed base URL (may carry credentials or a query; never printed as is). */
+  base: URL;
+  timeouts?: Partial<LlmTimeouts>;
+  maxRetries: number;
+  maxResponseBytes: number;
+  /** Sent with every request; may hold secrets, never logged. */
+  headers: Record<string, string>;
+  dnsServers?: readonly string[];
+}
+
+export interface SendArgs<T> {
+  /** Path relative to the base URL, e.g. "chat/completions". */
+  path: string;
+  body: unknown;
+  opts: CallOptions;
+  model: string;
+  stream: boolean;
+  accept: string;
+  choose: (head: ResponseHead) => BodyConsumer<T>;
+}
+
+export interface SendResult<T> {
+  value: T;
+  retries: number;
+  ttfbMs: number;
+  totalMs: number;
+}
+
+const PUBLIC_HEADERS = new Set(['anthropic-version', 'anthropic-beta', 'content-type', 'accept', 'user-agent', 'openai-beta']);
+
+export class HttpClient {
+  readonly init: HttpClientInit;
+  /** Redacted base URL for display. */
+  readonly baseUrl: string;
+  private agent: http.Agent | undefined;
+  private closed = false;
+  /** Header values long enough to be credentials: scrubbed from every error this client throws. */
+  private readonly secrets: string[];
+
+  constructor(init: HttpClientInit) {
+    this.init = init;
+    this.baseUrl = redactUrl(init.base).replace(/\/$/, '');
+    this.secrets = Object.entries(init.headers)
+      .filter(([name]) => !PUBLIC_HEADERS.has(name.toLowerCase()))
+      .flatMap(([, v]) => [v, v.replace(/^Bearer\s+/i, '')])
+      .filter((v) => v.length >= 8);
+    for (const v of [init.base.username, init.base.password, ...init.base.searchParams.values()]) if (v.length >= 8) this.secrets.push(v);
+    // Validate timeouts once, at construction, so a bad config fails at startup.
+    resolveTimeouts(init.timeouts);
+  }
+
+  url(path: string): URL {
+    const base = new URL(this.init.base.href);
+    base.pathname = `${base.pathname.replace(/\/+$/, '')}/${path.replace(/^\/+/, '')}`;
+    return base;
+  }
+
+  async send<T>(a: SendArgs<T>): Promise<SendResult<T>> {
+    try {
+      return await this.sendUnscrubbed(a);
+    } catch (err) {
+      throw err instanceof RunwardenError && this.secrets.length > 0 ? scrub(err, this.secrets) : err;
+    }
+  }
+
+  private async sendUnscrubbed<T>(a: SendArgs<T>): Promise<SendResult<T>> {
+    if (this.closed) {
+      throw new RunwardenError('llm.closed', `provider ${this.init.name} is closed`, { retryable: false, data: { provider: this.init.name } });
+    }
+    const timeouts = resolveTimeouts(this.init.timeouts, a.opts.timeouts);
+    const startedAt = Date.now();
+    const budgetDeadline = Math.min(a.opts.deadline, startedAt + timeouts.totalMs);
+    const url = this.url(a.path);
+    const body = Buffer.from(JSON.stringify(a.body));
+    this.agent ??= createAgent(url);
+    const agent = this.agent;
+    let ttfbMs = 0;
+    const { value, retries } = await withRetries(
+      {
+        signal: a.opts.signal,
+        budgetDeadline,
+        maxRetries: this.init.maxRetries,
+        beforeAttempt: (attempt) => a.opts.onEvent?.('llm.request', { provider: this.init.name, model: a.model, stream: a.stream, attempt }),
+      },
+      async (attempt) => {
+        const r = await runExchange(
+          {
+            url,
+            method: 'POST',
+            headers: { 'content-type': 'application/json', accept: a.accept, 'user-agent': 'runwarden', ...this.init.headers },
+            body,
+            agent,
+            dnsServers: this.init.dnsServers,
+            signal: a.opts.signal,
+            stepDeadline: a.opts.deadline,
+            budgetDeadline,
+            timeouts,
+            maxBytes: this.init.maxResponseBytes,
+            provider: this.init.name,
+            model: a.model,
+            attempt,
+          },
+          a.choose,
+        );
+        ttfbMs = r.ttfbMs;
+        return r.value;
+      },
+    );
+    return { value, retries, ttfbMs, totalMs: Date.now() - startedAt };
+  }
+
+  close(): void {
+    this.closed = true;
+    this.agent?.destroy();
+    this.agent = undefined;
+  }
+}
+
+/** A copy of `err` with every occurrence of a secret replaced, in its message and data. */
+function scrub(err: RunwardenError, secrets: string[]): RunwardenError {
+  const clean = (text: string): string => secrets.reduce((t, secret) => t.split(secret).join('<redacted>'), text);
+  const deep = (v: unknown): unknown => {
+    if (typeof v === 'string') return clean(v);
+    if (Array.isArray(v)) return v.map(deep);
+    if (isRecord(v)) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, deep(x)]));
+    return v;
+  };
+  const message = clean(err.message);
+  const data = err.data === undefined ? undefined : (deep(err.data) as Record<string, unknown>);
+  if (message === err.message && JSON.stringify(data) === JSON.stringify(err.data)) return err;
+  return new RunwardenError(err.code, message, { status: err.status, retryable: err.retryable, details: err.details, data });
+}
+
+export function isSuccess(head: ResponseHead): boolean {
+  return head.status >= 200 && head.status < 300;
+}
+
+export function contentType(head: ResponseHead): string {
+  return String(head.headers['content-type'] ?? '').toLowerCase();
+}
+
+/** Buffers a (bounded) body and parses it as JSON; `llm.malformed` when it is not. */
+export function jsonConsumer<T>(map: (json: unknown) => T): BodyConsumer<T> {
+  const chunks: Buffer[] = [];
+  return {
+    streaming: false,
+    onData(chunk) {
+      chunks.push(chunk);
+    },
+    onEnd() {
+      const text = Buffer.concat(chunks).toString('utf8');
+      let json: unknown;
+      try {
+        json = JSON.parse(text);
+      } catch (err) {
+        throw new ConsumerError(
+          'llm.malformed',
+          `response body is not valid JSON (${text.length} chars: ${excerpt(text, 120)}; ${err instanceof Error ? err.message : 'parse error'})`,
+        );
+      }
+      return map(json);
+    },
+  };
+}
+
+/**
+ * Reads up to ERROR_BODY_MAX_BYTES of an error response and throws the typed error for its status:
+ * 429 rate_limited, 5xx and 529 overloaded (both retried), 401/403 auth, 400/404/413/422 bad_request.
+ */
+export function errorStatusConsumer(head: ResponseHead): BodyConsumer<never> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  const raise = (): never => {
+    const text = Buffer.concat(chunks).toString('utf8');
+    throw statusError(head, text);
+  };
+  return {
+    streaming: false,
+    onData(chunk) {
+      if (size >= ERROR_BODY_MAX_BYTES) return;
+      chunks.push(chunk);
+      size += chunk.byteLength;
+      if (size >= ERROR_BODY_MAX_BYTES) raise();
+    },
+    onEnd: raise,
+  };
+}
+
+export function statusError(head: ResponseHead, bodyText: string): ConsumerError {
+  const status = head.status;
+  const providerMessage = providerErrorMessage(bodyText);
+  const extra: Record<string, unknown> = { status };
+  if (providerMessage) extra.providerMessage = providerMessage;
+  const suffix = providerMessage ? `: ${providerMessage}` : '';
+  if (status === 429) {
+    const retryAfterMs = parseRetryAfter(head.headers);
+    if (retryAfterMs !== undefined) extra.retryAfterMs = retryAfterMs;
+    const raw = head.headers['retry-after'] ?? head.headers['retry-after-ms'];
+    if (raw !== undefined && retryAfterMs === undefined) extra.retryAfterIgnored = excerpt(String(raw), 60);
+    return new ConsumerError('llm.rate_limited', `rate limited (429)${suffix}`, { retryable: true, extra });
+  }
+  if (status >= 500) {
+    const retryAfterMs = parseRetryAfter(head.headers);
+    if (retryAfterMs !== undefined) extra.retryAfterMs = retryAfterMs;
+    return new ConsumerError('llm.overloaded', `server error ${status}${suffix}`, { retryable: true, extra });
+  }
+  if (status === 401 || status === 403) {
+    return new ConsumerError('llm.auth', `authentication failed (${status}); check the provider's API key variable${suffix}`, { extra });
+  }
+  if (status === 400 || status === 404 || status === 413 || status === 422) {
+    return new ConsumerError('llm.bad_request', `request rejected (${status})${suffix}`, { extra });
+  }
+  return new ConsumerError('llm.http_error', `unexpected HTTP status ${status}${suffix}`, { extra });
+}
+
+function providerErrorMessage(text: string): string | undefined {
+  const trimmed = text.trim();
+  if (trimmed === '') return undefined;
+  try {
+    const json = JSON.parse(trimmed) as unknown;
+    if (isRecord(json)) {
+      const e = json.error;
+      if (isRecord(e) && typeof e.message === 'string') return excerpt(e.message);
+      if (typeof e === 'string') return excerpt(e);
+      if (typeof json.message === 'string') return excerpt(json.message);
+    }
+  } catch (err) {
+    // Not JSON (an HTML error page from a proxy, say): fall through to a text excerpt.
+    void err;
+  }
+  return excerpt(trimmed.replace(/<[^>]*>/g, ' '), 200);
+}
+
+export function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+export function num(v: unknown): number {
+  return typeof v === 'number' && Number.isFinite(v) ? v : 0;
+}

@@ -1,0 +1,116 @@
+/**
+ * The provider contract the tools depend on. Providers talk HTTP directly (see docs/providers.md for
+ * why not the SDKs); every call runs inside the step's deadline and honours its AbortSignal down to
+ * the socket.
+ */
+
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant';
+  content: string;
+}
+
+export interface ChatRequest {
+  messages: ChatMessage[];
+  /** @default the provider's configured `model` */
+  model?: string;
+  /** @default 4096 for Anthropic (required there); unset for OpenAI-compatible servers */
+  maxTokens?: number;
+  temperature?: number;
+  /** @default true */
+  stream?: boolean;
+}
+
+/**
+ * Layered deadlines of one call. Each is also capped by the step's deadline: whichever comes first
+ * fires. Defaults in DEFAULT_TIMEOUTS (timeouts.ts).
+ */
+export interface LlmTimeouts {
+  /** DNS lookup + TCP connect + TLS handshake of one attempt. */
+  connectMs: number;
+  /** Request written until the status line and headers arrive. Non-streaming servers often hold
+   *  the headers until the whole completion is generated, so this is also their generation time. */
+  headersMs: number;
+  /** Streaming: headers until the first *content* (text delta, finish reason), pings excluded. */
+  firstContentMs: number;
+  /** Streaming: gap between content chunks (pings, comments, empty deltas do not reset it).
+   *  Non-streaming: gap between any two body bytes. */
+  idleMs: number;
+  /** The whole call, retries and backoff included. */
+  totalMs: number;
+}
+
+export type LlmEventType = 'llm.request' | 'llm.usage';
+
+export interface CallOptions {
+  signal: AbortSignal;
+  /** Epoch ms: the step's deadline. Nothing in the call outlives it. */
+  deadline: number;
+  timeouts?: Partial<LlmTimeouts>;
+  onEvent?: (type: LlmEventType, data: Record<string, unknown>) => void;
+}
+
+export interface EmbedOptions extends CallOptions {
+  model?: string;
+  dimensions?: number;
+}
+
+export interface ChatUsage {
+  inputTokens: number;
+  outputTokens: number;
+}
+
+export interface ChatResult {
+  text: string;
+  provider: string;
+  model: string;
+  finishReason: string | null;
+  usage: ChatUsage;
+  /** Time from the start of the successful attempt to the first response byte. */
+  ttfbMs: number;
+  /** The whole call, retries included. */
+  totalMs: number;
+  retries: number;
+}
+
+export interface EmbedResult {
+  vectors: number[][];
+  provider: string;
+  model: string;
+  usage: { inputTokens: number };
+  totalMs: number;
+  retries: number;
+}
+
+export type ProviderType = 'openai' | 'anthropic' | 'lab';
+
+export interface LlmProvider {
+  readonly name: string;
+  readonly type: ProviderType;
+  /** Redacted: no credentials, no query string. */
+  readonly baseUrl: string;
+  chat(req: ChatRequest, opts: CallOptions): Promise<ChatResult>;
+  embed(texts: string[], opts: EmbedOptions): Promise<EmbedResult>;
+  /** Destroys the provider's keep-alive sockets. Idempotent. */
+  close(): void;
+}
+
+export interface ProviderConfig {
+  type: ProviderType;
+  /** OpenAI-compatible: up to and including `/v1`. Anthropic: the origin (`/v1/messages` is appended
+   *  unless the URL already ends in `/v1`). */
+  baseUrl?: string;
+  /** Name of the environment variable holding the API key (never the key itself). */
+  apiKeyEnv?: string;
+  model?: string;
+  embeddingModel?: string;
+  timeouts?: Partial<LlmTimeouts>;
+  /** Retries of safe failures (connect errors, 429, 5xx/529). @default 2 */
+  maxRetries?: number;
+  /** Extra request headers. Treated as secrets: never logged, never in errors. */
+  headers?: Record<string, string>;
+  /** Largest response body accepted. @default 33554432 (32 MiB) */
+  maxResponseBytes?: number;
+  /** Resolve host names with these DNS servers (c-ares, cancellable) instead of the system
+   *  resolver (getaddrinfo, which cannot be cancelled and holds a libuv thread while it waits). */
+  dnsServers?: string[];
+}
