@@ -6,7 +6,7 @@
 import { RunwardenError, type SerializedError } from '../domain/errors.ts';
 import type { UsageTotals } from '../domain/records.ts';
 import type { StepState } from '../domain/states.ts';
-import { resolveTemplates } from '../domain/templates.ts';
+import { findTemplates, resolveTemplates } from '../domain/templates.ts';
 import type { NewEvent, StepRow, Tx } from '../store/store.ts';
 
 /** What a transaction did, gathered so the run bookkeeping is written once per run at the end. */
@@ -120,7 +120,9 @@ async function advance(tx: Tx, fx: TxEffects, step: StepRow, outputs: unknown, s
 /** pending -> queued with its templates resolved from upstream outputs. */
 async function queueStep(tx: Tx, fx: TxEffects, next: StepRow, justFinished: StepRow, finishedOutputs: unknown): Promise<void> {
   const upstream = new Map<string, unknown>([[justFinished.name, finishedOutputs]]);
-  const others = next.dependsOn.filter((d) => d !== justFinished.name);
+  // Templates may name any upstream step, not only direct dependencies; load exactly those named.
+  const named = new Set(findTemplates(next.inputs).flatMap((t) => (t.step ? [t.step] : [])));
+  const others = [...named].filter((d) => d !== justFinished.name);
   if (others.length > 0) {
     for (const row of await tx.getSteps(others.map((name) => ({ runId: next.runId, name })))) upstream.set(row.name, row.outputs);
   }

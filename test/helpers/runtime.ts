@@ -43,7 +43,7 @@ export interface TestRuntime extends Runtime {
 export async function startTestRuntime(overrides: Partial<RunwardenConfig> = {}, env: Record<string, string | undefined> = {}): Promise<TestRuntime> {
   const dir = mkdtempSync(join(tmpdir(), 'rw-rt-'));
   const rt = await startRuntime(testConfig(dir, overrides), { env });
-  const close = rt.close;
+  const close = (): Promise<void> => rt.close();
   return {
     ...rt,
     async close() {

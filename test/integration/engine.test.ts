@@ -200,12 +200,15 @@ describe('engine on SQLite', () => {
           { name: 'a', tool: 'echo', inputs: { greeting: 'hi', nested: { list: [1, 2, 3] } } },
           { name: 'b', tool: 'echo', inputs: { text: '{{steps.a.outputs.greeting}} there', second: '{{steps.a.outputs.nested.list.1}}' }, dependsOn: ['a'] },
           { name: 'c', tool: 'echo', inputs: { x: '{{steps.a.outputs.missing}}' }, dependsOn: ['a'] },
+          // Names a step two hops up, not a direct dependency.
+          { name: 'd', tool: 'echo', inputs: { greeting: '{{steps.a.outputs.greeting}}', b: '{{steps.b.outputs.second}}' }, dependsOn: ['b'] },
         ],
       },
     });
     const done = await t.waitRun(run.id);
     const by = Object.fromEntries(done.steps.map((s) => [s.name, s]));
     assert.deepEqual(by.b?.outputs, { text: 'hi there', second: 2 });
+    assert.deepEqual(by.d?.outputs, { greeting: 'hi', b: 2 });
     assert.equal(by.c?.status, 'failed');
     assert.equal(by.c?.error?.code, 'TEMPLATE_UNRESOLVED');
   });

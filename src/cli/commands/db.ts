@@ -1,0 +1,77 @@
+/** `runwarden db migrate`, `runwarden db status`: schema management. */
+import { mkdir } from 'node:fs/promises';
+import { stringFlag } from '../command.ts';
+import type { Command, ParsedArgs } from '../command.ts';
+import type { ConfigFlags } from '../../config/resolve.ts';
+import type { RunwardenConfig } from '../../config/types.ts';
+import type { Store } from '../../store/store.ts';
+import { EXIT } from '../io.ts';
+import { loadConfig } from './config-flags.ts';
+
+const DB_HELP = `  --data-dir d   where the SQLite file lives (default ./.runwarden; env RUNWARDEN_DATA_DIR)
+  --config f     config file (default runwarden.config.{json,js,ts})
+With DATABASE_URL set, the PostgreSQL database it names is used instead.`;
+
+const dbOptions = { 'data-dir': { type: 'string' }, config: { type: 'string' } } as const;
+
+function dbFlags(args: ParsedArgs): ConfigFlags {
+  return { dataDir: stringFlag(args, 'data-dir'), config: stringFlag(args, 'config') };
+}
+
+async function withStore<T>(config: Readonly<RunwardenConfig>, fn: (store: Store) => Promise<T>): Promise<T> {
+  const { openStore } = await import('../../store/open.ts');
+  if (config.databaseUrl === undefined) await mkdir(config.dataDir, { recursive: true });
+  const store = await openStore({ dataDir: config.dataDir, databaseUrl: config.databaseUrl });
+  try {
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
+export const dbMigrateCommand: Command = {
+  name: 'db migrate',
+  summary: 'Apply pending schema migrations.',
+  usage: '[--data-dir d] [--config f]',
+  help: DB_HELP,
+  options: dbOptions,
+  positionals: { min: 0, max: 0 },
+  async run(args, io) {
+    const config = await loadConfig(dbFlags(args), io);
+    return withStore(config, async (store) => {
+      const { applied } = await store.migrate();
+      const status = await store.migrationStatus();
+      io.out(
+        applied.length > 0
+          ? `applied migration${applied.length > 1 ? 's' : ''} ${applied.join(', ')} to ${store.location} (${status.dialect}); now at version ${status.current}\n`
+          : `${store.location} (${status.dialect}) is up to date at version ${status.current}\n`,
+      );
+      return EXIT.OK;
+    });
+  },
+};
+
+export const dbStatusCommand: Command = {
+  name: 'db status',
+  summary: 'Show the schema version and pending migrations.',
+  usage: '[--data-dir d] [--config f]',
+  help: DB_HELP,
+  options: dbOptions,
+  positionals: { min: 0, max: 0 },
+  async run(args, io) {
+    const config = await loadConfig(dbFlags(args), io);
+    return withStore(config, async (store) => {
+      const s = await store.migrationStatus();
+      io.out(
+        [
+          `database  ${store.location}`,
+          `dialect   ${s.dialect}`,
+          `current   ${s.current}`,
+          `latest    ${s.latest}`,
+          `pending   ${s.pending.length > 0 ? `${s.pending.join(', ')} (run: runwarden db migrate)` : 'none'}`,
+        ].join('\n') + '\n',
+      );
+      return EXIT.OK;
+    });
+  },
+};

@@ -1,0 +1,147 @@
+/** `runwarden runs list|show|cancel|events` */
+import type { EventRecord, RunRecord, RunWithSteps } from '../../domain/records.ts';
+import { RUN_STATES } from '../../domain/states.ts';
+import { ApiClient } from '../client.ts';
+import { boolFlag, intFlag, stringFlag } from '../command.ts';
+import type { Command } from '../command.ts';
+import { between, dateTime, duration, errorSummary, eventLine, table, truncate } from '../format.ts';
+import { EXIT, usageError } from '../io.ts';
+import { URL_HELP } from './submit.ts';
+
+const JSON_HELP = '  --json         print JSON for scripts';
+
+export const runsListCommand: Command = {
+  name: 'runs list',
+  summary: 'List runs, newest first.',
+  usage: '[--status <s>] [--label k=v] [--limit n] [--cursor c] [--json] [--url <url>]',
+  help: `  --status <s>   one of ${RUN_STATES.join(', ')}
+  --label k=v    only runs with this label
+  --limit n      at most n runs (1-500, default 50)
+  --cursor c     the next page (printed after a full page)
+${JSON_HELP} (the API's page: { runs, nextCursor })
+${URL_HELP}`,
+  options: { status: { type: 'string' }, label: { type: 'string' }, limit: { type: 'string' }, cursor: { type: 'string' }, json: { type: 'boolean' }, url: { type: 'string' } },
+  positionals: { min: 0, max: 0 },
+  async run(args, io) {
+    const status = stringFlag(args, 'status');
+    if (status !== undefined && !(RUN_STATES as readonly string[]).includes(status)) throw usageError(`--status must be one of ${RUN_STATES.join(', ')}`);
+    const label = stringFlag(args, 'label');
+    if (label !== undefined && !/^[^=:]+[=:]/.test(label)) throw usageError('--label must be key=value');
+    const client = ApiClient.fromEnv(stringFlag(args, 'url'), io.env);
+    const page = await client.get<{ runs: RunRecord[]; nextCursor: string | null }>('/runs', {
+      status,
+      label,
+      limit: intFlag(args, 'limit', 1, 500),
+      cursor: stringFlag(args, 'cursor'),
+    });
+    if (boolFlag(args, 'json')) {
+      io.out(`${JSON.stringify(page, null, 2)}\n`);
+      return EXIT.OK;
+    }
+    if (page.runs.length === 0) {
+      io.out('no runs\n');
+      return EXIT.OK;
+    }
+    const rows = page.runs.map((r) => [
+      r.id,
+      r.status,
+      `${r.stepsDone}/${r.stepsTotal}`,
+      dateTime(r.createdAt),
+      duration(between(r.startedAt, r.finishedAt)),
+      truncate(r.goal ?? '', 40),
+      Object.entries(r.labels)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(','),
+    ]);
+    io.out(`${table(['ID', 'STATUS', 'STEPS', 'CREATED', 'DURATION', 'GOAL', 'LABELS'], rows).join('\n')}\n`);
+    if (page.nextCursor) io.err(`more: runwarden runs list --cursor ${page.nextCursor}\n`);
+    return EXIT.OK;
+  },
+};
+
+export const runsShowCommand: Command = {
+  name: 'runs show',
+  summary: 'Show one run and its steps.',
+  usage: '<id> [--json] [--url <url>]',
+  help: `${JSON_HELP} (the run with its steps)\n${URL_HELP}`,
+  options: { json: { type: 'boolean' }, url: { type: 'string' } },
+  positionals: { min: 1, max: 1 },
+  async run(args, io) {
+    const client = ApiClient.fromEnv(stringFlag(args, 'url'), io.env);
+    const run = await client.get<RunWithSteps>(`/runs/${encodeURIComponent(args.positionals[0] ?? '')}`);
+    if (boolFlag(args, 'json')) {
+      io.out(`${JSON.stringify(run, null, 2)}\n`);
+      return EXIT.OK;
+    }
+    io.out(`${showRun(run).join('\n')}\n`);
+    return EXIT.OK;
+  },
+};
+
+export function showRun(run: RunWithSteps): string[] {
+  const labels = Object.entries(run.labels).map(([k, v]) => `${k}=${v}`).join(', ');
+  const lines = [
+    `run       ${run.id}`,
+    `status    ${run.status}`,
+    ...(run.goal ? [`goal      ${run.goal}`] : []),
+    ...(labels ? [`labels    ${labels}`] : []),
+    ...(run.idempotencyKey ? [`idempotency key  ${run.idempotencyKey}`] : []),
+    `created   ${dateTime(run.createdAt)}`,
+    `started   ${dateTime(run.startedAt)}`,
+    `finished  ${dateTime(run.finishedAt)}${run.finishedAt ? `  (${duration(between(run.startedAt ?? run.createdAt, run.finishedAt))})` : ''}`,
+    `steps     ${run.stepsDone}/${run.stepsTotal} done`,
+    `usage     ${run.usage.calls} LLM calls, ${run.usage.inputTokens} input + ${run.usage.outputTokens} output tokens`,
+  ];
+  if (run.error) lines.push(`error     ${errorSummary(run.error, 200)}`);
+  const rows = run.steps.map((s) => [
+    s.name,
+    s.tool,
+    s.status,
+    String(s.attempts),
+    duration(between(s.startedAt, s.finishedAt ?? (s.status === 'running' ? undefined : s.startedAt))),
+    errorSummary(s.error, 60),
+  ]);
+  lines.push('', ...table(['STEP', 'TOOL', 'STATUS', 'ATTEMPTS', 'DURATION', 'ERROR'], rows));
+  return lines;
+}
+
+export const runsCancelCommand: Command = {
+  name: 'runs cancel',
+  summary: 'Cancel a run: running attempts are aborted, pending steps cancelled.',
+  usage: '<id> [--url <url>]',
+  help: URL_HELP,
+  options: { url: { type: 'string' } },
+  positionals: { min: 1, max: 1 },
+  async run(args, io) {
+    const client = ApiClient.fromEnv(stringFlag(args, 'url'), io.env);
+    const { body: run } = await client.post<RunWithSteps>(`/runs/${encodeURIComponent(args.positionals[0] ?? '')}/cancel`);
+    io.out(`run ${run.id}: ${run.status}\n`);
+    return EXIT.OK;
+  },
+};
+
+export const runsEventsCommand: Command = {
+  name: 'runs events',
+  summary: 'Print the events of a run.',
+  usage: '<id> [--after n] [--json] [--url <url>]',
+  help: `  --after n      only events with seq greater than n
+${JSON_HELP} (one event per line, as JSON)
+${URL_HELP}`,
+  options: { after: { type: 'string' }, json: { type: 'boolean' }, url: { type: 'string' } },
+  positionals: { min: 1, max: 1 },
+  async run(args, io) {
+    const client = ApiClient.fromEnv(stringFlag(args, 'url'), io.env);
+    const id = encodeURIComponent(args.positionals[0] ?? '');
+    const json = boolFlag(args, 'json');
+    let after = intFlag(args, 'after', 0, Number.MAX_SAFE_INTEGER) ?? 0;
+    const limit = 1000;
+    // Pages until a short page; bounded by the number of events the run has.
+    for (;;) {
+      const page = await client.get<{ events: EventRecord[]; nextAfter: number }>(`/runs/${id}/events`, { after, limit });
+      for (const e of page.events) io.out(json ? `${JSON.stringify(e)}\n` : `${String(e.seq).padStart(4)} ${eventLine(e)}\n`);
+      if (page.events.length < limit || page.nextAfter <= after) break;
+      after = page.nextAfter;
+    }
+    return EXIT.OK;
+  },
+};

@@ -1,0 +1,55 @@
+/**
+ * What a command may touch: its output streams, the environment and the working directory. Commands
+ * never write to process.stdout directly, so they can be run in-process by unit tests.
+ */
+export const EXIT = Object.freeze({
+  OK: 0,
+  /** The run failed, timed out or was cancelled; or the server answered with a 5xx. */
+  FAILED: 1,
+  /** Bad input: usage, unreadable or invalid file, a 4xx from the API. */
+  USAGE: 2,
+  /** The API could not be reached. */
+  UNREACHABLE: 3,
+  SIGINT: 130,
+  SIGTERM: 143,
+});
+
+export interface Io {
+  out(text: string): void;
+  err(text: string): void;
+  /** stdout is a terminal: progress is a redrawn table and colours are on. */
+  isTTY: boolean;
+  /** Terminal width, when known. */
+  columns: number | undefined;
+  env: Record<string, string | undefined>;
+  cwd: string;
+}
+
+export function processIo(): Io {
+  return {
+    out: (text) => process.stdout.write(text),
+    err: (text) => process.stderr.write(text),
+    isTTY: process.stdout.isTTY === true,
+    columns: process.stdout.isTTY === true ? process.stdout.columns : undefined,
+    env: process.env,
+    cwd: process.cwd(),
+  };
+}
+
+/** An error meant for the user: printed as its lines (never a stack) and mapped to an exit code. */
+export class CliError extends Error {
+  readonly exitCode: number;
+  readonly lines: string[];
+  /** Print the command's usage after the message. */
+  readonly showUsage: boolean;
+
+  constructor(exitCode: number, message: string, opts: { lines?: string[]; showUsage?: boolean } = {}) {
+    super(message);
+    this.name = 'CliError';
+    this.exitCode = exitCode;
+    this.lines = opts.lines ?? [];
+    this.showUsage = opts.showUsage ?? false;
+  }
+}
+
+export const usageError = (message: string): CliError => new CliError(EXIT.USAGE, message, { showUsage: true });

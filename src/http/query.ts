@@ -1,0 +1,69 @@
+/**
+ * Query-string validation. Every query parameter is a string on the wire; these schemas coerce and
+ * bound them, reject unknown names (a typo such as `?stauts=` would otherwise silently return
+ * everything) and turn every problem into one 400 `INVALID_QUERY` with a detail per parameter.
+ */
+import { z } from 'zod';
+import { RUN_STATES } from '../domain/states.ts';
+import type { ListRunsQuery } from '../engine/facade.ts';
+import { httpError } from './errors.ts';
+
+const intString = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d+$/, 'must be a non-negative integer')
+    .transform(Number)
+    .pipe(z.number().int().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`));
+
+const label = z
+  .string()
+  .regex(/^[^:=]+[:=].*$/, 'must be key:value or key=value')
+  .transform((s) => {
+    const i = s.search(/[:=]/);
+    return { key: s.slice(0, i), value: s.slice(i + 1) };
+  });
+
+export const MAX_RUNS_PAGE = 500;
+export const MAX_EVENTS_PAGE = 10_000;
+export const DEFAULT_EVENTS_PAGE = 500;
+
+export const listRunsQuery = z.strictObject({
+  status: z.enum(RUN_STATES).optional(),
+  label: label.optional(),
+  cursor: z.string().min(1).max(1000).optional(),
+  limit: intString(1, MAX_RUNS_PAGE).optional(),
+});
+
+export const listEventsQuery = z.strictObject({
+  after: intString(0, Number.MAX_SAFE_INTEGER).optional(),
+  limit: intString(1, MAX_EVENTS_PAGE).optional(),
+});
+
+export const streamEventsQuery = z.strictObject({
+  after: intString(0, Number.MAX_SAFE_INTEGER).optional(),
+});
+
+export const noQuery = z.strictObject({});
+
+export function parseQuery<T extends z.ZodType>(schema: T, query: unknown): z.output<T> {
+  const result = schema.safeParse(query ?? {});
+  if (result.success) return result.data;
+  const details = result.error.issues.map((issue) => {
+    if (issue.code === 'unrecognized_keys') {
+      return { code: 'UNKNOWN_PARAMETER', path: issue.keys.join(','), message: `unknown query parameter(s): ${issue.keys.join(', ')}` };
+    }
+    const path = issue.path.map(String).join('.');
+    const message = issue.code === 'invalid_type' && issue.expected === 'string' ? 'must be given once, as a single value' : issue.message;
+    return { code: 'INVALID_PARAMETER', path, message: `${path}: ${message}` };
+  });
+  throw httpError('INVALID_QUERY', 'invalid query parameters', details);
+}
+
+export function toListRunsQuery(q: z.output<typeof listRunsQuery>): ListRunsQuery {
+  const out: ListRunsQuery = {};
+  if (q.status !== undefined) out.status = q.status;
+  if (q.label !== undefined) out.label = q.label;
+  if (q.cursor !== undefined) out.cursor = q.cursor;
+  if (q.limit !== undefined) out.limit = q.limit;
+  return out;
+}

@@ -1,0 +1,46 @@
+/** Runs: create (idempotent), list, get, cancel, and one step's detail. */
+import type { FastifyInstance } from 'fastify';
+import type { HttpContext } from '../context.ts';
+import { httpError } from '../errors.ts';
+import { listRunsQuery, noQuery, parseQuery, toListRunsQuery } from '../query.ts';
+
+export function registerRunRoutes(app: FastifyInstance, ctx: HttpContext): void {
+  const { engine } = ctx;
+
+  app.post('/runs', { bodyLimit: ctx.bodyLimitBytes }, async (req, reply) => {
+    parseQuery(noQuery, req.query);
+    const body: unknown = req.body;
+    if (body === undefined) throw httpError('EMPTY_BODY', 'request body is empty; send a JSON object with a "plan"');
+    if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+      throw httpError('INVALID_BODY', 'request body must be a JSON object with a "plan"', [
+        { code: 'INVALID_TYPE', path: '', message: `expected an object, got ${body === null ? 'null' : Array.isArray(body) ? 'an array' : typeof body}` },
+      ]);
+    }
+    const { run, created } = await engine.createRun(body);
+    reply.code(created ? 201 : 200);
+    if (created) reply.header('location', `/runs/${encodeURIComponent(run.id)}`);
+    // The run itself, plus whether this request created it (false: an idempotencyKey repeat).
+    return { ...run, created };
+  });
+
+  app.get('/runs', async (req) => {
+    const q = parseQuery(listRunsQuery, req.query);
+    const page = await engine.listRuns(toListRunsQuery(q));
+    return { runs: page.runs, nextCursor: page.nextCursor };
+  });
+
+  app.get<{ Params: { id: string } }>('/runs/:id', async (req) => {
+    parseQuery(noQuery, req.query);
+    return engine.getRun(req.params.id);
+  });
+
+  app.post<{ Params: { id: string } }>('/runs/:id/cancel', async (req) => {
+    parseQuery(noQuery, req.query);
+    return engine.cancelRun(req.params.id);
+  });
+
+  app.get<{ Params: { id: string; name: string } }>('/runs/:id/steps/:name', async (req) => {
+    parseQuery(noQuery, req.query);
+    return engine.getStep(req.params.id, req.params.name);
+  });
+}
