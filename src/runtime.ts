@@ -3,6 +3,7 @@
  * the hang lab when no LLM key is configured, and the HTTP API.
  */
 import { hostname } from 'node:os';
+import { isLoopbackHost } from './config/host.ts';
 import type { RunwardenConfig } from './config/types.ts';
 import { RunwardenError } from './domain/errors.ts';
 import { Engine } from './engine/engine.ts';
@@ -36,9 +37,6 @@ export interface RuntimeOptions {
   cwd?: string;
 }
 
-const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
-export const isLoopback = (host: string): boolean => LOOPBACK.has(host) || host.startsWith('127.');
-
 /** Builds the tool registry: built-ins, the LLM tools, then the user's modules. */
 export async function buildTools(config: RunwardenConfig, deps: { providers: ProviderRegistry; store: Store; cwd: string }): Promise<ToolRegistry> {
   const tools = new ToolRegistry();
@@ -68,7 +66,7 @@ export async function startRuntime(config: RunwardenConfig, opts: RuntimeOptions
   const env = opts.env ?? {};
   const log = opts.log ?? (() => undefined);
   const cwd = opts.cwd ?? process.cwd();
-  const requireToken = !isLoopback(config.host);
+  const requireToken = !isLoopbackHost(config.host);
   if (requireToken && !config.token) {
     throw new RunwardenError('CONFIG_INVALID', `listening on ${config.host} (not loopback) requires a bearer token: set RUNWARDEN_TOKEN`, { status: 400 });
   }

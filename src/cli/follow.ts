@@ -10,7 +10,7 @@ import { RUN_TERMINAL } from '../domain/states.ts';
 import type { ApiClient } from './client.ts';
 import { apiError, unreachable } from './client.ts';
 import { CliError, EXIT } from './io.ts';
-import { SseParser } from './sse-parser.ts';
+import { SseParser, type SseEvent } from '../llm/sse.ts';
 
 export interface FollowOptions {
   /** Deadline for the response headers of one connection. @default 15000 */
@@ -90,13 +90,14 @@ export async function followRunEvents(
       }
       if (!res.body) throw new StreamDropped('the response has no body');
       arm();
-      const parser = new SseParser();
-      const decoder = new TextDecoder();
+      const pending: SseEvent[] = [];
+      const parser = new SseParser({ onEvent: (e) => pending.push(e) });
       try {
         for await (const chunk of res.body) {
           arm();
-          for (const msg of parser.push(decoder.decode(chunk, { stream: true }))) {
-            if (msg.event === 'error') throw new StreamDropped('the server reported a stream error');
+          parser.feed(chunk as Uint8Array);
+          for (const msg of pending.splice(0)) {
+            if (msg.type === 'error') throw new StreamDropped('the server reported a stream error');
             let event: EventRecord;
             try {
               event = JSON.parse(msg.data) as EventRecord;

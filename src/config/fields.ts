@@ -51,6 +51,8 @@ export const providerSchema = z.strictObject({
   timeouts: timeouts.optional(),
   maxRetries: int(0, 100).optional(),
   headers: z.record(z.string(), z.string()).optional(),
+  maxResponseBytes: int(1, Number.MAX_SAFE_INTEGER).optional(),
+  dnsServers: z.array(nonEmpty).min(1).optional(),
 });
 
 const port = int(0, 65_535, 'a port number (0-65535)');

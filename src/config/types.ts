@@ -2,17 +2,10 @@
  * The one typed options object. Resolved once (flags > RUNWARDEN_* environment > config file >
  * defaults) by resolve.ts; everything downstream receives the frozen result.
  */
-export interface ProviderConfig {
-  type: 'openai' | 'anthropic' | 'lab';
-  baseUrl?: string;
-  /** Name of the environment variable holding the API key (the key itself never sits in config). */
-  apiKeyEnv?: string;
-  model?: string;
-  embeddingModel?: string;
-  timeouts?: Partial<{ connectMs: number; headersMs: number; firstContentMs: number; idleMs: number; totalMs: number }>;
-  maxRetries?: number;
-  headers?: Record<string, string>;
-}
+/** A named provider of the `providers` block; the LLM layer owns its shape and documentation. */
+import type { ProviderConfig } from '../llm/types.ts';
+
+export type { ProviderConfig };
 
 export interface RunwardenConfig {
   /** API port. @default 7400 */

@@ -18,6 +18,7 @@ import { LabState } from './state.ts';
 import type { Lab, LabOptions, ModeInfo } from './types.ts';
 import type { Format } from './wire.ts';
 import { errorBody } from './wire.ts';
+import { isLoopbackHost } from '../config/host.ts';
 
 // 2,000 clients connecting at once would overflow Node's default accept backlog of 511; dropped SYNs
 // are retried after 1 s, which would show up as a fake 1 s latency. 4096 is Linux's somaxconn cap.
@@ -27,7 +28,7 @@ const MAX_BODY_BYTES = 16 * 1024 * 1024;
 
 export async function startLab(opts: LabOptions = {}): Promise<Lab> {
   const host = opts.host ?? '127.0.0.1';
-  if (!isLoopback(host)) {
+  if (!isLoopbackHost(host)) {
     throw new RunwardenError('lab.non_loopback_host', `the lab only listens on loopback; '${host}' is not a loopback address`, { status: 400 });
   }
   const log = opts.log ?? ((): void => undefined);
@@ -160,10 +161,6 @@ function listen(server: http.Server, host: string, port: number): Promise<number
       resolve(typeof address === 'object' && address !== null ? address.port : port);
     });
   });
-}
-
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
 function sendJson(res: ServerResponse, status: number, body: string, headers: http.OutgoingHttpHeaders = {}): void {

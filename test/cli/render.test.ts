@@ -7,20 +7,8 @@ import { renderReport } from '../../src/cli/commands/report.ts';
 import { duration, eventLine, table, visibleLength } from '../../src/cli/format.ts';
 import { EXIT } from '../../src/cli/io.ts';
 import { ProgressView, Redrawer } from '../../src/cli/progress.ts';
-import { SseParser } from '../../src/cli/sse-parser.ts';
 
 const ev = (seq: number, type: string, extra: Partial<EventRecord> = {}): EventRecord => ({ seq, ts: '2025-03-04T12:00:01.234Z', type, runId: 'r1', data: {}, ...extra });
-
-describe('SseParser', () => {
-  test('frames split across chunks, CRLF, comments, multi-line data, and id memory', () => {
-    const p = new SseParser();
-    assert.deepEqual(p.push('retry: 2000\n\n: keepalive\n\nid: 1\nevent: step.log\nda'), []);
-    assert.deepEqual(p.push('ta: {"a":1}\r'), []);
-    assert.deepEqual(p.push('\n\r\n'), [{ id: '1', event: 'step.log', data: '{"a":1}' }]);
-    assert.deepEqual(p.push('data: x\ndata: y\n\n'), [{ id: '1', event: 'message', data: 'x\ny' }]);
-    assert.equal(p.lastEventId, '1');
-  });
-});
 
 describe('format', () => {
   test('eventLine: time, type, step and what happened', () => {
