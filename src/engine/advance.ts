@@ -5,9 +5,9 @@
  */
 import { RunwardenError, type SerializedError } from '../domain/errors.ts';
 import type { UsageTotals } from '../domain/records.ts';
-import type { StepState } from '../domain/states.ts';
+import { assertTransition, RUN_TRANSITIONS, STEP_TRANSITIONS, type StepState } from '../domain/states.ts';
 import { findTemplates, resolveTemplates } from '../domain/templates.ts';
-import type { NewEvent, StepRow, Tx } from '../store/store.ts';
+import type { NewEvent, StepRow, StepUpdate, Tx } from '../store/store.ts';
 
 /** What a transaction did, gathered so the run bookkeeping is written once per run at the end. */
 export interface TxEffects {
@@ -23,6 +23,18 @@ export interface RunEffect {
   usage: UsageTotals;
   /** A step of this run was claimed: the run starts if it has not yet. */
   start: boolean;
+}
+
+/**
+ * Every step update the engine makes passes through here: a status change must be allowed by
+ * STEP_TRANSITIONS from each state the update may apply in. The store then enforces the same
+ * `from` states in SQL, so an illegal transition is a bug caught here, and a lost race is a no-op
+ * there.
+ */
+export function guarded(u: StepUpdate): StepUpdate {
+  const to = u.patch.status;
+  if (to !== undefined) for (const from of u.expectStatus) assertTransition('step', STEP_TRANSITIONS, from, to);
+  return u;
 }
 
 export function newEffects(now: number): TxEffects {
@@ -51,7 +63,7 @@ export interface FinishOptions {
 
 export async function finishStep(tx: Tx, fx: TxEffects, step: StepRow, status: TerminalStep, opts: FinishOptions): Promise<boolean> {
   const [ok] = await tx.updateSteps([
-    {
+    guarded({
       runId: step.runId,
       name: step.name,
       expectStatus: opts.from,
@@ -66,7 +78,7 @@ export async function finishStep(tx: Tx, fx: TxEffects, step: StepRow, status: T
         workerId: null,
         ...(opts.lostAttempts !== undefined ? { lostAttempts: opts.lostAttempts } : {}),
       },
-    },
+    }),
   ]);
   if (!ok) return false;
   const startedAt = step.startedAt ? Date.parse(step.startedAt) : null;
@@ -135,7 +147,7 @@ async function queueStep(tx: Tx, fx: TxEffects, next: StepRow, justFinished: Ste
     return;
   }
   const [ok] = await tx.updateSteps([
-    { runId: next.runId, name: next.name, expectStatus: ['pending'], patch: { status: 'queued', resolvedInputs: resolved, readyAt: fx.now } },
+    guarded({ runId: next.runId, name: next.name, expectStatus: ['pending'], patch: { status: 'queued', resolvedInputs: resolved, readyAt: fx.now } }),
   ]);
   if (ok) {
     fx.queued++;
@@ -171,6 +183,7 @@ export async function settleRuns(tx: Tx, fx: TxEffects): Promise<string[]> {
     for (const e of events) out.push({ ...e, seq: seq++ });
     if (p.stepsDone < p.stepsTotal || (p.status !== 'queued' && p.status !== 'running')) continue;
     const status = p.cancelRequested ? 'cancelled' : p.stepsFailed > 0 ? 'failed' : 'succeeded';
+    assertTransition('run', RUN_TRANSITIONS, p.status, status);
     const finalSeq = await tx.finishRun(runId, status, fx.now);
     if (finalSeq === null) continue;
     out.push({

@@ -5,7 +5,7 @@
 import type { SerializedError } from '../domain/errors.ts';
 import type { ValidatedRun } from '../domain/plan.ts';
 import type { RunRow, Store, StepRow, NewArtifact, Tx } from '../store/store.ts';
-import { finishStep, newEffects, runEffect, settleRuns, type TxEffects } from './advance.ts';
+import { finishStep, guarded, newEffects, runEffect, settleRuns, type TxEffects } from './advance.ts';
 import { backoffDelay, MAX_LOST_RETRIES } from './backoff.ts';
 import { newRunId } from './ids.ts';
 
@@ -249,13 +249,13 @@ export class EngineCore {
     extra: { lostAttempts?: number },
   ): Promise<boolean> {
     const [ok] = await tx.updateSteps([
-      {
+      guarded({
         runId: step.runId,
         name: step.name,
         expectStatus: ['running'],
         expectToken: token,
         patch: { status: 'queued', readyAt: fx.now + delayMs, leaseToken: null, leaseExpiresAt: null, workerId: null, error, ...extra },
-      },
+      }),
     ]);
     if (!ok) return false;
     fx.queued++;
