@@ -20,6 +20,21 @@ export interface ErrorOptions {
   data?: Record<string, unknown>;
 }
 
+/**
+ * Redaction hook, installed once by src/forensics/redact.ts (redaction lives in one place; the domain
+ * does not depend on it). Applied to every message at construction and to `data` at serialization,
+ * so a secret a tool put into an error never reaches an event, the API or the database.
+ */
+export interface ErrorRedactor {
+  text(s: string): string;
+  data(d: Record<string, unknown>): Record<string, unknown>;
+}
+let redactor: ErrorRedactor | undefined;
+
+export function setErrorRedactor(r: ErrorRedactor | undefined): void {
+  redactor = r;
+}
+
 export class RunwardenError extends Error {
   readonly code: string;
   readonly status: number;
@@ -28,7 +43,7 @@ export class RunwardenError extends Error {
   readonly data: Record<string, unknown> | undefined;
 
   constructor(code: string, message: string, opts: ErrorOptions = {}) {
-    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    super(redactor ? redactor.text(message) : message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'RunwardenError';
     this.code = code;
     this.status = opts.status ?? 500;
@@ -38,9 +53,10 @@ export class RunwardenError extends Error {
   }
 
   toJSON(): SerializedError {
-    const out: SerializedError = { code: this.code, message: this.message, retryable: this.retryable };
-    if (this.details) out.details = this.details;
-    if (this.data) out.data = this.data;
+    const r = redactor;
+    const out: SerializedError = { code: this.code, message: r ? r.text(this.message) : this.message, retryable: this.retryable };
+    if (this.details) out.details = r ? this.details.map((d) => ({ ...d, message: r.text(d.message) })) : this.details;
+    if (this.data) out.data = r ? r.data(this.data) : this.data;
     return out;
   }
 }

@@ -4,6 +4,7 @@
  * or a pending request can be attributed to its step.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
+import type { StepForensics } from '../forensics/step.ts';
 
 export interface StepScope {
   runId: string;
@@ -12,6 +13,8 @@ export interface StepScope {
   tool: string;
   /** Called with (level, message, data) to record an event on this step. */
   record(type: string, data: Record<string, unknown>): void;
+  /** Pending operations of this attempt (requests, sockets, child processes, locks, tracked promises). */
+  forensics?: StepForensics;
 }
 
 export const stepContext = new AsyncLocalStorage<StepScope>();

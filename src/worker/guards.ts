@@ -4,6 +4,7 @@
  * that context) and the process carries on: one careless tool must not take down a worker and
  * every other step on it. Errors outside any step are logged.
  */
+import { installRedaction, redactText } from '../forensics/redact.ts';
 import { currentStep } from './context.ts';
 
 let installed = false;
@@ -18,13 +19,15 @@ export function installProcessGuards(log?: (line: string) => void): void {
   if (log) sink = log;
   if (installed) return;
   installed = true;
+  installRedaction();
   const handle = (kind: 'unhandled_rejection' | 'uncaught_exception', reason: unknown): void => {
     const step = currentStep();
     const { message, name } = describe(reason);
     if (step) {
+      // record() redacts.
       step.record('step.log', { level: 'error', kind, message: `${kind.replace('_', ' ')}: ${name}: ${message}` });
     } else {
-      sink(`runwarden: ${kind.replace('_', ' ')} outside any step: ${name}: ${message}`);
+      sink(redactText(`runwarden: ${kind.replace('_', ' ')} outside any step: ${name}: ${message}`));
     }
   };
   process.on('unhandledRejection', (reason) => handle('unhandled_rejection', reason));

@@ -1,11 +1,20 @@
 /**
  * Runs one attempt of one step under its deadline. The step's AbortSignal fires at the deadline; a
  * tool that has not settled `abortGraceMs` later is abandoned and the attempt ends `timed_out`
- * anyway, recorded as having ignored its abort. Nothing a tool does can keep its attempt open.
+ * anyway, recorded as having ignored its abort. Nothing a tool does can keep its attempt open:
+ * child processes it started are killed with it (SIGTERM at the abort, SIGKILL a grace later).
+ *
+ * Forensics: the attempt's pending operations are snapshotted the moment before its signal aborts
+ * (the abort tears them down), and a timed-out attempt gets a hang report built from that snapshot.
+ * Everything recorded (events, log lines, errors, reports) is redacted on the way out.
  */
 import { RunwardenError, toRunwardenError, type SerializedError } from '../domain/errors.ts';
 import type { AttemptOutcome, ClaimedStep } from '../engine/core.ts';
 import { newArtifactId } from '../engine/ids.ts';
+import { enableForensicsByDefault, forensicsEnabled, installForensics } from '../forensics/channels.ts';
+import { buildHangReport, type ReportTrigger } from '../forensics/report.ts';
+import { installRedaction, redactDeep, redactText } from '../forensics/redact.ts';
+import { StepForensics, type Snapshot } from '../forensics/step.ts';
 import type { NewArtifact } from '../store/store.ts';
 import type { ToolRegistry } from '../tools/registry.ts';
 import type { ArtifactRef, StepLogger, ToolContext } from '../tools/types.ts';
@@ -26,40 +35,58 @@ export interface AttemptResult {
 
 const LAST_LOGS = 20;
 
+installRedaction();
+installForensics({ storage: stepContext, select: (scope) => scope.forensics });
+
 export class StepRun {
   readonly claim: ClaimedStep;
   readonly controller = new AbortController();
   abortCause: AbortCause | null = null;
   readonly startedAt = Date.now();
-  lastCheckpoint: { label: string; at: number } | null = null;
-  readonly tracked = new Map<number, { label: string; since: number }>();
   readonly lastLogs: string[] = [];
+  readonly forensics: StepForensics;
   readonly #artifacts: NewArtifact[] = [];
   readonly #record: (type: string, data: Record<string, unknown>) => void;
-  #trackSeq = 0;
+  #graceMs = 1000;
+  /** Pending operations the moment before the signal aborted. */
+  #atAbort: Snapshot | undefined;
 
   constructor(claim: ClaimedStep, record: (type: string, data: Record<string, unknown>) => void) {
     this.claim = claim;
     this.#record = record;
+    enableForensicsByDefault();
+    this.forensics = new StepForensics(
+      { runId: claim.runId, stepName: claim.stepName, attempt: claim.attempt, tool: claim.tool },
+      { capture: forensicsEnabled(), startedAt: this.startedAt },
+    );
   }
 
   abort(cause: AbortCause): void {
     if (this.controller.signal.aborted) return;
     this.abortCause = cause;
+    this.#atAbort = this.forensics.snapshot();
     const message =
       cause === 'deadline' ? `step deadline of ${this.claim.timeoutMs} ms exceeded` : cause === 'cancelled' ? 'run cancelled' : `attempt aborted: ${cause}`;
     this.controller.abort(new DOMException(message, cause === 'deadline' ? 'TimeoutError' : 'AbortError'));
+    // Children the tool did not tie to its signal: stop them now, so a tool awaiting one can settle.
+    this.forensics.onAbort(this.#graceMs);
   }
 
+  /**
+   * Records an event on the step, redacted, outside the step's async context: the worker's store
+   * writes that follow must not be attributed to (or tracked as) the step's own operations.
+   */
   record(type: string, data: Record<string, unknown>): void {
-    this.#record(type, data);
+    this.forensics.noteActivity(type === 'step.log' && typeof data.message === 'string' ? `log line "${data.message.slice(0, 80)}"` : `event ${type}`);
+    const clean = redactDeep(data);
+    stepContext.exit(() => this.#record(type, clean));
   }
 
   context(): ToolContext {
     const logAt =
       (level: 'info' | 'warn' | 'error') =>
       (message: string, data?: Record<string, unknown>): void => {
-        const text = String(message);
+        const text = redactText(String(message));
         this.lastLogs.push(`${new Date().toISOString()} ${level} ${text}`);
         if (this.lastLogs.length > LAST_LOGS) this.lastLogs.shift();
         this.record('step.log', { level, message: text, ...(data ? { data } : {}) });
@@ -81,22 +108,13 @@ export class StepRun {
           const ref: ArtifactRef = { id: newArtifactId(), name: a.name, mime: a.mime ?? mimeFor(a.name), size: content.byteLength };
           this.#artifacts.push({ ...ref, runId: this.claim.runId, stepName: this.claim.stepName, attempt: this.claim.attempt, content, createdAt: Date.now() });
           refs.push(ref);
+          this.forensics.noteActivity(`artifact "${a.name}"`);
           return ref;
         },
         list: () => refs,
       },
-      checkpoint: (label) => {
-        this.lastCheckpoint = { label: String(label), at: Date.now() };
-      },
-      track: <T>(label: string, promise: Promise<T>): Promise<T> => {
-        const id = ++this.#trackSeq;
-        this.tracked.set(id, { label: String(label), since: Date.now() });
-        const done = (): void => {
-          this.tracked.delete(id);
-        };
-        promise.then(done, done);
-        return promise;
-      },
+      checkpoint: (label) => this.forensics.setCheckpoint(label),
+      track: <T>(label: string, promise: Promise<T>): Promise<T> => this.forensics.track(label, promise),
       emit: (type, data) => this.record(type, data),
     };
   }
@@ -104,6 +122,7 @@ export class StepRun {
   /** Executes the tool; never rejects. */
   async execute(tools: ToolRegistry, graceMs: number): Promise<AttemptResult> {
     const { claim } = this;
+    this.#graceMs = graceMs;
     const timer = setTimeout(() => this.abort('deadline'), Math.max(0, claim.deadlineAt - Date.now()));
     try {
       const def = tools.get(claim.tool);
@@ -116,7 +135,16 @@ export class StepRun {
           }),
         );
       }
-      const scope: StepScope = { runId: claim.runId, stepName: claim.stepName, attempt: claim.attempt, tool: claim.tool, record: (t, d) => this.record(t, d) };
+      // Kept only to find where the tool is defined; never called from here.
+      this.forensics.toolFn = (def as { run: unknown }).run;
+      const scope: StepScope = {
+        runId: claim.runId,
+        stepName: claim.stepName,
+        attempt: claim.attempt,
+        tool: claim.tool,
+        record: (t, d) => this.record(t, d),
+        forensics: this.forensics,
+      };
       const ctx = this.context();
       // The tool runs inside the step's async context; a synchronous throw becomes a rejection.
       const work = stepContext.run(scope, () => Promise.resolve().then(() => def.run(ctx, checked.value)));
@@ -127,6 +155,10 @@ export class StepRun {
       return this.#failed(toRunwardenError(err, 'WORKER_ERROR'));
     } finally {
       clearTimeout(timer);
+      // Nothing the attempt started may outlive it.
+      for (const child of this.forensics.dispose(graceMs)) {
+        this.record('step.log', { level: 'warn', message: `killed child process ${child.command} (pid ${child.proc.pid}): still running when the attempt ended` });
+      }
     }
   }
 
@@ -145,47 +177,53 @@ export class StepRun {
       }
       return { outcome: 'succeeded', outputs, artifacts: this.#artifacts, hangReport: null, abortCause: null };
     }
-    if (cause === null && s.kind === 'rejected') return this.#failed(toRunwardenError(s.error));
+    if (cause === null && s.kind === 'rejected') {
+      const err = toRunwardenError(s.error);
+      const failed = this.#failed(err);
+      // A tool whose own time limit fired (an LLM call's headers or idle limit, its share of the
+      // step's deadline) was stuck all the same: it gets a report too.
+      const limit = err.data?.limit;
+      if (typeof limit === 'string' && limit !== 'max_bytes' && limit !== 'abort' && err.data?.classification) failed.hangReport = this.#report('limit', s, err);
+      return failed;
+    }
     if (cause === 'cancelled') {
       return { outcome: 'cancelled', error: { code: 'CANCELLED', message: 'run cancelled', retryable: false }, artifacts: [], hangReport: null, abortCause: cause };
     }
     if (cause === 'deadline') return this.#timedOut(s);
-    // shutdown / lease lost: the caller hands the step back or drops it.
-    return { outcome: 'failed', error: { code: 'ABORTED', message: `attempt aborted: ${cause}`, retryable: true }, artifacts: [], hangReport: null, abortCause: cause };
+    // shutdown / lease lost: the caller hands the step back or drops it. A tool that ignored that
+    // abort still gets a report (the caller decides whether it can be stored).
+    const hangReport = s.kind === 'abandoned' && cause !== null ? this.#report(cause, s) : null;
+    return { outcome: 'failed', error: { code: 'ABORTED', message: `attempt aborted: ${cause}`, retryable: true }, artifacts: [], hangReport, abortCause: cause };
+  }
+
+  #report(trigger: ReportTrigger, s: Settled, toolErr?: RunwardenError | null): Record<string, unknown> {
+    const { claim } = this;
+    return buildHangReport({
+      trigger,
+      step: { runId: claim.runId, stepName: claim.stepName, attempt: claim.attempt, tool: claim.tool, timeoutMs: claim.timeoutMs, startedAt: this.startedAt },
+      forensics: this.forensics,
+      ...(this.#atAbort ? { snapshot: this.#atAbort } : {}),
+      settled: s.kind,
+      graceMs: this.#graceMs,
+      toolError: toolErr ? { ...(toolErr.data ? { data: toolErr.data } : {}) } : null,
+      lastLogs: this.lastLogs,
+    });
   }
 
   #timedOut(s: Settled): AttemptResult {
     const { claim } = this;
     const abandoned = s.kind === 'abandoned';
     const toolErr = s.kind === 'rejected' ? toRunwardenError(s.error) : null;
-    // A tool that knows why it was stuck (an LLM provider naming the phase) says so in its error.
+    // A tool that knows why it was stuck (an LLM provider naming the phase) says so in its error;
+    // otherwise the report classifies what was pending at the deadline.
     const toolClass = toolErr?.data?.classification as { code: string; summary: string } | undefined;
-    const classification = abandoned
-      ? {
-          code: 'handler.ignored_abort',
-          summary: `tool "${claim.tool}" did not settle within ${s.graceMs} ms after its signal aborted at the ${claim.timeoutMs} ms deadline; the attempt was abandoned`,
-        }
-      : (toolClass ?? {
-          code: 'deadline.exceeded',
-          summary: `tool "${claim.tool}" was still running at its ${claim.timeoutMs} ms deadline and stopped when its signal aborted`,
-        });
+    const hangReport = this.#report('deadline', s, toolErr);
+    const classification = hangReport.classification as { code: string; summary: string };
     const error: SerializedError = {
       code: toolClass ? toolClass.code : 'STEP_TIMEOUT',
-      message: toolClass ? toolClass.summary : `step exceeded its ${claim.timeoutMs} ms deadline`,
+      message: toolClass ? toolClass.summary : `step exceeded its ${claim.timeoutMs} ms deadline: ${classification.summary}`,
       retryable: true,
-      data: { classification, timeoutMs: claim.timeoutMs, ignoredAbort: abandoned, ...(toolErr?.data ? { tool: toolErr.data } : {}) },
-    };
-    const hangReport: Record<string, unknown> = {
-      classification,
-      tool: claim.tool,
-      attempt: claim.attempt,
-      timeoutMs: claim.timeoutMs,
-      ranMs: Date.now() - this.startedAt,
-      ignoredAbort: abandoned,
-      lastCheckpoint: this.lastCheckpoint,
-      tracked: [...this.tracked.values()].map((t) => ({ label: t.label, pendingMs: Date.now() - t.since })),
-      lastLogs: [...this.lastLogs],
-      ...(toolErr?.data ? { operation: toolErr.data } : {}),
+      data: redactDeep({ classification, timeoutMs: claim.timeoutMs, ignoredAbort: abandoned, ...(toolErr?.data ? { tool: toolErr.data } : {}) }),
     };
     return { outcome: 'timed_out', error, artifacts: [], hangReport, abortCause: 'deadline' };
   }
