@@ -6,13 +6,21 @@ import type { Store } from './store.ts';
 
 export const SQLITE_FILE = 'runwarden.db';
 
-export async function openStore(opts: { dataDir: string; databaseUrl?: string | undefined }): Promise<Store> {
+export interface OpenStoreOptions {
+  dataDir: string;
+  databaseUrl?: string | undefined;
+  /** Where the store reports connection trouble it recovers from by itself (PostgreSQL). */
+  log?: (line: string) => void;
+}
+
+export async function openStore(opts: OpenStoreOptions): Promise<Store> {
   if (opts.databaseUrl) {
-    throw new RunwardenError(
-      'DIALECT_UNAVAILABLE',
-      'DATABASE_URL is set but this version of runwarden runs on the embedded SQLite store only; unset DATABASE_URL to use it',
-      { status: 400 },
-    );
+    if (!/^postgres(ql)?:\/\//i.test(opts.databaseUrl)) {
+      throw new RunwardenError('CONFIG_INVALID', 'DATABASE_URL must be a postgres:// or postgresql:// URL', { status: 400 });
+    }
+    // Loaded on demand: the embedded default never pays for the pg driver.
+    const { PostgresStore } = await import('./postgres/index.ts');
+    return new PostgresStore({ url: opts.databaseUrl, ...(opts.log ? { log: opts.log } : {}) });
   }
   return new SqliteStore({ path: join(opts.dataDir, SQLITE_FILE) });
 }

@@ -1,0 +1,423 @@
+/**
+ * The scale-out store: PostgreSQL through a `pg` pool, shared by any number of API and worker
+ * processes on any number of machines. Same contract as the SQLite store (test/conformance runs
+ * one suite on both); what differs is concurrency, which PostgreSQL resolves with row locks:
+ * see tx.ts for how claims, seq allocation, lease renewal and the reaper stay correct with many
+ * writers, and notify.ts for how processes wake each other.
+ *
+ * Failure model:
+ * - A lost connection (server restart, network) surfaces as RunwardenError DATABASE_UNAVAILABLE
+ *   (503, retryable). Callers retry: the worker keeps its results and flushes again, the reaper
+ *   runs at its next tick, an API client gets a 503. The pool drops broken connections and opens
+ *   new ones on demand, so nothing needs restarting when the server is back.
+ * - A transaction that loses a race the server resolves (deadlock, serialization failure, the
+ *   unique idempotency key) is rolled back and run again from the start, up to `maxTxAttempts`.
+ *   The engine's transaction functions are written to be re-run (they rebuild their effects).
+ * - A session that stops mid-transaction (a frozen process holding row locks) is ended by the
+ *   server after `idleInTransactionMs`, so it cannot block a run forever.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { join } from 'node:path';
+import pg from 'pg';
+import { RunwardenError } from '../../domain/errors.ts';
+import type { ArtifactMeta, AttemptRecord, EventRecord, WorkerRecord } from '../../domain/records.ts';
+import { RUN_STATES, STEP_STATES, type RunState, type StepState } from '../../domain/states.ts';
+import { loadMigrations, type Migration } from '../migrations.ts';
+import { toArtifact, toAttempt, toEvent, toRun, toStep, toWorker } from '../sqlite/rows.ts';
+import type { ListRunsFilter, MigrationStatus, RunRow, StepRow, Store, StoreNotification, Tx } from '../store.ts';
+import { redactPostgresUrl, TYPES } from './connection.ts';
+import { isConflict, isConnectionError, mapError, unavailable } from './errors.ts';
+import { applyMigrations } from './migrate.ts';
+import { PgNotifier } from './notify.ts';
+import { PgTx } from './tx.ts';
+import { PgVectorStore } from './vectors.ts';
+
+const MIGRATIONS_DIR = join(import.meta.dirname, 'migrations');
+
+export interface PostgresStoreOptions {
+  /** `postgres://user:pass@host:port/db`. Query parameter `pool_max` sets `poolMax`. */
+  url: string;
+  /** Connections in this process's pool. @default 10 (or `?pool_max=` in the URL) */
+  poolMax?: number;
+  /** How long to wait for a connection (new or from the pool) before DATABASE_UNAVAILABLE. @default 5000 */
+  connectTimeoutMs?: number;
+  /** Server-side limit on one statement. @default 30000 */
+  statementTimeoutMs?: number;
+  /** The server ends a session idle inside a transaction this long, releasing its locks. @default 10000 */
+  idleInTransactionMs?: number;
+  /** Attempts of a transaction that loses a deadlock or serialization race. @default 8 */
+  maxTxAttempts?: number;
+  /** LISTEN/NOTIFY channel. @default 'runwarden' */
+  channel?: string;
+  /** Shown in pg_stat_activity. @default 'runwarden' */
+  applicationName?: string;
+  log?: (line: string) => void;
+}
+
+const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)));
+
+interface TxContext {
+  client: pg.PoolClient;
+  open: boolean;
+  /** A statement inside the transaction, after the writes it has deferred. */
+  query: (sql: string, params: unknown[]) => Promise<pg.QueryResult>;
+}
+
+export class PostgresStore implements Store {
+  readonly dialect = 'postgres' as const;
+  readonly location: string;
+  readonly vectors: PgVectorStore;
+  readonly pool: pg.Pool;
+  readonly #listeners = new Set<(n: StoreNotification) => void>();
+  readonly #migrations: Migration[];
+  readonly #notifier: PgNotifier;
+  readonly #maxTxAttempts: number;
+  readonly #log: (line: string) => void;
+  readonly #names = new Map<string, string>();
+  /** The transaction the current async context runs in: store reads inside `transaction(fn)` use it. */
+  readonly #als = new AsyncLocalStorage<TxContext>();
+  #closed = false;
+  /** Connections the pool reported as broken while idle (a restart shows up here first). */
+  poolErrors = 0;
+  /** Transactions run again after losing a race (by SQLSTATE: 40P01 deadlock, 23505 idempotency key ...). */
+  readonly txRetries: Record<string, number> = {};
+
+  constructor(opts: PostgresStoreOptions) {
+    let url: URL;
+    try {
+      url = new URL(opts.url);
+    } catch {
+      // Not echoed: the URL may hold a password.
+      throw new RunwardenError('CONFIG_INVALID', 'DATABASE_URL is not a valid URL (expected postgres://user:password@host:port/database)', { status: 400 });
+    }
+    const poolParam = url.searchParams.get('pool_max');
+    url.searchParams.delete('pool_max');
+    this.location = redactPostgresUrl(url.toString());
+    this.#log = opts.log ?? (() => undefined);
+    this.#maxTxAttempts = opts.maxTxAttempts ?? 8;
+    const statementTimeout = opts.statementTimeoutMs ?? 30_000;
+    const base: pg.ClientConfig = {
+      connectionString: url.toString(),
+      application_name: opts.applicationName ?? 'runwarden',
+      connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000,
+      statement_timeout: statementTimeout,
+      // Client side: a server that stops answering (no RST) fails the query instead of hanging it.
+      query_timeout: statementTimeout + 5000,
+      idle_in_transaction_session_timeout: opts.idleInTransactionMs ?? 10_000,
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
+      types: TYPES,
+    };
+    // pipeline: statements go out without waiting for the ones before them (see #engineTransaction).
+    this.pool = new pg.Pool({ ...base, pipeline: true, max: opts.poolMax ?? (poolParam ? Number(poolParam) : 10), idleTimeoutMillis: 30_000 });
+    // An idle connection the server closed (restart, pg_terminate_backend) is reported here; without
+    // a listener it would crash the process. The pool has already discarded it.
+    this.pool.on('error', (err) => {
+      this.poolErrors++;
+      this.#log(`postgres: idle connection lost: ${err.message}`);
+    });
+    this.#migrations = loadMigrations(MIGRATIONS_DIR);
+    const channel = opts.channel ?? 'runwarden';
+    this.#notifier = new PgNotifier({
+      channel,
+      newClient: () => new pg.Client({ ...base, application_name: `${base.application_name}-listen`, statement_timeout: 5000, query_timeout: 10_000 }),
+      pool: this.pool,
+      deliver: (n) => this.#deliver(n),
+      log: this.#log,
+    });
+    this.vectors = new PgVectorStore({
+      query: (sql, params) => this.#query(sql, params),
+      transaction: (fn) => this.#withClient(async (client) => this.#inTransaction(client, () => fn((sql, params) => client.query(sql, params)))),
+    });
+  }
+
+  /** Starts listening for other processes' notifications (idempotent; never throws: it retries). */
+  listen(): Promise<void> {
+    return this.#notifier.start();
+  }
+
+  /** Whether the LISTEN connection is up (for health checks and tests). */
+  get listening(): boolean {
+    return this.#notifier.listening;
+  }
+
+  get listenConnects(): number {
+    return this.#notifier.connects;
+  }
+
+  #named(sql: string): string | undefined {
+    let name = this.#names.get(sql);
+    if (name === undefined && this.#names.size < 500) {
+      name = `rw${this.#names.size}`;
+      this.#names.set(sql, name);
+    }
+    return name;
+  }
+
+  /** One statement: on the current transaction's connection when inside one, else on the pool. */
+  async #query(sql: string, params: unknown[]): Promise<pg.QueryResult> {
+    const ctx = this.#als.getStore();
+    if (ctx?.open) return ctx.query(sql, params);
+    if (this.#closed) throw new Error('store is closed');
+    try {
+      return await this.pool.query({ text: sql, values: params, name: this.#named(sql) });
+    } catch (err) {
+      throw mapError(err, this.location);
+    }
+  }
+
+  async #rows(sql: string, params: unknown[] = []): Promise<Record<string, unknown>[]> {
+    return (await this.#query(sql, params)).rows as Record<string, unknown>[];
+  }
+
+  async #withClient<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    if (this.#closed) throw new Error('store is closed');
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (err) {
+      throw unavailable(err, this.location);
+    }
+    // A checked-out connection that breaks between two statements emits 'error' on the client;
+    // the statement in flight (or the next one) fails and we discard the connection below.
+    let broken: Error | undefined;
+    const onError = (err: Error): void => {
+      broken = err;
+    };
+    client.on('error', onError);
+    try {
+      const result = await fn(client);
+      client.off('error', onError);
+      client.release(broken);
+      return result;
+    } catch (err) {
+      client.off('error', onError);
+      // Never hand a connection back to the pool mid-transaction or broken: discard it instead.
+      const discard = broken ?? (isConnectionError(err) || client.getTransactionStatus() !== 'I' ? asError(err) : undefined);
+      client.release(discard);
+      throw mapError(err, this.location);
+    }
+  }
+
+  async #inTransaction<T>(client: pg.PoolClient, fn: () => Promise<T>): Promise<T> {
+    await client.query('BEGIN');
+    try {
+      const result = await fn();
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      if (!isConnectionError(err)) {
+        // If even this fails, the connection is discarded by #withClient (status not idle).
+        await client.query('ROLLBACK').catch(() => undefined);
+      }
+      throw err;
+    }
+  }
+
+  async migrate(): Promise<{ applied: number[] }> {
+    const applied = await this.#withClient((client) => applyMigrations(client, this.#migrations, this.location));
+    // A migrated store is a store about to be used: start listening for other processes.
+    void this.listen();
+    return { applied };
+  }
+
+  async migrationStatus(): Promise<MigrationStatus> {
+    const exists = await this.#rows("SELECT to_regclass('schema_migrations') IS NOT NULL AS x");
+    const done = exists[0]?.x === true ? new Set((await this.#rows('SELECT version FROM schema_migrations')).map((r) => Number(r.version))) : new Set<number>();
+    const latest = this.#migrations.at(-1)?.version ?? 0;
+    const pending = this.#migrations.filter((m) => !done.has(m.version)).map((m) => m.version);
+    return { dialect: 'postgres', current: Math.max(0, ...done), latest, pending };
+  }
+
+  async transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#withClient((client) => this.#engineTransaction(client, fn));
+      } catch (err) {
+        if (attempt >= this.#maxTxAttempts || !isConflict(err)) throw err;
+        const code = String((err as { code?: unknown }).code);
+        this.txRetries[code] = (this.txRetries[code] ?? 0) + 1;
+        // Lost a race the server broke for us: run the whole transaction again, after a short
+        // jittered pause so the two contenders do not collide again.
+        await new Promise((r) => setTimeout(r, Math.random() * 5 * attempt));
+      }
+    }
+  }
+
+  /**
+   * One engine transaction on a pipelining connection: BEGIN, the inserts and the COMMIT go out
+   * without waiting for the statements before them, so a transaction costs a round trip per
+   * statement whose result the engine needs, not per statement (a claim: 3 waits instead of 6).
+   */
+  async #engineTransaction<T>(client: pg.PoolClient, fn: (tx: Tx) => Promise<T>): Promise<T> {
+    const send = (sql: string, params: unknown[]): Promise<pg.QueryResult> =>
+      sql === 'BEGIN' ? client.query(sql) : client.query({ text: sql, values: params, name: this.#named(sql) });
+    const tx = new PgTx(send);
+    const ctx: TxContext = { client, open: true, query: (sql, params) => tx.query(sql, params) };
+    tx.begin();
+    try {
+      const result = await this.#als.run(ctx, () => fn(tx));
+      ctx.open = false;
+      await tx.flush();
+      // COMMIT goes out behind the pipelined writes; it is answered ROLLBACK if one of them
+      // failed, and then that failure (from settle) is the error to report.
+      const commit: Promise<pg.QueryResult | Error> = client.query('COMMIT').then(
+        (r) => r,
+        (e: unknown) => (e instanceof Error ? e : new Error(String(e))),
+      );
+      let writeError: Error | undefined;
+      await tx.settle().catch((e: unknown) => {
+        writeError = e instanceof Error ? e : new Error(String(e));
+      });
+      const done = await commit;
+      if (writeError) throw writeError;
+      if (done instanceof Error) throw done;
+      if (done.command !== 'COMMIT') throw new Error(`COMMIT was answered with ${done.command}`);
+      return result;
+    } catch (err) {
+      ctx.open = false;
+      if (!isConnectionError(err)) {
+        // Pipelined statements may still be in flight (the transaction status is only known once
+        // they are answered): let them land, then roll back whatever they did.
+        await tx.settle().catch(() => undefined);
+        await client.query('ROLLBACK').catch(() => undefined);
+      }
+      throw err;
+    }
+  }
+
+  async getRun(id: string): Promise<RunRow | null> {
+    const r = (await this.#rows('SELECT * FROM runs WHERE id = $1', [id]))[0];
+    return r ? toRun(r) : null;
+  }
+
+  async findRunByIdempotencyKey(key: string): Promise<RunRow | null> {
+    const r = (await this.#rows('SELECT * FROM runs WHERE idempotency_key = $1', [key]))[0];
+    return r ? toRun(r) : null;
+  }
+
+  async listRuns(f: ListRunsFilter): Promise<RunRow[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (f.status) {
+      params.push(f.status);
+      where.push(`status = $${params.length}`);
+    }
+    if (f.label) {
+      params.push(f.label.key, f.label.value);
+      where.push(`labels ->> $${params.length - 1} = $${params.length}`);
+    }
+    if (f.before) {
+      params.push(f.before.createdAt, f.before.id);
+      where.push(`(created_at, id) < ($${params.length - 1}::bigint, $${params.length}::text)`);
+    }
+    params.push(f.limit);
+    const sql = `SELECT * FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC LIMIT $${params.length}`;
+    return (await this.#rows(sql, params)).map(toRun);
+  }
+
+  async getRunSteps(runId: string): Promise<StepRow[]> {
+    return (await this.#rows('SELECT * FROM steps WHERE run_id = $1 ORDER BY idx', [runId])).map(toStep);
+  }
+
+  async getStep(runId: string, name: string): Promise<StepRow | null> {
+    const r = (await this.#rows('SELECT * FROM steps WHERE run_id = $1 AND name = $2', [runId, name]))[0];
+    return r ? toStep(r) : null;
+  }
+
+  async listAttempts(runId: string, stepName: string): Promise<AttemptRecord[]> {
+    return (await this.#rows('SELECT * FROM attempts WHERE run_id = $1 AND step_name = $2 ORDER BY attempt', [runId, stepName])).map(toAttempt);
+  }
+
+  async listEvents(runId: string, afterSeq: number, limit: number): Promise<EventRecord[]> {
+    return (await this.#rows('SELECT * FROM events WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3', [runId, afterSeq, limit])).map(toEvent);
+  }
+
+  async listArtifacts(runId: string): Promise<ArtifactMeta[]> {
+    return (
+      await this.#rows('SELECT id, run_id, step_name, attempt, name, mime, size, created_at FROM artifacts WHERE run_id = $1 ORDER BY created_at, id', [runId])
+    ).map(toArtifact);
+  }
+
+  async getArtifact(id: string): Promise<{ meta: ArtifactMeta; content: Buffer } | null> {
+    const r = (await this.#rows('SELECT * FROM artifacts WHERE id = $1', [id]))[0];
+    if (!r) return null;
+    return { meta: toArtifact(r), content: r.content as Buffer };
+  }
+
+  async stuckSteps(now: number): Promise<StepRow[]> {
+    return (
+      await this.#rows("SELECT * FROM steps WHERE status = 'running' AND (lease_expires_at < $1 OR deadline_at < $1) ORDER BY deadline_at LIMIT 1000", [now])
+    ).map(toStep);
+  }
+
+  async stepCounts(): Promise<Record<StepState, number>> {
+    const out = Object.fromEntries(STEP_STATES.map((s) => [s, 0])) as Record<StepState, number>;
+    for (const r of await this.#rows('SELECT status, count(*) AS n FROM steps GROUP BY status')) out[r.status as StepState] = Number(r.n);
+    return out;
+  }
+
+  async runCounts(): Promise<Record<RunState, number>> {
+    const out = Object.fromEntries(RUN_STATES.map((s) => [s, 0])) as Record<RunState, number>;
+    for (const r of await this.#rows('SELECT status, count(*) AS n FROM runs GROUP BY status')) out[r.status as RunState] = Number(r.n);
+    return out;
+  }
+
+  async nextReadyAt(): Promise<number | null> {
+    const r = (await this.#rows("SELECT min(ready_at) AS t FROM steps WHERE status = 'queued'"))[0];
+    return r?.t === null || r?.t === undefined ? null : Number(r.t);
+  }
+
+  async upsertWorker(w: WorkerRecord): Promise<void> {
+    await this.#query(
+      `INSERT INTO workers (id, pid, host, state, started_at, last_heartbeat_at, info) VALUES ($1, $2, $3, $4, $5, $6, $7::json)
+       ON CONFLICT (id) DO UPDATE SET state = excluded.state, last_heartbeat_at = excluded.last_heartbeat_at, info = excluded.info`,
+      [w.id, w.pid, w.host, w.state, Date.parse(w.startedAt), Date.parse(w.lastHeartbeatAt), JSON.stringify(w.info)],
+    );
+  }
+
+  async listWorkers(): Promise<WorkerRecord[]> {
+    return (await this.#rows('SELECT * FROM workers ORDER BY started_at, id')).map(toWorker);
+  }
+
+  async deleteWorker(id: string): Promise<void> {
+    await this.#query('DELETE FROM workers WHERE id = $1', [id]);
+  }
+
+  async ping(): Promise<number> {
+    const t0 = performance.now();
+    await this.#query('SELECT 1', []);
+    return performance.now() - t0;
+  }
+
+  publish(n: StoreNotification): void {
+    this.#deliver(n);
+    this.#notifier.send(n);
+  }
+
+  #deliver(n: StoreNotification): void {
+    for (const fn of this.#listeners) {
+      try {
+        fn(n);
+      } catch (err) {
+        this.#log(`postgres: a notification subscriber threw: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  subscribe(fn: (n: StoreNotification) => void): () => void {
+    this.#listeners.add(fn);
+    void this.listen();
+    return () => this.#listeners.delete(fn);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    await this.#notifier.close();
+    this.#closed = true;
+    this.#listeners.clear();
+    await this.pool.end();
+  }
+}
+
+export { redactPostgresUrl } from './connection.ts';

@@ -1,0 +1,51 @@
+/** SQL fragments of the PostgreSQL transaction: patch columns, their encodings and casts. */
+import type { RunPatch, StepPatch } from '../store.ts';
+
+type Kind = 'json' | 'plain' | 'bool';
+
+export const STEP_COLUMNS: Record<keyof StepPatch, [column: string, kind: Kind, cast: string]> = {
+  status: ['status', 'plain', 'text'],
+  resolvedInputs: ['resolved_inputs', 'json', 'json'],
+  outputs: ['outputs', 'json', 'json'],
+  error: ['error', 'json', 'json'],
+  readyAt: ['ready_at', 'plain', 'bigint'],
+  startedAt: ['started_at', 'plain', 'bigint'],
+  finishedAt: ['finished_at', 'plain', 'bigint'],
+  workerId: ['worker_id', 'plain', 'text'],
+  leaseToken: ['lease_token', 'plain', 'text'],
+  leaseExpiresAt: ['lease_expires_at', 'plain', 'bigint'],
+  deadlineAt: ['deadline_at', 'plain', 'bigint'],
+  lostAttempts: ['lost_attempts', 'plain', 'integer'],
+  cancelRequested: ['cancel_requested', 'bool', 'boolean'],
+};
+
+export const RUN_COLUMNS: Record<keyof RunPatch, [column: string, kind: Kind, cast: string]> = {
+  status: ['status', 'plain', 'text'],
+  startedAt: ['started_at', 'plain', 'bigint'],
+  finishedAt: ['finished_at', 'plain', 'bigint'],
+  error: ['error', 'json', 'json'],
+  cancelRequested: ['cancel_requested', 'bool', 'boolean'],
+};
+
+export const json = (v: unknown): string | null => (v === null || v === undefined ? null : JSON.stringify(v));
+
+function encode(v: unknown, kind: Kind): unknown {
+  if (kind === 'json') return json(v);
+  if (kind === 'bool') return Boolean(v);
+  return v ?? null;
+}
+
+export function setClause<P extends object>(patch: P, columns: Record<keyof P, [string, Kind, string]>, params: unknown[]): string {
+  const sets: string[] = [];
+  for (const key of Object.keys(patch) as Array<keyof P>) {
+    const col = columns[key];
+    if (!col) continue;
+    params.push(encode(patch[key], col[1]));
+    sets.push(`${col[0]} = $${params.length}::${col[2]}`);
+  }
+  return sets.join(', ');
+}
+
+export const EVENTS_UNNEST = (n: number): string =>
+  `unnest($${n}::text[], $${n + 1}::bigint[], $${n + 2}::bigint[], $${n + 3}::text[], $${n + 4}::text[], $${n + 5}::integer[], $${n + 6}::json[])`;
+

@@ -1,0 +1,248 @@
+/**
+ * Vector collections on PostgreSQL, with the same contract as the SQLite store: rows in `vectors`
+ * (little-endian Float32 bytea, normalised at insert so cosine similarity is a dot product), exact
+ * top-k over an in-memory copy of each collection.
+ *
+ * Freshness across processes without scanning: `vector_collections` holds each collection's row
+ * count. A writer locks that row for the length of its insert, so ids within a collection are
+ * allocated in commit order; a reader compares its cached count with the row (one primary-key
+ * read), reads only `id > maxId` when it is behind, and rebuilds when the numbers disagree.
+ */
+import { endianness } from 'node:os';
+import type pg from 'pg';
+import { RunwardenError } from '../../domain/errors.ts';
+import type { VectorHit, VectorItem, VectorStore } from '../../domain/vectors.ts';
+
+const LITTLE_ENDIAN = endianness() === 'LE';
+/** Largest vector accepted (OpenAI's largest embeddings have 3072 dimensions). */
+export const MAX_DIMS = 16_384;
+/** Largest k a query may ask for. */
+export const MAX_K = 1000;
+
+interface Collection {
+  dims: number;
+  matrix: Float32Array;
+  ids: Float64Array;
+  count: number;
+  maxId: number;
+}
+
+export interface VectorDb {
+  /** Runs `fn` in a transaction on one connection. */
+  transaction<T>(fn: (q: Queryable) => Promise<T>): Promise<T>;
+  query: Queryable;
+}
+
+export type Queryable = (sql: string, params: unknown[]) => Promise<pg.QueryResult>;
+
+export class PgVectorStore implements VectorStore {
+  readonly #db: VectorDb;
+  readonly #cache = new Map<string, Collection>();
+
+  constructor(db: VectorDb) {
+    this.#db = db;
+  }
+
+  async upsert(collection: string, items: VectorItem[]): Promise<number> {
+    checkCollection(collection);
+    if (items.length === 0) return 0;
+    const dims = items[0]!.vector.length;
+    const rows = items.map((item, i) => {
+      if (typeof item.text !== 'string') throw invalid(`item ${i}: text must be a string`);
+      if (item.vector.length !== dims) {
+        throw mismatch(`item ${i} has ${item.vector.length} dimensions, item 0 has ${dims}`, { collection, expected: dims, got: item.vector.length });
+      }
+      return { text: item.text, vector: normalise(item.vector, i), metadata: item.metadata === undefined ? null : JSON.stringify(item.metadata) };
+    });
+    if (dims === 0 || dims > MAX_DIMS) throw invalid(`vectors must have 1 to ${MAX_DIMS} dimensions, got ${dims}`);
+    const now = new Date().toISOString();
+    await this.#db.transaction(async (q) => {
+      await q('INSERT INTO vector_collections (collection, dims) VALUES ($1, $2) ON CONFLICT (collection) DO NOTHING', [collection, dims]);
+      // The lock that orders writers of one collection (see the header).
+      const locked = await q('SELECT dims FROM vector_collections WHERE collection = $1 FOR UPDATE', [collection]);
+      const existing = Number((locked.rows[0] as { dims: number }).dims);
+      if (existing !== dims) {
+        throw mismatch(`collection "${collection}" holds ${existing}-dimensional vectors; got ${dims}`, { collection, expected: existing, got: dims });
+      }
+      await q(
+        `INSERT INTO vectors (collection, text, dims, vector, metadata, created_at)
+         SELECT $1, t, $2, v, m, $3 FROM unnest($4::text[], $5::bytea[], $6::json[]) AS u(t, v, m)`,
+        [collection, dims, now, rows.map((r) => r.text), rows.map((r) => toBlob(r.vector)), rows.map((r) => r.metadata)],
+      );
+      await q('UPDATE vector_collections SET rows = rows + $2 WHERE collection = $1', [collection, rows.length]);
+    });
+    return rows.length;
+  }
+
+  async query(collection: string, vector: Float32Array | number[], k: number): Promise<VectorHit[]> {
+    checkCollection(collection);
+    if (!Number.isInteger(k) || k < 1 || k > MAX_K) throw invalid(`k must be an integer from 1 to ${MAX_K}, got ${k}`);
+    const c = await this.#load(collection);
+    if (!c) return [];
+    if (vector.length !== c.dims) {
+      throw mismatch(`collection "${collection}" holds ${c.dims}-dimensional vectors; the query has ${vector.length}`, {
+        collection,
+        expected: c.dims,
+        got: vector.length,
+      });
+    }
+    const top = topK(c, normalise(vector, 0), Math.min(k, c.count));
+    if (top.length === 0) return [];
+    const res = await this.#db.query('SELECT id, text, metadata FROM vectors WHERE id = ANY($1::bigint[])', [top.map((t) => t.id)]);
+    const byId = new Map((res.rows as Array<{ id: number; text: string; metadata: string | null }>).map((r) => [Number(r.id), r]));
+    const hits: VectorHit[] = [];
+    for (const t of top) {
+      const r = byId.get(t.id);
+      if (!r) continue;
+      hits.push({ text: r.text, score: t.score, metadata: r.metadata === null ? null : (JSON.parse(r.metadata) as Record<string, unknown>) });
+    }
+    return hits;
+  }
+
+  async count(collection: string): Promise<number> {
+    checkCollection(collection);
+    const r = await this.#db.query('SELECT rows FROM vector_collections WHERE collection = $1', [collection]);
+    return r.rows.length === 0 ? 0 : Number((r.rows[0] as { rows: number }).rows);
+  }
+
+  /** Drops the in-memory copy of one collection (or all). */
+  invalidate(collection?: string): void {
+    if (collection === undefined) this.#cache.clear();
+    else this.#cache.delete(collection);
+  }
+
+  async #load(collection: string): Promise<Collection | undefined> {
+    const meta = await this.#db.query('SELECT dims, rows FROM vector_collections WHERE collection = $1', [collection]);
+    const row = meta.rows[0] as { dims: number; rows: number } | undefined;
+    const rows = row ? Number(row.rows) : 0;
+    if (!row || rows === 0) {
+      this.#cache.delete(collection);
+      return undefined;
+    }
+    let c = this.#cache.get(collection);
+    if (c && c.dims === Number(row.dims)) {
+      if (c.count === rows) return c;
+      if (c.count < rows) {
+        await this.#readRows(c, collection);
+        if (c.count === rows) return c;
+      }
+    }
+    // Missing, or the numbers disagree (rows deleted by hand, a restore): rebuild.
+    c = { dims: Number(row.dims), matrix: new Float32Array(0), ids: new Float64Array(0), count: 0, maxId: 0 };
+    await this.#readRows(c, collection);
+    this.#cache.set(collection, c);
+    return c;
+  }
+
+  async #readRows(c: Collection, collection: string): Promise<void> {
+    const res = await this.#db.query('SELECT id, dims, vector FROM vectors WHERE collection = $1 AND id > $2 ORDER BY id', [collection, c.maxId]);
+    const rows = res.rows as Array<{ id: number; dims: number; vector: Buffer }>;
+    reserve(c, c.count + rows.length);
+    for (const r of rows) {
+      const dims = Number(r.dims);
+      if (dims !== c.dims || r.vector.byteLength !== dims * 4) {
+        throw new RunwardenError('vectors.corrupt', `row ${Number(r.id)} of collection "${collection}" has ${dims} dims / ${r.vector.byteLength} bytes; expected ${c.dims}`, {
+          data: { collection, id: Number(r.id) },
+        });
+      }
+      writeRow(c, Number(r.id), r.vector);
+    }
+  }
+}
+
+function checkCollection(name: string): void {
+  if (typeof name !== 'string' || name.length === 0 || name.length > 200) throw invalid('collection must be a non-empty string of at most 200 characters');
+}
+
+function invalid(message: string): RunwardenError {
+  return new RunwardenError('vectors.invalid', message, { status: 400, retryable: false });
+}
+
+function mismatch(message: string, data: Record<string, unknown>): RunwardenError {
+  return new RunwardenError('vectors.dimension_mismatch', message, { status: 400, retryable: false, data });
+}
+
+function normalise(v: Float32Array | number[], index: number): Float32Array {
+  const out = new Float32Array(v.length);
+  let sum = 0;
+  for (let i = 0; i < v.length; i++) {
+    const x = v[i]!;
+    if (typeof x !== 'number' || !Number.isFinite(x)) throw invalid(`vector ${index} has a non-finite value at ${i}`);
+    sum += x * x;
+  }
+  if (sum === 0) throw invalid(`vector ${index} is all zeros: it has no direction to compare`);
+  const inv = 1 / Math.sqrt(sum);
+  for (let i = 0; i < v.length; i++) out[i] = v[i]! * inv;
+  return out;
+}
+
+function toBlob(v: Float32Array): Buffer {
+  if (LITTLE_ENDIAN) return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+  const out = Buffer.alloc(v.length * 4);
+  for (let i = 0; i < v.length; i++) out.writeFloatLE(v[i]!, i * 4);
+  return out;
+}
+
+function reserve(c: Collection, rows: number): void {
+  if (c.ids.length >= rows) return;
+  const cap = Math.max(rows, c.ids.length * 2, 64);
+  const matrix = new Float32Array(cap * c.dims);
+  matrix.set(c.matrix.subarray(0, c.count * c.dims));
+  const ids = new Float64Array(cap);
+  ids.set(c.ids.subarray(0, c.count));
+  c.matrix = matrix;
+  c.ids = ids;
+}
+
+function writeRow(c: Collection, id: number, blob: Uint8Array): void {
+  const offset = c.count * c.dims;
+  if (LITTLE_ENDIAN) {
+    new Uint8Array(c.matrix.buffer, c.matrix.byteOffset + offset * 4, c.dims * 4).set(blob);
+  } else {
+    const view = new DataView(blob.buffer, blob.byteOffset, blob.byteLength);
+    for (let i = 0; i < c.dims; i++) c.matrix[offset + i] = view.getFloat32(i * 4, true);
+  }
+  c.ids[c.count] = id;
+  c.count++;
+  if (id > c.maxId) c.maxId = id;
+}
+
+/** Exact top-k by dot product (the same scan as the SQLite store; see its comments for numbers). */
+function topK(c: Collection, q: Float32Array, k: number): Array<{ id: number; score: number }> {
+  const { matrix, dims, count } = c;
+  const scores = new Float64Array(k).fill(-Infinity);
+  const idx = new Int32Array(k).fill(-1);
+  let floor = -Infinity;
+  for (let row = 0, off = 0; row < count; row++, off += dims) {
+    let a = 0;
+    let b = 0;
+    let e = 0;
+    let f = 0;
+    let d = 0;
+    for (; d + 3 < dims; d += 4) {
+      a += matrix[off + d]! * q[d]!;
+      b += matrix[off + d + 1]! * q[d + 1]!;
+      e += matrix[off + d + 2]! * q[d + 2]!;
+      f += matrix[off + d + 3]! * q[d + 3]!;
+    }
+    let dot = a + b + e + f;
+    for (; d < dims; d++) dot += matrix[off + d]! * q[d]!;
+    if (dot <= floor) continue;
+    let pos = k - 1;
+    while (pos > 0 && scores[pos - 1]! < dot) {
+      scores[pos] = scores[pos - 1]!;
+      idx[pos] = idx[pos - 1]!;
+      pos--;
+    }
+    scores[pos] = dot;
+    idx[pos] = row;
+    floor = scores[k - 1]!;
+  }
+  const out: Array<{ id: number; score: number }> = [];
+  for (let i = 0; i < k; i++) {
+    const row = idx[i]!;
+    if (row < 0) break;
+    out.push({ id: c.ids[row]!, score: Math.max(-1, Math.min(1, scores[i]!)) });
+  }
+  return out;
+}

@@ -1,0 +1,259 @@
+import assert from 'node:assert/strict';
+import { MAX_LOST_RETRIES } from '../../src/engine/backoff.ts';
+import { conformance } from './harness.ts';
+import { assertRunBooks, Clock, coreAt, createRun, done, events, failed } from './fixtures.ts';
+
+conformance('claims, leases and completions', (it) => {
+  it('a claim leases each ready step once, with a token, a deadline and an attempt', async (ctx) => {
+    const clock = new Clock();
+    const core = coreAt(ctx.store, clock);
+    const runId = await createRun(core, [{ name: 'a', timeoutMs: 5000 }, { name: 'b', timeoutMs: 7000 }, { name: 'c', dependsOn: ['a'] }]);
+    clock.advance(10);
+    const claims = await core.claim('w1', 10, 1000);
+    assert.deepEqual(claims.map((c) => c.stepName).sort(), ['a', 'b']);
+    assert.equal(new Set(claims.map((c) => c.token)).size, 2);
+    for (const c of claims) {
+      assert.ok(c.token.length >= 16, 'a token is long enough not to be guessed');
+      assert.equal(c.attempt, 1);
+      assert.equal(c.leaseExpiresAt, clock.t + 1000);
+      assert.equal(c.deadlineAt, clock.t + (c.stepName === 'a' ? 5000 : 7000));
+      assert.equal(c.runId, runId);
+    }
+    assert.deepEqual(await core.claim('w2', 10, 1000), [], 'nothing is claimed twice');
+    const a = await ctx.store.getStep(runId, 'a');
+    assert.equal(a?.status, 'running');
+    assert.equal(a?.workerId, 'w1');
+    assert.equal(a?.attempts, 1);
+    assert.equal(a?.leaseToken, claims.find((c) => c.stepName === 'a')?.token);
+    assert.equal(a?.leaseExpiresAt, new Date(clock.t + 1000).toISOString());
+    assert.equal(a?.deadlineAt, new Date(clock.t + 5000).toISOString());
+    assert.equal(a?.startedAt, new Date(clock.t).toISOString());
+    assert.equal(a?.readyAt, null);
+    const attempts = await ctx.store.listAttempts(runId, 'a');
+    assert.deepEqual(
+      attempts.map((x) => [x.attempt, x.status, x.workerId, x.deadlineAt]),
+      [[1, 'running', 'w1', new Date(clock.t + 5000).toISOString()]],
+    );
+    const run = await ctx.store.getRun(runId);
+    assert.equal(run?.status, 'running');
+    assert.equal(run?.startedAt, new Date(clock.t).toISOString());
+    const types = (await events(ctx.store, runId)).map((e) => e.type);
+    assert.deepEqual(types, ['run.created', 'step.queued', 'step.queued', 'run.started', 'step.started', 'step.started']);
+  });
+
+  it('only the holder of the lease token completes a step', async (ctx) => {
+    const clock = new Clock();
+    const core = coreAt(ctx.store, clock);
+    const runId = await createRun(core, [{ name: 'a' }, { name: 'b', inputs: { got: '{{steps.a.outputs.value}}' }, dependsOn: ['a'] }]);
+    const [claim] = await core.claim('w1', 1, 1000);
+    assert.ok(claim);
+    assert.deepEqual(await core.flush([], [done(claim, { token: 'forged-token', outputs: { value: 'bad' } })]), [{ applied: false }]);
+    assert.deepEqual(await core.flush([], [done(claim, { attempt: 2, outputs: { value: 'bad' } })]), [{ applied: false }]);
+    assert.equal((await ctx.store.getStep(runId, 'a'))?.status, 'running');
+    assert.equal((await ctx.store.listAttempts(runId, 'a'))[0]?.status, 'running');
+
+    clock.advance(5);
+    assert.deepEqual(await core.flush([], [done(claim, { outputs: { value: 42 } })]), [{ applied: true }]);
+    const a = await ctx.store.getStep(runId, 'a');
+    assert.equal(a?.status, 'succeeded');
+    assert.deepEqual(a?.outputs, { value: 42 });
+    assert.equal(a?.leaseToken, null);
+    assert.equal(a?.workerId, null);
+    assert.equal(a?.finishedAt, new Date(clock.t).toISOString());
+    assert.equal((await ctx.store.listAttempts(runId, 'a'))[0]?.status, 'succeeded');
+    const b = await ctx.store.getStep(runId, 'b');
+    assert.equal(b?.status, 'queued');
+    assert.deepEqual(b?.resolvedInputs, { got: 42 });
+    // The same completion again changes nothing.
+    assert.deepEqual(await core.flush([], [done(claim, { outputs: { value: 7 } })]), [{ applied: false }]);
+    assert.deepEqual((await ctx.store.getStep(runId, 'a'))?.outputs, { value: 42 });
+  });
+
+  it('a completion that arrives after its lease was reaped is discarded', async (ctx) => {
+    const clock = new Clock();
+    const core = coreAt(ctx.store, clock);
+    const runId = await createRun(core, [{ name: 'a' }]);
+    const [first] = await core.claim('w1', 1, 1000);
+    assert.ok(first);
+    clock.advance(999);
+    assert.equal(await core.reap(), 0, 'a live lease is not reaped');
+    clock.advance(2);
+    assert.equal(await core.reap(), 1);
+    const lost = await ctx.store.getStep(runId, 'a');
+    assert.equal(lost?.status, 'queued');
+    assert.equal(lost?.lostAttempts, 1);
+    assert.equal(lost?.error?.code, 'WORKER_LOST');
+    assert.equal(await core.reap(), 0, 'reaped once');
+
+    const [second] = await core.claim('w2', 1, 1000);
+    assert.ok(second);
+    assert.equal(second.attempt, 2);
+    assert.notEqual(second.token, first.token);
+    assert.deepEqual(await core.flush([], [done(first, { outputs: { stale: true } })]), [{ applied: false }]);
+    assert.equal((await ctx.store.getStep(runId, 'a'))?.status, 'running');
+    assert.deepEqual(await core.flush([], [done(second, { outputs: { fresh: true } })]), [{ applied: true }]);
+    const a = await ctx.store.getStep(runId, 'a');
+    assert.deepEqual(a?.outputs, { fresh: true });
+    assert.deepEqual(
+      (await ctx.store.listAttempts(runId, 'a')).map((x) => [x.attempt, x.status, x.workerId, x.error?.code ?? null]),
+      [
+        [1, 'lost', 'w1', 'WORKER_LOST'],
+        [2, 'succeeded', 'w2', null],
+      ],
+    );
+    const list = await assertRunBooks(ctx.store, runId);
+    assert.deepEqual(
+      list.filter((e) => e.type === 'step.retrying').map((e) => e.attempt),
+      [1],
+    );
+    assert.equal((await ctx.store.getRun(runId))?.status, 'succeeded');
+  });
+
+  it('the reaper retries lost attempts within their budget, then fails the step', async (ctx) => {
+    const clock = new Clock();
+    const core = coreAt(ctx.store, clock);
+    const runId = await createRun(core, [{ name: 'a' }, { name: 'after', dependsOn: ['a'] }]);
+    for (let i = 1; i <= MAX_LOST_RETRIES + 1; i++) {
+      const [c] = await core.claim(`w${i}`, 1, 100);
+      assert.equal(c?.attempt, i);
+      clock.advance(101);
+      assert.equal(await core.reap(), 1);
+    }
+    const a = await ctx.store.getStep(runId, 'a');
+    assert.equal(a?.status, 'failed');
+    assert.equal(a?.error?.code, 'WORKER_LOST');
+    assert.equal(a?.lostAttempts, MAX_LOST_RETRIES + 1);
+    assert.equal((await ctx.store.getStep(runId, 'after'))?.status, 'skipped');
+    assert.deepEqual(
+      (await ctx.store.listAttempts(runId, 'a')).map((x) => x.status),
+      Array.from({ length: MAX_LOST_RETRIES + 1 }, () => 'lost'),
+    );
+    const run = await ctx.store.getRun(runId);
+    assert.equal(run?.status, 'failed');
+    assert.deepEqual(await ctx.store.stuckSteps(clock.t + 1_000_000), []);
+    await assertRunBooks(ctx.store, runId);
+  });
+
+  it('renewal extends live leases of their holder only, and not past deadline + grace', async (ctx) => {
+    const clock = new Clock();
+    const core = coreAt(ctx.store, clock);
+    const runId = await createRun(core, [{ name: 'a', timeoutMs: 1000 }, { name: 'b', timeoutMs: 60_000 }]);
+    const claims = await core.claim('w1', 2, 300);
+    const tokens = claims.map((c) => c.token);
+    const a = claims.find((c) => c.stepName === 'a');
+    const b = claims.find((c) => c.stepName === 'b');
+    assert.ok(a && b);
+    clock.advance(200);
+    const r1 = await ctx.store.transaction((tx) => tx.renewLeases('w1', tokens, clock.t, clock.t + 300, 100));
+    assert.deepEqual([...r1.renewed].sort(), [...tokens].sort());
+    assert.deepEqual(r1.cancel, []);
+    assert.equal((await ctx.store.getStep(runId, 'a'))?.leaseExpiresAt, new Date(clock.t + 300).toISOString());
+    const other = await ctx.store.transaction((tx) => tx.renewLeases('w2', tokens, clock.t, clock.t + 300, 100));
+    assert.deepEqual(other.renewed, [], 'another worker cannot renew our leases');
+    const unknown = await ctx.store.transaction((tx) => tx.renewLeases('w1', ['no-such-token'], clock.t, clock.t + 300, 100));
+    assert.deepEqual(unknown.renewed, []);
+    // a: deadline at claim + 1000; past deadline + grace (100) it is not renewed any more.
+    clock.advance(901);
+    const r2 = await ctx.store.transaction((tx) => tx.renewLeases('w1', tokens, clock.t, clock.t + 300, 100));
+    assert.deepEqual(r2.renewed, [b.token]);
+    // EngineCore.renew is the same operation with the core's clock.
+    const r3 = await core.renew('w1', tokens, 300, 100);
+    assert.deepEqual(r3.renewed, [b.token]);
+  });
+
+  it('a failed attempt is retried after its backoff and not before', async (ctx) => {
+    const clock = new Clock();
+    const core = coreAt(ctx.store, clock);
+    const runId = await createRun(core, [{ name: 'a', retries: { max: 1, backoffMs: 1000 } }]);
+    const [c1] = await core.claim('w1', 1, 5000);
+    assert.ok(c1);
+    clock.advance(10);
+    assert.deepEqual(await core.flush([], [failed(c1, { code: 'FLAKY', message: 'try again', retryable: true })]), [{ applied: true }]);
+    const queued = await ctx.store.getStep(runId, 'a');
+    assert.equal(queued?.status, 'queued');
+    assert.equal(queued?.error?.code, 'FLAKY');
+    const readyAt = Date.parse(queued?.readyAt ?? '');
+    assert.ok(readyAt >= clock.t + 500 && readyAt <= clock.t + 1000, `backoff of ${readyAt - clock.t} ms is within [500, 1000]`);
+    assert.equal(await ctx.store.nextReadyAt(), readyAt);
+    assert.deepEqual(await core.claim('w1', 1, 5000), [], 'not before its backoff');
+    clock.t = readyAt;
+    const [c2] = await core.claim('w1', 1, 5000);
+    assert.equal(c2?.attempt, 2);
+    assert.ok(c2);
+    assert.deepEqual(await core.flush([], [failed(c2, { code: 'FLAKY', message: 'again', retryable: true })]), [{ applied: true }]);
+    const a = await ctx.store.getStep(runId, 'a');
+    assert.equal(a?.status, 'failed');
+    assert.equal(a?.attempts, 2);
+    assert.deepEqual(
+      (await ctx.store.listAttempts(runId, 'a')).map((x) => [x.status, x.error?.message]),
+      [
+        ['failed', 'try again'],
+        ['failed', 'again'],
+      ],
+    );
+    const list = await assertRunBooks(ctx.store, runId);
+    assert.equal(list.filter((e) => e.type === 'step.retrying').length, 1);
+    assert.equal((await ctx.store.getRun(runId))?.status, 'failed');
+  });
+
+  it('a non-retryable error fails the step at once, whatever its retry budget', async (ctx) => {
+    const clock = new Clock();
+    const core = coreAt(ctx.store, clock);
+    const runId = await createRun(core, [{ name: 'a', retries: { max: 5 } }]);
+    const [c] = await core.claim('w1', 1, 5000);
+    assert.ok(c);
+    await core.flush([], [failed(c, { code: 'BAD_INPUT', message: 'no', retryable: false })]);
+    assert.equal((await ctx.store.getStep(runId, 'a'))?.status, 'failed');
+    await assertRunBooks(ctx.store, runId);
+  });
+
+  it('cancel ends waiting steps at once and tells running ones through their lease', async (ctx) => {
+    const clock = new Clock();
+    const core = coreAt(ctx.store, clock);
+    const runId = await createRun(core, [{ name: 'a' }, { name: 'b' }, { name: 'c', dependsOn: ['a'] }, { name: 'd' }]);
+    const claims = await core.claim('w1', 2, 5000);
+    assert.equal(claims.length, 2);
+    const cancelled: string[] = [];
+    const unsubscribe = ctx.store.subscribe((n) => {
+      if (n.kind === 'cancel') cancelled.push(n.runId);
+    });
+    const run = await core.cancel(runId);
+    unsubscribe();
+    assert.deepEqual(cancelled, [runId], 'workers holding its steps are told');
+    assert.equal(run?.cancelRequested, true);
+    assert.equal(run?.status, 'running');
+    const steps = new Map((await ctx.store.getRunSteps(runId)).map((s) => [s.name, s]));
+    assert.equal(steps.get('c')?.status, 'cancelled');
+    assert.equal(steps.get('d')?.status, 'cancelled');
+    const [first, second] = claims;
+    assert.ok(first && second);
+    const renewal = await core.renew('w1', [first.token, second.token], 5000, 1000);
+    assert.deepEqual([...renewal.cancel].sort(), [first.token, second.token].sort());
+    assert.deepEqual(await core.claim('w2', 10, 5000), []);
+    await core.flush([], [{ ...done(first), outcome: 'cancelled', error: { code: 'CANCELLED', message: 'run cancelled' } }]);
+    // A step that finished anyway before it heard of the cancel keeps its result.
+    await core.flush([], [done(second)]);
+    const after = new Map((await ctx.store.getRunSteps(runId)).map((s) => [s.name, s.status]));
+    assert.equal(after.get(first.stepName), 'cancelled');
+    assert.equal(after.get(second.stepName), 'succeeded');
+    assert.equal((await ctx.store.getRun(runId))?.status, 'cancelled');
+    await assertRunBooks(ctx.store, runId);
+    // Cancelling a finished run changes nothing.
+    assert.equal((await core.cancel(runId))?.status, 'cancelled');
+    await assertRunBooks(ctx.store, runId);
+  });
+
+  it('a run cancelled before anything ran ends cancelled with every step cancelled', async (ctx) => {
+    const clock = new Clock();
+    const core = coreAt(ctx.store, clock);
+    const runId = await createRun(core, [{ name: 'a' }, { name: 'b', dependsOn: ['a'] }]);
+    await core.cancel(runId);
+    assert.equal((await ctx.store.getRun(runId))?.status, 'cancelled');
+    assert.deepEqual(
+      (await ctx.store.getRunSteps(runId)).map((s) => s.status),
+      ['cancelled', 'cancelled'],
+    );
+    assert.deepEqual(await core.claim('w1', 10, 1000), []);
+    await assertRunBooks(ctx.store, runId);
+  });
+});
