@@ -6,6 +6,7 @@
  */
 import { RunwardenError } from '../domain/errors.ts';
 import type { ErrorDetail } from '../domain/errors.ts';
+import { redactText } from '../forensics/redact.ts';
 
 export interface ErrorBody {
   error: { code: string; message: string; details: ErrorDetail[] };
@@ -97,6 +98,11 @@ export function mapError(err: unknown, opts: { bodyLimitBytes?: number } = {}): 
 
 /** One line for the server log; never includes request headers or bodies. */
 export function describeForLog(err: unknown): string {
+  // Stacks and messages of errors that are not ours can carry anything a tool or library put there.
+  return redactText(describeRaw(err));
+}
+
+function describeRaw(err: unknown): string {
   if (err instanceof Error) {
     const code = (err as { code?: unknown }).code;
     const head = `${err.name}${typeof code === 'string' ? ` ${code}` : ''}: ${err.message}`;

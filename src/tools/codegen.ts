@@ -7,6 +7,7 @@ import { RunwardenError } from '../domain/errors.ts';
 import type { ProviderRegistry } from '../llm/registry.ts';
 import { callOptionsFor } from '../llm/call-options.ts';
 import { defineTool, type ToolDefinition } from './types.ts';
+import { withoutStacks } from '../forensics/ops.ts';
 
 export const codegenInput = z.strictObject({
   prompt: z.string().min(1),
@@ -171,7 +172,7 @@ export function createCodegenTool(deps: { providers: ProviderRegistry }): ToolDe
       ]
         .filter((s): s is string => s !== null)
         .join('\n\n');
-      const res = await ctx.track(
+      const res = await withoutStacks(() => ctx.track(
         `codegen ${provider.name}`,
         provider.chat(
           {
@@ -183,7 +184,7 @@ export function createCodegenTool(deps: { providers: ProviderRegistry }): ToolDe
           },
           callOptionsFor(ctx),
         ),
-      );
+      ));
       const parsed = parseFiles(res.text);
       for (const s of parsed.skipped) ctx.log.warn(`codegen skipped ${s.name}: ${s.reason}`);
       if (parsed.files.length === 0) {

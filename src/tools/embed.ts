@@ -8,6 +8,7 @@ import type { VectorItem, VectorStore } from '../domain/vectors.ts';
 import { callOptionsFor } from '../llm/call-options.ts';
 import type { ProviderRegistry } from '../llm/registry.ts';
 import { defineTool, type ToolDefinition } from './types.ts';
+import { withoutStacks } from '../forensics/ops.ts';
 
 export const embedInput = z
   .strictObject({
@@ -54,10 +55,10 @@ export function createEmbedTool(deps: { providers: ProviderRegistry; vectors: Ve
       for (let b = 0; b < batches; b++) {
         const batch = input.texts.slice(b * batchSize, (b + 1) * batchSize);
         ctx.checkpoint(`embed batch ${b + 1}/${batches}`);
-        const res = await ctx.track(
+        const res = await withoutStacks(() => ctx.track(
           `embed ${provider.name} batch ${b + 1}/${batches}`,
           provider.embed(batch, { ...callOptionsFor(ctx), model: input.model, dimensions: input.dimensions }),
-        );
+        ));
         if (res.vectors.length !== batch.length) {
           throw new RunwardenError('llm.malformed', `provider returned ${res.vectors.length} vectors for ${batch.length} texts`, { retryable: false });
         }

@@ -5,6 +5,7 @@ import type { VectorHit, VectorStore } from '../domain/vectors.ts';
 import { callOptionsFor } from '../llm/call-options.ts';
 import type { ProviderRegistry } from '../llm/registry.ts';
 import { defineTool, type ToolDefinition } from './types.ts';
+import { withoutStacks } from '../forensics/ops.ts';
 
 export const retrieveInput = z.strictObject({
   collection: z.string().min(1).max(200),
@@ -42,10 +43,10 @@ export function createRetrieveTool(deps: { providers: ProviderRegistry; vectors:
         });
       }
       const provider = deps.providers.get(input.provider);
-      const res = await ctx.track(
+      const res = await withoutStacks(() => ctx.track(
         `retrieve embed ${provider.name}`,
         provider.embed([input.query], { ...callOptionsFor(ctx), model: input.model, dimensions: input.dimensions }),
-      );
+      ));
       const vector = res.vectors[0];
       if (!vector) throw new RunwardenError('llm.malformed', 'provider returned no vector for the query', { retryable: false });
       const results = await ctx.track(`vectors.query ${input.collection}`, deps.vectors.query(input.collection, vector, input.k ?? DEFAULT_K));
