@@ -8,24 +8,12 @@
  * allocated in commit order; a reader compares its cached count with the row (one primary-key
  * read), reads only `id > maxId` when it is behind, and rebuilds when the numbers disagree.
  */
-import { endianness } from 'node:os';
 import type pg from 'pg';
 import { RunwardenError } from '../../domain/errors.ts';
 import type { VectorHit, VectorItem, VectorStore } from '../../domain/vectors.ts';
+import { checkCollection, invalid, MAX_DIMS, MAX_K, mismatch, normalise, reserve, toBlob, topK, writeRow, type Collection } from '../vector-matrix.ts';
 
-const LITTLE_ENDIAN = endianness() === 'LE';
-/** Largest vector accepted (OpenAI's largest embeddings have 3072 dimensions). */
-export const MAX_DIMS = 16_384;
-/** Largest k a query may ask for. */
-export const MAX_K = 1000;
-
-interface Collection {
-  dims: number;
-  matrix: Float32Array;
-  ids: Float64Array;
-  count: number;
-  maxId: number;
-}
+export { MAX_DIMS, MAX_K };
 
 export interface VectorDb {
   /** Runs `fn` in a transaction on one connection. */
@@ -67,7 +55,7 @@ export class PgVectorStore implements VectorStore {
       await q(
         `INSERT INTO vectors (collection, text, dims, vector, metadata, created_at)
          SELECT $1, t, $2, v, m, $3 FROM unnest($4::text[], $5::bytea[], $6::json[]) AS u(t, v, m)`,
-        [collection, dims, now, rows.map((r) => r.text), rows.map((r) => toBlob(r.vector)), rows.map((r) => r.metadata)],
+        [collection, dims, now, rows.map((r) => r.text), rows.map((r) => asBuffer(toBlob(r.vector))), rows.map((r) => r.metadata)],
       );
       await q('UPDATE vector_collections SET rows = rows + $2 WHERE collection = $1', [collection, rows.length]);
     });
@@ -150,99 +138,7 @@ export class PgVectorStore implements VectorStore {
   }
 }
 
-function checkCollection(name: string): void {
-  if (typeof name !== 'string' || name.length === 0 || name.length > 200) throw invalid('collection must be a non-empty string of at most 200 characters');
-}
-
-function invalid(message: string): RunwardenError {
-  return new RunwardenError('vectors.invalid', message, { status: 400, retryable: false });
-}
-
-function mismatch(message: string, data: Record<string, unknown>): RunwardenError {
-  return new RunwardenError('vectors.dimension_mismatch', message, { status: 400, retryable: false, data });
-}
-
-function normalise(v: Float32Array | number[], index: number): Float32Array {
-  const out = new Float32Array(v.length);
-  let sum = 0;
-  for (let i = 0; i < v.length; i++) {
-    const x = v[i]!;
-    if (typeof x !== 'number' || !Number.isFinite(x)) throw invalid(`vector ${index} has a non-finite value at ${i}`);
-    sum += x * x;
-  }
-  if (sum === 0) throw invalid(`vector ${index} is all zeros: it has no direction to compare`);
-  const inv = 1 / Math.sqrt(sum);
-  for (let i = 0; i < v.length; i++) out[i] = v[i]! * inv;
-  return out;
-}
-
-function toBlob(v: Float32Array): Buffer {
-  if (LITTLE_ENDIAN) return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
-  const out = Buffer.alloc(v.length * 4);
-  for (let i = 0; i < v.length; i++) out.writeFloatLE(v[i]!, i * 4);
-  return out;
-}
-
-function reserve(c: Collection, rows: number): void {
-  if (c.ids.length >= rows) return;
-  const cap = Math.max(rows, c.ids.length * 2, 64);
-  const matrix = new Float32Array(cap * c.dims);
-  matrix.set(c.matrix.subarray(0, c.count * c.dims));
-  const ids = new Float64Array(cap);
-  ids.set(c.ids.subarray(0, c.count));
-  c.matrix = matrix;
-  c.ids = ids;
-}
-
-function writeRow(c: Collection, id: number, blob: Uint8Array): void {
-  const offset = c.count * c.dims;
-  if (LITTLE_ENDIAN) {
-    new Uint8Array(c.matrix.buffer, c.matrix.byteOffset + offset * 4, c.dims * 4).set(blob);
-  } else {
-    const view = new DataView(blob.buffer, blob.byteOffset, blob.byteLength);
-    for (let i = 0; i < c.dims; i++) c.matrix[offset + i] = view.getFloat32(i * 4, true);
-  }
-  c.ids[c.count] = id;
-  c.count++;
-  if (id > c.maxId) c.maxId = id;
-}
-
-/** Exact top-k by dot product (the same scan as the SQLite store; see its comments for numbers). */
-function topK(c: Collection, q: Float32Array, k: number): Array<{ id: number; score: number }> {
-  const { matrix, dims, count } = c;
-  const scores = new Float64Array(k).fill(-Infinity);
-  const idx = new Int32Array(k).fill(-1);
-  let floor = -Infinity;
-  for (let row = 0, off = 0; row < count; row++, off += dims) {
-    let a = 0;
-    let b = 0;
-    let e = 0;
-    let f = 0;
-    let d = 0;
-    for (; d + 3 < dims; d += 4) {
-      a += matrix[off + d]! * q[d]!;
-      b += matrix[off + d + 1]! * q[d + 1]!;
-      e += matrix[off + d + 2]! * q[d + 2]!;
-      f += matrix[off + d + 3]! * q[d + 3]!;
-    }
-    let dot = a + b + e + f;
-    for (; d < dims; d++) dot += matrix[off + d]! * q[d]!;
-    if (dot <= floor) continue;
-    let pos = k - 1;
-    while (pos > 0 && scores[pos - 1]! < dot) {
-      scores[pos] = scores[pos - 1]!;
-      idx[pos] = idx[pos - 1]!;
-      pos--;
-    }
-    scores[pos] = dot;
-    idx[pos] = row;
-    floor = scores[k - 1]!;
-  }
-  const out: Array<{ id: number; score: number }> = [];
-  for (let i = 0; i < k; i++) {
-    const row = idx[i]!;
-    if (row < 0) break;
-    out.push({ id: c.ids[row]!, score: Math.max(-1, Math.min(1, scores[i]!)) });
-  }
-  return out;
+/** node-postgres sends a Buffer as bytea; a bare Uint8Array would be serialised as text. */
+function asBuffer(b: Uint8Array): Buffer {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 }
