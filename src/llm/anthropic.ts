@@ -6,6 +6,7 @@ import { HttpClient, contentType, errorStatusConsumer, isRecord, isSuccess, json
 import { unsupported } from './openai.ts';
 import { SseParser } from './sse.ts';
 import { ConsumerError, type BodyConsumer, type ExchangeControl, type ResponseHead } from './transport.ts';
+import { chatResult } from './result.ts';
 import type { CallOptions, ChatRequest, ChatResult, EmbedOptions, EmbedResult, LlmProvider, ProviderType } from './types.ts';
 
 export const ANTHROPIC_VERSION = '2023-06-01';
@@ -67,27 +68,7 @@ export class AnthropicProvider implements LlmProvider {
       accept: stream ? 'text/event-stream' : 'application/json',
       choose: (head) => chooseConsumer(head, stream),
     });
-    const m = r.value;
-    const result: ChatResult = {
-      text: m.text,
-      provider: this.name,
-      model: m.model ?? model,
-      finishReason: m.finishReason,
-      usage: { inputTokens: m.inputTokens, outputTokens: m.outputTokens },
-      ttfbMs: r.ttfbMs,
-      totalMs: r.totalMs,
-      retries: r.retries,
-    };
-    opts.onEvent?.('llm.usage', {
-      provider: this.name,
-      model: result.model,
-      inputTokens: m.inputTokens,
-      outputTokens: m.outputTokens,
-      ttfbMs: r.ttfbMs,
-      totalMs: r.totalMs,
-      retries: r.retries,
-    });
-    return result;
+    return chatResult(this.name, model, r.value, r, opts);
   }
 
   embed(_texts: string[], _opts: EmbedOptions): Promise<EmbedResult> {

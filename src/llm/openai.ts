@@ -6,6 +6,7 @@ import { RunwardenError } from '../domain/errors.ts';
 import { HttpClient, contentType, errorStatusConsumer, isRecord, isSuccess, jsonConsumer, num, type HttpClientInit } from './http-client.ts';
 import { SseParser } from './sse.ts';
 import { ConsumerError, type BodyConsumer, type ExchangeControl, type ResponseHead } from './transport.ts';
+import { chatResult } from './result.ts';
 import type { CallOptions, ChatRequest, ChatResult, EmbedOptions, EmbedResult, LlmProvider, ProviderType } from './types.ts';
 
 export interface OpenAiInit extends Omit<HttpClientInit, 'headers'> {
@@ -61,27 +62,7 @@ export class OpenAiProvider implements LlmProvider {
       accept: stream ? 'text/event-stream' : 'application/json',
       choose: (head) => chooseChatConsumer(head, stream),
     });
-    const c = r.value;
-    const result: ChatResult = {
-      text: c.text,
-      provider: this.name,
-      model: c.model ?? model,
-      finishReason: c.finishReason,
-      usage: { inputTokens: c.inputTokens, outputTokens: c.outputTokens },
-      ttfbMs: r.ttfbMs,
-      totalMs: r.totalMs,
-      retries: r.retries,
-    };
-    opts.onEvent?.('llm.usage', {
-      provider: this.name,
-      model: result.model,
-      inputTokens: c.inputTokens,
-      outputTokens: c.outputTokens,
-      ttfbMs: r.ttfbMs,
-      totalMs: r.totalMs,
-      retries: r.retries,
-    });
-    return result;
+    return chatResult(this.name, model, r.value, r, opts);
   }
 
   async embed(texts: string[], opts: EmbedOptions): Promise<EmbedResult> {
