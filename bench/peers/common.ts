@@ -1,0 +1,320 @@
+/**
+ * What the three peer adapters share: fresh state per run (a PostgreSQL database `rwbench_*`, a
+ * Redis key prefix `rwbench:*`), bounded waits, a server that accepts and never answers, and
+ * worker child processes that cannot outlive the bench.
+ *
+ * Nothing here touches a database or a key it did not create, and nothing restarts a service.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { request } from 'node:http';
+import { createServer, type Socket } from 'node:net';
+import pg from 'pg';
+
+/** PostgreSQL admin URL (trust auth on loopback); only used to create and drop `rwbench_*` databases. */
+export const PG_ADMIN_URL = process.env.RWBENCH_PG_URL ?? process.env.RUNWARDEN_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+export const REDIS = { host: process.env.RWBENCH_REDIS_HOST ?? '127.0.0.1', port: Number(process.env.RWBENCH_REDIS_PORT ?? 6379) };
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+export const round = (v: number): number => Math.round(v * 100) / 100;
+export const randomId = (): string => `${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
+
+export function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
+}
+
+/** Polls `check` until it returns true; throws after `timeoutMs` naming what it waited for. */
+export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string, everyMs = 5): Promise<void> {
+  const until = performance.now() + timeoutMs;
+  while (!(await check())) {
+    if (performance.now() > until) throw new Error(`bench: timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+/** `p`, or a rejection after `ms` naming `what`. The timer never keeps the process alive. */
+export async function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`bench: ${what} did not finish within ${ms} ms`)), ms);
+    timer.unref();
+  });
+  try {
+    return await Promise.race([p, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A promise with its resolver, for "the handler has started job X" signals. */
+export function signal<T = number>(): { promise: Promise<T>; resolve: (v: T) => void } {
+  let resolve!: (v: T) => void;
+  const promise = new Promise<T>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL: one fresh database per measurement.
+
+async function admin<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const c = new pg.Client({ connectionString: PG_ADMIN_URL, connectionTimeoutMillis: 5000, application_name: 'rwbench-admin' });
+  c.on('error', () => undefined); // a dropped admin connection surfaces as a failed query below
+  await c.connect();
+  try {
+    return await fn(c);
+  } finally {
+    await c.end().catch(() => undefined); // closing a broken client has nothing left to report
+  }
+}
+
+export interface BenchDatabase {
+  name: string;
+  url: string;
+  /**
+   * The bench's own reads of a peer's tables, on one connection opened on first use. One, not one
+   * per poll: on two cores a backend forked every few milliseconds slows the peer being measured
+   * (pg-boss by 5x).
+   */
+  query<R extends pg.QueryResultRow>(sql: string, params?: unknown[]): Promise<R[]>;
+  /** Closes that connection and drops the database, ending whatever connections are still open to it. */
+  drop(): Promise<void>;
+}
+
+const DB_PREFIX = 'rwbench_';
+/** Databases this old are leftovers of a bench run that was killed; the sweep drops them. */
+const STALE_MS = 6 * 3_600_000;
+let swept = false;
+
+export async function freshDatabase(): Promise<BenchDatabase> {
+  const name = `${DB_PREFIX}${randomId()}`;
+  await admin(async (c) => {
+    if (!swept) {
+      swept = true;
+      const rows = (await c.query<{ datname: string }>('SELECT datname FROM pg_database WHERE datname LIKE $1', [`${DB_PREFIX}%`])).rows;
+      for (const { datname } of rows) {
+        const born = parseInt(datname.slice(DB_PREFIX.length).split('_')[0] ?? '', 36);
+        if (Number.isFinite(born) && born < Date.now() - STALE_MS) await c.query(`DROP DATABASE IF EXISTS ${datname} WITH (FORCE)`);
+      }
+    }
+    await c.query(`CREATE DATABASE ${name}`);
+  });
+  const u = new URL(PG_ADMIN_URL);
+  u.pathname = `/${name}`;
+  const url = u.toString();
+  let client: Promise<pg.Client> | undefined;
+  const connect = async (): Promise<pg.Client> => {
+    const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000, application_name: 'rwbench-inspect' });
+    c.on('error', () => undefined); // a lost connection fails the next query, which reports it
+    await c.connect();
+    return c;
+  };
+  return {
+    name,
+    url,
+    async query<R extends pg.QueryResultRow>(sql: string, params: unknown[] = []) {
+      client ??= connect();
+      return (await (await client).query<R>(sql, params)).rows;
+    },
+    async drop() {
+      if (client) await (await client).end().catch(() => undefined); // already broken: nothing to close
+      await admin(async (c) => {
+        // Some peers resolve stop()/release() while their pool is still ending; terminating those
+        // connections under them is an unhandled 'error' on a pool nobody listens to any more.
+        const until = performance.now() + 5000;
+        const open = async (): Promise<number> =>
+          Number((await c.query<{ n: string }>('SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [name])).rows[0]?.n ?? 0);
+        while ((await open()) > 0 && performance.now() < until) await sleep(50);
+        await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      });
+    },
+  };
+}
+
+/** Runs `fn` against a fresh database and always drops it afterwards. */
+export async function withDatabase<T>(fn: (db: BenchDatabase) => Promise<T>): Promise<T> {
+  const db = await freshDatabase();
+  try {
+    return await fn(db);
+  } finally {
+    await db.drop();
+  }
+}
+
+export async function postgresVersion(): Promise<string> {
+  return admin(async (c) => (await c.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]?.v ?? '?');
+}
+
+/** A fresh Redis key prefix; the BullMQ adapter deletes every key under it when done. */
+export const redisPrefix = (): string => `rwbench:${randomId()}`;
+
+// ---------------------------------------------------------------------------------------------
+// hang-cut: a server that accepts connections and never answers.
+
+export interface Blackhole {
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function blackhole(): Promise<Blackhole> {
+  const sockets = new Set<Socket>();
+  const server = createServer((s) => {
+    sockets.add(s);
+    s.on('error', () => undefined); // the client aborting is the expected end
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  const addr = server.address();
+  if (addr === null || typeof addr === 'string') throw new Error('bench: blackhole has no port');
+  return {
+    url: `http://127.0.0.1:${addr.port}/never`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/**
+ * A GET that waits for headers with no timeout of its own (node:http has none by default), as an
+ * LLM call without deadlines does. `signal` is the bench's own cleanup, not a deadline the peer
+ * sets: aborting it ends the request quietly, after the measurement.
+ */
+export function hangingRequest(url: string, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { signal }, (res) => {
+      res.resume();
+      res.on('end', resolve);
+    });
+    req.on('error', (err) => (signal.aborted ? resolve() : reject(err)));
+    req.end();
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// crash-recovery: worker child processes.
+
+export interface StartedMessage {
+  type: 'started';
+  jobId: string;
+  /** `Date.now()` in the worker when its handler began: same clock as the parent's kill time. */
+  at: number;
+}
+
+export interface WorkerChild {
+  child: ChildProcess;
+  /** Resolves with the first `started` message for `jobId`. */
+  started(jobId: string, timeoutMs: number): Promise<StartedMessage | undefined>;
+  /** SIGKILL, then wait (bounded) for the exit. */
+  kill(): Promise<void>;
+}
+
+const children = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+/**
+ * Spawns `script` on this Node binary with an IPC channel. The worker scripts exit when the channel
+ * closes, and an exit hook here SIGKILLs any child still alive, so no worker outlives the bench.
+ */
+export function spawnWorker(script: URL, config: object): WorkerChild {
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.on('exit', () => {
+      for (const c of children) c.kill('SIGKILL');
+    });
+  }
+  const child = spawn(process.execPath, [script.pathname, JSON.stringify(config)], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+  children.add(child);
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-4000);
+  });
+  const exited = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      children.delete(child);
+      resolve();
+    }),
+  );
+  const seen: StartedMessage[] = [];
+  const waiters = new Set<() => void>();
+  child.on('message', (m: StartedMessage) => {
+    if (m?.type !== 'started') return;
+    seen.push(m);
+    for (const w of waiters) w();
+  });
+  return {
+    child,
+    async started(jobId, timeoutMs) {
+      const find = (): StartedMessage | undefined => seen.find((m) => m.jobId === jobId);
+      if (find()) return find();
+      return new Promise((resolve) => {
+        const done = (v: StartedMessage | undefined): void => {
+          clearTimeout(timer);
+          waiters.delete(check);
+          child.off('exit', onExit);
+          resolve(v);
+        };
+        const check = (): void => {
+          const m = find();
+          if (m) done(m);
+        };
+        const onExit = (code: number | null, sig: string | null): void => {
+          process.stderr.write(`bench: worker ${script.pathname} exited (${code ?? sig}) before starting job ${jobId}\n${stderr}\n`);
+          done(undefined);
+        };
+        const timer = setTimeout(() => done(undefined), timeoutMs);
+        waiters.add(check);
+        child.once('exit', onExit);
+      });
+    },
+    async kill() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await withDeadline(exited, 10_000, `worker ${child.pid} to exit after SIGKILL`);
+    },
+  };
+}
+
+/** In a worker script: send a message to the bench, and exit when the bench goes away. */
+export function workerSide(): { config: Record<string, string>; started: (jobId: string) => void; hold: Promise<never> } {
+  process.on('disconnect', () => process.exit(1));
+  const config = JSON.parse(process.argv[2] ?? '{}') as Record<string, string>;
+  // The held job never finishes; this interval keeps the process alive while it holds it.
+  setInterval(() => undefined, 1 << 30);
+  return {
+    config,
+    started: (jobId) => process.send?.({ type: 'started', jobId, at: Date.now() } satisfies StartedMessage),
+    hold: new Promise<never>(() => undefined),
+  };
+}
+
+/**
+ * crash-recovery as every adapter measures it: worker A takes the one job, A is SIGKILLed, a fresh
+ * worker B (default settings) starts at once; the time from the kill to B's handler starting the
+ * same job, or the cap with `capped: true`.
+ */
+export async function killAndRestart(script: URL, config: object, jobId: string, capMs: number): Promise<{ ms: number; capped: boolean }> {
+  const a = spawnWorker(script, config);
+  let b: WorkerChild | undefined;
+  try {
+    const first = await a.started(jobId, 60_000);
+    if (!first) throw new Error(`bench: the first worker never started job ${jobId}`);
+    a.child.kill('SIGKILL');
+    const killedAt = Date.now();
+    await a.kill();
+    b = spawnWorker(script, config);
+    const again = await b.started(jobId, capMs);
+    if (!again) {
+      // A worker that died is a broken measurement, not a system that takes longer than the cap.
+      if (b.child.exitCode !== null || b.child.signalCode !== null) throw new Error(`bench: the restarted worker exited (${b.child.exitCode ?? b.child.signalCode}) before the cap`);
+      return { ms: capMs, capped: true };
+    }
+    return { ms: Math.max(0, again.at - killedAt), capped: false };
+  } finally {
+    await a.kill();
+    await b?.kill();
+  }
+}
