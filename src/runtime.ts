@@ -1,6 +1,9 @@
 /**
- * Everything `runwarden start` runs in one process: the store, the engine and its reaper, a worker,
- * the hang lab when no LLM key is configured, and the HTTP API.
+ * What `runwarden start` runs: in this process the store, the engine and its reaper, the hang lab
+ * when no LLM key is configured, and the HTTP API; the workers either as `config.workers` supervised
+ * worker processes (`workerMode: 'processes'`, what `start` uses: a worker that hangs, spins or
+ * crashes takes neither the API nor its siblings with it) or as one Worker inside this process
+ * (`'in-process'`: embedding and tests).
  */
 import { hostname } from 'node:os';
 import { isLoopbackHost } from './config/host.ts';
@@ -13,10 +16,10 @@ import { startLab, type Lab } from './lab/index.ts';
 import { ProviderRegistry } from './llm/index.ts';
 import { openStore } from './store/open.ts';
 import type { Store } from './store/store.ts';
-import { builtinTools } from './tools/builtin.ts';
-import { createLlmTools } from './tools/llm.ts';
-import { loadToolModules } from './tools/load.ts';
-import { ToolRegistry } from './tools/registry.ts';
+import { buildTools } from './tools/build.ts';
+import { setReportConfig } from './forensics/resources.ts';
+import { redactedConfig } from './config/redact.ts';
+import { Supervisor } from './supervisor/supervisor.ts';
 import { installProcessGuards } from './worker/guards.ts';
 import { Worker } from './worker/worker.ts';
 
@@ -28,23 +31,24 @@ export interface Runtime {
   engine: EngineFacade;
   store: Store;
   labUrl?: string;
+  /** The worker processes, in `workerMode: 'processes'`. */
+  supervisor?: Supervisor;
   close(): Promise<void>;
 }
 
 export interface RuntimeOptions {
+  /** The environment: provider keys (and, in 'processes' mode, the worker processes' environment). */
   env?: Record<string, string | undefined>;
   log?: (line: string) => void;
   cwd?: string;
+  /**
+   * 'processes': `config.workers` worker processes under a supervisor (what `runwarden start` runs);
+   * 'in-process': one Worker in this process when `config.workers` > 0. @default 'in-process'
+   */
+  workerMode?: 'processes' | 'in-process';
 }
 
-/** Builds the tool registry: built-ins, the LLM tools, then the user's modules. */
-export async function buildTools(config: RunwardenConfig, deps: { providers: ProviderRegistry; store: Store; cwd: string }): Promise<ToolRegistry> {
-  const tools = new ToolRegistry();
-  for (const t of builtinTools) tools.register(t);
-  for (const t of createLlmTools({ providers: deps.providers, vectors: deps.store.vectors })) tools.register(t);
-  await loadToolModules(tools, config.tools, deps.cwd);
-  return tools;
-}
+export { buildTools } from './tools/build.ts';
 
 function wantsLab(config: RunwardenConfig, env: Record<string, string | undefined>): boolean {
   if (config.lab === 'on') return true;
@@ -113,8 +117,17 @@ export async function startRuntime(config: RunwardenConfig, opts: RuntimeOptions
     engine.start();
     cleanups.push(() => engine.stop());
 
+    let supervisor: Supervisor | undefined;
     const workers: Worker[] = [];
-    for (let i = 0; i < Math.max(0, config.workers > 0 ? 1 : 0); i++) {
+    if (opts.workerMode === 'processes' && config.workers > 0) {
+      setReportConfig(redactedConfig(config));
+      const sup = new Supervisor({ config, core: engine.core, count: config.workers, env, cwd, ...(lab ? { labUrl: lab.url } : {}), log });
+      supervisor = sup;
+      engine.attachSupervisor(() => sup.status());
+      await sup.start();
+      cleanups.push(() => sup.stop());
+    }
+    for (let i = 0; i < (opts.workerMode !== 'processes' && config.workers > 0 ? 1 : 0); i++) {
       const w = new Worker({
         core: engine.core,
         tools,
@@ -128,7 +141,7 @@ export async function startRuntime(config: RunwardenConfig, opts: RuntimeOptions
       w.start();
       workers.push(w);
     }
-    cleanups.push(() => Promise.all(workers.map((w) => w.stop({ drainMs: 5000 }))).then(() => undefined));
+    cleanups.push(() => Promise.all(workers.map((w) => w.stop({ drainMs: config.drainMs }))).then(() => undefined));
 
     const app = buildApp({
       engine,
@@ -151,6 +164,7 @@ export async function startRuntime(config: RunwardenConfig, opts: RuntimeOptions
       engine,
       store,
       ...(lab ? { labUrl: lab.url } : {}),
+      ...(supervisor ? { supervisor } : {}),
       close: () => (closing ??= closeAll()),
     };
   } catch (err) {

@@ -125,6 +125,18 @@ function crossCheck(c: RunwardenConfig, sources: Record<string, string>, problem
       message: `heartbeatMs (${c.heartbeatMs}, from ${sources.heartbeatMs}) must be less than leaseMs (${c.leaseMs}, from ${sources.leaseMs}), or leases expire between heartbeats`,
     });
   }
+  if (c.loopKillMs < c.loopStallMs) {
+    problems.push({
+      path: 'loopKillMs',
+      message: `loopKillMs (${c.loopKillMs}, from ${sources.loopKillMs}) must not be less than loopStallMs (${c.loopStallMs}, from ${sources.loopStallMs}): a worker is found stalled before it is killed`,
+    });
+  }
+  if (c.restartBackoffMaxMs < c.restartBackoffMs) {
+    problems.push({
+      path: 'restartBackoffMaxMs',
+      message: `restartBackoffMaxMs (${c.restartBackoffMaxMs}, from ${sources.restartBackoffMaxMs}) must not be less than restartBackoffMs (${c.restartBackoffMs}, from ${sources.restartBackoffMs})`,
+    });
+  }
   if (c.defaultTimeoutMs > c.maxTimeoutMs) {
     problems.push({
       path: 'defaultTimeoutMs',

@@ -31,6 +31,30 @@ export interface RunwardenConfig {
   leaseMs: number;
   /** How often a worker renews its leases and reports liveness. @default 1000 */
   heartbeatMs: number;
+  /**
+   * On SIGTERM/SIGINT, how long running steps get to finish before they are handed back to the
+   * queue (their attempt recorded as lost, the step re-queued at once). @default 5000
+   */
+  drainMs: number;
+  /**
+   * A worker process whose event loop has not turned for this long is stalled: its watchdog captures
+   * the blocking JavaScript stack and the step it belongs to, and writes a `loop.blocked` report.
+   * @default 500
+   */
+  loopStallMs: number;
+  /**
+   * A worker whose event loop stays blocked this long (or past the blocking step's deadline, if that
+   * comes first) is killed and replaced; the blocking attempt fails as `loop.blocked`, the worker's
+   * other steps are retried elsewhere at once. Keep it below `leaseMs - heartbeatMs` so that the
+   * supervisor acts before the leases expire. @default 1500
+   */
+  loopKillMs: number;
+  /** After SIGTERM, how long a worker process gets before SIGKILL. @default 1000 */
+  killGraceMs: number;
+  /** First delay before a crashed worker process is restarted; doubles per crash in a row. @default 100 */
+  restartBackoffMs: number;
+  /** Longest delay between restarts of a crash-looping worker (reset after a minute up). @default 10000 */
+  restartBackoffMaxMs: number;
   /** How often the reaper looks for expired leases. @default 500 */
   reaperIntervalMs: number;
   /** After a step's signal aborts, how long a tool gets to settle before it is abandoned. @default 1000 */

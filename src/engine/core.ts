@@ -50,6 +50,30 @@ export interface CompletionResult {
   applied: boolean;
 }
 
+/** How `loseWorker` records the attempts of a worker that is gone. */
+export interface LoseWorkerOptions {
+  /**
+   * The error and hang report of each attempt (the report is also emitted as `step.hang_report`).
+   * `spared`: the attempt was lost only because another, known step brought the worker down; it
+   * does not use up the step's lost-attempt budget (the culprit's attempts do use up its own).
+   */
+  describe(step: StepRow, culprit: boolean): { error: SerializedError; report: Record<string, unknown> | null; spared?: boolean };
+  /**
+   * The attempt whose own code brought the worker down (it blocked the event loop). It ends as a
+   * failure of the step (`outcome`), counted against `retries.max` like any failed attempt, not
+   * against the lost-attempt budget.
+   */
+  culprit?: { runId: string; stepName: string; attempt: number; outcome: 'failed' | 'timed_out' };
+}
+
+export interface LostAttempt {
+  runId: string;
+  stepName: string;
+  attempt: number;
+  /** What the attempt was recorded as. */
+  status: 'lost' | 'failed' | 'timed_out';
+}
+
 export class EngineCore {
   readonly store: Store;
   readonly #now: () => number;
@@ -303,6 +327,53 @@ export class EngineCore {
         }
       }
       return rows.length;
+    });
+  }
+
+  /**
+   * A supervisor saw worker processes die or killed them: their running attempts end now instead of
+   * when their leases expire. Every attempt held by `workerIds` becomes `lost` (retried at once
+   * while the lost-attempt budget lasts, like the reaper's), except the culprit's (see
+   * LoseWorkerOptions). Token-guarded like every transition: an attempt that completed or was reaped
+   * meanwhile is left alone.
+   */
+  async loseWorker(workerIds: string[], o: LoseWorkerOptions): Promise<LostAttempt[]> {
+    if (workerIds.length === 0) return [];
+    return this.#tx(async (tx, fx) => {
+      const out: LostAttempt[] = [];
+      for (const step of await tx.runningByWorkers(workerIds)) {
+        const token = step.leaseToken as string;
+        const c = o.culprit;
+        const isCulprit = c !== undefined && c.runId === step.runId && c.stepName === step.name && c.attempt === step.attempts;
+        const { error, report, spared } = o.describe(step, isCulprit);
+        if (isCulprit) {
+          await this.#complete(tx, fx, step, {
+            runId: step.runId,
+            stepName: step.name,
+            attempt: step.attempts,
+            token,
+            outcome: c.outcome,
+            error,
+            artifacts: [],
+            hangReport: report,
+          });
+          out.push({ runId: step.runId, stepName: step.name, attempt: step.attempts, status: c.outcome });
+          continue;
+        }
+        await tx.finishAttempts([{ runId: step.runId, stepName: step.name, attempt: step.attempts, status: 'lost', finishedAt: fx.now, error, hangReport: report }]);
+        if (report) fx.events.push({ runId: step.runId, stepName: step.name, attempt: step.attempts, type: 'step.hang_report', ts: fx.now, data: report });
+        out.push({ runId: step.runId, stepName: step.name, attempt: step.attempts, status: 'lost' });
+        const lost = step.lostAttempts + 1;
+        if (step.cancelRequested) {
+          await finishStep(tx, fx, step, 'cancelled', { error, from: ['running'], token, lostAttempts: lost });
+        } else if (spared === true || lost <= MAX_LOST_RETRIES + step.retries.max) {
+          // lostAttempts still counts a spared attempt: `attempts - lostAttempts` is the step's tries.
+          await this.#retry(tx, fx, step, token, 0, error, { lostAttempts: lost });
+        } else {
+          await finishStep(tx, fx, step, 'failed', { error, from: ['running'], token, lostAttempts: lost });
+        }
+      }
+      return out;
     });
   }
 

@@ -12,7 +12,7 @@ import { RUN_STATES } from '../domain/states.ts';
 import type { RunRow, StepRow, Store } from '../store/store.ts';
 import type { ToolRegistry } from '../tools/registry.ts';
 import { EngineCore } from './core.ts';
-import type { EngineFacade, HealthDetailed, ListRunsQuery, RunPage, StuckStep } from './facade.ts';
+import type { EngineFacade, HealthDetailed, ListRunsQuery, RunPage, StuckStep, SupervisorStatus } from './facade.ts';
 import { renderMetrics } from './metrics.ts';
 
 export interface EngineOptions {
@@ -59,6 +59,7 @@ export class Engine implements EngineFacade {
   readonly #log: (line: string) => void;
   #reaper: NodeJS.Timeout | undefined;
   #reaping = false;
+  #supervisor: (() => SupervisorStatus) | undefined;
   readonly #loop: IntervalHistogram;
   readonly startedAt = Date.now();
   reaped = 0;
@@ -72,6 +73,11 @@ export class Engine implements EngineFacade {
     this.#providers = o.providers ?? (() => []);
     this.#log = o.log ?? (() => undefined);
     this.#loop = monitorEventLoopDelay({ resolution: 10 });
+  }
+
+  /** The worker processes this process supervises: shown by `/health/detailed` and `/metrics`. */
+  attachSupervisor(status: () => SupervisorStatus): void {
+    this.#supervisor = status;
   }
 
   start(): void {
@@ -190,14 +196,20 @@ export class Engine implements EngineFacade {
     const workers = database.ok ? await this.store.listWorkers() : [];
     const counts = database.ok ? await this.store.stepCounts() : null;
     const stale = workers.filter((w) => Date.now() - Date.parse(w.lastHeartbeatAt) > 10_000);
+    const nextReady = database.ok ? await this.store.nextReadyAt() : null;
+    const supervisor = this.#supervisor?.();
+    // A worker process stalled, being replaced or missing; one starting up is not a problem yet.
+    const unhealthy = supervisor?.workers.filter((w) => w.state !== 'running' && w.state !== 'starting').length ?? 0;
     return {
-      status: database.ok && m.pending.length === 0 && stale.length === 0 ? 'ok' : 'degraded',
+      status: database.ok && m.pending.length === 0 && stale.length === 0 && unhealthy === 0 ? 'ok' : 'degraded',
       database,
       migrations: { current: m.current, latest: m.latest, pending: m.pending.length },
       workers,
       queue: { queued: counts?.queued ?? 0, running: counts?.running ?? 0, pending: counts?.pending ?? 0 },
       eventLoop: this.loopDelay(),
       providers: this.#providers(),
+      oldestQueuedMs: nextReady !== null && nextReady < Date.now() ? Date.now() - nextReady : 0,
+      ...(supervisor ? { supervisor } : {}),
     };
   }
 
@@ -223,6 +235,7 @@ export class Engine implements EngineFacade {
       reaped: this.reaped,
       loop: this.loopDelay(),
       uptimeS: (Date.now() - this.startedAt) / 1000,
+      ...(this.#supervisor ? { supervisor: this.#supervisor() } : {}),
     });
   }
 }

@@ -30,6 +30,40 @@ export interface StuckStep {
   leaseExpiresAt: string | null;
 }
 
+/** One worker process as its supervisor sees it (`runwarden start` / `runwarden worker`). */
+export interface SupervisedWorker {
+  slot: number;
+  pid: number | null;
+  /** starting | running | stalled (event loop blocked) | killing | stopping | restarting (backoff) | stopped */
+  state: string;
+  startedAt: string | null;
+  /** Times this slot's process was replaced. */
+  restarts: number;
+  /** Last heartbeat from the worker's event loop. */
+  lastHeartbeatAt: string | null;
+  heartbeatAgeMs: number | null;
+  /** p99 event-loop delay over the last heartbeat period. */
+  loopDelayP99Ms: number | null;
+  rssBytes: number | null;
+  /** The claim loops of the process, as the workers table names them. */
+  workerIds: string[];
+  steps: Array<{ runId: string; stepName: string; attempt: number }>;
+  /** How long its event loop has been blocked, when it is. */
+  blockedMs: number | null;
+  /** The step whose code blocks it, when the watchdog could tell. */
+  blockingStep: { runId: string; stepName: string; attempt: number } | null;
+  lastExit: { at: string; code: number | null; signal: string | null; classification: string } | null;
+}
+
+export interface SupervisorStatus {
+  /** Worker processes wanted. */
+  desired: number;
+  /** Worker processes up and heartbeating. */
+  alive: number;
+  workers: SupervisedWorker[];
+  totals: { restarts: number; crashes: number; stalls: number; stallKills: number };
+}
+
 export interface HealthDetailed {
   status: 'ok' | 'degraded';
   database: { ok: boolean; dialect: string; error?: string; latencyMs?: number };
@@ -38,6 +72,10 @@ export interface HealthDetailed {
   queue: { queued: number; running: number; pending: number };
   eventLoop: { delayP50Ms: number; delayP99Ms: number; delayMaxMs: number };
   providers: Array<{ name: string; type: string; baseUrl?: string }>;
+  /** Queued steps whose ready time is furthest in the past: how long the queue has been waiting. */
+  oldestQueuedMs?: number | null;
+  /** The worker processes this API process supervises (absent with `--workers 0` or in-process workers). */
+  supervisor?: SupervisorStatus;
 }
 
 export interface EngineFacade {

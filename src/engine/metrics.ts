@@ -1,5 +1,6 @@
 /** Prometheus text exposition (format 0.0.4) of the engine's numbers. */
 import type { WorkerRecord } from '../domain/records.ts';
+import type { SupervisorStatus } from './facade.ts';
 
 export interface MetricsInput {
   steps: Record<string, number>;
@@ -9,6 +10,7 @@ export interface MetricsInput {
   reaped: number;
   loop: { delayP50Ms: number; delayP99Ms: number; delayMaxMs: number };
   uptimeS: number;
+  supervisor?: SupervisorStatus;
 }
 
 const esc = (v: string): string => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
@@ -44,6 +46,35 @@ export function renderMetrics(m: MetricsInput): string {
     [{ quantile: '0.99' }, m.loop.delayP99Ms / 1000],
     [{ quantile: '1' }, m.loop.delayMaxMs / 1000],
   ]);
+  const sup = m.supervisor;
+  if (sup) {
+    const states = new Map<string, number>();
+    for (const w of sup.workers) states.set(w.state, (states.get(w.state) ?? 0) + 1);
+    metric('runwarden_worker_processes', 'gauge', 'Supervised worker processes by state.', [...states].map(([state, n]) => [{ state }, n]));
+    metric('runwarden_worker_processes_desired', 'gauge', 'Worker processes the supervisor keeps running.', [[{}, sup.desired]]);
+    metric(
+      'runwarden_worker_process_heartbeat_age_seconds',
+      'gauge',
+      'Seconds since each supervised worker process last heartbeated from its event loop.',
+      sup.workers.filter((w) => w.heartbeatAgeMs !== null).map((w) => [{ slot: String(w.slot), pid: String(w.pid) }, (w.heartbeatAgeMs ?? 0) / 1000]),
+    );
+    metric(
+      'runwarden_worker_process_loop_delay_seconds',
+      'gauge',
+      'p99 event-loop delay of each supervised worker process over its last heartbeat period.',
+      sup.workers.filter((w) => w.loopDelayP99Ms !== null).map((w) => [{ slot: String(w.slot), pid: String(w.pid) }, (w.loopDelayP99Ms ?? 0) / 1000]),
+    );
+    metric(
+      'runwarden_worker_process_blocked_seconds',
+      'gauge',
+      'How long each stalled worker process has had its event loop blocked (0 when it is not).',
+      sup.workers.map((w) => [{ slot: String(w.slot) }, (w.blockedMs ?? 0) / 1000]),
+    );
+    metric('runwarden_worker_process_restarts_total', 'counter', 'Worker process restarts, by slot.', sup.workers.map((w) => [{ slot: String(w.slot) }, w.restarts]));
+    metric('runwarden_worker_process_crashes_total', 'counter', 'Worker processes that exited without being asked to.', [[{}, sup.totals.crashes]]);
+    metric('runwarden_worker_process_stalls_total', 'counter', 'Blocked event loops seen in worker processes.', [[{}, sup.totals.stalls]]);
+    metric('runwarden_worker_process_stall_kills_total', 'counter', 'Worker processes killed for a blocked event loop.', [[{}, sup.totals.stallKills]]);
+  }
   metric('runwarden_uptime_seconds', 'gauge', 'Seconds since the engine started.', [[{}, m.uptimeS]]);
   return `${out.join('\n')}\n`;
 }

@@ -329,9 +329,43 @@ export function openApiDocument(version: string): Json {
             queue: obj({ queued: { type: 'integer' }, running: { type: 'integer' }, pending: { type: 'integer' } }),
             eventLoop: obj({ delayP50Ms: { type: 'number' }, delayP99Ms: { type: 'number' }, delayMaxMs: { type: 'number' } }),
             providers: { type: 'array', items: obj({ name: { type: 'string' }, type: { type: 'string' }, baseUrl: { type: 'string' } }, ['name', 'type']) },
+            oldestQueuedMs: { type: ['integer', 'null'], description: 'How long the oldest ready step has waited in the queue.' },
+            supervisor: ref('Supervisor'),
           },
           ['status', 'database', 'migrations', 'workers', 'queue', 'eventLoop', 'providers'],
         ),
+        Supervisor: {
+          ...obj({
+            desired: { type: 'integer' },
+            alive: { type: 'integer' },
+            totals: obj({ restarts: { type: 'integer' }, crashes: { type: 'integer' }, stalls: { type: 'integer' }, stallKills: { type: 'integer' } }),
+            workers: {
+              type: 'array',
+              items: obj({
+                slot: { type: 'integer' },
+                pid: { type: ['integer', 'null'] },
+                state: { type: 'string', enum: ['starting', 'running', 'stalled', 'killing', 'stopping', 'restarting', 'stopped'] },
+                startedAt: nullableTimestamp,
+                restarts: { type: 'integer' },
+                lastHeartbeatAt: nullableTimestamp,
+                heartbeatAgeMs: { type: ['integer', 'null'] },
+                loopDelayP99Ms: { type: ['number', 'null'] },
+                rssBytes: { type: ['integer', 'null'] },
+                workerIds: { type: 'array', items: { type: 'string' } },
+                steps: { type: 'array', items: obj({ runId: { type: 'string' }, stepName: { type: 'string' }, attempt: { type: 'integer' } }) },
+                blockedMs: { type: ['integer', 'null'] },
+                blockingStep: { oneOf: [{ type: 'null' }, obj({ runId: { type: 'string' }, stepName: { type: 'string' }, attempt: { type: 'integer' } })] },
+                lastExit: {
+                  oneOf: [
+                    { type: 'null' },
+                    obj({ at: timestamp, code: { type: ['integer', 'null'] }, signal: { type: ['string', 'null'] }, classification: { type: 'string' } }),
+                  ],
+                },
+              }),
+            },
+          }),
+          description: 'The worker processes this API process supervises (absent with --workers 0). See docs/operations.md.',
+        },
         Worker: obj({
           id: { type: 'string' },
           pid: { type: 'integer' },

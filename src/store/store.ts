@@ -223,6 +223,11 @@ export interface Tx {
   renewLeases(workerId: string, tokens: string[], now: number, until: number, graceMs: number): Promise<RenewResult>;
   /** Running steps of a run (for cancellation). */
   runningSteps(runId: string): Promise<StepRow[]>;
+  /**
+   * Running steps whose lease one of these workers holds: a supervisor saw their process die (or
+   * killed it) and ends their attempts at once instead of waiting for the leases to expire.
+   */
+  runningByWorkers(workerIds: string[]): Promise<StepRow[]>;
 }
 
 export interface ListRunsFilter {

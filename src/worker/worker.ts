@@ -60,6 +60,7 @@ export class Worker {
   #loop: IntervalHistogram | undefined;
   #startedAt = Date.now();
   #idleWaiters: Array<() => void> = [];
+  #abandoned = false;
   stats = { claimed: 0, completed: 0, discarded: 0, flushErrors: 0 };
 
   constructor(o: WorkerOptions) {
@@ -81,6 +82,11 @@ export class Worker {
 
   get inflight(): number {
     return this.#inflight.size;
+  }
+
+  /** The attempts running now (a supervisor's heartbeat and stall reports name them). */
+  running(): Array<{ runId: string; stepName: string; attempt: number; tool: string; deadlineAt: number }> {
+    return [...this.#inflight.values()].map(({ claim: c }) => ({ runId: c.runId, stepName: c.stepName, attempt: c.attempt, tool: c.tool, deadlineAt: c.deadlineAt }));
   }
 
   start(): void {
@@ -139,6 +145,7 @@ export class Worker {
 
   async #pump(): Promise<void> {
     for (;;) {
+      if (this.#abandoned) return;
       const events = this.#events;
       const completions = this.#completions;
       const releases = this.#releases;
@@ -182,11 +189,18 @@ export class Worker {
       this.#kick();
     });
     this.#inflight.set(claim.token, run);
-    void run.execute(this.#tools, this.#graceMs).then((result) => this.#finished(run, result));
+    // The tool starts in a macrotask of its own, never in the microtasks of the claim's transaction
+    // pass: on SQLite a store transaction stays open across the microtasks of its awaits, and a tool
+    // that blocked the loop there would hold the database's write lock (every other process waits).
+    setImmediate(() => {
+      if (this.#abandoned) return;
+      void run.execute(this.#tools, this.#graceMs).then((result) => this.#finished(run, result));
+    });
   }
 
   #finished(run: StepRun, result: AttemptResult): void {
     const { claim } = run;
+    if (this.#abandoned) return;
     if (result.abortCause === 'lease_lost') {
       // Someone else owns the step now; our result is void.
       this.#inflight.delete(claim.token);
@@ -213,6 +227,7 @@ export class Worker {
   }
 
   async #heartbeat(): Promise<void> {
+    if (this.#abandoned) return;
     const tokens = [...this.#inflight.keys()];
     const { renewed, cancel } = await this.#core.renew(this.id, tokens, this.#leaseMs, this.#graceMs);
     const ok = new Set(renewed);
@@ -279,6 +294,25 @@ export class Worker {
       this.#log(`worker ${this.id}: could not deregister: ${(err as Error).message}`);
     }
     this.#state = 'stopped';
+  }
+
+  /**
+   * The process is going away with its supervisor (and so are its siblings, which could only claim
+   * the steps to hand them back again): stop at once and write nothing more. Running attempts are
+   * aborted, so that the processes their tools started are stopped; their leases stay in the store
+   * and whoever runs next reaps them.
+   */
+  abandon(): void {
+    this.#abandoned = true;
+    this.#state = 'stopped';
+    clearInterval(this.#pollTimer);
+    clearInterval(this.#beatTimer);
+    this.#unsubscribe?.();
+    this.#loop?.disable();
+    for (const r of this.#inflight.values()) r.abort('shutdown');
+    this.#events = [];
+    this.#completions = [];
+    this.#releases = [];
   }
 
   #waitIdle(ms: number): Promise<boolean> {

@@ -30,10 +30,15 @@ describe('runwarden CLI without a server', () => {
     }
   });
 
-  test('doctor says it is not available yet and exits 2', async () => {
-    const r = await runCli(['doctor']);
-    assert.equal(r.code, 2);
-    assert.match(r.stderr, /not available yet in this version/);
+  test('doctor on a data directory without a database fails, naming it (exit 1)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'rw-cli-doctor-'));
+    try {
+      const r = await runCli(['doctor', '--data-dir', dir]);
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      assert.match(r.stdout, /FAIL +database +unreachable: no database at /);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   test('start refuses bad configuration, naming the key and its source (exit 2)', async () => {

@@ -96,9 +96,13 @@ export function startApi(databaseUrl: string, args: string[] = [], env: Record<s
   return spawnRunwarden('api', ['start', '--port', '0', '--lab', 'off', ...args], { DATABASE_URL: small(databaseUrl), ...env }, /runwarden listening on (http:\/\/\S+)/);
 }
 
-/** `runwarden worker ...` against `databaseUrl`. */
+/**
+ * `runwarden worker ...` against `databaseUrl`: a supervisor with one worker process unless `args`
+ * say otherwise. Its ref is the supervisor's id, the prefix of every claim loop of its workers.
+ */
 export function startWorker(databaseUrl: string, args: string[] = [], env: Record<string, string> = {}): Promise<Proc> {
-  return spawnRunwarden('worker', ['worker', ...args], { DATABASE_URL: small(databaseUrl), ...env }, /runwarden worker (\S+) ready/);
+  const workers = args.includes('--workers') ? [] : ['--workers', '1'];
+  return spawnRunwarden('worker', ['worker', ...workers, ...args], { DATABASE_URL: small(databaseUrl), ...env }, /runwarden worker (\S+) ready/);
 }
 
 /** Stops every process these helpers started and that is still running. */

@@ -16,7 +16,7 @@ export const startCommand: Command = {
   --host h            bind address (default 127.0.0.1); anything but loopback
                       requires RUNWARDEN_TOKEN                             env RUNWARDEN_HOST
   --data-dir d        where the SQLite file lives (default ./.runwarden)   env RUNWARDEN_DATA_DIR
-  --workers n         worker processes (default: CPU count)               env RUNWARDEN_WORKERS
+  --workers n         worker processes (default: CPU count; 0: API only)  env RUNWARDEN_WORKERS
   --concurrency n     steps one worker runs at once (default 256)          env RUNWARDEN_CONCURRENCY
   --config f          config file (default runwarden.config.{json,js,ts}) env RUNWARDEN_CONFIG
   --tools m           a tools module to load; repeatable                   env RUNWARDEN_TOOLS (comma-separated)
@@ -25,6 +25,12 @@ export const startCommand: Command = {
   --lab-port n        port of the in-process lab (default 7401)            env RUNWARDEN_LAB_PORT
   --lease-ms n        step lease length (default 3000)                    env RUNWARDEN_LEASE_MS
   --heartbeat-ms n    lease renewal period (default 1000)                 env RUNWARDEN_HEARTBEAT_MS
+  --drain-ms n        on SIGINT/SIGTERM, how long running steps get to finish
+                      before they are handed back (default 5000)          env RUNWARDEN_DRAIN_MS
+
+Each worker process is supervised: one whose event loop stays blocked (RUNWARDEN_LOOP_KILL_MS,
+default 1500 ms, or past the blocking step's deadline) is killed and replaced, one that crashes is
+restarted with a backoff; their steps are retried on the others. See docs/operations.md.
 
 Prints "runwarden listening on <url>". SIGINT/SIGTERM stop it gracefully (exit 0); a second signal
 exits at once. Every key is described in docs/configuration.md.`,
@@ -41,6 +47,7 @@ exits at once. Every key is described in docs/configuration.md.`,
     'lab-port': { type: 'string' },
     'lease-ms': { type: 'string' },
     'heartbeat-ms': { type: 'string' },
+    'drain-ms': { type: 'string' },
   },
   positionals: { min: 0, max: 0 },
   async run(args, io) {
@@ -52,7 +59,7 @@ exits at once. Every key is described in docs/configuration.md.`,
     let runtime: Awaited<ReturnType<typeof import('../../runtime.ts').startRuntime>>;
     try {
       const { startRuntime } = await import('../../runtime.ts');
-      runtime = await startRuntime(config, { env: io.env, cwd: io.cwd, log: (line) => io.err(`${line}\n`) });
+      runtime = await startRuntime(config, { env: io.env, cwd: io.cwd, log: (line) => io.err(`${line}\n`), workerMode: 'processes' });
     } catch (err) {
       shutdown.dispose();
       if ((err as { code?: unknown }).code === 'EADDRINUSE') {
@@ -65,6 +72,7 @@ exits at once. Every key is described in docs/configuration.md.`,
       `runwarden listening on ${runtime.url}`,
       config.databaseUrl !== undefined ? `database: ${redactUrl(config.databaseUrl)} (PostgreSQL)` : `data: ${config.dataDir} (SQLite)`,
       ...(runtime.labUrl !== undefined ? [`lab: ${runtime.labUrl} (hang lab; GET ${runtime.labUrl}/modes lists its failure modes)`] : []),
+      `workers: ${config.workers === 0 ? 'none (API only)' : `${config.workers} supervised process${config.workers === 1 ? '' : 'es'}, ${config.concurrency} steps each`}`,
       ...(config.configFile !== undefined ? [`config: ${config.configFile}`] : []),
     ];
     io.out(`${lines.join('\n')}\n`);
@@ -85,6 +93,7 @@ function startFlags(args: ParsedArgs): ConfigFlags {
     labPort: stringFlag(args, 'lab-port'),
     leaseMs: stringFlag(args, 'lease-ms'),
     heartbeatMs: stringFlag(args, 'heartbeat-ms'),
+    drainMs: stringFlag(args, 'drain-ms'),
     lab: stringFlag(args, 'lab'),
     config: stringFlag(args, 'config'),
   };

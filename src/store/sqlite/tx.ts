@@ -270,5 +270,12 @@ export class SqliteTx implements Tx {
   async runningSteps(runId: string): Promise<StepRow[]> {
     return this.#s.all("SELECT * FROM steps WHERE run_id = ? AND status = 'running'", runId).map(toStep);
   }
+
+  async runningByWorkers(workerIds: string[]): Promise<StepRow[]> {
+    if (workerIds.length === 0) return [];
+    return this.#s
+      .all(`SELECT * FROM steps WHERE status = 'running' AND worker_id IN (${placeholders(workerIds.length)}) ORDER BY run_id, idx`, ...workerIds)
+      .map(toStep);
+  }
 }
 

@@ -1,0 +1,568 @@
+/**
+ * The supervisor: keeps `count` worker processes (child.ts) running against the shared store, and
+ * makes sure that one that hangs, spins, crashes or is killed takes nothing else with it.
+ *
+ * - Liveness. Each worker's event loop heartbeats to its in-process watchdog (every 100 ms) and to
+ *   the supervisor over IPC (every 250 ms); its lease renewals are its heartbeat to the store. The
+ *   watchdog reports a loop blocked for `loopStallMs` with the blocking frames and step (report
+ *   pipe); a worker silent on IPC without such a report (the whole process frozen) is taken as
+ *   stalled too. A stall that outlasts `loopKillMs`, or the blocking step's deadline, gets the worker
+ *   killed (SIGTERM, SIGKILL `killGraceMs` later) and replaced. A stall inside a SQLite write
+ *   transaction is killed at once: every other process waits on that lock.
+ * - Attempts of a dead worker end at once, not when their leases expire (`EngineCore.loseWorker`):
+ *   the blocking step's attempt fails as `loop.blocked` (counted against its `retries.max`); the
+ *   others are `lost` (`worker.crashed`) and retried elsewhere at once. For a stall this is done when
+ *   the kill is decided: the frozen worker can no longer complete them, and the leases would
+ *   otherwise expire first. Leases and the reaper remain the safety net for a supervisor that dies.
+ * - Crashes (`process.exit`, a fatal error, out of memory, a signal from outside) are recorded on
+ *   every attempt of the worker with the exit code or signal, the `process.exit` call site and the
+ *   worker's last lines; the worker is restarted with a backoff (RestartBackoff).
+ * - On SQLite, store notifications are relayed: 'ready'/'cancel' from this process to the workers,
+ *   'events' and 'ready' from the workers to this process (SSE) and their siblings.
+ * - Shutdown: workers are asked to drain (`drainMs`), then SIGTERM, then SIGKILL. A worker never
+ *   outlives the supervisor: it exits when the IPC channel closes, its watchdog kills it if it is
+ *   frozen when that happens, and the supervisor's exit hook SIGKILLs any still running.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { hostname } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { redactUrl } from '../config/redact.ts';
+import type { RunwardenConfig } from '../config/types.ts';
+import type { EngineCore, LostAttempt } from '../engine/core.ts';
+import type { SupervisedWorker, SupervisorStatus } from '../engine/facade.ts';
+import { fmtMs } from '../forensics/classify.ts';
+import { RestartBackoff } from './backoff.ts';
+import { LastLines, type BeatMessage, type ExitReport, type FromWorker, type InitMessage, type PipeReport, type StallReport, type ToWorker } from './protocol.ts';
+import { blockingStep, departureError, departureReport, killBound, killDue, stackLines, type Departure } from './reports.ts';
+import { spawnWorkerProcess } from './spawn.ts';
+
+export const CHILD_ENTRY = fileURLToPath(new URL('./child.ts', import.meta.url));
+
+/** Heartbeat of a worker's event loop to its watchdog. */
+export const BEAT_MS = 100;
+/** Heartbeat of a worker to the supervisor (IPC). */
+export const REPORT_MS = 250;
+/** How often the supervisor looks at its workers. */
+const CHECK_MS = 50;
+/** A worker that has not said `ready` this long after its start is killed and restarted. */
+const START_TIMEOUT_MS = 30_000;
+/** A worker up this long before it died restarts the backoff sequence. */
+const STABLE_MS = 60_000;
+
+export interface SupervisorOptions {
+  config: Readonly<RunwardenConfig>;
+  /** This process's engine core on the shared store (loseWorker, worker rows, notifications). */
+  core: EngineCore;
+  /** Worker processes to keep running. */
+  count: number;
+  /** The workers' environment (provider keys and the rest). */
+  env: Record<string, string | undefined>;
+  cwd: string;
+  labUrl?: string;
+  log: (line: string) => void;
+  /** Entry point of a worker process. @default child.ts */
+  entry?: string;
+  /**
+   * false: no watchdog, no heartbeats to the supervisor, no stall detection (crashes are still
+   * handled). Only for measuring what liveness costs (bench/supervisor.ts). @default true
+   */
+  liveness?: boolean;
+}
+
+type SlotState = 'starting' | 'running' | 'stalled' | 'killing' | 'stopping' | 'restarting' | 'stopped';
+
+interface Stall {
+  since: number;
+  report: StallReport | undefined;
+}
+
+interface Slot {
+  index: number;
+  state: SlotState;
+  proc: ChildProcess | undefined;
+  pid: number | null;
+  startedAt: number;
+  lastBeatAt: number;
+  beat: BeatMessage | undefined;
+  workerIds: string[];
+  restarts: number;
+  backoff: RestartBackoff;
+  lines: LastLines;
+  stall: Stall | undefined;
+  /** A kill the supervisor decided, and what it means for the attempts. */
+  kill: { departure: Departure; timers: NodeJS.Timeout[] } | undefined;
+  stopAskedAt: number | undefined;
+  exitReport: ExitReport | undefined;
+  lastExit: SupervisedWorker['lastExit'];
+  restartTimer: NodeJS.Timeout | undefined;
+  pendingReady: boolean;
+  pendingCancel: Set<string>;
+  /** Resolves when the current process is gone and its attempts are settled. */
+  gone: Promise<void>;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export class Supervisor {
+  readonly #o: SupervisorOptions;
+  readonly #slots: Slot[] = [];
+  readonly #relay: boolean;
+  #check: NodeJS.Timeout | undefined;
+  #unsubscribe: (() => void) | undefined;
+  #flushScheduled = false;
+  #stopping: Promise<void> | undefined;
+  readonly #totals = { restarts: 0, crashes: 0, stalls: 0, stallKills: 0 };
+  readonly #onProcessExit = (): void => {
+    // The supervisor is exiting (a second signal, a fatal error): no worker outlives it.
+    for (const s of this.#slots) if (s.proc && s.proc.exitCode === null && s.proc.signalCode === null) s.proc.kill('SIGKILL');
+  };
+
+  constructor(o: SupervisorOptions) {
+    this.#o = o;
+    this.#relay = o.core.store.dialect === 'sqlite';
+    for (let i = 0; i < o.count; i++) {
+      this.#slots.push({
+        index: i,
+        state: 'stopped',
+        proc: undefined,
+        pid: null,
+        startedAt: 0,
+        lastBeatAt: 0,
+        beat: undefined,
+        workerIds: [],
+        restarts: 0,
+        backoff: new RestartBackoff({ initialMs: o.config.restartBackoffMs, maxMs: o.config.restartBackoffMaxMs, stableMs: STABLE_MS }),
+        lines: new LastLines(),
+        stall: undefined,
+        kill: undefined,
+        stopAskedAt: undefined,
+        exitReport: undefined,
+        lastExit: null,
+        restartTimer: undefined,
+        pendingReady: false,
+        pendingCancel: new Set(),
+        gone: Promise.resolve(),
+      });
+    }
+  }
+
+  get count(): number {
+    return this.#slots.length;
+  }
+
+  /** Starts every worker process (does not wait for them to be ready). */
+  async start(): Promise<void> {
+    await this.#forgetDeadLocalWorkers();
+    process.on('exit', this.#onProcessExit);
+    if (this.#relay) {
+      this.#unsubscribe = this.#o.core.store.subscribe((n) => {
+        if (n.kind === 'ready') for (const s of this.#slots) s.pendingReady = true;
+        else if (n.kind === 'cancel') for (const s of this.#slots) s.pendingCancel.add(n.runId);
+        else return;
+        this.#scheduleFlush();
+      });
+    }
+    for (const s of this.#slots) this.#spawn(s);
+    this.#check = setInterval(() => this.#tick(), CHECK_MS);
+  }
+
+  /** Resolves when every worker has said `ready` (or `timeoutMs` passed: false). */
+  async ready(timeoutMs = 30_000): Promise<boolean> {
+    const until = Date.now() + timeoutMs;
+    while (Date.now() < until) {
+      if (this.#slots.every((s) => s.state === 'running' || s.state === 'stalled')) return true;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return false;
+  }
+
+  /** Asks every worker to drain, then stops it (SIGTERM, SIGKILL) if it does not in time. */
+  stop(): Promise<void> {
+    this.#stopping ??= (async () => {
+      clearInterval(this.#check);
+      this.#unsubscribe?.();
+      const drainMs = this.#o.config.drainMs;
+      // A worker drains for drainMs, then gives its tools abortGraceMs to settle and hands back.
+      const patience = drainMs + this.#o.config.abortGraceMs + 3000;
+      for (const s of this.#slots) {
+        clearTimeout(s.restartTimer);
+        const proc = s.proc;
+        if (!proc) {
+          s.state = 'stopped';
+          continue;
+        }
+        s.state = 'stopping';
+        s.stopAskedAt = Date.now();
+        this.#send(s, { t: 'stop', drainMs });
+        const term = setTimeout(() => {
+          this.#o.log(`worker ${s.index} (pid ${s.pid}) did not stop within ${fmtMs(patience)}: SIGTERM`);
+          proc.kill('SIGTERM');
+        }, patience);
+        const kill = setTimeout(() => proc.kill('SIGKILL'), patience + this.#o.config.killGraceMs);
+        s.kill = { departure: { kind: 'shutdown_kill', signal: 'SIGKILL', waitedMs: patience }, timers: [term, kill] };
+      }
+      await Promise.all(this.#slots.map((s) => s.gone));
+      process.removeListener('exit', this.#onProcessExit);
+    })();
+    return this.#stopping;
+  }
+
+  status(): SupervisorStatus {
+    const now = Date.now();
+    const iso = (t: number | undefined): string | null => (t ? new Date(t).toISOString() : null);
+    const workers: SupervisedWorker[] = this.#slots.map((s) => ({
+      slot: s.index,
+      pid: s.proc ? s.pid : null,
+      state: s.state,
+      startedAt: s.proc ? iso(s.startedAt) : null,
+      restarts: s.restarts,
+      lastHeartbeatAt: s.proc && s.beat ? iso(s.lastBeatAt) : null,
+      heartbeatAgeMs: s.proc && s.beat ? now - s.lastBeatAt : null,
+      loopDelayP99Ms: s.proc ? (s.beat?.loopDelayP99Ms ?? null) : null,
+      rssBytes: s.proc ? (s.beat?.rssBytes ?? null) : null,
+      workerIds: s.proc ? this.#workerIds(s) : [],
+      steps: s.proc ? (s.beat?.steps ?? []).map((r) => ({ runId: r.runId, stepName: r.stepName, attempt: r.attempt })) : [],
+      blockedMs: s.stall ? now - s.stall.since : null,
+      blockingStep: ((b) => (b ? { runId: b.runId, stepName: b.stepName, attempt: b.attempt } : null))(blockingStep(s.stall?.report)),
+      lastExit: s.lastExit,
+    }));
+    return {
+      desired: this.#slots.length,
+      alive: this.#slots.filter((s) => s.state === 'running').length,
+      workers,
+      totals: { ...this.#totals },
+    };
+  }
+
+  /** The pid of each slot's current process (tests and benchmarks kill them). */
+  pids(): Array<number | null> {
+    return this.#slots.map((s) => (s.proc ? s.pid : null));
+  }
+
+  // ---- processes ----
+
+  #spawn(slot: Slot): void {
+    const { config } = this.#o;
+    const init: InitMessage = {
+      t: 'init',
+      config,
+      env: this.#o.env,
+      cwd: this.#o.cwd,
+      ...(this.#o.labUrl ? { labUrl: this.#o.labUrl } : {}),
+      slot: slot.index,
+      idPrefix: this.id,
+      relay: this.#relay,
+      beatMs: Math.max(10, Math.min(BEAT_MS, Math.floor(config.loopStallMs / 5))),
+      reportMs: this.#o.liveness === false ? 0 : REPORT_MS,
+      stallMs: this.#o.liveness === false ? 0 : config.loopStallMs,
+    };
+    // The arguments only say, in `ps`, whose worker this is (the worker takes its orders from IPC).
+    const where = config.databaseUrl !== undefined ? redactUrl(config.databaseUrl) : config.dataDir;
+    const args = [`--slot=${slot.index}`, `--supervisor=${process.pid}`, `--data=${where}`];
+    let tag = `worker ${slot.index}`;
+    const lines = new LastLines();
+    // Handlers check that the slot still runs this process: a late event of a replaced one is ignored.
+    const { child, gone } = spawnWorkerProcess(
+      { entry: this.#o.entry ?? CHILD_ENTRY, args, env: this.#o.env, cwd: this.#o.cwd, init },
+      {
+        onLine: (line) => {
+          lines.push(line);
+          this.#o.log(`${tag}: ${line}`);
+        },
+        onReport: (r) => this.#onReport(slot, child, r),
+        onMessage: (m) => this.#onMessage(slot, child, m),
+        onExit: (code, signal) => this.#onExit(slot, child, code, signal),
+        onError: (err) => this.#o.log(`${tag}: ${err.message}`),
+      },
+    );
+    tag = `worker ${slot.index} (pid ${child.pid ?? '?'})`;
+    const now = Date.now();
+    Object.assign(slot, {
+      state: 'starting',
+      proc: child,
+      pid: child.pid ?? null,
+      startedAt: now,
+      lastBeatAt: now,
+      beat: undefined,
+      workerIds: [],
+      lines,
+      stall: undefined,
+      kill: undefined,
+      stopAskedAt: undefined,
+      exitReport: undefined,
+      pendingReady: false,
+      gone,
+    } satisfies Partial<Slot>);
+    slot.pendingCancel.clear();
+  }
+
+  #send(slot: Slot, msg: ToWorker): void {
+    const proc = slot.proc;
+    if (!proc?.connected) return;
+    proc.send(msg, (err: Error | null) => {
+      if (err && proc.connected) this.#o.log(`worker ${slot.index} (pid ${slot.pid}): ipc send failed: ${err.message}`);
+    });
+  }
+
+  /** `<host>-<pid>`: the prefix of every claim loop of its workers. */
+  get id(): string {
+    return `${hostname()}-${process.pid}`;
+  }
+
+  /** The claim loops of the slot's process (`<supervisor id>-<pid>-<i>`); known before the worker says so, should it die first. */
+  #workerIds(slot: Slot): string[] {
+    if (slot.workerIds.length > 0) return slot.workerIds;
+    if (slot.pid === null) return [];
+    const loops = this.#o.core.store.dialect === 'postgres' ? Math.min(4, Math.max(1, Math.ceil(this.#o.config.concurrency / 64))) : 1;
+    return Array.from({ length: loops }, (_, i) => `${this.id}-${slot.pid}-${i}`);
+  }
+
+  #onMessage(slot: Slot, child: ChildProcess, m: FromWorker): void {
+    if (slot.proc !== child) return;
+    const now = Date.now();
+    if (m.t === 'ready') {
+      slot.workerIds = m.workerIds;
+      slot.lastBeatAt = now;
+      if (slot.state === 'starting') slot.state = 'running';
+    } else if (m.t === 'beat') {
+      slot.beat = m;
+      slot.lastBeatAt = now;
+      // A stall seen as IPC silence ends with the next beat sent after it began; one the watchdog
+      // reported ends with the watchdog's 'unstall' (a beat sent just before the block may arrive late).
+      if (slot.state === 'stalled' && slot.stall && !slot.stall.report && m.at > slot.stall.since) this.#unstalled(slot, now - slot.stall.since);
+    } else if (m.t === 'notify') {
+      if (m.runIds && m.runIds.length > 0) this.#o.core.store.publish({ kind: 'events', runIds: m.runIds });
+      if (m.ready) {
+        for (const s of this.#slots) if (s !== slot) s.pendingReady = true;
+        this.#scheduleFlush();
+      }
+    } else if (m.t === 'start_failed') {
+      this.#o.log(`worker ${slot.index} (pid ${slot.pid}) could not start: ${m.message}`);
+    }
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    setImmediate(() => {
+      this.#flushScheduled = false;
+      for (const s of this.#slots) {
+        if (!s.proc || (!s.pendingReady && s.pendingCancel.size === 0)) continue;
+        this.#send(s, { t: 'notify', ...(s.pendingReady ? { ready: true } : {}), ...(s.pendingCancel.size > 0 ? { cancel: [...s.pendingCancel] } : {}) });
+        s.pendingReady = false;
+        s.pendingCancel.clear();
+      }
+    });
+  }
+
+  // ---- stalls ----
+
+  #onReport(slot: Slot, child: ChildProcess, r: PipeReport): void {
+    if (slot.proc !== child) return;
+    if (r.t === 'exit') {
+      slot.exitReport = r;
+      return;
+    }
+    if (r.t === 'unstall') {
+      if (slot.stall) this.#unstalled(slot, r.blockedMs);
+      return;
+    }
+    this.#totals.stalls++;
+    slot.stall = { since: r.blockedSince, report: r };
+    if (slot.state === 'running' || slot.state === 'starting') slot.state = 'stalled';
+    const where = stackLines(r.frames.slice(0, 1))[0]?.trim() ?? (r.native ? 'inside a system call' : 'no frame');
+    const who = r.step ? `step ${r.step.stepName} (run ${r.step.runId}, attempt ${r.step.attempt})` : 'no step';
+    this.#o.log(
+      `worker ${slot.index} (pid ${slot.pid}): event loop blocked for ${fmtMs(r.detectedAt - r.blockedSince)}: ${who}, ${where}${r.inTransaction ? ', holding the database write lock' : ''}`,
+    );
+    const blamed = blockingStep(r);
+    // A tool's code blocking the loop inside a SQLite write transaction: everyone waits on it.
+    if (blamed && r.inTransaction && !slot.kill && slot.state !== 'stopping') {
+      this.#killStalled(slot, 'write_lock');
+      return;
+    }
+    // Said on the step right away (the report proper comes with the attempt's end, or not at all
+    // if the loop turns again in time).
+    if (blamed && !r.inTransaction) {
+      const s = blamed;
+      this.#o.core
+        .flush(
+          [
+            {
+              runId: s.runId,
+              stepName: s.stepName,
+              attempt: s.attempt,
+              type: 'step.log',
+              ts: Date.now(),
+              data: { level: 'warn', kind: 'loop.blocked', message: `the event loop of worker pid ${slot.pid} is blocked by this step (${where})`, frames: stackLines(r.frames.slice(0, 5)).map((l) => l.trim()) },
+            },
+          ],
+          [],
+        )
+        .catch((err: unknown) => this.#o.log(`could not record the stall of ${s.stepName}: ${(err as Error).message}`));
+    }
+    this.#tick();
+  }
+
+  #unstalled(slot: Slot, blockedMs: number): void {
+    if (slot.kill) return;
+    this.#o.log(`worker ${slot.index} (pid ${slot.pid}): event loop turning again after ${fmtMs(blockedMs)}`);
+    slot.stall = undefined;
+    slot.lastBeatAt = Date.now();
+    if (slot.state === 'stalled') slot.state = 'running';
+  }
+
+  #tick(): void {
+    const now = Date.now();
+    const { loopStallMs, loopKillMs } = this.#o.config;
+    // Beats come every REPORT_MS; the watchdog reports a block after loopStallMs. Silence well past
+    // both, without a watchdog report, means the whole process is frozen (stopped, swapping) or its
+    // watchdog is gone: a stall all the same.
+    const silentMs = loopStallMs + 4 * REPORT_MS;
+    for (const s of this.#slots) {
+      const proc = s.proc;
+      if (!proc || s.kill) continue;
+      if (s.state === 'starting') {
+        if (now - s.startedAt > START_TIMEOUT_MS) {
+          this.#o.log(`worker ${s.index} (pid ${s.pid}) did not start within ${fmtMs(START_TIMEOUT_MS)}: killing it`);
+          s.kill = { departure: { kind: 'crash', code: null, signal: 'SIGKILL', exit: undefined }, timers: [] };
+          proc.kill('SIGKILL');
+        }
+        continue;
+      }
+      if (s.state === 'stopping' || this.#o.liveness === false) continue;
+      if (!s.stall && now - s.lastBeatAt > silentMs) {
+        this.#totals.stalls++;
+        s.stall = { since: s.lastBeatAt, report: undefined };
+        s.state = 'stalled';
+        this.#o.log(`worker ${s.index} (pid ${s.pid}): no heartbeat for ${fmtMs(now - s.lastBeatAt)} and no watchdog report: the process is frozen`);
+      }
+      if (!s.stall) continue;
+      const due = killDue(s.stall, loopKillMs);
+      if (now >= due.at) this.#killStalled(s, due.because);
+    }
+  }
+
+  #killStalled(slot: Slot, because: 'deadline' | 'bound' | 'write_lock'): void {
+    const proc = slot.proc;
+    const stall = slot.stall;
+    if (!proc || !stall) return;
+    const now = Date.now();
+    const boundMs = killBound(stall.report, this.#o.config.loopKillMs);
+    const departure: Departure = { kind: 'stall_kill', stall: stall.report, blockedSince: stall.since, blockedMs: now - stall.since, because, boundMs };
+    this.#totals.stallKills++;
+    slot.state = 'killing';
+    this.#o.log(
+      `worker ${slot.index} (pid ${slot.pid}): event loop blocked for ${fmtMs(now - stall.since)} (${because === 'deadline' ? "past the step's deadline" : because === 'write_lock' ? 'holding the database write lock' : 'loopKillMs'}): killing it`,
+    );
+    if (because === 'write_lock') {
+      // Every other process (the API's included) waits on this lock: no grace. The attempts are
+      // settled once the process is gone and the lock with it.
+      slot.kill = { departure, timers: [] };
+      proc.kill('SIGKILL');
+      return;
+    }
+    // A frozen worker cannot complete anything: its attempts are handed over now, before their
+    // leases expire; if it wakes up, it finds its leases gone and drops its results.
+    proc.kill('SIGTERM');
+    slot.kill = { departure, timers: [setTimeout(() => proc.kill('SIGKILL'), this.#o.config.killGraceMs)] };
+    this.#lose(slot, departure).catch((err: unknown) => this.#o.log(`worker ${slot.index}: could not hand over its attempts (their leases will expire): ${(err as Error).message}`));
+  }
+
+  // ---- exits ----
+
+  async #onExit(slot: Slot, child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): Promise<void> {
+    if (slot.proc !== child) return;
+    for (const t of slot.kill?.timers ?? []) clearTimeout(t);
+    const kill = slot.kill;
+    const upMs = Date.now() - slot.startedAt;
+    let departure: Departure | undefined;
+    if (kill?.departure.kind === 'stall_kill') departure = kill.departure;
+    else if (slot.stopAskedAt !== undefined) departure = code === 0 && signal === null ? undefined : { kind: 'shutdown_kill', signal, waitedMs: Date.now() - slot.stopAskedAt };
+    else departure = { kind: 'crash', code, signal, exit: slot.exitReport };
+    const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+    if (departure) {
+      if (departure.kind === 'crash') this.#totals.crashes++;
+      const lost = await this.#lose(slot, departure).catch((err: unknown) => {
+        this.#o.log(`worker ${slot.index}: could not hand over its attempts (their leases will expire): ${(err as Error).message}`);
+        return [] as LostAttempt[];
+      });
+      const culprit = departure.kind === 'crash' && departure.exit?.step ? `; step ${departure.exit.step.stepName} called process.exit(${departure.exit.code})` : '';
+      this.#o.log(`worker ${slot.index} (pid ${slot.pid}) ${how}${culprit}${lost.length > 0 ? `; ${lost.length} attempt(s) ended` : ''}`);
+    }
+    for (const id of this.#workerIds(slot)) {
+      await this.#o.core.store.deleteWorker(id).catch((err: unknown) => this.#o.log(`could not remove worker ${id} from the workers table: ${(err as Error).message}`));
+    }
+    slot.lastExit = {
+      at: new Date().toISOString(),
+      code,
+      signal,
+      classification: departure === undefined ? 'stopped' : departure.kind === 'stall_kill' ? 'loop.blocked' : departure.kind === 'crash' ? 'worker.crashed' : 'worker.killed',
+    };
+    slot.proc = undefined;
+    slot.stall = undefined;
+    slot.kill = undefined;
+    if (this.#stopping || slot.stopAskedAt !== undefined) {
+      slot.state = 'stopped';
+      return;
+    }
+    const delay = slot.backoff.next(upMs);
+    slot.state = 'restarting';
+    this.#o.log(`worker ${slot.index}: restarting in ${fmtMs(delay)}${slot.backoff.streak > 1 ? ` (${slot.backoff.streak} exits in a row)` : ''}`);
+    slot.restartTimer = setTimeout(() => {
+      if (this.#stopping) return;
+      slot.restarts++;
+      this.#totals.restarts++;
+      this.#spawn(slot);
+    }, delay);
+  }
+
+  /** Ends the attempts the slot's process holds, with what is known about why it is gone. */
+  async #lose(slot: Slot, d: Departure): Promise<LostAttempt[]> {
+    const ids = this.#workerIds(slot);
+    const pid = slot.pid ?? 0;
+    const facts = {
+      pid,
+      slot: slot.index,
+      lastLines: slot.lines.list(),
+      lastBeat: slot.beat ? { loopDelayP99Ms: slot.beat.loopDelayP99Ms, rssBytes: slot.beat.rssBytes, heapUsedBytes: slot.beat.heapUsedBytes } : undefined,
+    };
+    const blamed = d.kind === 'stall_kill' ? blockingStep(d.stall) : undefined;
+    const now = Date.now();
+    const lost = await this.#o.core.loseWorker(ids, {
+      ...(blamed
+        ? { culprit: { runId: blamed.runId, stepName: blamed.stepName, attempt: blamed.attempt, outcome: blamed.deadlineAt !== undefined && now > blamed.deadlineAt ? 'timed_out' : 'failed' } }
+        : {}),
+      describe: (step, culprit) => {
+        const report = departureReport(d, step, culprit, facts, now);
+        // Another step is known to have brought the worker down: this one was only there.
+        const cause = d.kind === 'stall_kill' ? blockingStep(d.stall) : d.kind === 'crash' ? d.exit?.step : undefined;
+        const spared = cause != null && !(cause.runId === step.runId && cause.stepName === step.name && cause.attempt === step.attempts);
+        return { error: departureError(d, report.classification, culprit, pid), report, spared };
+      },
+    });
+    if (lost.length > 0) {
+      this.#o.log(`worker ${slot.index} (pid ${pid}): attempts ended: ${lost.map((l) => `${l.stepName}#${l.attempt} ${l.status}`).join(', ')}`);
+    }
+    return lost;
+  }
+
+  /** Rows of the workers table left by processes of this host that no longer exist (a crash of a whole deployment). */
+  async #forgetDeadLocalWorkers(): Promise<void> {
+    try {
+      const host = hostname();
+      for (const w of await this.#o.core.store.listWorkers()) {
+        if (w.host === host && w.pid !== process.pid && !isAlive(w.pid)) await this.#o.core.store.deleteWorker(w.id);
+      }
+    } catch (err) {
+      this.#o.log(`could not clean up the workers table: ${(err as Error).message}`);
+    }
+  }
+}
