@@ -17,6 +17,7 @@ import { ProviderRegistry } from './llm/index.ts';
 import { openStore } from './store/open.ts';
 import type { Store } from './store/store.ts';
 import { buildTools } from './tools/build.ts';
+import { registerSecret, registerSecretsFromEnv } from './forensics/redact.ts';
 import { setReportConfig } from './forensics/resources.ts';
 import { redactedConfig } from './config/redact.ts';
 import { Supervisor } from './supervisor/supervisor.ts';
@@ -75,6 +76,10 @@ export async function startRuntime(config: RunwardenConfig, opts: RuntimeOptions
     throw new RunwardenError('CONFIG_INVALID', `listening on ${config.host} (not loopback) requires a bearer token: set RUNWARDEN_TOKEN`, { status: 400 });
   }
   installProcessGuards(log);
+  // Values that must never reach a log, event, error or report, whatever names them.
+  registerSecretsFromEnv(env);
+  registerSecret(config.token);
+  for (const p of Object.values(config.providers)) for (const v of Object.values(p.headers ?? {})) registerSecret(v);
 
   const cleanups: Array<() => Promise<void> | void> = [];
   const closeAll = async (): Promise<void> => {

@@ -8,6 +8,7 @@ import type { RunRow, Store, StepRow, NewArtifact, Tx } from '../store/store.ts'
 import { finishStep, guarded, newEffects, runEffect, settleRuns, type TxEffects } from './advance.ts';
 import { backoffDelay, MAX_LOST_RETRIES } from './backoff.ts';
 import { newRunId } from './ids.ts';
+import { lostAttemptReport } from '../forensics/report.ts';
 
 export interface ClaimedStep {
   runId: string;
@@ -306,6 +307,8 @@ export class EngineCore {
 
   /** Expired leases become `lost` attempts; the step is retried or fails. Returns how many. */
   async reap(limit = 500): Promise<number> {
+    // Read before the transaction: what the store still knows of each worker goes into the report.
+    const workers = new Map((await this.store.listWorkers()).map((w) => [w.id, w]));
     return this.#tx(async (tx, fx) => {
       const rows = await tx.expiredLeases(fx.now, limit);
       for (const step of rows) {
@@ -316,7 +319,20 @@ export class EngineCore {
           retryable: true,
           data: { workerId: step.workerId, leaseExpiresAt: step.leaseExpiresAt },
         };
-        await tx.finishAttempts([{ runId: step.runId, stepName: step.name, attempt: step.attempts, status: 'lost', finishedAt: fx.now, error }]);
+        const hangReport = lostAttemptReport({
+          runId: step.runId,
+          stepName: step.name,
+          attempt: step.attempts,
+          tool: step.tool,
+          timeoutMs: step.timeoutMs,
+          startedAt: step.startedAt,
+          workerId: step.workerId,
+          leaseExpiresAt: step.leaseExpiresAt,
+          worker: step.workerId ? (workers.get(step.workerId) ?? null) : null,
+          now: fx.now,
+        }) as unknown as Record<string, unknown>;
+        await tx.finishAttempts([{ runId: step.runId, stepName: step.name, attempt: step.attempts, status: 'lost', finishedAt: fx.now, error, hangReport }]);
+        fx.events.push({ runId: step.runId, stepName: step.name, attempt: step.attempts, type: 'step.hang_report', ts: fx.now, data: hangReport });
         const lost = step.lostAttempts + 1;
         if (step.cancelRequested) {
           await finishStep(tx, fx, step, 'cancelled', { error, from: ['running'], token, lostAttempts: lost });

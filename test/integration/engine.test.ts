@@ -226,6 +226,10 @@ describe('engine on SQLite', () => {
       const attempts = await other.engine.listAttempts(run.id, 'x');
       assert.deepEqual(attempts.map((a) => a.status), ['lost', 'succeeded']);
       assert.equal(attempts[0]?.error?.code, 'WORKER_LOST');
+      // The ghost never registered: the report says the worker is gone, not merely slow.
+      assert.equal((attempts[0]?.hangReport?.classification as { code: string } | undefined)?.code, 'worker.lost');
+      const events = await other.engine.listEvents(run.id, 0, 1000);
+      assert.equal(events.filter((e) => e.type === 'step.hang_report').length, 1);
     } finally {
       await other.close();
     }
