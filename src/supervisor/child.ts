@@ -14,15 +14,9 @@
 import { writeSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { redactedConfig } from '../config/redact.ts';
-import { EngineCore } from '../engine/core.ts';
 import { setReportConfig } from '../forensics/resources.ts';
-import { ProviderRegistry } from '../llm/index.ts';
-import { openStore } from '../store/open.ts';
-import type { Store } from '../store/store.ts';
-import { buildTools } from '../tools/build.ts';
 import { currentStep } from '../worker/context.ts';
-import { installProcessGuards } from '../worker/guards.ts';
-import { Worker } from '../worker/worker.ts';
+import { startWorkerProcess, type WorkerProcess } from '../worker/process.ts';
 import { REPORT_FD, type BeatMessage, type ExitReport, type FromWorker, type InitMessage, type StepRef, type ToWorker } from './protocol.ts';
 import { startWatchdog, type Watchdog } from './watchdog.ts';
 
@@ -86,47 +80,26 @@ process.on('exit', (code) => {
 
 async function main(init: InitMessage): Promise<void> {
   const { config } = init;
-  installProcessGuards(log);
   setReportConfig(redactedConfig(config));
-  const cleanups: Array<() => Promise<void> | void> = [];
-  let store: Store;
-  let workers: Worker[];
+  let proc: WorkerProcess;
   try {
-    store = await openStore({ dataDir: config.dataDir, databaseUrl: config.databaseUrl, log });
-    const opened = store;
-    cleanups.push(() => opened.close());
-    const providers = new ProviderRegistry({
-      providers: config.providers,
-      ...(config.defaultProvider ? { defaultProvider: config.defaultProvider } : {}),
+    // The supervisor's process migrated the schema and reaps expired leases.
+    proc = await startWorkerProcess(config, {
       env: init.env,
+      cwd: init.cwd,
+      log,
+      drainMs: config.drainMs,
       ...(init.labUrl ? { labUrl: init.labUrl } : {}),
+      idPrefix: `${init.idPrefix}-${process.pid}`,
+      migrate: false,
+      reaper: false,
     });
-    cleanups.push(() => providers.close());
-    const tools = await buildTools(config, { providers, store, cwd: init.cwd });
-    const core = new EngineCore(store);
-    // One claim loop on SQLite (its transactions serialise anyway); on PostgreSQL one per 64 slots,
-    // at most 4 (measured in src/worker/process.ts).
-    const loops = store.dialect === 'postgres' ? Math.min(4, Math.max(1, Math.ceil(config.concurrency / 64))) : 1;
-    workers = Array.from(
-      { length: loops },
-      (_, i) =>
-        new Worker({
-          core,
-          tools,
-          id: `${init.idPrefix}-${process.pid}-${i}`,
-          concurrency: Math.ceil(config.concurrency / loops),
-          leaseMs: config.leaseMs,
-          heartbeatMs: config.heartbeatMs,
-          abortGraceMs: config.abortGraceMs,
-          log,
-        }),
-    );
   } catch (err) {
-    for (const fn of cleanups.reverse()) await Promise.resolve(fn()).catch((e: unknown) => log(`cleanup failed: ${(e as Error).message}`));
     send({ t: 'start_failed', message: (err as Error).message });
     log(`worker process could not start: ${(err as Error).message}`);
     exit(1);
   }
+  const { store, workers } = proc;
 
   const running = (): StepRef[] => workers.flatMap((w) => w.running());
   // stallMs 0: no watchdog (benchmarks measure what it costs).
@@ -193,18 +166,17 @@ async function main(init: InitMessage): Promise<void> {
   }, init.reportMs);
 
   let stopping: Promise<void> | undefined;
-  const stop = (drainMs: number, why: string): Promise<void> =>
+  const stop = (why: string): Promise<void> =>
     (stopping ??= (async () => {
-      log(`stopping (${why}): running steps get ${drainMs} ms to finish, then are handed back`);
+      log(`stopping (${why}): running steps get ${config.drainMs} ms to finish, then are handed back`);
       setTimeout(() => {
-        log(`did not stop within ${drainMs + config.abortGraceMs + STOP_SLACK_MS} ms; exiting`);
+        log(`did not stop within ${config.drainMs + config.abortGraceMs + STOP_SLACK_MS} ms; exiting`);
         exit(1);
-      }, drainMs + config.abortGraceMs + STOP_SLACK_MS).unref();
-      await Promise.all(workers.map((w) => w.stop({ drainMs })));
+      }, config.drainMs + config.abortGraceMs + STOP_SLACK_MS).unref();
       clearInterval(beat);
       loop.disable();
+      await proc.close();
       await watchdog?.stop();
-      for (const fn of cleanups.reverse()) await Promise.resolve(fn()).catch((e: unknown) => log(`shutdown step failed: ${(e as Error).message}`));
       exit(0);
     })());
 
@@ -215,7 +187,7 @@ async function main(init: InitMessage): Promise<void> {
       log(`${signal} again: exiting now`);
       exit(signal === 'SIGINT' ? 130 : 143);
     }
-    void stop(config.drainMs, signal);
+    void stop(signal);
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
@@ -229,7 +201,7 @@ async function main(init: InitMessage): Promise<void> {
   });
   process.on('message', (m: ToWorker) => {
     if (m.t === 'stop') {
-      void stop(m.drainMs, 'asked by the supervisor');
+      void stop('asked by the supervisor');
     } else if (m.t === 'notify') {
       relaying = true;
       try {
@@ -241,7 +213,6 @@ async function main(init: InitMessage): Promise<void> {
     }
   });
 
-  for (const w of workers) w.start();
   send({ t: 'ready', pid: process.pid, workerIds: workers.map((w) => w.id) });
 }
 

@@ -8,6 +8,7 @@
 import { redactedConfig } from '../config/redact.ts';
 import type { RunwardenConfig } from '../config/types.ts';
 import { EngineCore } from '../engine/core.ts';
+import { startReaper } from '../engine/reaper.ts';
 import { setReportConfig } from '../forensics/resources.ts';
 import { openStore } from '../store/open.ts';
 import type { Store } from '../store/store.ts';
@@ -30,26 +31,11 @@ export async function startWorkerHost(
   installProcessGuards(log);
   setReportConfig(redactedConfig(config));
   const store = await openStore({ dataDir: config.dataDir, databaseUrl: config.databaseUrl, log });
-  let reaper: NodeJS.Timeout | undefined;
+  let stopReaper: () => void = () => undefined;
   try {
     await store.migrate();
     const core = new EngineCore(store);
-    let reaping = false;
-    reaper = setInterval(() => {
-      if (reaping) return;
-      reaping = true;
-      core
-        .reap()
-        .then(
-          (n) => {
-            if (n > 0) log(`reaper: ${n} expired lease(s) turned into lost attempts`);
-          },
-          (err: unknown) => log(`reaper failed, will retry: ${(err as Error).message}`),
-        )
-        .finally(() => {
-          reaping = false;
-        });
-    }, config.reaperIntervalMs);
+    stopReaper = startReaper(core, { intervalMs: config.reaperIntervalMs, log });
     const supervisor = new Supervisor({ config, core, count: Math.max(1, config.workers), env: opts.env, cwd: opts.cwd, log });
     await supervisor.start();
     let closing: Promise<void> | undefined;
@@ -62,13 +48,13 @@ export async function startWorkerHost(
           try {
             await supervisor.stop();
           } finally {
-            clearInterval(reaper);
+            stopReaper();
             await store.close();
           }
         })()),
     };
   } catch (err) {
-    clearInterval(reaper);
+    stopReaper();
     await store.close();
     throw err;
   }

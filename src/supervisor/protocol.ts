@@ -53,10 +53,9 @@ export interface InitMessage {
   stallMs: number;
 }
 
+/** Drain (`drainMs` of the configuration), hand back what still runs, exit. */
 export interface StopMessage {
   t: 'stop';
-  /** How long running steps get to finish before they are handed back. */
-  drainMs: number;
 }
 
 export interface NotifyDown {

@@ -35,6 +35,7 @@ import { RestartBackoff } from './backoff.ts';
 import { LastLines, type BeatMessage, type ExitReport, type FromWorker, type InitMessage, type PipeReport, type StallReport, type ToWorker } from './protocol.ts';
 import { blockingStep, departureError, departureReport, killBound, killDue, stackLines, type Departure } from './reports.ts';
 import { spawnWorkerProcess } from './spawn.ts';
+import { loopsFor } from '../worker/process.ts';
 
 export const CHILD_ENTRY = fileURLToPath(new URL('./child.ts', import.meta.url));
 
@@ -200,7 +201,7 @@ export class Supervisor {
         }
         s.state = 'stopping';
         s.stopAskedAt = Date.now();
-        this.#send(s, { t: 'stop', drainMs });
+        this.#send(s, { t: 'stop' });
         const term = setTimeout(() => {
           this.#o.log(`worker ${s.index} (pid ${s.pid}) did not stop within ${fmtMs(patience)}: SIGTERM`);
           proc.kill('SIGTERM');
@@ -320,7 +321,7 @@ export class Supervisor {
   #workerIds(slot: Slot): string[] {
     if (slot.workerIds.length > 0) return slot.workerIds;
     if (slot.pid === null) return [];
-    const loops = this.#o.core.store.dialect === 'postgres' ? Math.min(4, Math.max(1, Math.ceil(this.#o.config.concurrency / 64))) : 1;
+    const loops = loopsFor(this.#o.config.concurrency, this.#o.core.store.dialect);
     return Array.from({ length: loops }, (_, i) => `${this.id}-${slot.pid}-${i}`);
   }
 

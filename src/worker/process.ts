@@ -1,19 +1,24 @@
 /**
- * `runwarden worker`: a process that only runs steps: no API, no hang lab. Start as many as you
- * like, on as many machines as you like, against one PostgreSQL (DATABASE_URL); `runwarden start`
- * serves the API. Each such process:
+ * A process that runs steps (no API, no hang lab): the claim loops (`Worker`s) of one process on the
+ * shared store, with its providers and tools. It runs
+ * - inside every supervised worker process (src/supervisor/child.ts adds the watchdog, the
+ *   heartbeats to the supervisor and the relay of notifications; the supervisor's process reaps);
+ * - as `runwarden worker --workers 0`: the claim loops in that process itself, unsupervised.
+ * Start as many as you like, on as many machines as you like, against one PostgreSQL (DATABASE_URL).
+ * Such a process:
  * - migrates the schema if needed (an advisory lock makes processes starting together take turns);
- * - runs `concurrency` step slots, split over up to 4 claim loops (Workers: claims with leases,
- *   heartbeats, batched completions; see `loopsFor`);
- * - runs a reaper. Every process does, so the death of any one (the API's included) never leaves
- *   expired leases unreaped; on PostgreSQL only one reaps at a time (see expiredLeases in
- *   store/postgres/tx.ts), so running it everywhere costs one cheap transaction per tick each.
+ * - runs `concurrency` step slots, split over up to 4 claim loops on PostgreSQL (see `loopsFor`);
+ * - runs a reaper, unless told not to. Every unsupervised process does, so the death of any one
+ *   (the API's included) never leaves expired leases unreaped; on PostgreSQL only one reaps at a
+ *   time (see expiredLeases in store/postgres/tx.ts), so running it everywhere costs one cheap
+ *   transaction per tick each.
  * On `close()` the worker drains (its running steps get `drainMs` to finish, then are handed back
  * to the queue) and its connections are closed.
  */
 import { hostname } from 'node:os';
 import type { RunwardenConfig } from '../config/types.ts';
 import { EngineCore } from '../engine/core.ts';
+import { startReaper } from '../engine/reaper.ts';
 import { ProviderRegistry } from '../llm/index.ts';
 import { buildTools } from '../tools/build.ts';
 import { openStore } from '../store/open.ts';
@@ -27,10 +32,18 @@ export interface WorkerProcessOptions {
   cwd?: string;
   /** How long running steps get to finish on close before they are handed back. @default 5000 */
   drainMs?: number;
+  /** Base URL of a hang lab (the API process's), for the `lab` provider. */
+  labUrl?: string;
+  /** Its claim loops are `<idPrefix>-0`, `<idPrefix>-1`, ... @default `<host>-<pid>` */
+  idPrefix?: string;
+  /** Apply pending migrations first. @default true */
+  migrate?: boolean;
+  /** Run a reaper in this process. @default true */
+  reaper?: boolean;
 }
 
 export interface WorkerProcess {
-  /** `<host>-<pid>`: its claim loops are the workers `<id>-0`, `<id>-1`, ... */
+  /** `<host>-<pid>` (or the `idPrefix` given): its claim loops are the workers `<id>-0`, `<id>-1`, ... */
   id: string;
   store: Store;
   workers: Worker[];
@@ -57,28 +70,25 @@ export async function startWorkerProcess(config: Readonly<RunwardenConfig>, opts
   try {
     const store = await openStore({ dataDir: config.dataDir, databaseUrl: config.databaseUrl, log });
     cleanups.push(() => store.close());
-    await store.migrate();
+    if (opts.migrate !== false) await store.migrate();
 
     const providers = new ProviderRegistry({
       providers: config.providers,
       ...(config.defaultProvider ? { defaultProvider: config.defaultProvider } : {}),
       env,
+      ...(opts.labUrl ? { labUrl: opts.labUrl } : {}),
     });
     cleanups.push(() => providers.close());
     const tools = await buildTools(config, { providers, store, cwd });
     const core = new EngineCore(store);
 
-    // Several claim loops share the process's slots: each Worker runs its transactions one after
-    // another (claim, then flush, ...), so one loop leaves the database idle while it waits on a
-    // round trip. Measured with no-op steps on 2 vCPUs: 1 loop ~1000 steps/s, 2 loops ~1700,
-    // 4 loops ~1850 (bench/postgres-engine.ts). Each loop is a worker of its own in the
-    // workers table (`<host>-<pid>-<i>`).
-    const loops = loopsFor(config.concurrency);
+    const id = opts.idPrefix ?? `${hostname()}-${process.pid}`;
+    const loops = loopsFor(config.concurrency, store.dialect);
     const workers = Array.from({ length: loops }, (_, i) =>
       new Worker({
         core,
         tools,
-        id: `${hostname()}-${process.pid}-${i}`,
+        id: `${id}-${i}`,
         concurrency: Math.ceil(config.concurrency / loops),
         leaseMs: config.leaseMs,
         heartbeatMs: config.heartbeatMs,
@@ -89,33 +99,24 @@ export async function startWorkerProcess(config: Readonly<RunwardenConfig>, opts
     for (const w of workers) w.start();
     cleanups.push(() => Promise.all(workers.map((w) => w.stop({ drainMs: opts.drainMs ?? 5000 }))).then(() => undefined));
 
-    let reaping = false;
-    const reaper = setInterval(() => {
-      if (reaping) return;
-      reaping = true;
-      core
-        .reap()
-        .then(
-          (n) => {
-            if (n > 0) log(`reaper: ${n} expired lease(s) turned into lost attempts`);
-          },
-          (err: unknown) => log(`reaper failed, will retry: ${(err as Error).message}`),
-        )
-        .finally(() => {
-          reaping = false;
-        });
-    }, config.reaperIntervalMs);
-    cleanups.push(() => clearInterval(reaper));
+    if (opts.reaper !== false) cleanups.push(startReaper(core, { intervalMs: config.reaperIntervalMs, log }));
 
     let closing: Promise<void> | undefined;
-    return { id: `${hostname()}-${process.pid}`, store, workers, close: () => (closing ??= closeAll()) };
+    return { id, store, workers, close: () => (closing ??= closeAll()) };
   } catch (err) {
     await closeAll();
     throw err;
   }
 }
 
-/** One claim loop per 64 slots, at most 4: more loops only add contention on 2-8 vCPUs. */
-export function loopsFor(concurrency: number): number {
-  return Math.min(4, Math.max(1, Math.ceil(concurrency / 64)));
+/**
+ * Claim loops per process. On PostgreSQL several loops share the process's slots: each Worker runs
+ * its transactions one after another (claim, then flush, ...), so one loop leaves the database idle
+ * while it waits on a round trip. Measured with no-op steps on 2 vCPUs: 1 loop ~1000 steps/s,
+ * 2 loops ~1700, 4 loops ~1850 (bench/postgres-engine.ts): one loop per 64 slots, at most 4 (more
+ * only add contention on 2-8 vCPUs). On SQLite one: its transactions run one at a time anyway.
+ * Each loop is a worker of its own in the workers table (`<id>-<i>`).
+ */
+export function loopsFor(concurrency: number, dialect: 'sqlite' | 'postgres'): number {
+  return dialect === 'sqlite' ? 1 : Math.min(4, Math.max(1, Math.ceil(concurrency / 64)));
 }

@@ -2,36 +2,22 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { staticDefaults } from '../../src/config/fields.ts';
 import type { RunwardenConfig } from '../../src/config/types.ts';
 import type { EventRecord, RunWithSteps } from '../../src/domain/records.ts';
 import { startRuntime, type Runtime } from '../../src/runtime.ts';
 import { waitFor } from './engine.ts';
 
+/** The defaults (src/config/fields.ts), with what tests want instead: a free port, one worker, no lab. */
 export function testConfig(dataDir: string, overrides: Partial<RunwardenConfig> = {}): RunwardenConfig {
   return {
+    ...staticDefaults(),
     port: 0,
-    host: '127.0.0.1',
     dataDir,
-    databaseUrl: undefined,
-    token: undefined,
     workers: 1,
     concurrency: 64,
-    tools: [],
     defaultProvider: undefined,
-    providers: {},
-    leaseMs: 3000,
-    heartbeatMs: 1000,
-    drainMs: 5000,
-    loopStallMs: 500,
-    loopKillMs: 1500,
-    killGraceMs: 1000,
-    restartBackoffMs: 100,
-    restartBackoffMaxMs: 10_000,
-    reaperIntervalMs: 500,
-    abortGraceMs: 1000,
     defaultTimeoutMs: 60_000,
-    maxTimeoutMs: 86_400_000,
-    bodyLimitBytes: 1024 * 1024,
     labPort: 0,
     lab: 'off',
     configFile: undefined,

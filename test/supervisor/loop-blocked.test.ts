@@ -19,6 +19,7 @@ test('a 60 s synchronous spin with timeoutMs 2000 is detected, reported at its l
   const d = await startDeployment(t, { workers: 2 });
   const before = await d.supervisor();
   const health = probeHealth(d.url);
+  t.after(() => health.stop());
 
   const spinRun = await d.submit([{ name: 'spin', tool: 'spin', inputs: { ms: 60_000 }, timeoutMs: 2000 }]);
   const running = await waitFor(async () => {
@@ -29,9 +30,10 @@ test('a 60 s synchronous spin with timeoutMs 2000 is detected, reported at its l
   const spinnerSlot = before.workers.find((w) => w.pid === spinnerPid)?.slot;
   assert.notEqual(spinnerSlot, undefined);
 
-  // 20 other steps, submitted while the spinner blocks its worker: they run on the other one.
-  const othersRun = await d.submit(Array.from({ length: 20 }, (_, i) => ({ name: `s${i}`, tool: 'sleep', inputs: { ms: 100 } })));
-  const others = await d.waitRun(othersRun, 15_000);
+  // 20 other steps, submitted once the spinner's worker is seen blocked: they run on the other one.
+  await waitFor(async () => ((await d.supervisor()).workers.find((w) => w.pid === spinnerPid)?.state === 'stalled' ? true : undefined), 10_000, 'the spinner\'s worker seen stalled');
+  const othersRun = await d.submit(Array.from({ length: 20 }, (_, i) => ({ name: `s${i}`, tool: 'sleep', inputs: { ms: 50 } })));
+  const others = await d.waitRun(othersRun, 30_000);
   assert.equal(others.status, 'succeeded');
   assert.ok(others.steps.every((s) => s.attempts === 1), 'no other step lost an attempt');
   for (let i = 0; i < 20; i += 5) {
@@ -39,7 +41,7 @@ test('a 60 s synchronous spin with timeoutMs 2000 is detected, reported at its l
     assert.ok(detail.attemptsDetail.every((a) => a.workerId !== running.workerId), 'the others ran on the other worker');
   }
 
-  const spun = await d.waitRun(spinRun, 15_000);
+  const spun = await d.waitRun(spinRun, 30_000);
   assert.equal(spun.status, 'failed');
   assert.ok(Date.parse(others.finishedAt as string) < Date.parse(spun.finishedAt as string), 'the others finished while the spinner was blocking');
   const step = await d.step(spinRun, 'spin');
@@ -64,7 +66,7 @@ test('a 60 s synchronous spin with timeoutMs 2000 is detected, reported at its l
     const s = await d.supervisor();
     const w = s.workers.find((x) => x.slot === spinnerSlot);
     return s.alive === 2 && w && w.pid !== spinnerPid && w.restarts >= 1 ? s : undefined;
-  }, 10_000, 'a fresh worker in the killed one\'s slot');
+  }, 30_000, 'a fresh worker in the killed one\'s slot');
   assert.equal(after.totals.stallKills, 1);
   assert.equal(after.workers.find((x) => x.slot === spinnerSlot)?.lastExit?.classification, 'loop.blocked');
 

@@ -1,0 +1,26 @@
+/**
+ * A reaper for processes without an Engine (`runwarden worker`): every `intervalMs`, expired leases
+ * become lost attempts (EngineCore.reap). One pass at a time; a failed pass is logged and retried at
+ * the next tick. Returns the function that stops it.
+ */
+import type { EngineCore } from './core.ts';
+
+export function startReaper(core: EngineCore, o: { intervalMs: number; log: (line: string) => void }): () => void {
+  let reaping = false;
+  const timer = setInterval(() => {
+    if (reaping) return;
+    reaping = true;
+    core
+      .reap()
+      .then(
+        (n) => {
+          if (n > 0) o.log(`reaper: ${n} expired lease(s) turned into lost attempts`);
+        },
+        (err: unknown) => o.log(`reaper failed, will retry: ${(err as Error).message}`),
+      )
+      .finally(() => {
+        reaping = false;
+      });
+  }, o.intervalMs);
+  return () => clearInterval(timer);
+}
