@@ -50,7 +50,7 @@ export function runEffect(fx: TxEffects, runId: string): RunEffect {
   return d;
 }
 
-type TerminalStep = Exclude<StepState, 'pending' | 'queued' | 'running'>;
+export type TerminalStep = Exclude<StepState, 'pending' | 'queued' | 'running'>;
 
 export interface FinishOptions {
   outputs?: unknown;
@@ -61,45 +61,70 @@ export interface FinishOptions {
   lostAttempts?: number;
 }
 
-export async function finishStep(tx: Tx, fx: TxEffects, step: StepRow, status: TerminalStep, opts: FinishOptions): Promise<boolean> {
-  const [ok] = await tx.updateSteps([
-    guarded({
+export interface FinishItem {
+  step: StepRow;
+  status: TerminalStep;
+  opts: FinishOptions;
+}
+
+/**
+ * Finishes a batch of steps: one `updateSteps` for all of them (one statement per patch shape on
+ * PostgreSQL), then `step.finished` and the run counters for each that applied, then the DAG
+ * advancement of those that have dependents. Returns which applied (same order). The same step
+ * must not appear twice in one batch.
+ */
+export async function finishSteps(tx: Tx, fx: TxEffects, items: readonly FinishItem[]): Promise<boolean[]> {
+  if (items.length === 0) return [];
+  const oks = await tx.updateSteps(
+    items.map(({ step, status, opts }) =>
+      guarded({
+        runId: step.runId,
+        name: step.name,
+        expectStatus: opts.from,
+        ...(opts.token !== undefined ? { expectToken: opts.token } : {}),
+        patch: {
+          status,
+          outputs: status === 'succeeded' ? (opts.outputs ?? null) : null,
+          error: opts.error ?? null,
+          finishedAt: fx.now,
+          leaseToken: null,
+          leaseExpiresAt: null,
+          workerId: null,
+          ...(opts.lostAttempts !== undefined ? { lostAttempts: opts.lostAttempts } : {}),
+        },
+      }),
+    ),
+  );
+  const advancing: FinishItem[] = [];
+  for (const [i, item] of items.entries()) {
+    if (oks[i] !== true) continue;
+    const { step, status, opts } = item;
+    const startedAt = step.startedAt ? Date.parse(step.startedAt) : null;
+    fx.events.push({
       runId: step.runId,
-      name: step.name,
-      expectStatus: opts.from,
-      ...(opts.token !== undefined ? { expectToken: opts.token } : {}),
-      patch: {
+      stepName: step.name,
+      ...(step.attempts > 0 ? { attempt: step.attempts } : {}),
+      type: 'step.finished',
+      ts: fx.now,
+      data: {
         status,
-        outputs: status === 'succeeded' ? (opts.outputs ?? null) : null,
         error: opts.error ?? null,
-        finishedAt: fx.now,
-        leaseToken: null,
-        leaseExpiresAt: null,
-        workerId: null,
-        ...(opts.lostAttempts !== undefined ? { lostAttempts: opts.lostAttempts } : {}),
+        durationMs: startedAt === null ? 0 : fx.now - startedAt,
+        attempts: step.attempts,
       },
-    }),
-  ]);
-  if (!ok) return false;
-  const startedAt = step.startedAt ? Date.parse(step.startedAt) : null;
-  fx.events.push({
-    runId: step.runId,
-    stepName: step.name,
-    ...(step.attempts > 0 ? { attempt: step.attempts } : {}),
-    type: 'step.finished',
-    ts: fx.now,
-    data: {
-      status,
-      error: opts.error ?? null,
-      durationMs: startedAt === null ? 0 : fx.now - startedAt,
-      attempts: step.attempts,
-    },
-  });
-  const d = runEffect(fx, step.runId);
-  d.stepsDone++;
-  if (status !== 'succeeded') d.stepsFailed++;
-  await advance(tx, fx, step, status === 'succeeded' ? opts.outputs : undefined, status);
-  return true;
+    });
+    const d = runEffect(fx, step.runId);
+    d.stepsDone++;
+    if (status !== 'succeeded') d.stepsFailed++;
+    if (step.dependents.length > 0) advancing.push(item);
+  }
+  for (const { step, status, opts } of advancing) await advance(tx, fx, step, status === 'succeeded' ? opts.outputs : undefined, status);
+  return oks;
+}
+
+export async function finishStep(tx: Tx, fx: TxEffects, step: StepRow, status: TerminalStep, opts: FinishOptions): Promise<boolean> {
+  const [ok] = await finishSteps(tx, fx, [{ step, status, opts }]);
+  return ok === true;
 }
 
 async function advance(tx: Tx, fx: TxEffects, step: StepRow, outputs: unknown, status: TerminalStep): Promise<void> {
@@ -111,22 +136,23 @@ async function advance(tx: Tx, fx: TxEffects, step: StepRow, outputs: unknown, s
       message: `upstream step "${step.name}" ended ${status}`,
       retryable: false,
     };
-    for (const dep of rows) {
-      if (dep.status !== 'pending') continue;
-      await finishStep(tx, fx, dep, status === 'cancelled' ? 'cancelled' : 'skipped', { error: reason, from: ['pending'] });
-    }
+    const to = status === 'cancelled' ? 'cancelled' : 'skipped';
+    await finishSteps(
+      tx,
+      fx,
+      rows.filter((dep) => dep.status === 'pending').map((dep) => ({ step: dep, status: to, opts: { error: reason, from: ['pending'] } })),
+    );
     return;
   }
   const released = (await tx.decrementPending(step.runId, step.dependents)).filter((r) => r.pendingDeps === 0);
   if (released.length === 0) return;
   const run = await tx.getRun(step.runId);
-  for (const next of released) {
-    if (run?.cancelRequested) {
-      await finishStep(tx, fx, next, 'cancelled', { from: ['pending'], error: { code: 'CANCELLED', message: 'run cancelled', retryable: false } });
-      continue;
-    }
-    await queueStep(tx, fx, next, step, outputs);
+  if (run?.cancelRequested) {
+    const error: SerializedError = { code: 'CANCELLED', message: 'run cancelled', retryable: false };
+    await finishSteps(tx, fx, released.map((next) => ({ step: next, status: 'cancelled', opts: { from: ['pending'], error } })));
+    return;
   }
+  for (const next of released) await queueStep(tx, fx, next, step, outputs);
 }
 
 /** pending -> queued with its templates resolved from upstream outputs. */
@@ -156,8 +182,9 @@ async function queueStep(tx: Tx, fx: TxEffects, next: StepRow, justFinished: Ste
 }
 
 /**
- * Writes the run bookkeeping of a transaction: one advanceRun per run (seq block, counters, start),
- * the events with their seqs, and `run.finished` for runs whose last step just ended.
+ * Writes the run bookkeeping of a transaction: one advanceRun per run (seq block, counters, start,
+ * and the finish of runs whose last step just ended), then the events with their seqs, including
+ * `run.finished`.
  */
 export async function settleRuns(tx: Tx, fx: TxEffects): Promise<string[]> {
   const byRun = new Map<string, NewEvent[]>();
@@ -177,21 +204,22 @@ export async function settleRuns(tx: Tx, fx: TxEffects): Promise<string[]> {
       stepsFailed: d?.stepsFailed ?? 0,
       ...(d && d.usage.calls > 0 ? { usage: d.usage } : {}),
       ...(d?.start ? { startAt: fx.now } : {}),
+      finishAt: fx.now,
     });
     let seq = p.firstSeq;
     if (p.started) out.push({ runId, type: 'run.started', ts: fx.now, data: {}, seq: seq++ });
     for (const e of events) out.push({ ...e, seq: seq++ });
-    if (p.stepsDone < p.stepsTotal || (p.status !== 'queued' && p.status !== 'running')) continue;
-    const status = p.cancelRequested ? 'cancelled' : p.stepsFailed > 0 ? 'failed' : 'succeeded';
-    assertTransition('run', RUN_TRANSITIONS, p.status, status);
-    const finalSeq = await tx.finishRun(runId, status, fx.now);
-    if (finalSeq === null) continue;
+    const fin = p.finished;
+    if (!fin) continue;
+    // The store decided the final status from the same counters; the transition is checked here
+    // (a failure rolls the transaction back).
+    assertTransition('run', RUN_TRANSITIONS, fin.from, fin.status);
     out.push({
       runId,
       type: 'run.finished',
       ts: fx.now,
-      seq: finalSeq,
-      data: { status, durationMs: fx.now - p.createdAt, steps: { total: p.stepsTotal, notSucceeded: p.stepsFailed }, usage: p.usage },
+      seq: fin.seq,
+      data: { status: fin.status, durationMs: fx.now - p.createdAt, steps: { total: p.stepsTotal, notSucceeded: p.stepsFailed }, usage: p.usage },
     });
   }
   await tx.insertEvents(out);

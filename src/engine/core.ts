@@ -5,7 +5,7 @@
 import type { SerializedError } from '../domain/errors.ts';
 import type { ValidatedRun } from '../domain/plan.ts';
 import type { RunRow, Store, StepRow, NewArtifact, Tx } from '../store/store.ts';
-import { finishStep, guarded, newEffects, runEffect, settleRuns, type TxEffects } from './advance.ts';
+import { finishStep, finishSteps, guarded, newEffects, runEffect, settleRuns, type FinishItem, type TxEffects } from './advance.ts';
 import { backoffDelay, MAX_LOST_RETRIES } from './backoff.ts';
 import { newRunId } from './ids.ts';
 import { lostAttemptReport } from '../forensics/report.ts';
@@ -44,6 +44,24 @@ export interface StepEvent {
   type: string;
   ts: number;
   data: Record<string, unknown>;
+}
+
+/** An attempt whose worker is gone (see EngineCore.#lose). */
+interface LostItem {
+  step: StepRow;
+  token: string;
+  error: SerializedError;
+  report: Record<string, unknown> | null;
+  spared: boolean;
+}
+
+/** A step going back to the queue for another attempt. */
+interface RetryItem {
+  step: StepRow;
+  token: string;
+  delayMs: number;
+  error: SerializedError | null;
+  extra: { lostAttempts?: number };
 }
 
 export interface CompletionResult {
@@ -156,35 +174,37 @@ export class EngineCore {
   /** Claims up to `limit` ready steps for a worker, each with a fresh lease and attempt. */
   async claim(workerId: string, limit: number, leaseMs: number): Promise<ClaimedStep[]> {
     if (limit <= 0) return [];
-    return this.#tx(async (tx, fx) => {
-      const rows = await tx.claimReady({ workerId, limit, now: fx.now, leaseMs, token: () => '' });
-      if (rows.length === 0) return [];
-      for (const r of rows) runEffect(fx, r.runId).start = true;
-      await tx.insertAttempts(
-        rows.map((r) => ({ runId: r.runId, stepName: r.name, attempt: r.attempts, workerId, startedAt: fx.now, deadlineAt: fx.now + r.timeoutMs })),
-      );
-      for (const r of rows) {
-        fx.events.push({
-          runId: r.runId,
-          stepName: r.name,
-          attempt: r.attempts,
-          type: 'step.started',
-          ts: fx.now,
-          data: { tool: r.tool, workerId, deadlineAt: new Date(fx.now + r.timeoutMs).toISOString() },
-        });
-      }
-      return rows.map((r) => ({
+    return this.#tx((tx, fx) => this.#claimIn(tx, fx, workerId, limit, leaseMs));
+  }
+
+  async #claimIn(tx: Tx, fx: TxEffects, workerId: string, limit: number, leaseMs: number): Promise<ClaimedStep[]> {
+    const rows = await tx.claimReady({ workerId, limit, now: fx.now, leaseMs, token: () => '' });
+    if (rows.length === 0) return [];
+    for (const r of rows) runEffect(fx, r.runId).start = true;
+    await tx.insertAttempts(
+      rows.map((r) => ({ runId: r.runId, stepName: r.name, attempt: r.attempts, workerId, startedAt: fx.now, deadlineAt: fx.now + r.timeoutMs })),
+    );
+    for (const r of rows) {
+      fx.events.push({
         runId: r.runId,
         stepName: r.name,
-        tool: r.tool,
         attempt: r.attempts,
-        token: r.leaseToken as string,
-        inputs: r.resolvedInputs ?? r.inputs,
-        timeoutMs: r.timeoutMs,
-        deadlineAt: fx.now + r.timeoutMs,
-        leaseExpiresAt: fx.now + leaseMs,
-      }));
-    });
+        type: 'step.started',
+        ts: fx.now,
+        data: { tool: r.tool, workerId, deadlineAt: new Date(fx.now + r.timeoutMs).toISOString() },
+      });
+    }
+    return rows.map((r) => ({
+      runId: r.runId,
+      stepName: r.name,
+      tool: r.tool,
+      attempt: r.attempts,
+      token: r.leaseToken as string,
+      inputs: r.resolvedInputs ?? r.inputs,
+      timeoutMs: r.timeoutMs,
+      deadlineAt: fx.now + r.timeoutMs,
+      leaseExpiresAt: fx.now + leaseMs,
+    }));
   }
 
   /**
@@ -193,35 +213,69 @@ export class EngineCore {
    */
   async flush(events: StepEvent[], completions: Completion[]): Promise<CompletionResult[]> {
     if (events.length === 0 && completions.length === 0) return [];
+    return this.#tx((tx, fx) => this.#flushIn(tx, fx, events, completions));
+  }
+
+  /**
+   * A worker's pass: flush its events and results, then claim up to `claim.limit` ready steps. On
+   * SQLite both share one transaction (one commit; steps the results just released are claimed at
+   * once). On PostgreSQL they stay two: a claim locks the claimed steps' runs while the flush locks
+   * its own runs at the end of its transaction, and doing both in one transaction would take run
+   * locks in two batches, out of order against another worker doing the same (a deadlock).
+   */
+  async cycle(
+    events: StepEvent[],
+    completions: Completion[],
+    claim: { workerId: string; limit: number; leaseMs: number } | null,
+  ): Promise<{ results: CompletionResult[]; claimed: ClaimedStep[] }> {
+    const wantClaim = claim !== null && claim.limit > 0;
+    if (this.store.dialect !== 'sqlite' || !wantClaim) {
+      const results = await this.flush(events, completions);
+      const claimed = wantClaim ? await this.claim(claim.workerId, claim.limit, claim.leaseMs) : [];
+      return { results, claimed };
+    }
     return this.#tx(async (tx, fx) => {
-      for (const e of events) {
-        fx.events.push({ runId: e.runId, stepName: e.stepName, attempt: e.attempt, type: e.type, ts: e.ts, data: e.data });
-        if (e.type === 'llm.usage') {
-          const u = runEffect(fx, e.runId).usage;
-          u.inputTokens += Number(e.data.inputTokens ?? 0) || 0;
-          u.outputTokens += Number(e.data.outputTokens ?? 0) || 0;
-          u.calls += 1;
-        }
-      }
-      const results: CompletionResult[] = [];
-      const rows = await tx.getSteps(completions.map((c) => ({ runId: c.runId, name: c.stepName })));
-      const byKey = new Map(rows.map((r) => [`${r.runId}\u0000${r.name}`, r]));
-      for (const c of completions) {
-        const step = byKey.get(`${c.runId}\u0000${c.stepName}`);
-        if (!step || step.status !== 'running' || step.leaseToken !== c.token || step.attempts !== c.attempt) {
-          results.push({ applied: false });
-          continue;
-        }
-        await this.#complete(tx, fx, step, c);
-        results.push({ applied: true });
-      }
-      return results;
+      const results = await this.#flushIn(tx, fx, events, completions);
+      const claimed = await this.#claimIn(tx, fx, claim.workerId, claim.limit, claim.leaseMs);
+      return { results, claimed };
     });
   }
 
-  async #complete(tx: Tx, fx: TxEffects, step: StepRow, c: Completion): Promise<void> {
-    await tx.finishAttempts([
-      {
+  async #flushIn(tx: Tx, fx: TxEffects, events: StepEvent[], completions: Completion[]): Promise<CompletionResult[]> {
+    for (const e of events) {
+      fx.events.push({ runId: e.runId, stepName: e.stepName, attempt: e.attempt, type: e.type, ts: e.ts, data: e.data });
+      if (e.type === 'llm.usage') {
+        const u = runEffect(fx, e.runId).usage;
+        u.inputTokens += Number(e.data.inputTokens ?? 0) || 0;
+        u.outputTokens += Number(e.data.outputTokens ?? 0) || 0;
+        u.calls += 1;
+      }
+    }
+    if (completions.length === 0) return [];
+    const rows = await tx.getSteps(completions.map((c) => ({ runId: c.runId, name: c.stepName })));
+    const byKey = new Map(rows.map((r) => [`${r.runId}\u0000${r.name}`, r]));
+    const valid: Array<{ step: StepRow; c: Completion }> = [];
+    const results = completions.map((c): CompletionResult => {
+      const key = `${c.runId}\u0000${c.stepName}`;
+      const step = byKey.get(key);
+      if (!step || step.status !== 'running' || step.leaseToken !== c.token || step.attempts !== c.attempt) return { applied: false };
+      // A step appears at most once in a batch (a second result for one lease is discarded).
+      byKey.delete(key);
+      valid.push({ step, c });
+      return { applied: true };
+    });
+    await this.#complete(tx, fx, valid);
+    return results;
+  }
+
+  /**
+   * Records what a batch of attempts did: the attempts end, hang reports and artifacts are written,
+   * and each step finishes or is queued for a retry — each kind of write once for the whole batch.
+   */
+  async #complete(tx: Tx, fx: TxEffects, items: ReadonlyArray<{ step: StepRow; c: Completion }>): Promise<void> {
+    if (items.length === 0) return;
+    await tx.finishAttempts(
+      items.map(({ c }) => ({
         runId: c.runId,
         stepName: c.stepName,
         attempt: c.attempt,
@@ -229,70 +283,74 @@ export class EngineCore {
         finishedAt: fx.now,
         error: c.error ?? null,
         hangReport: c.hangReport ?? null,
-      },
-    ]);
-    if (c.hangReport) {
-      fx.events.push({ runId: c.runId, stepName: c.stepName, attempt: c.attempt, type: 'step.hang_report', ts: fx.now, data: c.hangReport });
+      })),
+    );
+    for (const { c } of items) {
+      if (c.hangReport) fx.events.push({ runId: c.runId, stepName: c.stepName, attempt: c.attempt, type: 'step.hang_report', ts: fx.now, data: c.hangReport });
     }
-    if (c.outcome === 'succeeded' && c.artifacts.length > 0) {
-      await tx.insertArtifacts(c.artifacts);
-      for (const a of c.artifacts) {
+    const artifacts = items.flatMap(({ c }) => (c.outcome === 'succeeded' ? c.artifacts : []));
+    if (artifacts.length > 0) {
+      await tx.insertArtifacts(artifacts);
+      for (const a of artifacts) {
         fx.events.push({
-          runId: c.runId,
-          stepName: c.stepName,
-          attempt: c.attempt,
+          runId: a.runId,
+          stepName: a.stepName,
+          attempt: a.attempt,
           type: 'artifact.created',
           ts: fx.now,
           data: { id: a.id, name: a.name, mime: a.mime, size: a.content.byteLength },
         });
       }
     }
-    if (c.outcome === 'succeeded') {
-      await finishStep(tx, fx, step, 'succeeded', { outputs: c.outputs ?? null, from: ['running'], token: c.token });
-      return;
+    const finishes: FinishItem[] = [];
+    const retries: RetryItem[] = [];
+    for (const { step, c } of items) {
+      if (c.outcome === 'succeeded') {
+        finishes.push({ step, status: 'succeeded', opts: { outputs: c.outputs ?? null, from: ['running'], token: c.token } });
+        continue;
+      }
+      if (c.outcome === 'cancelled' || step.cancelRequested) {
+        finishes.push({ step, status: 'cancelled', opts: { error: c.error ?? null, from: ['running'], token: c.token } });
+        continue;
+      }
+      const tries = step.attempts - step.lostAttempts;
+      const retryable = c.outcome === 'timed_out' || c.error?.retryable !== false;
+      if (retryable && tries <= step.retries.max) {
+        retries.push({ step, token: c.token, delayMs: backoffDelay(step.retries, tries), error: c.error ?? null, extra: {} });
+        continue;
+      }
+      finishes.push({ step, status: c.outcome, opts: { error: c.error ?? null, from: ['running'], token: c.token } });
     }
-    if (c.outcome === 'cancelled' || step.cancelRequested) {
-      await finishStep(tx, fx, step, 'cancelled', { error: c.error ?? null, from: ['running'], token: c.token });
-      return;
-    }
-    const tries = step.attempts - step.lostAttempts;
-    const retryable = c.outcome === 'timed_out' || c.error?.retryable !== false;
-    if (retryable && tries <= step.retries.max) {
-      await this.#retry(tx, fx, step, c.token, backoffDelay(step.retries, tries), c.error ?? null, {});
-      return;
-    }
-    await finishStep(tx, fx, step, c.outcome, { error: c.error ?? null, from: ['running'], token: c.token });
+    await finishSteps(tx, fx, finishes);
+    await this.#retry(tx, fx, retries);
   }
 
-  async #retry(
-    tx: Tx,
-    fx: TxEffects,
-    step: StepRow,
-    token: string,
-    delayMs: number,
-    error: SerializedError | null,
-    extra: { lostAttempts?: number },
-  ): Promise<boolean> {
-    const [ok] = await tx.updateSteps([
-      guarded({
+  /** running -> queued for another attempt after `delayMs`, for each step still holding `token`. */
+  async #retry(tx: Tx, fx: TxEffects, items: readonly RetryItem[]): Promise<void> {
+    if (items.length === 0) return;
+    const oks = await tx.updateSteps(
+      items.map(({ step, token, delayMs, error, extra }) =>
+        guarded({
+          runId: step.runId,
+          name: step.name,
+          expectStatus: ['running'],
+          expectToken: token,
+          patch: { status: 'queued', readyAt: fx.now + delayMs, leaseToken: null, leaseExpiresAt: null, workerId: null, error, ...extra },
+        }),
+      ),
+    );
+    for (const [i, { step, delayMs, error }] of items.entries()) {
+      if (oks[i] !== true) continue;
+      fx.queued++;
+      fx.events.push({
         runId: step.runId,
-        name: step.name,
-        expectStatus: ['running'],
-        expectToken: token,
-        patch: { status: 'queued', readyAt: fx.now + delayMs, leaseToken: null, leaseExpiresAt: null, workerId: null, error, ...extra },
-      }),
-    ]);
-    if (!ok) return false;
-    fx.queued++;
-    fx.events.push({
-      runId: step.runId,
-      stepName: step.name,
-      attempt: step.attempts,
-      type: 'step.retrying',
-      ts: fx.now,
-      data: { nextAttempt: step.attempts + 1, delayMs, error },
-    });
-    return true;
+        stepName: step.name,
+        attempt: step.attempts,
+        type: 'step.retrying',
+        ts: fx.now,
+        data: { nextAttempt: step.attempts + 1, delayMs, error },
+      });
+    }
   }
 
   /**
@@ -311,39 +369,59 @@ export class EngineCore {
     const workers = new Map((await this.store.listWorkers()).map((w) => [w.id, w]));
     return this.#tx(async (tx, fx) => {
       const rows = await tx.expiredLeases(fx.now, limit);
-      for (const step of rows) {
-        const token = step.leaseToken as string;
-        const error: SerializedError = {
-          code: 'WORKER_LOST',
-          message: `lease expired: worker ${step.workerId ?? '?'} stopped renewing it (crashed, was killed, or its event loop is blocked)`,
-          retryable: true,
-          data: { workerId: step.workerId, leaseExpiresAt: step.leaseExpiresAt },
-        };
-        const hangReport = lostAttemptReport({
-          runId: step.runId,
-          stepName: step.name,
-          attempt: step.attempts,
-          tool: step.tool,
-          timeoutMs: step.timeoutMs,
-          startedAt: step.startedAt,
-          workerId: step.workerId,
-          leaseExpiresAt: step.leaseExpiresAt,
-          worker: step.workerId ? (workers.get(step.workerId) ?? null) : null,
-          now: fx.now,
-        }) as unknown as Record<string, unknown>;
-        await tx.finishAttempts([{ runId: step.runId, stepName: step.name, attempt: step.attempts, status: 'lost', finishedAt: fx.now, error, hangReport }]);
-        fx.events.push({ runId: step.runId, stepName: step.name, attempt: step.attempts, type: 'step.hang_report', ts: fx.now, data: hangReport });
-        const lost = step.lostAttempts + 1;
-        if (step.cancelRequested) {
-          await finishStep(tx, fx, step, 'cancelled', { error, from: ['running'], token, lostAttempts: lost });
-        } else if (lost <= MAX_LOST_RETRIES + step.retries.max) {
-          await this.#retry(tx, fx, step, token, 0, error, { lostAttempts: lost });
-        } else {
-          await finishStep(tx, fx, step, 'failed', { error, from: ['running'], token, lostAttempts: lost });
-        }
-      }
+      await this.#lose(
+        tx,
+        fx,
+        rows.map((step) => ({
+          step,
+          token: step.leaseToken as string,
+          spared: false,
+          error: {
+            code: 'WORKER_LOST',
+            message: `lease expired: worker ${step.workerId ?? '?'} stopped renewing it (crashed, was killed, or its event loop is blocked)`,
+            retryable: true,
+            data: { workerId: step.workerId, leaseExpiresAt: step.leaseExpiresAt },
+          },
+          report: lostAttemptReport({
+            runId: step.runId,
+            stepName: step.name,
+            attempt: step.attempts,
+            tool: step.tool,
+            timeoutMs: step.timeoutMs,
+            startedAt: step.startedAt,
+            workerId: step.workerId,
+            leaseExpiresAt: step.leaseExpiresAt,
+            worker: step.workerId ? (workers.get(step.workerId) ?? null) : null,
+            now: fx.now,
+          }),
+        })),
+      );
       return rows.length;
     });
+  }
+
+  /**
+   * Attempts whose worker is gone (lease expired, process died, shut down) end as `lost`; each step
+   * is queued again at once while its lost-attempt budget (MAX_LOST_RETRIES + retries.max) lasts,
+   * or always when `spared`; otherwise it fails. A step of a cancelled run is cancelled instead.
+   * `lostAttempts` counts every lost attempt: `attempts - lostAttempts` is the step's tries.
+   */
+  async #lose(tx: Tx, fx: TxEffects, items: readonly LostItem[]): Promise<void> {
+    if (items.length === 0) return;
+    await tx.finishAttempts(
+      items.map(({ step, error, report }) => ({ runId: step.runId, stepName: step.name, attempt: step.attempts, status: 'lost', finishedAt: fx.now, error, hangReport: report })),
+    );
+    const finishes: FinishItem[] = [];
+    const retries: RetryItem[] = [];
+    for (const { step, token, error, report, spared } of items) {
+      if (report) fx.events.push({ runId: step.runId, stepName: step.name, attempt: step.attempts, type: 'step.hang_report', ts: fx.now, data: report });
+      const lost = step.lostAttempts + 1;
+      if (step.cancelRequested) finishes.push({ step, status: 'cancelled', opts: { error, from: ['running'], token, lostAttempts: lost } });
+      else if (spared || lost <= MAX_LOST_RETRIES + step.retries.max) retries.push({ step, token, delayMs: 0, error, extra: { lostAttempts: lost } });
+      else finishes.push({ step, status: 'failed', opts: { error, from: ['running'], token, lostAttempts: lost } });
+    }
+    await finishSteps(tx, fx, finishes);
+    await this.#retry(tx, fx, retries);
   }
 
   /**
@@ -357,38 +435,26 @@ export class EngineCore {
     if (workerIds.length === 0) return [];
     return this.#tx(async (tx, fx) => {
       const out: LostAttempt[] = [];
+      const lost: LostItem[] = [];
+      const culprits: Array<{ step: StepRow; c: Completion }> = [];
       for (const step of await tx.runningByWorkers(workerIds)) {
         const token = step.leaseToken as string;
         const c = o.culprit;
         const isCulprit = c !== undefined && c.runId === step.runId && c.stepName === step.name && c.attempt === step.attempts;
         const { error, report, spared } = o.describe(step, isCulprit);
         if (isCulprit) {
-          await this.#complete(tx, fx, step, {
-            runId: step.runId,
-            stepName: step.name,
-            attempt: step.attempts,
-            token,
-            outcome: c.outcome,
-            error,
-            artifacts: [],
-            hangReport: report,
+          culprits.push({
+            step,
+            c: { runId: step.runId, stepName: step.name, attempt: step.attempts, token, outcome: c.outcome, error, artifacts: [], hangReport: report },
           });
           out.push({ runId: step.runId, stepName: step.name, attempt: step.attempts, status: c.outcome });
           continue;
         }
-        await tx.finishAttempts([{ runId: step.runId, stepName: step.name, attempt: step.attempts, status: 'lost', finishedAt: fx.now, error, hangReport: report }]);
-        if (report) fx.events.push({ runId: step.runId, stepName: step.name, attempt: step.attempts, type: 'step.hang_report', ts: fx.now, data: report });
+        lost.push({ step, token, error, report, spared: spared === true });
         out.push({ runId: step.runId, stepName: step.name, attempt: step.attempts, status: 'lost' });
-        const lost = step.lostAttempts + 1;
-        if (step.cancelRequested) {
-          await finishStep(tx, fx, step, 'cancelled', { error, from: ['running'], token, lostAttempts: lost });
-        } else if (spared === true || lost <= MAX_LOST_RETRIES + step.retries.max) {
-          // lostAttempts still counts a spared attempt: `attempts - lostAttempts` is the step's tries.
-          await this.#retry(tx, fx, step, token, 0, error, { lostAttempts: lost });
-        } else {
-          await finishStep(tx, fx, step, 'failed', { error, from: ['running'], token, lostAttempts: lost });
-        }
       }
+      await this.#complete(tx, fx, culprits);
+      await this.#lose(tx, fx, lost);
       return out;
     });
   }
@@ -401,14 +467,11 @@ export class EngineCore {
     if (items.length === 0) return;
     await this.#tx(async (tx, fx) => {
       const error: SerializedError = { code: 'WORKER_SHUTDOWN', message: 'the worker shut down; the step was handed back', retryable: true };
-      for (const step of await tx.getSteps(items.map((i) => ({ runId: i.runId, name: i.stepName })))) {
-        const item = items.find((i) => i.runId === step.runId && i.stepName === step.name);
-        if (!item || step.status !== 'running' || step.leaseToken !== item.token) continue;
-        await tx.finishAttempts([{ runId: step.runId, stepName: step.name, attempt: step.attempts, status: 'lost', finishedAt: fx.now, error }]);
-        if (step.cancelRequested) await finishStep(tx, fx, step, 'cancelled', { error, from: ['running'], token: item.token });
-        // Counted as lost (its own budget), not as one of the step's tries.
-        else await this.#retry(tx, fx, step, item.token, 0, error, { lostAttempts: step.lostAttempts + 1 });
-      }
+      const tokens = new Map(items.map((i) => [`${i.runId}\u0000${i.stepName}`, i.token]));
+      const rows = await tx.getSteps(items.map((i) => ({ runId: i.runId, name: i.stepName })));
+      const mine = rows.filter((step) => step.status === 'running' && step.leaseToken === tokens.get(`${step.runId}\u0000${step.name}`));
+      // Counted as lost (its own budget), not as one of the step's tries; never fails the step.
+      await this.#lose(tx, fx, mine.map((step) => ({ step, token: step.leaseToken as string, error, report: null, spared: true })));
     });
   }
 

@@ -145,6 +145,13 @@ export interface RunDelta {
   usage?: UsageTotals;
   /** Move the run from queued to running at this time, if it is still queued. */
   startAt?: number;
+  /**
+   * When this delta brings the run's finished steps to its total and the run is still queued or
+   * running, finish it in the same write at this time (cancelled if cancel was requested, failed if
+   * a step did not succeed, else succeeded), reserving one more seq, the block's last, for its
+   * `run.finished` (see RunProgress.finished).
+   */
+  finishAt?: number;
 }
 
 export interface RunProgress {
@@ -159,6 +166,8 @@ export interface RunProgress {
   firstSeq: number;
   /** Whether this call started the run (the block's first seq is then for run.started). */
   started: boolean;
+  /** Set when this call finished the run (RunDelta.finishAt): its final status and the seq of `run.finished`. */
+  finished?: { status: 'succeeded' | 'failed' | 'cancelled'; from: 'queued' | 'running'; seq: number };
 }
 
 /** A run row plus internals. */
@@ -193,8 +202,6 @@ export interface Tx {
    * strictly increasing under concurrent writers.
    */
   advanceRun(runId: string, delta: RunDelta): Promise<RunProgress>;
-  /** queued|running -> status, reserving the run's last seq (for `run.finished`); null if not. */
-  finishRun(runId: string, status: 'succeeded' | 'failed' | 'cancelled', finishedAt: number): Promise<number | null>;
   insertEvents(events: Array<NewEvent & { seq: number }>): Promise<void>;
   getRun(id: string): Promise<RunRow | null>;
   /** Rows for the given (runId, name) keys; missing keys are simply absent. */

@@ -28,8 +28,14 @@ export interface WorkerOptions {
   abortGraceMs?: number;
   /** Fallback poll when no notification arrives (retries with a backoff, other processes). @default 200 */
   pollMs?: number;
-  /** Most steps claimed in one transaction. @default 512 */
+  /** Most steps claimed in one transaction. @default 256 */
   claimBatch?: number;
+  /**
+   * Most claimed steps started in one turn of the event loop; the rest start in the next turns, so a
+   * big claim (thousands of LLM calls) does not hold the loop for the time it takes to start them
+   * all. @default 32
+   */
+  startSlice?: number;
   log?: (line: string) => void;
 }
 
@@ -45,6 +51,10 @@ export class Worker {
   readonly #graceMs: number;
   readonly #pollMs: number;
   readonly #claimBatch: number;
+  readonly #startSlice: number;
+  /** Claimed steps not started yet (see startSlice). */
+  #starting: StepRun[] = [];
+  #startScheduled = false;
   readonly #log: (line: string) => void;
   readonly #inflight = new Map<string, StepRun>();
   #events: StepEvent[] = [];
@@ -72,7 +82,8 @@ export class Worker {
     this.#heartbeatMs = o.heartbeatMs ?? 1000;
     this.#graceMs = o.abortGraceMs ?? 1000;
     this.#pollMs = o.pollMs ?? 200;
-    this.#claimBatch = o.claimBatch ?? 512;
+    this.#claimBatch = o.claimBatch ?? 256;
+    this.#startSlice = Math.max(1, o.startSlice ?? 32);
     this.#log = o.log ?? (() => undefined);
   }
 
@@ -152,10 +163,14 @@ export class Worker {
       this.#events = [];
       this.#completions = [];
       this.#releases = [];
-      let results;
+      // Completions in this batch free their slots as it commits; claims made in the same pass may use them.
+      const room = this.#concurrency - (this.#inflight.size - completions.length - releases.length);
+      const want = this.#state === 'running' && this.#wantClaim && room > 0 ? Math.min(room, this.#claimBatch) : 0;
+      let out;
       try {
-        results = await this.#core.flush(events, completions);
+        // Releases first (their own transaction, rare): what they hand back may be claimed below.
         if (releases.length > 0) await this.#core.release(releases.map((r) => ({ runId: r.claim.runId, stepName: r.claim.stepName, token: r.claim.token, attempt: r.claim.attempt })));
+        out = await this.#core.cycle(events, completions, want > 0 ? { workerId: this.id, limit: want, leaseMs: this.#leaseMs } : null);
       } catch (err) {
         // Put the batch back in front so nothing is lost and order is kept.
         this.#events = events.concat(this.#events);
@@ -163,22 +178,16 @@ export class Worker {
         this.#releases = releases.concat(this.#releases);
         throw err;
       }
+      const { results, claimed } = out;
       for (const [i, c] of completions.entries()) {
         this.#inflight.delete(c.token);
         if (results[i]?.applied) this.stats.completed++;
         else this.stats.discarded++;
       }
       for (const r of releases) this.#inflight.delete(r.claim.token);
-
-      let claimed: ClaimedStep[] = [];
-      const free = this.#concurrency - this.#inflight.size;
-      if (this.#state === 'running' && this.#wantClaim && free > 0) {
-        const want = Math.min(free, this.#claimBatch);
-        claimed = await this.#core.claim(this.id, want, this.#leaseMs);
-        if (claimed.length < want) this.#wantClaim = false;
-        this.stats.claimed += claimed.length;
-        for (const c of claimed) this.#startStep(c);
-      }
+      if (want > 0 && claimed.length < want) this.#wantClaim = false;
+      this.stats.claimed += claimed.length;
+      for (const c of claimed) this.#startStep(c);
       if (claimed.length === 0 && this.#events.length === 0 && this.#completions.length === 0 && this.#releases.length === 0) return;
     }
   }
@@ -189,13 +198,26 @@ export class Worker {
       this.#kick();
     });
     this.#inflight.set(claim.token, run);
-    // The tool starts in a macrotask of its own, never in the microtasks of the claim's transaction
+    this.#starting.push(run);
+    if (this.#startScheduled) return;
+    this.#startScheduled = true;
+    // Tools start in a macrotask of their own, never in the microtasks of the claim's transaction
     // pass: on SQLite a store transaction stays open across the microtasks of its awaits, and a tool
     // that blocked the loop there would hold the database's write lock (every other process waits).
-    setImmediate(() => {
-      if (this.#abandoned) return;
-      void run.execute(this.#tools, this.#graceMs).then((result) => this.#finished(run, result));
-    });
+    setImmediate(() => this.#startSome());
+  }
+
+  /** Starts up to `startSlice` claimed steps, and schedules the rest for the next turn of the loop. */
+  #startSome(): void {
+    this.#startScheduled = false;
+    if (this.#abandoned) return;
+    const slice = this.#starting.length <= this.#startSlice ? this.#starting : this.#starting.slice(0, this.#startSlice);
+    this.#starting = slice === this.#starting ? [] : this.#starting.slice(this.#startSlice);
+    for (const run of slice) void run.execute(this.#tools, this.#graceMs).then((result) => this.#finished(run, result));
+    if (this.#starting.length > 0) {
+      this.#startScheduled = true;
+      setImmediate(() => this.#startSome());
+    }
   }
 
   #finished(run: StepRun, result: AttemptResult): void {
@@ -310,6 +332,7 @@ export class Worker {
     this.#unsubscribe?.();
     this.#loop?.disable();
     for (const r of this.#inflight.values()) r.abort('shutdown');
+    this.#starting = [];
     this.#events = [];
     this.#completions = [];
     this.#releases = [];

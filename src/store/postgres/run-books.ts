@@ -1,15 +1,16 @@
 /**
- * A transaction's run bookkeeping (advanceRun / finishRun), locked once and written once.
+ * A transaction's run bookkeeping (advanceRun, which also finishes a run whose last step ended), locked
+ * once and written once.
  *
- * The engine settles each run of a transaction with one advanceRun (and, when the run is done, a
- * finishRun) — one after the other, each awaited. On PostgreSQL that was two or three round trips
- * per run: for single-step runs, 3 of the 5 statements a step cost. Instead:
+ * The engine settles each run of a transaction with one advanceRun, one run after the other, each
+ * awaited. As plain statements that was two or three round trips per run (lock, advance, finish):
+ * for single-step runs, 3 of the 5 statements a step cost. Instead:
  * - The first advanceRun locks every run the transaction has touched so far, in one
  *   `SELECT ... ORDER BY id FOR NO KEY UPDATE` (sorted: two transactions lock their runs in the same order,
  *   so they cannot deadlock on them), and keeps the locked rows here.
- * - While a row is locked by this transaction nobody else can change it, so advanceRun and
- *   finishRun compute their results from the kept row (exactly what the UPDATE would return) and
- *   only mark it dirty.
+ * - While a row is locked by this transaction nobody else can change it, so advanceRun computes
+ *   its result (and the finish) from the kept row (exactly what the UPDATE would return) and only
+ *   marks it dirty.
  * - Dirty rows are written in one `UPDATE ... FROM unnest(...)` with their final values, merged
  *   into the transaction's insertEvents statement (which settleRuns issues right after), or on its
  *   own before any other statement and before COMMIT.
@@ -173,17 +174,16 @@ export class RunBooks {
     b.outputTokens += d.usage?.outputTokens ?? 0;
     b.llmCalls += d.usage?.calls ?? 0;
     if (started || d.events !== 0 || d.stepsDone !== 0 || d.stepsFailed !== 0 || (d.usage && d.usage.calls + d.usage.inputTokens + d.usage.outputTokens !== 0)) b.dirty = true;
-    return progress(b, firstSeq, started);
-  }
-
-  async finish(runId: string, status: 'succeeded' | 'failed' | 'cancelled', finishedAt: number): Promise<number | null> {
-    const b = await this.#book(runId);
-    if (!b || (b.status !== 'queued' && b.status !== 'running')) return null;
-    b.status = status;
-    b.finishedAt = finishedAt;
-    b.lastSeq += 1;
-    b.dirty = true;
-    return b.lastSeq;
+    const p = progress(b, firstSeq, started);
+    if (d.finishAt !== undefined && b.stepsDone >= b.stepsTotal && (b.status === 'queued' || b.status === 'running')) {
+      const from = b.status;
+      b.status = b.cancelRequested ? 'cancelled' : b.stepsFailed > 0 ? 'failed' : 'succeeded';
+      b.finishedAt = d.finishAt;
+      b.lastSeq += 1;
+      b.dirty = true;
+      p.finished = { status: b.status, from, seq: b.lastSeq };
+    }
+    return p;
   }
 
   /** The pending writes as unnest parameters ($1..$10), marking them written. */

@@ -46,6 +46,36 @@ export function setClause<P extends object>(patch: P, columns: Record<keyof P, [
   return sets.join(', ');
 }
 
+/** The patch keys `setClause` writes (those with a column), sorted: the shape of a patch. */
+export function patchKeys<P extends object>(patch: P, columns: Record<keyof P, [string, Kind, string]>): Array<keyof P> {
+  return (Object.keys(patch) as Array<keyof P>).filter((key) => columns[key] !== undefined).sort();
+}
+
+/**
+ * The SET list of a set-based UPDATE whose rows share one patch shape (`keys`): one array
+ * parameter per column, each row's value encoded as `setClause` encodes it (json as its text, null
+ * as SQL null), read from the unnest alias `u`. Returns the SET list and, in the same order, the
+ * unnest arguments (`$n::cast[]`) and their alias column names.
+ */
+export function unnestSet<P extends object>(
+  keys: ReadonlyArray<keyof P>,
+  patches: readonly P[],
+  columns: Record<keyof P, [string, Kind, string]>,
+  params: unknown[],
+): { sets: string; args: string[]; names: string[] } {
+  const sets: string[] = [];
+  const args: string[] = [];
+  const names: string[] = [];
+  for (const key of keys) {
+    const [column, kind, cast] = columns[key];
+    params.push(patches.map((p) => encode(p[key], kind)));
+    sets.push(`${column} = u.${column}`);
+    args.push(`$${params.length}::${cast}[]`);
+    names.push(column);
+  }
+  return { sets: sets.join(', '), args, names };
+}
+
 export const EVENTS_UNNEST = (n: number): string =>
   `unnest($${n}::text[], $${n + 1}::bigint[], $${n + 2}::bigint[], $${n + 3}::text[], $${n + 4}::text[], $${n + 5}::integer[], $${n + 6}::json[])`;
 

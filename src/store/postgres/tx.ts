@@ -3,13 +3,14 @@
  *
  * The engine calls these one after another, each awaited, so what costs is the number of
  * statements and of waits: every operation is one statement, set-based over its whole batch
- * (unnest arrays); inserts, whose results nobody reads, are pipelined (sent without waiting, their
- * errors reported by the next statement that is waited for); the run bookkeeping is kept in
- * run-books.ts and written once, inside the transaction's last insert. Measured on no-op runs: 2.05
- * statements per step, down from 5.05 (bench/postgres-engine.ts, cost-per-step). Concurrency rules:
+ * (unnest arrays; updateSteps: one per patch shape); inserts, whose results nobody reads, are
+ * pipelined (sent without waiting, their errors reported by the next statement that is waited
+ * for); the run bookkeeping is kept in run-books.ts and written once, inside the transaction's
+ * last insert. Measured on no-op runs: 2.05 statements per step, down from 5.05
+ * (bench/postgres-engine.ts, cost-per-step). Concurrency rules:
  * - `claimReady` picks with `FOR UPDATE SKIP LOCKED`: concurrent claimers never wait on each other
  *   and never get the same step; the lease token is minted by the database.
- * - `advanceRun`/`finishRun` lock the run row (run-books.ts: all the transaction's runs at once,
+ * - `advanceRun` locks the run row (run-books.ts: all the transaction's runs at once,
  *   in id order) and hold the lock until commit. Every transaction that writes events of a run goes
  *   through them, so the events of one run commit in the order of their seq numbers: a reader that
  *   has seen seq n never later finds a smaller one.
@@ -40,13 +41,43 @@ import type {
 } from '../store.ts';
 import { toRun, toStep } from '../sqlite/rows.ts';
 import { RunBooks } from './run-books.ts';
-import { EVENTS_UNNEST, json, RUN_COLUMNS, setClause, STEP_COLUMNS } from './sql.ts';
+import { EVENTS_UNNEST, json, patchKeys, RUN_COLUMNS, setClause, STEP_COLUMNS, unnestSet } from './sql.ts';
 
 /** A transaction-scoped advisory lock key: "one reaper at a time" (any constant unique to runwarden). */
 export const REAPER_LOCK = 0x72_77_72_65_61_70; // 'rwreap'
 
 /** Runs one statement on the transaction's connection; named so PostgreSQL plans it once per connection. */
 export type TxQuery = (sql: string, params: unknown[]) => Promise<pg.QueryResult>;
+
+const stepKey = (k: { runId: string; name: string }): string => `${k.runId}\u0000${k.name}`;
+
+/**
+ * The updates grouped by shape (same patch keys, same set of expected states, token or not), as
+ * lists of their indexes in input order, groups in order of first appearance; or null when only
+ * applying them one at a time is right:
+ * - a step listed twice (a set-based UPDATE changes a row once, and the second update must see
+ *   what the first did);
+ * - a patch giving a step a lease token: the unique index on lease_token is checked row by row,
+ *   so moving a token between steps can succeed or fail depending on the order the rows change;
+ * - a patch that writes no column (the plain UPDATE reports that error).
+ */
+function shapes(updates: StepUpdate[]): number[][] | null {
+  const seen = new Set<string>();
+  const groups = new Map<string, number[]>();
+  for (const [i, u] of updates.entries()) {
+    const key = stepKey(u);
+    if (seen.has(key)) return null;
+    seen.add(key);
+    if (u.patch.leaseToken !== undefined && u.patch.leaseToken !== null) return null;
+    const keys = patchKeys(u.patch, STEP_COLUMNS);
+    if (keys.length === 0) return null;
+    const shape = `${keys.join(',')}|${[...new Set(u.expectStatus)].sort().join(',')}|${u.expectToken !== undefined ? 't' : ''}`;
+    const members = groups.get(shape);
+    if (members) members.push(i);
+    else groups.set(shape, [i]);
+  }
+  return [...groups.values()];
+}
 
 export class PgTx implements Tx {
   readonly #send: TxQuery;
@@ -159,9 +190,7 @@ export class PgTx implements Tx {
     return this.#books.advance(runId, d);
   }
 
-  async finishRun(runId: string, status: 'succeeded' | 'failed' | 'cancelled', finishedAt: number): Promise<number | null> {
-    return this.#books.finish(runId, status, finishedAt);
-  }
+
 
   async insertEvents(events: Array<NewEvent & { seq: number }>): Promise<void> {
     const columns = [
@@ -220,22 +249,77 @@ export class PgTx implements Tx {
   }
 
   async updateSteps(updates: StepUpdate[]): Promise<boolean[]> {
-    const out: boolean[] = [];
-    // One statement each: the engine sends one update at a time, each with its own patch shape.
-    for (const u of updates) {
-      this.#touch([u.runId]);
-      const params: unknown[] = [];
-      const sets = setClause(u.patch, STEP_COLUMNS, params);
-      params.push(u.runId, u.name, u.expectStatus);
-      const n = params.length;
-      let sql = `UPDATE steps SET ${sets} WHERE run_id = $${n - 2} AND name = $${n - 1} AND status = ANY($${n}::text[])`;
-      if (u.expectToken !== undefined) {
-        params.push(u.expectToken);
-        sql += ` AND lease_token = $${params.length}`;
+    if (updates.length === 0) return [];
+    this.#touch(updates.map((u) => u.runId));
+    const groups = updates.length > 1 ? shapes(updates) : null;
+    if (!groups) {
+      // One update, or a batch only applying them one after another gets right.
+      const out: boolean[] = [];
+      for (const u of updates) out.push(await this.#updateStep(u));
+      return out;
+    }
+    // One statement per shape, in sequence: the rows are distinct, so the order between the
+    // groups changes nothing, and each group's result is needed anyway.
+    const out = updates.map(() => false);
+    for (const members of groups) {
+      const [only] = members;
+      if (members.length === 1 && only !== undefined) {
+        out[only] = await this.#updateStep(updates[only] as StepUpdate);
+        continue;
       }
-      out.push((await this.#q(sql, params)).rowCount === 1);
+      const applied = await this.#updateGroup(members.map((i) => updates[i] as StepUpdate));
+      for (const i of members) out[i] = applied.has(stepKey(updates[i] as StepUpdate));
     }
     return out;
+  }
+
+  /** One update as a plain UPDATE (for a single row, cheaper than the unnest join). */
+  async #updateStep(u: StepUpdate): Promise<boolean> {
+    const params: unknown[] = [];
+    const sets = setClause(u.patch, STEP_COLUMNS, params);
+    params.push(u.runId, u.name, u.expectStatus);
+    const n = params.length;
+    let sql = `UPDATE steps SET ${sets} WHERE run_id = $${n - 2} AND name = $${n - 1} AND status = ANY($${n}::text[])`;
+    if (u.expectToken !== undefined) {
+      params.push(u.expectToken);
+      sql += ` AND lease_token = $${params.length}`;
+    }
+    return (await this.#q(sql, params)).rowCount === 1;
+  }
+
+  /**
+   * Updates of distinct steps sharing one shape (patch keys, expected states, token or not), in
+   * one `UPDATE ... FROM unnest(...)`; returns the keys of the steps it changed. The rows go in
+   * key order: two such statements lock the steps they share in the same order when the join
+   * follows the arrays (the plan for batches this size: a nested loop over the primary key).
+   */
+  async #updateGroup(group: StepUpdate[]): Promise<Set<string>> {
+    const rows = [...group].sort((a, b) => (a.runId < b.runId ? -1 : a.runId > b.runId ? 1 : a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    const [first] = rows;
+    if (!first) return new Set();
+    const withToken = first.expectToken !== undefined;
+    const params: unknown[] = [rows.map((u) => u.runId), rows.map((u) => u.name), first.expectStatus];
+    const args = ['$1::text[]', '$2::text[]'];
+    const names = ['run_id', 'name'];
+    if (withToken) {
+      params.push(rows.map((u) => u.expectToken));
+      args.push(`$${params.length}::text[]`);
+      names.push('token');
+    }
+    const set = unnestSet(
+      patchKeys(first.patch, STEP_COLUMNS),
+      rows.map((u) => u.patch),
+      STEP_COLUMNS,
+      params,
+    );
+    const res = await this.#q(
+      `UPDATE steps s SET ${set.sets}
+       FROM unnest(${[...args, ...set.args].join(', ')}) AS u(${[...names, ...set.names].join(', ')})
+       WHERE s.run_id = u.run_id AND s.name = u.name AND s.status = ANY($3::text[])${withToken ? ' AND s.lease_token = u.token' : ''}
+       RETURNING s.run_id, s.name`,
+      params,
+    );
+    return new Set((res.rows as Array<{ run_id: string; name: string }>).map((r) => stepKey({ runId: r.run_id, name: r.name })));
   }
 
   async updateRun(id: string, expectStatus: readonly RunState[], patch: RunPatch): Promise<boolean> {

@@ -68,6 +68,18 @@ const COUNTERS =
   'steps_done = steps_done + ?, steps_failed = steps_failed + ?, input_tokens = input_tokens + ?, output_tokens = output_tokens + ?, llm_calls = llm_calls + ?';
 const PROGRESS = 'status, steps_done, steps_total, steps_failed, cancel_requested, created_at, input_tokens, output_tokens, llm_calls, last_seq';
 
+/** "This delta ends the run's last step" (on the row before the update; see advanceRun). */
+const ENDS = "($fin = 1 AND status IN ('queued', 'running') AND steps_done < steps_total AND steps_done + $done >= steps_total)";
+const ADVANCE = `UPDATE runs SET
+    last_seq = last_seq + $events + (CASE WHEN ${ENDS} THEN 1 ELSE 0 END),
+    status = CASE WHEN ${ENDS} THEN (CASE WHEN cancel_requested = 1 THEN 'cancelled' WHEN steps_failed + $failed > 0 THEN 'failed' ELSE 'succeeded' END) ELSE status END,
+    finished_at = CASE WHEN ${ENDS} THEN $at ELSE finished_at END,
+    steps_done = steps_done + $done, steps_failed = steps_failed + $failed,
+    input_tokens = input_tokens + $input, output_tokens = output_tokens + $output, llm_calls = llm_calls + $calls
+  WHERE id = $id
+  RETURNING ${PROGRESS}, started_at,
+    ($fin = 1 AND status IN ('succeeded', 'failed', 'cancelled') AND steps_done - $done < steps_total AND steps_done >= steps_total) AS finished_now`;
+
 function progress(r: Record<string, unknown>, reserved: number, started: boolean): RunProgress {
   return {
     status: r.status as RunState,
@@ -123,25 +135,45 @@ export class SqliteTx implements Tx {
   }
 
   async advanceRun(runId: string, d: RunDelta): Promise<RunProgress> {
-    const counters = [d.stepsDone, d.stepsFailed, d.usage?.inputTokens ?? 0, d.usage?.outputTokens ?? 0, d.usage?.calls ?? 0];
+    const usage = { inputTokens: d.usage?.inputTokens ?? 0, outputTokens: d.usage?.outputTokens ?? 0, calls: d.usage?.calls ?? 0 };
     if (d.startAt !== undefined) {
       const started = this.#s
         .stmt(`UPDATE runs SET status = 'running', started_at = ?, last_seq = last_seq + ? + 1, ${COUNTERS} WHERE id = ? AND status = 'queued' RETURNING ${PROGRESS}`)
-        .get(d.startAt, d.events, ...counters, runId) as Record<string, unknown> | undefined;
-      if (started) return progress(started, d.events + 1, true);
+        .get(d.startAt, d.events, d.stepsDone, d.stepsFailed, usage.inputTokens, usage.outputTokens, usage.calls, runId) as Record<string, unknown> | undefined;
+      if (started) {
+        const p = progress(started, d.events + 1, true);
+        // Started and done in one transaction (every step ended without running): finish it too.
+        if (d.finishAt !== undefined && p.stepsDone >= p.stepsTotal) p.finished = this.#finish(runId, p, d.finishAt);
+        return p;
+      }
     }
-    const r = this.#s.stmt(`UPDATE runs SET last_seq = last_seq + ?, ${COUNTERS} WHERE id = ? RETURNING ${PROGRESS}`).get(d.events, ...counters, runId) as
-      | Record<string, unknown>
-      | undefined;
+    // One statement advances the run and, when this delta ends its last step, finishes it. SET
+    // expressions see the row as it was, RETURNING as it is: "finished by this statement" is "was
+    // short of its total, is not any more" (a run ends exactly when its last step does).
+    const r = this.#s.stmt(ADVANCE).get({
+      id: runId,
+      events: d.events,
+      done: d.stepsDone,
+      failed: d.stepsFailed,
+      input: usage.inputTokens,
+      output: usage.outputTokens,
+      calls: usage.calls,
+      fin: d.finishAt === undefined ? 0 : 1,
+      at: d.finishAt ?? null,
+    }) as (Record<string, unknown> & { finished_now: number }) | undefined;
     if (!r) throw new Error(`advanceRun: run ${runId} does not exist`);
-    return progress(r, d.events, false);
+    const finishedNow = Number(r.finished_now) === 1;
+    const p = progress(r, d.events + (finishedNow ? 1 : 0), false);
+    if (finishedNow) p.finished = { status: r.status as 'succeeded' | 'failed' | 'cancelled', from: r.started_at === null ? 'queued' : 'running', seq: p.firstSeq + d.events };
+    return p;
   }
 
-  async finishRun(runId: string, status: 'succeeded' | 'failed' | 'cancelled', finishedAt: number): Promise<number | null> {
+  #finish(runId: string, p: RunProgress, finishedAt: number): RunProgress['finished'] {
+    const status = p.cancelRequested ? 'cancelled' : p.stepsFailed > 0 ? 'failed' : 'succeeded';
     const r = this.#s
       .stmt("UPDATE runs SET status = ?, finished_at = ?, last_seq = last_seq + 1 WHERE id = ? AND status IN ('queued', 'running') RETURNING last_seq")
       .get(status, finishedAt, runId) as { last_seq: number } | undefined;
-    return r ? Number(r.last_seq) : null;
+    return r ? { status, from: 'running', seq: Number(r.last_seq) } : undefined;
   }
 
   async insertEvents(events: Array<NewEvent & { seq: number }>): Promise<void> {
