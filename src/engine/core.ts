@@ -93,6 +93,16 @@ export interface LostAttempt {
   status: 'lost' | 'failed' | 'timed_out';
 }
 
+/** A cycle whose claim failed after its flush committed: `results` are the flush's. */
+export class CycleError extends Error {
+  readonly results: CompletionResult[];
+
+  constructor(cause: unknown, results: CompletionResult[]) {
+    super(`claim failed: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+    this.results = results;
+  }
+}
+
 export class EngineCore {
   readonly store: Store;
   readonly #now: () => number;
@@ -217,28 +227,39 @@ export class EngineCore {
   }
 
   /**
-   * A worker's pass: flush its events and results, then claim up to `claim.limit` ready steps. On
-   * SQLite both share one transaction (one commit; steps the results just released are claimed at
-   * once). On PostgreSQL they stay two: a claim locks the claimed steps' runs while the flush locks
-   * its own runs at the end of its transaction, and doing both in one transaction would take run
-   * locks in two batches, out of order against another worker doing the same (a deadlock).
+   * A worker's pass: flush its events and results, then claim up to `claim.limit` ready steps.
+   * - SQLite: both share one transaction (one commit; steps the results just released are claimed
+   *   at once).
+   * - PostgreSQL: two transactions on two connections, sent together, so the server works on both
+   *   at once instead of one after the other. They cannot deadlock: the claim waits on no row
+   *   another transaction holds (it skips locked steps; it locks the runs of the steps it picked,
+   *   which no transaction holding one of them waits for in turn). One transaction would take run
+   *   locks in two batches (the claim's, then the flush's) out of order against another worker.
+   * Either part may fail alone: `flushError` then says the results were not written (the caller
+   * sends them again); a failed claim throws after the flush committed (its results are in
+   * `CycleError.results`).
    */
   async cycle(
     events: StepEvent[],
     completions: Completion[],
     claim: { workerId: string; limit: number; leaseMs: number } | null,
-  ): Promise<{ results: CompletionResult[]; claimed: ClaimedStep[] }> {
+  ): Promise<{ results: CompletionResult[]; claimed: ClaimedStep[]; flushError?: unknown }> {
     const wantClaim = claim !== null && claim.limit > 0;
-    if (this.store.dialect !== 'sqlite' || !wantClaim) {
-      const results = await this.flush(events, completions);
-      const claimed = wantClaim ? await this.claim(claim.workerId, claim.limit, claim.leaseMs) : [];
-      return { results, claimed };
+    if (!wantClaim) return { results: await this.flush(events, completions), claimed: [] };
+    if (this.store.dialect === 'sqlite') {
+      return this.#tx(async (tx, fx) => {
+        const results = await this.#flushIn(tx, fx, events, completions);
+        const claimed = await this.#claimIn(tx, fx, claim.workerId, claim.limit, claim.leaseMs);
+        return { results, claimed };
+      });
     }
-    return this.#tx(async (tx, fx) => {
-      const results = await this.#flushIn(tx, fx, events, completions);
-      const claimed = await this.#claimIn(tx, fx, claim.workerId, claim.limit, claim.leaseMs);
-      return { results, claimed };
-    });
+    const [flushed, claimedOrNot] = await Promise.allSettled([this.flush(events, completions), this.claim(claim.workerId, claim.limit, claim.leaseMs)]);
+    if (claimedOrNot.status === 'rejected') {
+      if (flushed.status === 'fulfilled') throw new CycleError(claimedOrNot.reason, flushed.value);
+      throw claimedOrNot.reason as Error;
+    }
+    if (flushed.status === 'rejected') return { results: [], claimed: claimedOrNot.value, flushError: flushed.reason };
+    return { results: flushed.value, claimed: claimedOrNot.value };
   }
 
   async #flushIn(tx: Tx, fx: TxEffects, events: StepEvent[], completions: Completion[]): Promise<CompletionResult[]> {

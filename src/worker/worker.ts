@@ -7,7 +7,7 @@ import { hostname } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 
 type IntervalHistogram = ReturnType<typeof monitorEventLoopDelay>;
-import type { ClaimedStep, Completion, EngineCore, StepEvent } from '../engine/core.ts';
+import { CycleError, type ClaimedStep, type Completion, type CompletionResult, type EngineCore, type StepEvent } from '../engine/core.ts';
 import { newWorkerId } from '../engine/ids.ts';
 import type { StoreNotification } from '../store/store.ts';
 import type { ToolRegistry } from '../tools/registry.ts';
@@ -166,30 +166,46 @@ export class Worker {
       // Completions in this batch free their slots as it commits; claims made in the same pass may use them.
       const room = this.#concurrency - (this.#inflight.size - completions.length - releases.length);
       const want = this.#state === 'running' && this.#wantClaim && room > 0 ? Math.min(room, this.#claimBatch) : 0;
-      let out;
+      let out: { results: CompletionResult[]; claimed: ClaimedStep[]; flushError?: unknown };
+      let claimError: unknown;
       try {
         // Releases first (their own transaction, rare): what they hand back may be claimed below.
         if (releases.length > 0) await this.#core.release(releases.map((r) => ({ runId: r.claim.runId, stepName: r.claim.stepName, token: r.claim.token, attempt: r.claim.attempt })));
         out = await this.#core.cycle(events, completions, want > 0 ? { workerId: this.id, limit: want, leaseMs: this.#leaseMs } : null);
       } catch (err) {
-        // Put the batch back in front so nothing is lost and order is kept.
-        this.#events = events.concat(this.#events);
-        this.#completions = completions.concat(this.#completions);
-        this.#releases = releases.concat(this.#releases);
-        throw err;
+        if (!(err instanceof CycleError)) {
+          // Put the batch back in front so nothing is lost and order is kept.
+          this.#requeue(events, completions, releases);
+          throw err;
+        }
+        // The results were written; only the claim failed (reported below, after the bookkeeping).
+        out = { results: err.results, claimed: [] };
+        claimError = err;
       }
       const { results, claimed } = out;
-      for (const [i, c] of completions.entries()) {
-        this.#inflight.delete(c.token);
-        if (results[i]?.applied) this.stats.completed++;
-        else this.stats.discarded++;
+      if (out.flushError !== undefined) this.#requeue(events, completions, []);
+      else {
+        for (const [i, c] of completions.entries()) {
+          this.#inflight.delete(c.token);
+          if (results[i]?.applied) this.stats.completed++;
+          else this.stats.discarded++;
+        }
       }
       for (const r of releases) this.#inflight.delete(r.claim.token);
       if (want > 0 && claimed.length < want) this.#wantClaim = false;
       this.stats.claimed += claimed.length;
       for (const c of claimed) this.#startStep(c);
+      if (out.flushError !== undefined) throw out.flushError as Error;
+      if (claimError !== undefined) throw claimError as Error;
       if (claimed.length === 0 && this.#events.length === 0 && this.#completions.length === 0 && this.#releases.length === 0) return;
     }
+  }
+
+  /** Puts an unwritten batch back in front, so nothing is lost and order is kept. */
+  #requeue(events: StepEvent[], completions: Completion[], releases: StepRun[]): void {
+    this.#events = events.concat(this.#events);
+    this.#completions = completions.concat(this.#completions);
+    this.#releases = releases.concat(this.#releases);
   }
 
   #startStep(claim: ClaimedStep): void {
