@@ -2,7 +2,9 @@
  * Issue 3's measure: 2,000 concurrent `llm` steps on one worker against the lab's healthy mode with
  * 2 s latency (event-loop delay p99 and memory per in-flight step), and the engine's overhead per
  * LLM call against a bare fetch to the same lab.
- * Run: node bench/llm-concurrency.ts [--steps 2000] [--latency 2000]
+ * Run: node --expose-gc bench/llm-concurrency.ts [--steps 2000] [--latency 2000] [--json]
+ * (`--json`: the rows as one JSON array on stdout). `npm run bench` runs it that way in a child
+ * process (`llmConcurrencyIsolated`), so that its heap holds nothing else of the bench.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,6 +17,8 @@ import { ProviderRegistry } from '../src/llm/index.ts';
 import { SqliteStore } from '../src/store/sqlite/index.ts';
 import { buildTools } from '../src/tools/build.ts';
 import { Worker } from '../src/worker/worker.ts';
+import { runNode } from './peers/common.ts';
+import type { BenchResult } from './report.ts';
 import type { Result } from './sqlite-engine.ts';
 
 async function waitUntil(check: () => Promise<boolean>, timeoutMs: number, everyMs = 50): Promise<void> {
@@ -112,7 +116,33 @@ export async function llmConcurrency(steps = 2000, latencyMs = 2000): Promise<Re
   }
 }
 
+/**
+ * The `npm run bench` stage: this file in a child process with `--expose-gc` (memory measured after
+ * a GC, in a heap of its own), its rows turned into the table's: loop delay p99, heap and RSS per
+ * in-flight step, and the engine's overhead per LLM call over a bare fetch.
+ */
+export async function llmConcurrencyIsolated(steps = 2000, latencyMs = 2000, timeoutMs = 240_000): Promise<BenchResult[]> {
+  const out = await runNode(['--expose-gc', import.meta.filename, '--json', '--steps', String(steps), '--latency', String(latencyMs)], timeoutMs, 'bench/llm-concurrency.ts');
+  const rows = JSON.parse(out.trim().split('\n').at(-1) ?? '[]') as Result[];
+  const v = (metric: string): number => {
+    const r = rows.find((x) => x.metric === metric);
+    if (!r) throw new Error(`bench: llm-concurrency reported no ${metric}`);
+    return r.value;
+  };
+  const system = 'runwarden-sqlite';
+  const what = `${v('steps')} llm steps at once on one in-process worker (peak ${v('peak_inflight')} in flight), lab at ${latencyMs / 1000} s latency`;
+  const row = (metric: string, value: number, note: string): BenchResult => ({ system, workload: 'llm-concurrency', metric, value, note });
+  return [
+    row('loop_delay_p99_ms', v('loop_delay_p99_ms'), what),
+    row('heap_kb_per_step', v('heap_kb_per_inflight_step'), `${what}; peak heap over the idle baseline, after a GC`),
+    row('rss_kb_per_step', v('rss_kb_per_inflight_step'), `${what}; peak RSS over the idle baseline`),
+    row('overhead_ms_per_call', Math.round((v('engine_step_ms') - v('bare_fetch_ms')) * 100) / 100, `one llm step at a time ${v('engine_step_ms')} ms vs a bare fetch ${v('bare_fetch_ms')} ms, lab at 0 latency`),
+  ];
+}
+
 if (import.meta.main) {
-  const { values } = parseArgs({ options: { steps: { type: 'string', default: '2000' }, latency: { type: 'string', default: '2000' } } });
-  for (const r of await llmConcurrency(Number(values.steps), Number(values.latency))) console.log(`${r.workload.padEnd(18)} ${r.metric.padEnd(28)} ${r.value}`);
+  const { values } = parseArgs({ options: { steps: { type: 'string', default: '2000' }, latency: { type: 'string', default: '2000' }, json: { type: 'boolean', default: false } } });
+  const results = await llmConcurrency(Number(values.steps), Number(values.latency));
+  if (values.json) console.log(JSON.stringify(results));
+  else for (const r of results) console.log(`${r.workload.padEnd(18)} ${r.metric.padEnd(28)} ${r.value}`);
 }

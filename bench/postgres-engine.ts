@@ -1,16 +1,16 @@
 /**
  * runwarden on PostgreSQL, as deployed: `runwarden worker` processes against one database.
  * Workloads: no-op steps per second with 1, 2 and 4 worker processes; enqueue-to-start latency
- * with LISTEN/NOTIFY; database statements and transactions per step; and, when graphile-worker is
- * installed somewhere (GRAPHILE_WORKER_DIR=<dir with node_modules/graphile-worker>), the same no-op
- * throughput on graphile-worker, same machine, same database server.
+ * with LISTEN/NOTIFY; database statements and transactions per step; crash-recovery and hang-cut
+ * (deployment.ts, for `npm run bench`); and, when graphile-worker is installed somewhere
+ * (GRAPHILE_WORKER_DIR=<dir with node_modules/graphile-worker>), the same no-op throughput on
+ * graphile-worker, same machine, same database server.
  *
  *   node bench/postgres-engine.ts [--quick] [--json file]
  *
  * This module is also the tools module the worker processes load (`--tools bench/postgres-engine.ts`):
  * its default export is the `noop` and `mark` tools. Nothing runs on import.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { arch, cpus, platform, totalmem } from 'node:os';
@@ -23,6 +23,8 @@ import { PostgresStore } from '../src/store/postgres/index.ts';
 import { ToolRegistry } from '../src/tools/registry.ts';
 import { defineTool } from '../src/tools/types.ts';
 import { Worker } from '../src/worker/worker.ts';
+import { crashRecoveryOn, hangCutOn, now, spawnNode, startWorkerHost, withPostgresCluster, type BenchProcess } from './deployment.ts';
+import type { BenchResult } from './report.ts';
 
 export interface Result {
   system: string;
@@ -40,14 +42,11 @@ const mark = defineTool({
 });
 export default [noop, mark];
 
-const ROOT = join(import.meta.dirname, '..');
-const BIN = join(ROOT, 'bin', 'runwarden.js');
 const SELF = join(import.meta.dirname, 'postgres-engine.ts');
 const ADMIN_URL = process.env.RUNWARDEN_BENCH_PG_URL ?? process.env.RUNWARDEN_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const LIMITS = { defaultTimeoutMs: 60_000, maxTimeoutMs: 86_400_000 };
 const SYSTEM = 'runwarden-postgres';
 
-const now = (): number => performance.timeOrigin + performance.now();
 const round = (v: number): number => Math.round(v * 100) / 100;
 const percentile = (xs: number[], p: number): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -77,45 +76,15 @@ async function withDatabase<T>(fn: (url: string) => Promise<T>): Promise<T> {
   }
 }
 
-interface Child {
-  child: ChildProcess;
-  ready: Promise<number>;
-  stop(): Promise<void>;
-}
-
-/** Spawns a process and resolves `ready` (with the time) when its stdout matches `readyLine`. */
-function spawnChild(cmd: string, args: string[], env: Record<string, string>, readyLine: RegExp): Child {
-  const clean: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('RUNWARDEN_') && k !== 'DATABASE_URL') clean[k] = v;
-  const child = spawn(cmd, args, { cwd: ROOT, env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  const ready = new Promise<number>((resolve, reject) => {
-    const onData = (d: Buffer): void => {
-      out += d.toString();
-      if (readyLine.test(out)) resolve(now());
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    void exited.then(() => reject(new Error(`${args.join(' ')} exited before it was ready:\n${out}`)));
-  });
-  return {
-    child,
-    ready,
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(t);
-    },
-  };
-}
-
-function startWorkers(url: string, n: number, concurrency: number): Child[] {
-  return Array.from({ length: n }, () =>
-    spawnChild(process.execPath, [BIN, 'worker', '--tools', SELF, '--concurrency', String(concurrency)], { DATABASE_URL: url }, /runwarden worker \S+ ready/),
-  );
+/**
+ * `n` `runwarden worker` hosts loading this module's tools, each supervising as many worker
+ * processes as the machine has CPUs (its default), which share `concurrency` between them: the
+ * steps in flight per host are `concurrency`, like a peer's one worker.
+ */
+function startWorkers(url: string, n: number, concurrency: number): BenchProcess[] {
+  const procs = cpus().length;
+  const each = Math.max(1, Math.ceil(concurrency / procs));
+  return Array.from({ length: n }, () => startWorkerHost(url, [SELF], ['--workers', String(procs), '--concurrency', String(each)]));
 }
 
 async function tools(): Promise<ToolRegistry> {
@@ -164,7 +133,16 @@ export async function noopThroughput(jobs: number, workers: number, concurrency 
       const procs = startWorkers(url, workers, concurrency);
       try {
         const allReady = Math.max(...(await Promise.all(procs.map((p) => p.ready))));
-        await waitUntil(async () => (await store.stepCounts()).succeeded >= jobs, 600_000, `${jobs} steps`);
+        // Polled with a query the partial indexes answer (a count over all steps every few ms would
+        // load the server being measured); the rate comes from the steps' finished_at, not from when
+        // the poll noticed. Then every step must have succeeded.
+        await waitUntil(
+          async () => (await store.pool.query<{ open: boolean }>("SELECT EXISTS (SELECT 1 FROM steps WHERE status = 'queued') OR EXISTS (SELECT 1 FROM steps WHERE status = 'running') AS open")).rows[0]?.open === false,
+          600_000,
+          `${jobs} steps`,
+        );
+        const succeeded = (await store.stepCounts()).succeeded;
+        if (succeeded !== jobs) throw new Error(`noop-throughput: ${succeeded} of ${jobs} steps succeeded`);
         const r = await store.pool.query<{ after: number; last: number }>('SELECT count(*) FILTER (WHERE finished_at >= $1)::int AS after, max(finished_at) AS last FROM steps', [
           Math.floor(allReady),
         ]);
@@ -308,7 +286,7 @@ process.on('SIGTERM', () => { runner.stop().then(() => process.exit(0)); });
         const n = Math.min(5000, jobs - done);
         await c.query("SELECT graphile_worker.add_jobs(array_agg(('noop', '{}'::json, null, null, null, null, null, null)::graphile_worker.job_spec)) FROM generate_series(1, $1)", [n]);
       }
-      const procs = Array.from({ length: workers }, () => spawnChild(process.execPath, [script], { DATABASE_URL: url }, /graphile ready/));
+      const procs = Array.from({ length: workers }, () => spawnNode('graphile-worker', [script], { DATABASE_URL: url }, /graphile ready/));
       try {
         await Promise.all(procs.map((p) => p.ready));
         const left0 = Number((await c.query('SELECT count(*) AS n FROM graphile_worker._private_jobs')).rows[0].n);
@@ -332,6 +310,21 @@ process.on('SIGTERM', () => { runner.stop().then(() => process.exit(0)); });
       await c.end();
     }
   });
+}
+
+/**
+ * crash-recovery as users deploy runwarden on PostgreSQL: a fresh database, one `runwarden worker`
+ * at its defaults, runs submitted to a `runwarden start --workers 0` API (see deployment.ts).
+ * `samples` SIGKILLs of the worker process holding a step, then `treeSamples` of the whole
+ * `runwarden worker` (recovery through lease expiry).
+ */
+export async function crashRecovery(capMs: number, samples = 5, treeSamples = 2): Promise<BenchResult[]> {
+  return withPostgresCluster((c) => crashRecoveryOn(c, SYSTEM, capMs, samples, treeSamples));
+}
+
+/** hang-cut on the same deployment as crashRecovery (see deployment.ts). */
+export async function hangCut(samples: number, capMs: number, deadlineMs: number): Promise<BenchResult[]> {
+  return withPostgresCluster((c) => hangCutOn(c, SYSTEM, samples, capMs, deadlineMs));
 }
 
 async function main(): Promise<void> {

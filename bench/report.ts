@@ -316,15 +316,35 @@ ${configs}
   SIGKILLed; a fresh worker process at the system's default settings starts at once; time from the
   kill to the job's handler starting again, capped at ${caps.crashCapMs / 1000} s. The systems run this one side by
   side (they spend it waiting on their own timers of 30 s to 4 h, not on the CPU).
+  runwarden runs as users run it, at its defaults: \`runwarden start\` on SQLite, and on PostgreSQL one
+  \`runwarden worker\` (runs submitted to a \`runwarden start --workers 0\` API); both supervise as many
+  worker processes as there are CPUs, with a 3 s lease. The held step reports the pid of the worker
+  process running it; that process (not its supervisor) is SIGKILLed, and the time runs to the
+  step's next attempt starting: \`ms\` is the p50 of several kills, \`ms_max\` the slowest. The
+  supervisor sees its worker die and hands the attempt back at once. \`ms_lease_expiry\`: every
+  process that runs workers (\`runwarden start\`, or \`runwarden worker\`, with its worker processes)
+  is SIGKILLed at once and a new one started: the step comes back when its lease has expired and the
+  reaper (every 0.5 s) sees it, which is the peers' situation (nothing survives to tell).
 - **hang-cut** (\`p50_ms\`, \`p99_ms\`): jobs that make an HTTP request to a local server that accepts
   and never answers, with a ${caps.deadlineMs} ms deadline set through the system's own job timeout where it has
   one; how long after the deadline each job is recorded as failed. A peer without a timeout for
   running jobs never cuts it: reported as the cap (${caps.hangCapMs / 1000} s past the deadline) with the jobs still running.
+  runwarden: single-step runs of its builtin \`http\` tool with \`timeoutMs\` = the deadline, on the
+  same deployments as crash-recovery; the overshoot is the \`step.finished\` event's time minus the
+  \`deadlineAt\` of the step's \`step.started\` event. \`sockets_left_open\` (runwarden, and pg-boss: the
+  one peer that cuts): of the connections that carried a request, how many the server still has
+  open after the cut (runwarden: waiting up to 1 s): 0 means the request itself was aborted, not
+  only the wait for it.
+- **llm-concurrency** (runwarden-sqlite only): bench/llm-concurrency.ts in a child process of its own
+  (\`--expose-gc\`): 2,000 lab LLM steps at once at 2 s latency on one in-process worker.
+  \`loop_delay_p99_ms\`: the event loop's delay p99 while they run; \`heap_kb_per_step\` and
+  \`rss_kb_per_step\`: peak heap (after a GC at the baseline) and RSS over the idle baseline, per
+  in-flight step; \`overhead_ms_per_call\`: one llm step at a time against the lab at 0 latency,
+  minus a bare \`fetch\` of the same request.
 - runwarden only, when the run has them: **fanout-throughput** (one run with thousands of independent
   steps), **deadline-overshoot** (a \`sleep\` step past its deadline), **forensics-overhead** (\`ratio\`:
   throughput with forensics off / on, median of alternating pairs; \`ratio_llm\` for lab LLM steps),
-  **cost-per-step** (PostgreSQL statements and commits per step), **llm-concurrency** (2,000
-  concurrent lab LLM steps at 2 s latency).
+  **cost-per-step** (PostgreSQL statements and commits per step).
 
 ## Reproduce
 

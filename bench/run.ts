@@ -7,7 +7,8 @@
  * docs/benchmarks.svg. Numbers from one noisy machine: compare ratios, not absolute values.
  *
  * A system module is used for a workload when it exports the workload's function: noopThroughput,
- * enqueueToStart, crashRecovery(capMs), hangCut(samples, capMs, deadlineMs), ... (see WORKLOADS).
+ * enqueueToStart, crashRecovery(capMs), hangCut(samples, capMs, deadlineMs), llmConcurrencyIsolated,
+ * ... (see WORKLOADS). runwarden's crash-recovery and hang-cut run the CLI (bench/deployment.ts).
  * Quick mode (`--quick`) stays under 10 minutes (about 3.5 here): the crash-recovery cap is 100 s
  * (BullMQ's default recovery measures 60 or 90 s: its stalled check runs every 30 s, needs two
  * passes, and sometimes skips one) and the systems run that workload side by side.
@@ -55,13 +56,18 @@ interface SystemSpec {
 const SYSTEMS: SystemSpec[] = [
   {
     name: 'runwarden-sqlite',
-    modules: ['./sqlite-engine.ts', './forensics.ts'],
-    configuration: 'one process: the engine and one in-process `Worker` with concurrency N on a fresh SQLite file (node:sqlite, WAL); runs created one at a time with `engine.createRun`.',
+    modules: ['./sqlite-engine.ts', './forensics.ts', './llm-concurrency.ts'],
+    configuration:
+      'one process: the engine and one in-process `Worker` with concurrency N on a fresh SQLite file (node:sqlite, WAL); runs created one at a time with `engine.createRun`. ' +
+      'crash-recovery and hang-cut run the CLI as users do instead: `runwarden start` on a fresh data directory at its defaults (the API and CPU-count supervised worker processes, ' +
+      'lease 3 s), runs submitted over its HTTP API; llm-concurrency runs bench/llm-concurrency.ts in a child process (`--expose-gc`).',
   },
   {
     name: 'runwarden-postgres',
     modules: ['./postgres-engine.ts'],
-    configuration: 'a fresh database; one `runwarden worker` process with concurrency N (LISTEN/NOTIFY wake-ups), runs created from the bench process (so its enqueue-to-start crosses processes; the peers\' does not).',
+    configuration:
+      'a fresh database; one `runwarden worker` host (its default: one supervised worker process per CPU, here 2, sharing concurrency N; LISTEN/NOTIFY wake-ups), runs created from the bench process (so its enqueue-to-start crosses processes; the peers\' does not). ' +
+      'crash-recovery and hang-cut: one `runwarden worker` at its defaults (CPU-count supervised worker processes, lease 3 s), runs submitted to a `runwarden start --workers 0` API process.',
   },
   { name: 'bullmq', modules: ['./peers/bullmq.ts'], configuration: '' },
   { name: 'graphile-worker', modules: ['./peers/graphile-worker.ts'], configuration: '' },
@@ -87,8 +93,8 @@ const WORKLOADS: WorkloadSpec[] = [
     pick(system, mods) {
       const f = fn(mods, 'noopThroughput') as ((jobs: number, b: number, c?: number) => Promise<BenchResult[]>) | undefined;
       if (!f) return undefined;
-      // postgres-engine's signature is (jobs, workerProcesses, concurrency): one worker process, as every peer has one worker.
-      if (system === 'runwarden-postgres') return async () => renamed(await f(P.jobs, 1, P.concurrency), 'noop-throughput-1w', 'noop-throughput', '1 worker process');
+      // postgres-engine's signature is (jobs, hosts, concurrency): one `runwarden worker` host with N steps in flight, as every peer has one worker.
+      if (system === 'runwarden-postgres') return async () => renamed(await f(P.jobs, 1, P.concurrency), 'noop-throughput-1w', 'noop-throughput', '1 runwarden worker host (2 processes)');
       return () => f(P.jobs, P.concurrency);
     },
   },
@@ -113,8 +119,10 @@ const WORKLOADS: WorkloadSpec[] = [
     name: 'crash-recovery',
     budgetS: 240,
     pick: (_s, mods) => {
-      const f = fn(mods, 'crashRecovery') as ((cap: number) => Promise<BenchResult[]>) | undefined;
-      return f && (() => f(P.crashCapMs));
+      // The peers take one sample (their recovery is a timer of 30 s or more); runwarden's modules
+      // also take how many times to SIGKILL a worker process, then the whole process tree.
+      const f = fn(mods, 'crashRecovery') as ((cap: number, samples?: number, treeSamples?: number) => Promise<BenchResult[]>) | undefined;
+      return f && (() => f(P.crashCapMs, quick ? 5 : 10, quick ? 2 : 3));
     },
   },
   {
@@ -140,6 +148,14 @@ const WORKLOADS: WorkloadSpec[] = [
       const f = fn(mods, 'forensicsOverhead') as ((o: object) => Promise<BenchResult[]>) | undefined;
       if (!f) return undefined;
       return async () => withOverheadRatio(await f({ noopJobs: quick ? 1000 : 5000, llmJobs: quick ? 400 : 1500, rounds: quick ? 3 : 7 }));
+    },
+  },
+  {
+    name: 'llm-concurrency',
+    budgetS: 300,
+    pick: (_s, mods) => {
+      const f = fn(mods, 'llmConcurrencyIsolated') as ((steps: number, latencyMs: number) => Promise<BenchResult[]>) | undefined;
+      return f && (() => f(2000, 2000));
     },
   },
   {

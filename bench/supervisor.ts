@@ -11,7 +11,6 @@
  *
  *   node bench/supervisor.ts [--rounds n] [--steps n] [--pairs n] [--json file]
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,14 +19,13 @@ import { resolveConfig } from '../src/config/resolve.ts';
 import { validateRunRequest } from '../src/domain/plan.ts';
 import type { RunWithSteps, StepDetail } from '../src/domain/records.ts';
 import { EngineCore } from '../src/engine/core.ts';
-import type { SupervisorStatus } from '../src/engine/facade.ts';
 import { SqliteStore } from '../src/store/sqlite/index.ts';
 import { Supervisor } from '../src/supervisor/supervisor.ts';
 import { builtinTools } from '../src/tools/builtin.ts';
 import { ToolRegistry } from '../src/tools/registry.ts';
+import { ROOT, startDeployment as deploy, type Deployment } from './deployment.ts';
+import { percentile, poll, sleep } from './peers/common.ts';
 
-const ROOT = join(import.meta.dirname, '..');
-const BIN = join(ROOT, 'bin', 'runwarden.js');
 const TOOLS = join(ROOT, 'test', 'supervisor', 'fixtures', 'tools.ts');
 
 const { values } = parseArgs({ options: { rounds: { type: 'string' }, steps: { type: 'string' }, pairs: { type: 'string' }, json: { type: 'string' } } });
@@ -36,72 +34,12 @@ const STEPS = Number(values.steps ?? 20_000);
 /** On/off throughput runs, alternated so that drift on a shared machine hits both. */
 const PAIRS = Number(values.pairs ?? 5);
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-const pct = (xs: number[], p: number): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
-};
+const pct = percentile;
 const median = (xs: number[]): number => pct(xs, 50);
+/** Polls until `check` gives a value; a failing check (the API restarting, say) counts as not yet. */
+const waitFor = <T>(check: () => Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> => poll(() => check().catch(() => undefined), timeoutMs, what);
 
-async function waitFor<T>(check: () => Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
-
-interface Deployment {
-  url: string;
-  child: ChildProcess;
-  /** Lines of its stderr with the time this process read them. */
-  lines: Array<{ at: number; line: string }>;
-  get<T>(path: string): Promise<T>;
-  post<T>(path: string, body: unknown): Promise<T>;
-  stop(): Promise<void>;
-}
-
-async function startDeployment(dir: string, workers: number): Promise<Deployment> {
-  const child = spawn(process.execPath, [BIN, 'start', '--port', '0', '--data-dir', dir, '--lab', 'off', '--workers', String(workers), '--tools', TOOLS], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  const lines: Deployment['lines'] = [];
-  let tail = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => {
-    const at = Date.now();
-    const parts = (tail + d.toString()).split('\n');
-    tail = parts.pop() ?? '';
-    for (const line of parts) lines.push({ at, line });
-  });
-  const url = await waitFor(async () => /runwarden listening on (\S+)/.exec(out)?.[1], 20_000, 'runwarden start');
-  const d: Deployment = {
-    url,
-    child,
-    lines,
-    async get<T>(path: string) {
-      return (await (await fetch(`${url}${path}`)).json()) as T;
-    },
-    async post<T>(path: string, body: unknown) {
-      const res = await fetch(`${url}${path}`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
-      return (await res.json()) as T;
-    },
-    async stop() {
-      if (child.exitCode !== null) return;
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), 15_000);
-      await exited;
-      clearTimeout(t);
-    },
-  };
-  await waitFor(async () => ((await d.get<{ supervisor: SupervisorStatus }>('/health/detailed')).supervisor.alive === workers ? true : undefined), 20_000, 'workers up');
-  return d;
-}
+const startDeployment = (dir: string, workers: number): Promise<Deployment> => deploy({ dataDir: dir, workers, tools: [TOOLS] });
 
 async function killToRetry(): Promise<number[]> {
   const dir = mkdtempSync(join(tmpdir(), 'rw-bench-sup-'));
@@ -114,15 +52,15 @@ async function killToRetry(): Promise<number[]> {
         const s = await d.get<StepDetail>(`/runs/${run.id}/steps/nap`);
         return s.status === 'running' && s.workerId ? s : undefined;
       }, 10_000, 'the step to run');
-      const health = await d.get<{ supervisor: SupervisorStatus }>('/health/detailed');
-      const pid = health.supervisor.workers.find((w) => w.workerIds.includes(step.workerId as string))?.pid;
+      const health = await d.health();
+      const pid = health.supervisor?.workers.find((w) => w.workerIds.includes(step.workerId as string))?.pid;
       if (!pid) throw new Error('no pid for the step\'s worker');
       const killedAt = Date.now();
       process.kill(pid, 'SIGKILL');
       const next = await waitFor(async () => (await d.get<StepDetail>(`/runs/${run.id}/steps/nap`)).attemptsDetail.find((a) => a.attempt === 2), 15_000, 'the next attempt');
       out.push(Date.parse(next.startedAt) - killedAt);
       // The killed worker's replacement is up before the next round.
-      await waitFor(async () => ((await d.get<{ supervisor: SupervisorStatus }>('/health/detailed')).supervisor.alive === 2 ? true : undefined), 20_000, 'workers back');
+      await waitFor(async () => ((await d.health()).supervisor?.alive === 2 ? true : undefined), 20_000, 'workers back');
     }
   } finally {
     await d.stop();
@@ -150,7 +88,7 @@ async function stallDetection(): Promise<{ detect: number[]; capture: number[] }
       }, 20_000, 'the spinner to end');
       const w = (step.hangReports[0] as { worker?: { captureMs?: number } } | undefined)?.worker;
       if (typeof w?.captureMs === 'number') capture.push(w.captureMs);
-      await waitFor(async () => ((await d.get<{ supervisor: SupervisorStatus }>('/health/detailed')).supervisor.alive === 2 ? true : undefined), 20_000, 'workers back');
+      await waitFor(async () => ((await d.health()).supervisor?.alive === 2 ? true : undefined), 20_000, 'workers back');
     }
   } finally {
     await d.stop();

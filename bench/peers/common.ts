@@ -8,7 +8,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
-import { createServer, type Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import pg from 'pg';
 
 /** PostgreSQL admin URL (trust auth on loopback); only used to create and drop `rwbench_*` databases. */
@@ -26,8 +26,15 @@ export function percentile(xs: number[], p: number): number {
 
 /** Polls `check` until it returns true; throws after `timeoutMs` naming what it waited for. */
 export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string, everyMs = 5): Promise<void> {
+  await poll(async () => ((await check()) ? true : undefined), timeoutMs, what, everyMs);
+}
+
+/** Polls `check` until it returns a value other than undefined; throws after `timeoutMs` naming what it waited for. */
+export async function poll<T>(check: () => T | undefined | Promise<T | undefined>, timeoutMs: number, what: string, everyMs = 10): Promise<T> {
   const until = performance.now() + timeoutMs;
-  while (!(await check())) {
+  for (;;) {
+    const v = await check();
+    if (v !== undefined) return v;
     if (performance.now() > until) throw new Error(`bench: timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(everyMs);
   }
@@ -45,6 +52,41 @@ export async function withDeadline<T>(p: Promise<T>, ms: number, what: string): 
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Messages as they arrive, and bounded waits for the first one that matches. */
+export interface Inbox<M> {
+  push(m: M): void;
+  /** The first message matching `match`, or undefined after `timeoutMs` or once `until` settles. */
+  first(match: (m: M) => boolean, timeoutMs: number, until?: Promise<unknown>): Promise<M | undefined>;
+}
+
+export function inbox<M>(): Inbox<M> {
+  const seen: M[] = [];
+  const waiters = new Set<() => void>();
+  return {
+    push(m) {
+      seen.push(m);
+      for (const w of waiters) w();
+    },
+    first(match, timeoutMs, until) {
+      return new Promise((resolve) => {
+        const finish = (m: M | undefined): void => {
+          clearTimeout(timer);
+          waiters.delete(check);
+          resolve(m);
+        };
+        const check = (): void => {
+          const m = seen.find(match);
+          if (m !== undefined) finish(m);
+        };
+        const timer = setTimeout(() => finish(seen.find(match)), timeoutMs);
+        void until?.finally(() => finish(seen.find(match)));
+        waiters.add(check);
+        check();
+      });
+    },
+  };
 }
 
 /** A promise with its resolver, for "the handler has started job X" signals. */
@@ -151,26 +193,49 @@ export const redisPrefix = (): string => `rwbench:${randomId()}`;
 // ---------------------------------------------------------------------------------------------
 // hang-cut: a server that accepts connections and never answers.
 
-export interface Blackhole {
-  url: string;
-  close(): Promise<void>;
-}
-
-export async function blackhole(): Promise<Blackhole> {
-  const sockets = new Set<Socket>();
-  const server = createServer((s) => {
-    sockets.add(s);
-    s.on('error', () => undefined); // the client aborting is the expected end
-    s.on('close', () => sockets.delete(s));
-  });
+/** Listens on a free port of 127.0.0.1; resolves with the port. */
+export async function listenLoopback(server: Server): Promise<number> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', resolve);
   });
   const addr = server.address();
-  if (addr === null || typeof addr === 'string') throw new Error('bench: blackhole has no port');
+  if (addr === null || typeof addr === 'string') throw new Error('bench: a server of the bench has no port');
+  return addr.port;
+}
+
+export interface Blackhole {
+  url: string;
+  /** Connections on which a request arrived. */
+  requests(): number;
+  /**
+   * Of those, the ones the client has not closed: a request that was cut for real closes its socket.
+   * (Connections that never carried a request, e.g. ones a client pool opens after an abort, do not count.)
+   */
+  open(): number;
+  close(): Promise<void>;
+}
+
+export async function blackhole(): Promise<Blackhole> {
+  const sockets = new Set<Socket>();
+  const asked = new Set<Socket>();
+  let requests = 0;
+  const server = createServer((s) => {
+    sockets.add(s);
+    s.once('data', () => {
+      requests++;
+      asked.add(s);
+    });
+    s.on('error', () => undefined); // the client aborting is the expected end
+    s.on('close', () => {
+      sockets.delete(s);
+      asked.delete(s);
+    });
+  });
   return {
-    url: `http://127.0.0.1:${addr.port}/never`,
+    url: `http://127.0.0.1:${await listenLoopback(server)}/never`,
+    requests: () => requests,
+    open: () => asked.size,
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of sockets) s.destroy();
@@ -213,63 +278,87 @@ export interface WorkerChild {
   kill(): Promise<void>;
 }
 
-const children = new Set<ChildProcess>();
+/** Children still running, and whether each leads a process group of its own (killed whole). */
+const children = new Map<ChildProcess, boolean>();
 let exitHookInstalled = false;
+
+/** SIGKILL to `child`, or to its whole process group when it leads one; nothing when already gone. */
+export function killChild(child: ChildProcess, group = false): void {
+  if (group && child.pid !== undefined) {
+    try {
+      process.kill(-child.pid, 'SIGKILL');
+      return;
+    } catch (err) {
+      // ESRCH: the group is gone already; anything else is a bench bug worth seeing.
+      if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+    }
+  }
+  if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+}
+
+/**
+ * Registers a child process the bench must not leave behind: an exit hook SIGKILLs every one still
+ * running (with its process group when `group`: a `runwarden start` and its worker processes).
+ */
+export function ownChild(child: ChildProcess, group = false): void {
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.on('exit', () => {
+      for (const [c, g] of children) killChild(c, g);
+    });
+  }
+  children.set(child, group);
+  child.once('exit', () => children.delete(child));
+}
+
+/**
+ * Runs `node <args>` to its end and resolves with its stdout; rejects (naming its stderr) when it
+ * exits non-zero, and SIGKILLs it when it is not done within `timeoutMs`.
+ */
+export async function runNode(args: string[], timeoutMs: number, what: string): Promise<string> {
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  ownChild(child);
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
+  const exited = new Promise<number | string>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (code, sig) => resolve(code ?? sig ?? '?'));
+  });
+  try {
+    const code = await withDeadline(exited, timeoutMs, what);
+    if (code !== 0) throw new Error(`bench: ${what} exited with ${code}:\n${err}`);
+    return out;
+  } finally {
+    killChild(child);
+  }
+}
 
 /**
  * Spawns `script` on this Node binary with an IPC channel. The worker scripts exit when the channel
  * closes, and an exit hook here SIGKILLs any child still alive, so no worker outlives the bench.
  */
 export function spawnWorker(script: URL, config: object): WorkerChild {
-  if (!exitHookInstalled) {
-    exitHookInstalled = true;
-    process.on('exit', () => {
-      for (const c of children) c.kill('SIGKILL');
-    });
-  }
   const child = spawn(process.execPath, [script.pathname, JSON.stringify(config)], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
-  children.add(child);
+  ownChild(child);
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-4000);
   });
-  const exited = new Promise<void>((resolve) =>
-    child.once('exit', () => {
-      children.delete(child);
-      resolve();
-    }),
-  );
-  const seen: StartedMessage[] = [];
-  const waiters = new Set<() => void>();
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const messages = inbox<StartedMessage>();
   child.on('message', (m: StartedMessage) => {
-    if (m?.type !== 'started') return;
-    seen.push(m);
-    for (const w of waiters) w();
+    if (m?.type === 'started') messages.push(m);
   });
   return {
     child,
     async started(jobId, timeoutMs) {
-      const find = (): StartedMessage | undefined => seen.find((m) => m.jobId === jobId);
-      if (find()) return find();
-      return new Promise((resolve) => {
-        const done = (v: StartedMessage | undefined): void => {
-          clearTimeout(timer);
-          waiters.delete(check);
-          child.off('exit', onExit);
-          resolve(v);
-        };
-        const check = (): void => {
-          const m = find();
-          if (m) done(m);
-        };
-        const onExit = (code: number | null, sig: string | null): void => {
-          process.stderr.write(`bench: worker ${script.pathname} exited (${code ?? sig}) before starting job ${jobId}\n${stderr}\n`);
-          done(undefined);
-        };
-        const timer = setTimeout(() => done(undefined), timeoutMs);
-        waiters.add(check);
-        child.once('exit', onExit);
-      });
+      const m = await messages.first((x) => x.jobId === jobId, timeoutMs, exited);
+      if (!m && (child.exitCode !== null || child.signalCode !== null)) {
+        process.stderr.write(`bench: worker ${script.pathname} exited (${child.exitCode ?? child.signalCode}) before starting job ${jobId}\n${stderr}\n`);
+      }
+      return m;
     },
     async kill() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');

@@ -196,7 +196,13 @@ export async function hangCut(samples: number, capMs: number, deadlineMs: number
         }
         const over = rows.map((r) => Number(r.over));
         const note = `expireInSeconds ${deadlineMs / 1000}: failed by the worker's own timer; the request itself is left running`;
-        return [row('hang-cut', 'p50_ms', round(percentile(over, 50)), { note }), row('hang-cut', 'p99_ms', round(percentile(over, 99)), { note })];
+        // Measured, not assumed: the requests' sockets once every job has failed.
+        const open = hole.open();
+        return [
+          row('hang-cut', 'p50_ms', round(percentile(over, 50)), { note }),
+          row('hang-cut', 'p99_ms', round(percentile(over, 99)), { note }),
+          row('hang-cut', 'sockets_left_open', open, { note: `of the ${hole.requests()} requests' sockets, once every job had failed` }),
+        ];
       } finally {
         cleanup.abort();
         await boss.offWork(QUEUE);
