@@ -185,6 +185,9 @@ export interface ClaimOptions {
   token: () => string;
 }
 
+/** What a claim returns of each step it leased (a dialect may return the whole row). */
+export type ClaimedRow = Pick<StepRow, 'runId' | 'name' | 'tool' | 'attempts' | 'leaseToken' | 'inputs' | 'resolvedInputs' | 'timeoutMs'>;
+
 export interface RenewResult {
   /** Tokens whose lease was extended. */
   renewed: string[];
@@ -216,7 +219,7 @@ export interface Tx {
    * Moves up to `limit` ready steps (queued, ready_at <= now) to running with a fresh lease, bumping
    * their attempt counter and setting their deadline; returns the updated rows.
    */
-  claimReady(opts: ClaimOptions): Promise<StepRow[]>;
+  claimReady(opts: ClaimOptions): Promise<ClaimedRow[]>;
   insertAttempts(attempts: NewAttempt[]): Promise<void>;
   /** Ends attempts that are still running; returns which were. */
   finishAttempts(updates: AttemptUpdate[]): Promise<boolean[]>;

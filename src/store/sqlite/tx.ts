@@ -3,6 +3,7 @@ import type { SQLInputValue } from 'node:sqlite';
 import type { RunState } from '../../domain/states.ts';
 import type {
   AttemptUpdate,
+  ClaimedRow,
   ClaimOptions,
   NewArtifact,
   NewAttempt,
@@ -69,16 +70,16 @@ const COUNTERS =
 const PROGRESS = 'status, steps_done, steps_total, steps_failed, cancel_requested, created_at, input_tokens, output_tokens, llm_calls, last_seq';
 
 /** "This delta ends the run's last step" (on the row before the update; see advanceRun). */
-const ENDS = "($fin = 1 AND status IN ('queued', 'running') AND steps_done < steps_total AND steps_done + $done >= steps_total)";
+const ENDS = "(?8 = 1 AND status IN ('queued', 'running') AND steps_done < steps_total AND steps_done + ?3 >= steps_total)";
 const ADVANCE = `UPDATE runs SET
-    last_seq = last_seq + $events + (CASE WHEN ${ENDS} THEN 1 ELSE 0 END),
-    status = CASE WHEN ${ENDS} THEN (CASE WHEN cancel_requested = 1 THEN 'cancelled' WHEN steps_failed + $failed > 0 THEN 'failed' ELSE 'succeeded' END) ELSE status END,
-    finished_at = CASE WHEN ${ENDS} THEN $at ELSE finished_at END,
-    steps_done = steps_done + $done, steps_failed = steps_failed + $failed,
-    input_tokens = input_tokens + $input, output_tokens = output_tokens + $output, llm_calls = llm_calls + $calls
-  WHERE id = $id
+    last_seq = last_seq + ?2 + (CASE WHEN ${ENDS} THEN 1 ELSE 0 END),
+    status = CASE WHEN ${ENDS} THEN (CASE WHEN cancel_requested = 1 THEN 'cancelled' WHEN steps_failed + ?4 > 0 THEN 'failed' ELSE 'succeeded' END) ELSE status END,
+    finished_at = CASE WHEN ${ENDS} THEN ?9 ELSE finished_at END,
+    steps_done = steps_done + ?3, steps_failed = steps_failed + ?4,
+    input_tokens = input_tokens + ?5, output_tokens = output_tokens + ?6, llm_calls = llm_calls + ?7
+  WHERE id = ?1
   RETURNING ${PROGRESS}, started_at,
-    ($fin = 1 AND status IN ('succeeded', 'failed', 'cancelled') AND steps_done - $done < steps_total AND steps_done >= steps_total) AS finished_now`;
+    (?8 = 1 AND status IN ('succeeded', 'failed', 'cancelled') AND steps_done - ?3 < steps_total AND steps_done >= steps_total) AS finished_now`;
 
 function progress(r: Record<string, unknown>, reserved: number, started: boolean): RunProgress {
   return {
@@ -93,6 +94,9 @@ function progress(r: Record<string, unknown>, reserved: number, started: boolean
     started,
   };
 }
+
+/** Events per multi-row INSERT (7 parameters each, far below SQLite's limit of 32,766). */
+const EVENT_CHUNK = 32;
 
 const placeholders = (n: number): string => Array.from({ length: n }, () => '?').join(',');
 
@@ -150,17 +154,12 @@ export class SqliteTx implements Tx {
     // One statement advances the run and, when this delta ends its last step, finishes it. SET
     // expressions see the row as it was, RETURNING as it is: "finished by this statement" is "was
     // short of its total, is not any more" (a run ends exactly when its last step does).
-    const r = this.#s.stmt(ADVANCE).get({
-      id: runId,
-      events: d.events,
-      done: d.stepsDone,
-      failed: d.stepsFailed,
-      input: usage.inputTokens,
-      output: usage.outputTokens,
-      calls: usage.calls,
-      fin: d.finishAt === undefined ? 0 : 1,
-      at: d.finishAt ?? null,
-    }) as (Record<string, unknown> & { finished_now: number }) | undefined;
+    // Numbered parameters (?1 .. ?9), each used where its name in the SQL says.
+    const r = this.#s
+      .stmt(ADVANCE)
+      .get(runId, d.events, d.stepsDone, d.stepsFailed, usage.inputTokens, usage.outputTokens, usage.calls, d.finishAt === undefined ? 0 : 1, d.finishAt ?? null) as
+      | (Record<string, unknown> & { finished_now: number })
+      | undefined;
     if (!r) throw new Error(`advanceRun: run ${runId} does not exist`);
     const finishedNow = Number(r.finished_now) === 1;
     const p = progress(r, d.events + (finishedNow ? 1 : 0), false);
@@ -177,8 +176,32 @@ export class SqliteTx implements Tx {
   }
 
   async insertEvents(events: Array<NewEvent & { seq: number }>): Promise<void> {
-    const ins = this.#s.stmt('INSERT INTO events (run_id, seq, ts, type, step_name, attempt, data) VALUES (?, ?, ?, ?, ?, ?, ?)');
-    for (const e of events) ins.run(e.runId, e.seq, e.ts, e.type, e.stepName ?? null, e.attempt ?? null, JSON.stringify(e.data));
+    // Rows of EVENT_CHUNK per statement while there are that many (one call into SQLite instead of
+    // EVENT_CHUNK: ~35 % less per row measured), the rest one by one.
+    let i = 0;
+    if (events.length >= EVENT_CHUNK) {
+      const many = this.#s.stmt(`INSERT INTO events (run_id, seq, ts, type, step_name, attempt, data) VALUES ${Array.from({ length: EVENT_CHUNK }, () => '(?, ?, ?, ?, ?, ?, ?)').join(', ')}`);
+      const params: SQLInputValue[] = new Array<SQLInputValue>(EVENT_CHUNK * 7);
+      for (; i + EVENT_CHUNK <= events.length; i += EVENT_CHUNK) {
+        for (let j = 0; j < EVENT_CHUNK; j++) {
+          const e = events[i + j] as NewEvent & { seq: number };
+          const o = j * 7;
+          params[o] = e.runId;
+          params[o + 1] = e.seq;
+          params[o + 2] = e.ts;
+          params[o + 3] = e.type;
+          params[o + 4] = e.stepName ?? null;
+          params[o + 5] = e.attempt ?? null;
+          params[o + 6] = JSON.stringify(e.data);
+        }
+        many.run(...params);
+      }
+    }
+    const one = this.#s.stmt('INSERT INTO events (run_id, seq, ts, type, step_name, attempt, data) VALUES (?, ?, ?, ?, ?, ?, ?)');
+    for (; i < events.length; i++) {
+      const e = events[i] as NewEvent & { seq: number };
+      one.run(e.runId, e.seq, e.ts, e.type, e.stepName ?? null, e.attempt ?? null, JSON.stringify(e.data));
+    }
   }
 
   async getRun(id: string): Promise<RunRow | null> {
@@ -228,18 +251,34 @@ export class SqliteTx implements Tx {
     return out;
   }
 
-  async claimReady(o: ClaimOptions): Promise<StepRow[]> {
+  async claimReady(o: ClaimOptions): Promise<ClaimedRow[]> {
     // One statement claims the whole batch: picking, leasing and counting the attempt. The token is
-    // minted by SQLite (randomblob) so it is unique per row without a round trip per step.
+    // minted by SQLite (randomblob) so it is unique per row without a round trip per step. Only the
+    // columns a claim needs come back (the whole row, mapped, cost ~10 % of a no-op step).
     const rows = this.#s
       .stmt(
         `UPDATE steps SET status = 'running', attempts = attempts + 1, worker_id = ?, lease_token = lower(hex(randomblob(12))),
            lease_expires_at = ? + ?, deadline_at = ? + timeout_ms, started_at = coalesce(started_at, ?), ready_at = NULL
          WHERE rowid IN (SELECT rowid FROM steps WHERE status = 'queued' AND ready_at <= ? ORDER BY ready_at LIMIT ?)
-         RETURNING *`,
+         RETURNING run_id, name, tool, attempts, lease_token, inputs, resolved_inputs, timeout_ms`,
       )
       .all(o.workerId, o.now, o.leaseMs, o.now, o.now, o.now, o.limit) as Record<string, unknown>[];
-    return rows.map(toStep);
+    return rows.map((r) => {
+      const resolved = r.resolved_inputs as string | null;
+      return {
+        runId: r.run_id as string,
+        name: r.name as string,
+        tool: r.tool as string,
+        attempts: Number(r.attempts),
+        leaseToken: r.lease_token as string,
+        // A queued step has its inputs resolved; the raw inputs are read only if it has none.
+        resolvedInputs: resolved === null ? null : (JSON.parse(resolved) as Record<string, unknown>),
+        get inputs(): Record<string, unknown> {
+          return JSON.parse(r.inputs as string) as Record<string, unknown>;
+        },
+        timeoutMs: Number(r.timeout_ms),
+      };
+    });
   }
 
   async insertAttempts(attempts: NewAttempt[]): Promise<void> {
