@@ -28,8 +28,9 @@ import type { Result } from './sqlite-engine.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 
-export async function startLabProcess(): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, [join(ROOT, 'bin', 'runwarden.js'), 'lab', '--port', '0'], { stdio: ['ignore', 'pipe', 'ignore'] });
+/** The hang lab in a process of its own (`runwarden lab`), as a remote LLM server would be. */
+export async function startLabProcess(extra: string[] = []): Promise<{ url: string; child: ChildProcess }> {
+  const child = spawn(process.execPath, [join(ROOT, 'bin', 'runwarden.js'), 'lab', '--port', '0', ...extra], { stdio: ['ignore', 'pipe', 'ignore'] });
   const url = await new Promise<string>((resolve, reject) => {
     let out = '';
     const timer = setTimeout(() => reject(new Error(`the lab did not start: ${out}`)), 20_000);

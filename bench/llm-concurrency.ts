@@ -12,13 +12,13 @@ import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Engine } from '../src/engine/engine.ts';
-import { startLab } from '../src/lab/index.ts';
 import { ProviderRegistry } from '../src/llm/index.ts';
 import { SqliteStore } from '../src/store/sqlite/index.ts';
 import { buildTools } from '../src/tools/build.ts';
 import { Worker } from '../src/worker/worker.ts';
 import { runNode } from './peers/common.ts';
 import type { BenchResult } from './report.ts';
+import { startLabProcess } from './forensics.ts';
 import type { Result } from './sqlite-engine.ts';
 
 async function waitUntil(check: () => Promise<boolean>, timeoutMs: number, everyMs = 50): Promise<void> {
@@ -31,9 +31,18 @@ async function waitUntil(check: () => Promise<boolean>, timeoutMs: number, every
 
 export async function llmConcurrency(steps = 2000, latencyMs = 2000): Promise<Result[]> {
   const dir = mkdtempSync(join(tmpdir(), 'rw-llmc-'));
-  const lab = await startLab({ port: 0, latencyMs });
-  const store = new SqliteStore({ path: join(dir, 'runwarden.db') });
-  await store.migrate();
+  // The lab runs in a process of its own: serving 2,000 responses at once is the remote server's
+  // work, and in this process it would count in the worker's event-loop delay.
+  const lab = await startLabProcess(['--latency-ms', String(latencyMs)]);
+  let store: SqliteStore;
+  try {
+    store = new SqliteStore({ path: join(dir, 'runwarden.db') });
+    await store.migrate();
+  } catch (err) {
+    lab.child.kill('SIGTERM');
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   const providers = new ProviderRegistry({ env: {}, labUrl: lab.url, defaultProvider: 'lab' });
   const tools = await buildTools({ tools: [] }, { providers, store, cwd: process.cwd() });
   const engine = new Engine({ store, tools, limits: { defaultTimeoutMs: 60_000, maxTimeoutMs: 86_400_000 } });
@@ -111,7 +120,7 @@ export async function llmConcurrency(steps = 2000, latencyMs = 2000): Promise<Re
     await engine.stop();
     providers.close();
     await store.close();
-    await lab.close();
+    lab.child.kill('SIGTERM');
     rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -130,7 +139,7 @@ export async function llmConcurrencyIsolated(steps = 2000, latencyMs = 2000, tim
     return r.value;
   };
   const system = 'runwarden-sqlite';
-  const what = `${v('steps')} llm steps at once on one in-process worker (peak ${v('peak_inflight')} in flight), lab at ${latencyMs / 1000} s latency`;
+  const what = `${v('steps')} llm steps at once on one in-process worker (peak ${v('peak_inflight')} in flight), lab (its own process) at ${latencyMs / 1000} s latency`;
   const row = (metric: string, value: number, note: string): BenchResult => ({ system, workload: 'llm-concurrency', metric, value, note });
   return [
     row('loop_delay_p99_ms', v('loop_delay_p99_ms'), what),

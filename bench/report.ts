@@ -336,7 +336,8 @@ ${configs}
   open after the cut (runwarden: waiting up to 1 s): 0 means the request itself was aborted, not
   only the wait for it.
 - **llm-concurrency** (runwarden-sqlite only): bench/llm-concurrency.ts in a child process of its own
-  (\`--expose-gc\`): 2,000 lab LLM steps at once at 2 s latency on one in-process worker.
+  (\`--expose-gc\`): 2,000 lab LLM steps at once at 2 s latency on one in-process worker, the lab in a
+  process of its own (\`runwarden lab\`, as a remote server would be).
   \`loop_delay_p99_ms\`: the event loop's delay p99 while they run; \`heap_kb_per_step\` and
   \`rss_kb_per_step\`: peak heap (after a GC at the baseline) and RSS over the idle baseline, per
   in-flight step; \`overhead_ms_per_call\`: one llm step at a time against the lab at 0 latency,
