@@ -16,7 +16,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Engine } from '../src/engine/engine.ts';
+import { EngineApi } from '../src/engine/api.ts';
 import { setForensicsEnabled } from '../src/forensics/channels.ts';
 import { ProviderRegistry } from '../src/llm/registry.ts';
 import { SqliteStore } from '../src/store/sqlite/index.ts';
@@ -65,7 +65,7 @@ export async function measure(workload: Workload, on: boolean, jobs: number, pro
   const tools = new ToolRegistry();
   tools.register(defineTool({ name: 'noop', run: () => null }));
   if (providers) tools.register(createLlmTool({ providers }));
-  const engine = new Engine({ store, tools, limits: { defaultTimeoutMs: 60_000, maxTimeoutMs: 86_400_000 } });
+  const engine = new EngineApi({ store, tools, limits: { defaultTimeoutMs: 60_000, maxTimeoutMs: 86_400_000 } });
   engine.start();
   const worker = new Worker({ core: engine.core, tools, concurrency: 256 });
   try {

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { Engine } from '../src/engine/engine.ts';
+import { EngineApi } from '../src/engine/api.ts';
 import { ProviderRegistry } from '../src/llm/index.ts';
 import { SqliteStore } from '../src/store/sqlite/index.ts';
 import { buildTools } from '../src/tools/build.ts';
@@ -45,7 +45,7 @@ export async function llmConcurrency(steps = 2000, latencyMs = 2000): Promise<Re
   }
   const providers = new ProviderRegistry({ env: {}, labUrl: lab.url, defaultProvider: 'lab' });
   const tools = await buildTools({ tools: [] }, { providers, store, cwd: process.cwd() });
-  const engine = new Engine({ store, tools, limits: { defaultTimeoutMs: 60_000, maxTimeoutMs: 86_400_000 } });
+  const engine = new EngineApi({ store, tools, limits: { defaultTimeoutMs: 60_000, maxTimeoutMs: 86_400_000 } });
   engine.start();
   const worker = new Worker({ core: engine.core, tools, concurrency: steps });
   try {
@@ -91,7 +91,7 @@ export async function llmConcurrency(steps = 2000, latencyMs = 2000): Promise<Re
     const bareMs = (performance.now() - t0) / n;
     const zp = new ProviderRegistry({ env: {}, providers: { zero: { type: 'openai', baseUrl: `${lab.url}/healthy;latency_ms=0/v1` } }, labUrl: lab.url });
     const zt = await buildTools({ tools: [] }, { providers: zp, store, cwd: process.cwd() });
-    const zEngine = new Engine({ store, tools: zt, limits: { defaultTimeoutMs: 60_000, maxTimeoutMs: 86_400_000 } });
+    const zEngine = new EngineApi({ store, tools: zt, limits: { defaultTimeoutMs: 60_000, maxTimeoutMs: 86_400_000 } });
     const zWorker = new Worker({ core: zEngine.core, tools: zt, concurrency: 1 });
     await worker.stop({ drainMs: 1000 });
     zWorker.start();

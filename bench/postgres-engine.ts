@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { validateRunRequest } from '../src/domain/plan.ts';
-import { EngineCore } from '../src/engine/core.ts';
+import { Transitions } from '../src/engine/transitions.ts';
 import { PostgresStore } from '../src/store/postgres/index.ts';
 import { ToolRegistry } from '../src/tools/registry.ts';
 import { defineTool } from '../src/tools/types.ts';
@@ -96,7 +96,7 @@ async function tools(): Promise<ToolRegistry> {
 
 /** Enqueues `jobs` single-step runs through `parallel` concurrent submitters. */
 async function enqueue(store: PostgresStore, jobs: number, tool: string, parallel = 16): Promise<number> {
-  const core = new EngineCore(store);
+  const core = new Transitions(store);
   const validated = await validateRunRequest({ plan: { steps: [{ name: 'n', tool }] } }, await tools(), LIMITS);
   const t0 = now();
   let next = 0;
@@ -176,7 +176,7 @@ export async function enqueueToStart(samples: number, concurrency = 256): Promis
       if (!proc) throw new Error('no worker');
       try {
         await proc.ready;
-        const core = new EngineCore(store);
+        const core = new Transitions(store);
         const validated = await validateRunRequest({ plan: { steps: [{ name: 'm', tool: 'mark' }] } }, await tools(), LIMITS);
         // Warm up connections and plans on both sides.
         for (let i = 0; i < 20; i++) await submitAndWait(store, core, validated);
@@ -199,7 +199,7 @@ export async function enqueueToStart(samples: number, concurrency = 256): Promis
   });
 }
 
-async function submitAndWait(store: PostgresStore, core: EngineCore, validated: Awaited<ReturnType<typeof validateRunRequest>>): Promise<number> {
+async function submitAndWait(store: PostgresStore, core: Transitions, validated: Awaited<ReturnType<typeof validateRunRequest>>): Promise<number> {
   const t0 = now();
   const { runId } = await core.createRun(validated, {});
   let startedAt: number | undefined;
@@ -235,7 +235,7 @@ export async function statementsPerStep(jobs: number): Promise<Result[]> {
         if (first === 'COMMIT') commits++;
         return original.apply(this, args);
       };
-      const worker = new Worker({ core: new EngineCore(store), tools: await tools(), concurrency: 256, pollMs: 1000, heartbeatMs: 60_000 });
+      const worker = new Worker({ core: new Transitions(store), tools: await tools(), concurrency: 256, pollMs: 1000, heartbeatMs: 60_000 });
       const t0 = now();
       try {
         worker.start();

@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Engine } from '../src/engine/engine.ts';
+import { EngineApi } from '../src/engine/api.ts';
 import { SqliteStore } from '../src/store/sqlite/index.ts';
 import { builtinTools } from '../src/tools/builtin.ts';
 import { ToolRegistry } from '../src/tools/registry.ts';
@@ -27,7 +27,7 @@ const percentile = (xs: number[], p: number): number => {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
 };
 
-async function withEngine<T>(fn: (e: Engine, w: Worker, started: Map<string, number>) => Promise<T>, workerOpts: { concurrency?: number } = {}): Promise<T> {
+async function withEngine<T>(fn: (e: EngineApi, w: Worker, started: Map<string, number>) => Promise<T>, workerOpts: { concurrency?: number } = {}): Promise<T> {
   const dir = mkdtempSync(join(tmpdir(), 'rw-bench-'));
   const store = new SqliteStore({ path: join(dir, 'runwarden.db') });
   await store.migrate();
@@ -44,7 +44,7 @@ async function withEngine<T>(fn: (e: Engine, w: Worker, started: Map<string, num
       },
     }),
   );
-  const engine = new Engine({ store, tools, limits: { defaultTimeoutMs: 60_000, maxTimeoutMs: 86_400_000 } });
+  const engine = new EngineApi({ store, tools, limits: { defaultTimeoutMs: 60_000, maxTimeoutMs: 86_400_000 } });
   engine.start();
   const worker = new Worker({ core: engine.core, tools, concurrency: workerOpts.concurrency ?? 256 });
   try {

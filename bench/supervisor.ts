@@ -18,7 +18,7 @@ import { parseArgs } from 'node:util';
 import { resolveConfig } from '../src/config/resolve.ts';
 import { validateRunRequest } from '../src/domain/plan.ts';
 import type { RunWithSteps, StepDetail } from '../src/domain/records.ts';
-import { EngineCore } from '../src/engine/core.ts';
+import { Transitions } from '../src/engine/transitions.ts';
 import { SqliteStore } from '../src/store/sqlite/index.ts';
 import { Supervisor } from '../src/supervisor/supervisor.ts';
 import { builtinTools } from '../src/tools/builtin.ts';
@@ -113,7 +113,7 @@ async function throughput(liveness: boolean): Promise<{ perS: number; cpuUsPerSt
   const dir = mkdtempSync(join(tmpdir(), 'rw-bench-sup-'));
   const store = new SqliteStore({ path: join(dir, 'runwarden.db') });
   await store.migrate();
-  const core = new EngineCore(store);
+  const core = new Transitions(store);
   const tools = new ToolRegistry();
   for (const t of builtinTools) tools.register(t);
   // Runs of up to 10,000 independent echo steps, so that enqueueing them never paces the worker.

@@ -9,7 +9,7 @@ import { hostname } from 'node:os';
 import { isLoopbackHost } from './config/host.ts';
 import type { RunwardenConfig } from './config/types.ts';
 import { RunwardenError } from './domain/errors.ts';
-import { Engine } from './engine/engine.ts';
+import { EngineApi } from './engine/api.ts';
 import type { EngineFacade } from './engine/facade.ts';
 import { buildApp } from './http/app.ts';
 import { startLab, type Lab } from './lab/index.ts';
@@ -111,7 +111,7 @@ export async function startRuntime(config: RunwardenConfig, opts: RuntimeOptions
     cleanups.push(() => providers.close());
     const tools = await buildTools(config, { providers, store, cwd });
 
-    const engine = new Engine({
+    const engine = new EngineApi({
       store,
       tools,
       limits: { defaultTimeoutMs: config.defaultTimeoutMs, maxTimeoutMs: config.maxTimeoutMs },

@@ -1,6 +1,6 @@
 /**
  * What the HTTP API and the CLI may ask of the engine. The HTTP layer depends on this interface
- * only; `createEngine()` in engine.ts implements it on top of a Store.
+ * only; `EngineApi` in api.ts implements it on top of a Store.
  */
 import type { ArtifactMeta, AttemptRecord, EventRecord, RunRecord, RunWithSteps, StepDetail, WorkerRecord } from '../domain/records.ts';
 import type { RunState } from '../domain/states.ts';

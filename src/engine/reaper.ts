@@ -1,11 +1,11 @@
 /**
- * A reaper for processes without an Engine (`runwarden worker`): every `intervalMs`, expired leases
- * become lost attempts (EngineCore.reap). One pass at a time; a failed pass is logged and retried at
+ * A reaper for processes without an EngineApi (`runwarden worker`): every `intervalMs`, expired leases
+ * become lost attempts (Transitions.reap). One pass at a time; a failed pass is logged and retried at
  * the next tick. Returns the function that stops it.
  */
-import type { EngineCore } from './core.ts';
+import type { Transitions } from './transitions.ts';
 
-export function startReaper(core: EngineCore, o: { intervalMs: number; log: (line: string) => void }): () => void {
+export function startReaper(core: Transitions, o: { intervalMs: number; log: (line: string) => void }): () => void {
   let reaping = false;
   const timer = setInterval(() => {
     if (reaping) return;

@@ -18,7 +18,7 @@ interface Waiter {
   settle: (alive: boolean) => void;
 }
 
-export interface ExchangeInit {
+export interface LabExchangeInit {
   req: IncomingMessage;
   res: ServerResponse;
   mode: ModeName;
@@ -29,7 +29,7 @@ export interface ExchangeInit {
   requestId: string;
 }
 
-export class Exchange {
+export class LabExchange {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   readonly socket: Socket;
@@ -42,7 +42,7 @@ export class Exchange {
   #alive = true;
   readonly #waiters = new Set<Waiter>();
 
-  constructor(init: ExchangeInit) {
+  constructor(init: LabExchangeInit) {
     this.req = init.req;
     this.res = init.res;
     this.socket = init.req.socket;

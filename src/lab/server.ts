@@ -10,7 +10,7 @@ import { RunwardenError } from '../domain/errors.ts';
 import { startBlackhole } from './blackhole.ts';
 import { describeModes, isModeName, MODE_NAMES } from './catalog.ts';
 import { startSilentDns } from './dns.ts';
-import { Exchange } from './exchange.ts';
+import { LabExchange } from './exchange.ts';
 import { runMode } from './modes/index.ts';
 import { ParamError, parseRoute } from './params.ts';
 import { buildReply } from './replies.ts';
@@ -123,7 +123,7 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
       sendJson(res, 400, errorBody(format, 400, reply));
       return;
     }
-    const ex = new Exchange({ req, res, mode: route.mode, params: route.params, endpoint: route.endpoint, format, reply, requestId: state.nextId('req_lab') });
+    const ex = new LabExchange({ req, res, mode: route.mode, params: route.params, endpoint: route.endpoint, format, reply, requestId: state.nextId('req_lab') });
     try {
       await runMode(ex, state);
     } catch (err) {

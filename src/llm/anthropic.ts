@@ -5,7 +5,7 @@
 import { HttpClient, contentType, errorStatusConsumer, isRecord, isSuccess, jsonConsumer, num, type HttpClientInit } from './http-client.ts';
 import { unsupported } from './openai.ts';
 import { SseParser } from './sse.ts';
-import { ConsumerError, type BodyConsumer, type ExchangeControl, type ResponseHead } from './transport.ts';
+import { ConsumerError, type BodyConsumer, type BodyControl, type ResponseHead } from './http-attempt.ts';
 import { chatResult } from './result.ts';
 import type { CallOptions, ChatRequest, ChatResult, EmbedOptions, EmbedResult, LlmProvider, ProviderType } from './types.ts';
 
@@ -106,7 +106,7 @@ function parseMessage(json: unknown): Message {
 export function anthropicStreamConsumer(): BodyConsumer<Message> {
   const out: Message = { text: '', finishReason: null, inputTokens: 0, outputTokens: 0, model: undefined };
   let sawStop = false;
-  let ctl: ExchangeControl | undefined;
+  let ctl: BodyControl | undefined;
   const parser = new SseParser({
     onEvent(ev) {
       if (sawStop) return;

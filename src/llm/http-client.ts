@@ -1,13 +1,13 @@
 /**
  * What the OpenAI-compatible and Anthropic providers share: one keep-alive agent per provider, the
- * retry loop around `runExchange`, JSON and error-status body consumers, usage events.
+ * retry loop around `runHttpAttempt`, JSON and error-status body consumers, usage events.
  */
 import type http from 'node:http';
 import { RunwardenError } from '../domain/errors.ts';
 import { excerpt, redactUrl } from './errors.ts';
 import { parseRetryAfter, withRetries } from './retry.ts';
 import { ERROR_BODY_MAX_BYTES, resolveTimeouts } from './timeouts.ts';
-import { ConsumerError, createAgent, runExchange, type BodyConsumer, type ResponseHead } from './transport.ts';
+import { ConsumerError, createAgent, runHttpAttempt, type BodyConsumer, type ResponseHead } from './http-attempt.ts';
 import type { CallOptions, LlmTimeouts, ProviderType } from './types.ts';
 
 export interface HttpClientInit {
@@ -98,7 +98,7 @@ export class HttpClient {
         beforeAttempt: (attempt) => a.opts.onEvent?.('llm.request', { provider: this.init.name, model: a.model, stream: a.stream, attempt }),
       },
       async (attempt) => {
-        const r = await runExchange(
+        const r = await runHttpAttempt(
           {
             url,
             method: 'POST',

@@ -5,7 +5,7 @@
 import { RunwardenError } from '../domain/errors.ts';
 import { HttpClient, contentType, errorStatusConsumer, isRecord, isSuccess, jsonConsumer, num, type HttpClientInit } from './http-client.ts';
 import { SseParser } from './sse.ts';
-import { ConsumerError, type BodyConsumer, type ExchangeControl, type ResponseHead } from './transport.ts';
+import { ConsumerError, type BodyConsumer, type BodyControl, type ResponseHead } from './http-attempt.ts';
 import { chatResult } from './result.ts';
 import type { CallOptions, ChatRequest, ChatResult, EmbedOptions, EmbedResult, LlmProvider, ProviderType } from './types.ts';
 
@@ -137,7 +137,7 @@ export function openAiStreamConsumer(): BodyConsumer<Completion> {
   const out: Completion = { text: '', finishReason: null, inputTokens: 0, outputTokens: 0, model: undefined };
   let sawDone = false;
   let events = 0;
-  let ctl: ExchangeControl | undefined;
+  let ctl: BodyControl | undefined;
   const parser = new SseParser({
     onEvent(ev) {
       if (sawDone) return;

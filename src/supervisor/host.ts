@@ -7,7 +7,7 @@
  */
 import { redactedConfig } from '../config/redact.ts';
 import type { RunwardenConfig } from '../config/types.ts';
-import { EngineCore } from '../engine/core.ts';
+import { Transitions } from '../engine/transitions.ts';
 import { startReaper } from '../engine/reaper.ts';
 import { setReportConfig } from '../forensics/resources.ts';
 import { openStore } from '../store/open.ts';
@@ -34,7 +34,7 @@ export async function startWorkerHost(
   let stopReaper: () => void = () => undefined;
   try {
     await store.migrate();
-    const core = new EngineCore(store);
+    const core = new Transitions(store);
     stopReaper = startReaper(core, { intervalMs: config.reaperIntervalMs, log });
     const supervisor = new Supervisor({ config, core, count: Math.max(1, config.workers), env: opts.env, cwd: opts.cwd, log });
     await supervisor.start();

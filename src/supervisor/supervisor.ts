@@ -9,7 +9,7 @@
  *   stalled too. A stall that outlasts `loopKillMs`, or the blocking step's deadline, gets the worker
  *   killed (SIGTERM, SIGKILL `killGraceMs` later) and replaced. A stall inside a SQLite write
  *   transaction is killed at once: every other process waits on that lock.
- * - Attempts of a dead worker end at once, not when their leases expire (`EngineCore.loseWorker`):
+ * - Attempts of a dead worker end at once, not when their leases expire (`Transitions.loseWorker`):
  *   the blocking step's attempt fails as `loop.blocked` (counted against its `retries.max`); the
  *   others are `lost` (`worker.crashed`) and retried elsewhere at once. For a stall this is done when
  *   the kill is decided: the frozen worker can no longer complete them, and the leases would
@@ -28,7 +28,7 @@ import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { redactUrl } from '../config/redact.ts';
 import type { RunwardenConfig } from '../config/types.ts';
-import type { EngineCore, LostAttempt } from '../engine/core.ts';
+import type { Transitions, LostAttempt } from '../engine/transitions.ts';
 import type { SupervisedWorker, SupervisorStatus } from '../engine/facade.ts';
 import { fmtMs } from '../forensics/classify.ts';
 import { RestartBackoff } from './backoff.ts';
@@ -53,7 +53,7 @@ const STABLE_MS = 60_000;
 export interface SupervisorOptions {
   config: Readonly<RunwardenConfig>;
   /** This process's engine core on the shared store (loseWorker, worker rows, notifications). */
-  core: EngineCore;
+  core: Transitions;
   /** Worker processes to keep running. */
   count: number;
   /** The workers' environment (provider keys and the rest). */

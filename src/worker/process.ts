@@ -17,7 +17,7 @@
  */
 import { hostname } from 'node:os';
 import type { RunwardenConfig } from '../config/types.ts';
-import { EngineCore } from '../engine/core.ts';
+import { Transitions } from '../engine/transitions.ts';
 import { startReaper } from '../engine/reaper.ts';
 import { ProviderRegistry } from '../llm/index.ts';
 import { buildTools } from '../tools/build.ts';
@@ -80,7 +80,7 @@ export async function startWorkerProcess(config: Readonly<RunwardenConfig>, opts
     });
     cleanups.push(() => providers.close());
     const tools = await buildTools(config, { providers, store, cwd });
-    const core = new EngineCore(store);
+    const core = new Transitions(store);
 
     const id = opts.idPrefix ?? `${hostname()}-${process.pid}`;
     const loops = loopsFor(config.concurrency, store.dialect);

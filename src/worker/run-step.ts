@@ -9,7 +9,7 @@
  * Everything recorded (events, log lines, errors, reports) is redacted on the way out.
  */
 import { RunwardenError, toRunwardenError, type SerializedError } from '../domain/errors.ts';
-import type { AttemptOutcome, ClaimedStep } from '../engine/core.ts';
+import type { AttemptOutcome, ClaimedStep } from '../engine/transitions.ts';
 import { newArtifactId } from '../engine/ids.ts';
 import { enableForensicsByDefault, forensicsEnabled, installForensics } from '../forensics/channels.ts';
 import { buildHangReport, type ReportTrigger } from '../forensics/report.ts';

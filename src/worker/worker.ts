@@ -7,14 +7,14 @@ import { hostname } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 
 type IntervalHistogram = ReturnType<typeof monitorEventLoopDelay>;
-import { CycleError, type ClaimedStep, type Completion, type CompletionResult, type EngineCore, type StepEvent } from '../engine/core.ts';
+import { CycleError, type ClaimedStep, type Completion, type CompletionResult, type Transitions, type StepEvent } from '../engine/transitions.ts';
 import { newWorkerId } from '../engine/ids.ts';
 import type { StoreNotification } from '../store/store.ts';
 import type { ToolRegistry } from '../tools/registry.ts';
 import { StepRun, type AttemptResult } from './run-step.ts';
 
 export interface WorkerOptions {
-  core: EngineCore;
+  core: Transitions;
   tools: ToolRegistry;
   /** @default a random id */
   id?: string;
@@ -43,7 +43,7 @@ type WorkerState = 'idle' | 'running' | 'draining' | 'stopped';
 
 export class Worker {
   readonly id: string;
-  readonly #core: EngineCore;
+  readonly #core: Transitions;
   readonly #tools: ToolRegistry;
   readonly #concurrency: number;
   readonly #leaseMs: number;

@@ -2,7 +2,7 @@
  * Several stores on one database, used at once: as far as the database can tell, several processes.
  */
 import assert from 'node:assert/strict';
-import { EngineCore, type ClaimedStep } from '../../src/engine/core.ts';
+import { Transitions, type ClaimedStep } from '../../src/engine/transitions.ts';
 import type { Store } from '../../src/store/store.ts';
 import { conformance } from './harness.ts';
 import { assertRunBooks, byKey, createRun, done, validate } from './fixtures.ts';
@@ -11,7 +11,7 @@ const CLAIMERS = 4;
 
 conformance('concurrent writers', (it) => {
   it('concurrent claimers never claim the same step twice', async (ctx) => {
-    const setup = new EngineCore(ctx.store);
+    const setup = new Transitions(ctx.store);
     // One wide run (every claimer contends for its run row) and many small ones.
     const wide = await createRun(
       setup,
@@ -28,7 +28,7 @@ conformance('concurrent writers', (it) => {
     let finished = 0;
     await Promise.all(
       stores.map(async (store, i) => {
-        const core = new EngineCore(store);
+        const core = new Transitions(store);
         let idle = 0;
         // Claim small batches and complete them, so claims race completions (which release
         // dependants) as well as each other; stop once everything is done.
@@ -62,7 +62,7 @@ conformance('concurrent writers', (it) => {
   });
 
   it('event seq stays strictly increasing and gap-free under concurrent writers, and a reader never skips one', async (ctx) => {
-    const core = new EngineCore(ctx.store);
+    const core = new Transitions(ctx.store);
     const runId = await createRun(core, [{ name: 'a' }]);
     const [claim] = await core.claim('w0', 1, 60_000);
     assert.ok(claim);
@@ -83,7 +83,7 @@ conformance('concurrent writers', (it) => {
     const perWriter = 25;
     await Promise.all(
       stores.map(async (store, w) => {
-        const c = new EngineCore(store);
+        const c = new Transitions(store);
         for (let i = 0; i < perWriter; i++) {
           const n = 1 + ((w + i) % 3);
           await c.flush(
@@ -119,7 +119,7 @@ conformance('concurrent writers', (it) => {
     const validated = await validate([{ name: 'a' }], { idempotencyKey: 'same-key' });
     const stores: Store[] = [ctx.store];
     for (let i = 1; i < 6; i++) stores.push(await ctx.another());
-    const results = await Promise.all(stores.map((s) => new EngineCore(s).createRun(validated, {})));
+    const results = await Promise.all(stores.map((s) => new Transitions(s).createRun(validated, {})));
     assert.equal(new Set(results.map((r) => r.runId)).size, 1, 'every caller gets the same run');
     assert.equal(results.filter((r) => r.created).length, 1, 'exactly one created it');
     const runs = await ctx.store.listRuns({ limit: 10 });
@@ -129,13 +129,13 @@ conformance('concurrent writers', (it) => {
   });
 
   it('a run started by racing claimers is started once', async (ctx) => {
-    const setup = new EngineCore(ctx.store);
+    const setup = new Transitions(ctx.store);
     const runs: string[] = [];
     for (let r = 0; r < 10; r++) runs.push(await createRun(setup, Array.from({ length: 8 }, (_, i) => ({ name: `s${i}`, tool: 'noop' }))));
     const stores: Store[] = [ctx.store];
     for (let i = 1; i < CLAIMERS; i++) stores.push(await ctx.another());
     await Promise.all(stores.map(async (s, i) => {
-      const core = new EngineCore(s);
+      const core = new Transitions(s);
       for (let k = 0; k < 10; k++) await core.claim(`w${i}`, 2, 60_000);
     }));
     for (const runId of runs) {

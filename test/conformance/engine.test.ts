@@ -1,15 +1,15 @@
 /** The engine and real workers on each dialect: the store contract as the product uses it. */
 import assert from 'node:assert/strict';
 import { RUN_TERMINAL } from '../../src/domain/states.ts';
-import { EngineCore } from '../../src/engine/core.ts';
-import { Engine } from '../../src/engine/engine.ts';
+import { Transitions } from '../../src/engine/transitions.ts';
+import { EngineApi } from '../../src/engine/api.ts';
 import type { Store } from '../../src/store/store.ts';
 import { Worker } from '../../src/worker/worker.ts';
 import { eventually, conformance } from './harness.ts';
 import { assertRunBooks, LIMITS, tools } from './fixtures.ts';
 
 function startWorker(store: Store, id: string): Worker {
-  const w = new Worker({ core: new EngineCore(store), tools, id, leaseMs: 2000, heartbeatMs: 200, abortGraceMs: 300, pollMs: 50 });
+  const w = new Worker({ core: new Transitions(store), tools, id, leaseMs: 2000, heartbeatMs: 200, abortGraceMs: 300, pollMs: 50 });
   w.start();
   return w;
 }
@@ -27,7 +27,7 @@ async function finished(store: Store, runId: string, timeoutMs = 30_000): Promis
 
 conformance('engine on the store', (it) => {
   it('a DAG with templates runs to completion, every step finished once', async (ctx) => {
-    const engine = new Engine({ store: ctx.store, tools, limits: LIMITS, reaperIntervalMs: 100 });
+    const engine = new EngineApi({ store: ctx.store, tools, limits: LIMITS, reaperIntervalMs: 100 });
     engine.start();
     const worker = startWorker(ctx.store, 'w-main');
     try {
@@ -52,7 +52,7 @@ conformance('engine on the store', (it) => {
 
   it('two workers on two connections share runs; no step runs twice', async (ctx) => {
     const other = await ctx.another();
-    const engine = new Engine({ store: ctx.store, tools, limits: LIMITS, reaperIntervalMs: 100 });
+    const engine = new EngineApi({ store: ctx.store, tools, limits: LIMITS, reaperIntervalMs: 100 });
     engine.start();
     const workers = [startWorker(ctx.store, 'w-a'), startWorker(other, 'w-b')];
     try {

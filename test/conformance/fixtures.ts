@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import type { SerializedError } from '../../src/domain/errors.ts';
 import { validateRunRequest, type ValidatedRun } from '../../src/domain/plan.ts';
 import type { EventRecord } from '../../src/domain/records.ts';
-import { EngineCore, type ClaimedStep, type Completion } from '../../src/engine/core.ts';
+import { Transitions, type ClaimedStep, type Completion } from '../../src/engine/transitions.ts';
 import type { NewArtifact, Store } from '../../src/store/store.ts';
 import { builtinTools } from '../../src/tools/builtin.ts';
 import { ToolRegistry } from '../../src/tools/registry.ts';
@@ -31,11 +31,11 @@ export class Clock {
   }
 }
 
-export function coreAt(store: Store, clock: Clock): EngineCore {
-  return new EngineCore(store, { now: clock.now });
+export function coreAt(store: Store, clock: Clock): Transitions {
+  return new Transitions(store, { now: clock.now });
 }
 
-export async function createRun(core: EngineCore, steps: PlanStep[], extra: Record<string, unknown> = {}): Promise<string> {
+export async function createRun(core: Transitions, steps: PlanStep[], extra: Record<string, unknown> = {}): Promise<string> {
   const validated = await validate(steps, extra);
   const { runId } = await core.createRun(validated, { steps });
   return runId;

@@ -5,7 +5,7 @@
  * A test gets a fresh, migrated, empty database (`ctx.store`), can open more stores on the same
  * database (`ctx.another()`: another connection, as another process would have), and can open a
  * store on a brand-new database that is not migrated yet (`ctx.unmigrated()`). Everything it opens
- * is closed after it. Times are explicit where a test controls them (`EngineCore({ now })`).
+ * is closed after it. Times are explicit where a test controls them (`Transitions({ now })`).
  *
  * PostgreSQL: one database per suite, created when the suite starts and dropped at its end (which
  * fails the suite if a store was left open); tables are emptied before each test. Without a

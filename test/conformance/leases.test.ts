@@ -156,7 +156,7 @@ conformance('claims, leases and completions', (it) => {
     clock.advance(901);
     const r2 = await ctx.store.transaction((tx) => tx.renewLeases('w1', tokens, clock.t, clock.t + 300, 100));
     assert.deepEqual(r2.renewed, [b.token]);
-    // EngineCore.renew is the same operation with the core's clock.
+    // Transitions.renew is the same operation with the core's clock.
     const r3 = await core.renew('w1', tokens, 300, 100);
     assert.deepEqual(r3.renewed, [b.token]);
   });

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { RunwardenError } from '../../src/domain/errors.ts';
-import { EngineCore } from '../../src/engine/core.ts';
+import { Transitions } from '../../src/engine/transitions.ts';
 import { PostgresStore } from '../../src/store/postgres/index.ts';
 import { REAPER_LOCK } from '../../src/store/postgres/tx.ts';
 import type { StoreNotification } from '../../src/store/store.ts';
@@ -129,7 +129,7 @@ describe('PostgreSQL store', { skip }, () => {
 
   test('after every connection is killed, the pool reconnects; the failure in between is DATABASE_UNAVAILABLE', async () => {
     const s = open();
-    const core = new EngineCore(s);
+    const core = new Transitions(s);
     const runId = await createRun(core, [{ name: 'a' }]);
     await terminateConnections(db.name);
     // Idle pooled connections are gone; the next operations get new ones (at most one may fail
@@ -157,7 +157,7 @@ describe('PostgreSQL store', { skip }, () => {
   test('one reaper at a time; a reaper that dies mid-reap hands over at once', async () => {
     const a = open();
     const b = open();
-    const core = new EngineCore(a, { now: () => Date.now() });
+    const core = new Transitions(a, { now: () => Date.now() });
     const runId = await createRun(core, [{ name: 'x' }, { name: 'y' }]);
     assert.equal((await core.claim('w-dead', 2, 1)).length, 2);
     await new Promise((r) => setTimeout(r, 5));
@@ -168,7 +168,7 @@ describe('PostgreSQL store', { skip }, () => {
     await frozen.query('BEGIN');
     const leader = await frozen.query<{ ok: boolean; pid: number }>('SELECT pg_try_advisory_xact_lock($1) AS ok, pg_backend_pid() AS pid', [REAPER_LOCK]);
     assert.equal(leader.rows[0]?.ok, true);
-    const coreB = new EngineCore(b);
+    const coreB = new Transitions(b);
     assert.equal(await coreB.reap(), 0, 'another process is reaping: this one does not');
     assert.equal((await b.getStep(runId, 'x'))?.status, 'running');
     // That process dies: its lock goes with its session.
@@ -184,7 +184,7 @@ describe('PostgreSQL store', { skip }, () => {
   test('two transactions that deadlock on run rows: the server breaks it, the loser runs again, both commit', async () => {
     const a = open();
     const b = open();
-    const core = new EngineCore(a);
+    const core = new Transitions(a);
     const r1 = await createRun(core, [{ name: 's' }]);
     const r2 = await createRun(core, [{ name: 's' }]);
     let arrived = 0;
@@ -220,7 +220,7 @@ describe('PostgreSQL store', { skip }, () => {
   test('transactions that update a step twice (a foreign-key share lock on the run) and then advance the run do not deadlock', async () => {
     const a = open();
     const b = open();
-    const core = new EngineCore(a);
+    const core = new Transitions(a);
     const runId = await createRun(core, [{ name: 'x' }, { name: 'y' }]);
     let arrived = 0;
     let release: () => void = () => undefined;
@@ -247,7 +247,7 @@ describe('PostgreSQL store', { skip }, () => {
 
   test('a pipelined write that fails is the error reported, and the transaction leaves nothing behind', async () => {
     const s = open();
-    const core = new EngineCore(s);
+    const core = new Transitions(s);
     const runId = await createRun(core, [{ name: 'a' }]);
     // seq 1 exists (run.created): the insert fails at the server while the transaction goes on.
     const err = await s
@@ -274,7 +274,7 @@ describe('PostgreSQL store', { skip }, () => {
     const validated = await validate([{ name: 'a' }], { idempotencyKey: 'race-key' });
     const many = [open(), open(), open(), open()];
     await Promise.all(many.map((s) => s.ping()));
-    const results = await Promise.all(many.map((s) => new EngineCore(s).createRun(validated, {})));
+    const results = await Promise.all(many.map((s) => new Transitions(s).createRun(validated, {})));
     assert.equal(new Set(results.map((r) => r.runId)).size, 1);
     assert.equal(results.filter((r) => r.created).length, 1);
   });

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { EngineCore } from '../../src/engine/core.ts';
+import { Transitions } from '../../src/engine/transitions.ts';
 import { SqliteStore } from '../../src/store/sqlite/index.ts';
 import { RestartBackoff } from '../../src/supervisor/backoff.ts';
 import { Supervisor } from '../../src/supervisor/supervisor.ts';
@@ -30,7 +30,7 @@ test('a worker that crashes at start is restarted with a growing delay, never in
   const lines: string[] = [];
   const sup = new Supervisor({
     config: testConfig(dir, { restartBackoffMs: 50, restartBackoffMaxMs: 400 }),
-    core: new EngineCore(store),
+    core: new Transitions(store),
     count: 1,
     env: { PATH: process.env.PATH },
     cwd: dir,

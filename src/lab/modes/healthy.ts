@@ -1,9 +1,9 @@
 import type { OutgoingHttpHeaders } from 'node:http';
-import type { Exchange } from '../exchange.ts';
+import type { LabExchange } from '../exchange.ts';
 import { fullStream } from '../wire.ts';
 import type { Runner } from './types.ts';
 
-export function healthy(ex: Exchange): Runner {
+export function healthy(ex: LabExchange): Runner {
   const chunkMs = ex.params.int('chunk_ms', 0, 0, 60_000);
   return () => sendHealthy(ex, chunkMs);
 }
@@ -13,7 +13,7 @@ export function healthy(ex: Exchange): Runner {
  * concurrent requests one syscall per response instead of ~20 matters, and the client still sees
  * several content events.
  */
-export async function sendHealthy(ex: Exchange, chunkMs = 0, headers: OutgoingHttpHeaders = {}): Promise<void> {
+export async function sendHealthy(ex: LabExchange, chunkMs = 0, headers: OutgoingHttpHeaders = {}): Promise<void> {
   const stream = ex.reply.stream;
   if (!stream) {
     ex.sendJson(200, ex.reply.json, headers);

@@ -4,7 +4,7 @@
  * is full, so a slow reader costs the lab one batch of memory, not gigabytes.
  */
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import type { Exchange } from '../exchange.ts';
+import type { LabExchange } from '../exchange.ts';
 import { estimateTokens } from '../content.ts';
 import type { Mode } from './types.ts';
 
@@ -41,7 +41,7 @@ function batchOf(unit: string): Buffer {
 }
 
 /** Writes `batch` until `budget` bytes (0 = forever); returns bytes sent, or null if the client left. */
-async function pump(ex: Exchange, batch: Buffer, budget: number): Promise<number | null> {
+async function pump(ex: LabExchange, batch: Buffer, budget: number): Promise<number | null> {
   let sent = 0;
   let sinceYield = 0;
   while (budget === 0 || sent < budget) {

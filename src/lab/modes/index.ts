@@ -1,6 +1,6 @@
 /** Mode name -> behaviour, and the latency every responding mode waits out first. */
 import type { ModeName } from '../catalog.ts';
-import type { Exchange } from '../exchange.ts';
+import type { LabExchange } from '../exchange.ts';
 import type { LabState } from '../state.ts';
 import { errorBody } from '../wire.ts';
 import { cleanCloseNoDone, keepaliveRace, resetMidBody } from './breaks.ts';
@@ -36,7 +36,7 @@ const MODES: Record<ModeName, Mode> = {
 };
 
 /** Validates the parameters (throws ParamError before any byte is sent), waits the latency, runs the mode. */
-export async function runMode(ex: Exchange, lab: LabState): Promise<void> {
+export async function runMode(ex: LabExchange, lab: LabState): Promise<void> {
   const latencyMs = ex.params.int('latency_ms', lab.defaultLatencyMs, 0, 3_600_000);
   const run = MODES[ex.mode](ex, lab);
   if (ex.mode !== 'no_headers' && !(await ex.sleep(latencyMs))) return;

@@ -5,7 +5,7 @@
  */
 import { STATUS_CODES } from 'node:http';
 import type { OutgoingHttpHeaders } from 'node:http';
-import type { Exchange } from '../exchange.ts';
+import type { LabExchange } from '../exchange.ts';
 import { ParamError } from '../params.ts';
 import type { LabState } from '../state.ts';
 import { errorBody } from '../wire.ts';
@@ -15,7 +15,7 @@ import type { Mode } from './types.ts';
 const RETRY_FORMS = ['ms', 'date', 'garbage', 'none'];
 
 /** Whether this request is one the mode refuses: always without `count`, else the first `count` per key. */
-function refuses(ex: Exchange, lab: LabState): () => boolean {
+function refuses(ex: LabExchange, lab: LabState): () => boolean {
   const count = ex.params.optionalInt('count', 0);
   const path = new URL(ex.req.url ?? '/', 'http://lab.invalid').pathname;
   const key = `${ex.mode}:${ex.params.str('key', path)}`;

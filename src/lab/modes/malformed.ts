@@ -2,7 +2,7 @@
  * malformed_sse: streams that test the client's SSE parser. `split` is the odd one out: its content
  * is healthy, and a compliant parser must reassemble it exactly.
  */
-import type { Exchange } from '../exchange.ts';
+import type { LabExchange } from '../exchange.ts';
 import { fullStream } from '../wire.ts';
 import { sendHealthy } from './healthy.ts';
 import type { Mode } from './types.ts';
@@ -57,7 +57,7 @@ export const malformedSse: Mode = (ex) => {
 };
 
 /** Writes `bytes` in pieces cut at awkward places, `gapMs` apart so each is its own TCP segment. */
-async function writePieces(ex: Exchange, bytes: Buffer, gapMs: number): Promise<void> {
+async function writePieces(ex: LabExchange, bytes: Buffer, gapMs: number): Promise<void> {
   let start = 0;
   for (const cut of awkwardCuts(bytes)) {
     ex.write(bytes.subarray(start, cut));

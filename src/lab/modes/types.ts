@@ -1,4 +1,4 @@
-import type { Exchange } from '../exchange.ts';
+import type { LabExchange } from '../exchange.ts';
 import type { LabState } from '../state.ts';
 import { DEFAULT_HOLD_MS } from '../catalog.ts';
 
@@ -9,12 +9,12 @@ export type Runner = () => Promise<void>;
  * A mode reads and validates its parameters synchronously (a bad one throws ParamError, answered
  * with 400 before any byte of the mode is sent) and returns the runner.
  */
-export type Mode = (ex: Exchange, lab: LabState) => Runner;
+export type Mode = (ex: LabExchange, lab: LabState) => Runner;
 
 // setTimeout's ceiling (~24.8 days); anything longer is "forever" for every client anyway.
 const MAX_HOLD_MS = 2 ** 31 - 1;
 
-export function holdParam(ex: Exchange): number {
+export function holdParam(ex: LabExchange): number {
   return ex.params.int('hold_ms', DEFAULT_HOLD_MS, 0, MAX_HOLD_MS);
 }
 

@@ -22,7 +22,7 @@ import { classifyStall, type StallPhase } from './stall.ts';
 import { DRAIN_GRACE_MS } from './timeouts.ts';
 import type { LlmTimeouts } from './types.ts';
 
-export interface ExchangeSpec {
+export interface HttpAttemptSpec {
   url: URL;
   method: 'POST' | 'GET';
   headers: Record<string, string>;
@@ -47,14 +47,14 @@ export interface ResponseHead {
   headers: http.IncomingHttpHeaders;
 }
 
-export interface ExchangeControl {
+export interface BodyControl {
   /** The body made content progress (resets the first-content / idle limits of a stream). */
   progress(): void;
   /** The body is logically complete ([DONE], message_stop): stop reading, let the response end. */
   done(): void;
 }
 
-/** Thrown by consumers; the exchange turns it into a RunwardenError with the attempt's data. */
+/** Thrown by consumers; the attempt turns it into a RunwardenError with the attempt's data. */
 export class ConsumerError extends Error {
   readonly code: string;
   readonly retryable: boolean;
@@ -71,12 +71,12 @@ export class ConsumerError extends Error {
 export interface BodyConsumer<T> {
   /** Streaming bodies are watched for content progress; others for any byte. */
   readonly streaming: boolean;
-  onData(chunk: Buffer, ctl: ExchangeControl): void;
+  onData(chunk: Buffer, ctl: BodyControl): void;
   /** Called once, when the response ended or after `done()`. Returns the value or throws. */
   onEnd(): T;
 }
 
-export interface ExchangeResult<T> {
+export interface HttpAttemptResult<T> {
   head: ResponseHead;
   value: T;
   ttfbMs: number;
@@ -92,12 +92,12 @@ export function createAgent(url: URL): http.Agent {
   return url.protocol === 'https:' ? new https.Agent(opts) : new http.Agent(opts);
 }
 
-export function runExchange<T>(spec: ExchangeSpec, choose: (head: ResponseHead) => BodyConsumer<T>): Promise<ExchangeResult<T>> {
-  return new Exchange(spec, choose).run();
+export function runHttpAttempt<T>(spec: HttpAttemptSpec, choose: (head: ResponseHead) => BodyConsumer<T>): Promise<HttpAttemptResult<T>> {
+  return new HttpAttempt(spec, choose).run();
 }
 
-class Exchange<T> {
-  private readonly spec: ExchangeSpec;
+class HttpAttempt<T> {
+  private readonly spec: HttpAttemptSpec;
   private readonly choose: (head: ResponseHead) => BodyConsumer<T>;
   private readonly startedAt = Date.now();
   private phase: Phase = 'queued';
@@ -122,19 +122,19 @@ class Exchange<T> {
   private lookup: BoundedLookup | undefined;
   private settled = false;
   private unregister: (() => void) | undefined;
-  private resolveFn: ((r: ExchangeResult<T>) => void) | undefined;
+  private resolveFn: ((r: HttpAttemptResult<T>) => void) | undefined;
   private rejectFn: ((e: RunwardenError) => void) | undefined;
   private readonly onAbort = (): void => {
     this.fail(this.classifyStall('abort', true));
   };
 
-  constructor(spec: ExchangeSpec, choose: (head: ResponseHead) => BodyConsumer<T>) {
+  constructor(spec: HttpAttemptSpec, choose: (head: ResponseHead) => BodyConsumer<T>) {
     this.spec = spec;
     this.choose = choose;
   }
 
-  run(): Promise<ExchangeResult<T>> {
-    return new Promise<ExchangeResult<T>>((resolve, reject) => {
+  run(): Promise<HttpAttemptResult<T>> {
+    return new Promise<HttpAttemptResult<T>>((resolve, reject) => {
       this.resolveFn = resolve;
       this.rejectFn = reject;
       if (this.spec.signal.aborted) {
@@ -229,7 +229,7 @@ class Exchange<T> {
     }
     this.consumer = consumer;
     this.setPhase(consumer.streaming ? 'stream' : 'body');
-    const ctl: ExchangeControl = {
+    const ctl: BodyControl = {
       progress: () => {
         this.progressCount++;
         this.lastContentAt = Date.now();
@@ -280,7 +280,7 @@ class Exchange<T> {
       this.failFromConsumer(err);
       return;
     }
-    const result: ExchangeResult<T> = { head: this.head, value, ttfbMs: this.headersAt - this.startedAt };
+    const result: HttpAttemptResult<T> = { head: this.head, value, ttfbMs: this.headersAt - this.startedAt };
     this.settle();
     this.resolveFn?.(result);
   }

@@ -46,7 +46,7 @@ export interface StepEvent {
   data: Record<string, unknown>;
 }
 
-/** An attempt whose worker is gone (see EngineCore.#lose). */
+/** An attempt whose worker is gone (see Transitions.#lose). */
 interface LostItem {
   step: StepRow;
   token: string;
@@ -103,7 +103,7 @@ export class CycleError extends Error {
   }
 }
 
-export class EngineCore {
+export class Transitions {
   readonly store: Store;
   readonly #now: () => number;
 

@@ -1,6 +1,6 @@
 /**
  * The engine as the API and CLI see it (EngineFacade), plus the background reaper. Reads go to the
- * store; every write is a transition in core.ts.
+ * store; every write is a transition in transitions.ts.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 
@@ -11,7 +11,7 @@ import type { RunRecord, RunWithSteps, StepDetail, StepRecord } from '../domain/
 import { RUN_STATES } from '../domain/states.ts';
 import type { RunRow, StepRow, Store } from '../store/store.ts';
 import type { ToolRegistry } from '../tools/registry.ts';
-import { EngineCore } from './core.ts';
+import { Transitions } from './transitions.ts';
 import type { EngineFacade, HealthDetailed, ListRunsQuery, RunPage, StuckStep, SupervisorStatus } from './facade.ts';
 import { renderMetrics } from './metrics.ts';
 
@@ -49,8 +49,8 @@ function decodeCursor(c: string): { createdAt: number; id: string } {
   throw new RunwardenError('INVALID_CURSOR', 'cursor is not one this server issued', { status: 400 });
 }
 
-export class Engine implements EngineFacade {
-  readonly core: EngineCore;
+export class EngineApi implements EngineFacade {
+  readonly core: Transitions;
   readonly store: Store;
   readonly tools: ToolRegistry;
   readonly #limits: PlanLimits;
@@ -67,7 +67,7 @@ export class Engine implements EngineFacade {
   constructor(o: EngineOptions) {
     this.store = o.store;
     this.tools = o.tools;
-    this.core = new EngineCore(o.store);
+    this.core = new Transitions(o.store);
     this.#limits = o.limits;
     this.#reaperMs = o.reaperIntervalMs ?? 500;
     this.#providers = o.providers ?? (() => []);
