@@ -5,7 +5,7 @@
  * (exit 3) after `giveUpAfterMs` without a working connection.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { EventRecord, RunWithSteps } from '../domain/records.ts';
+import type { EventRecord, RunWithSteps, TextDelta } from '../domain/records.ts';
 import { RUN_TERMINAL } from '../domain/states.ts';
 import type { ApiClient } from './client.ts';
 import { apiError, unreachable } from './client.ts';
@@ -25,6 +25,8 @@ export interface FollowOptions {
   onReconnect?: (afterSeq: number, reason: string, delayMs: number) => void;
   /** Aborts following (Ctrl-C). */
   signal?: AbortSignal;
+  /** Each `llm.delta` frame (text a running step generates; not stored, so never replayed on resume). */
+  onDelta?: (delta: TextDelta) => void;
 }
 
 class StreamDropped extends Error {}
@@ -98,6 +100,11 @@ export async function followRunEvents(
           parser.feed(chunk as Uint8Array);
           for (const msg of pending.splice(0)) {
             if (msg.type === 'error') throw new StreamDropped('the server reported a stream error');
+            if (msg.type === 'llm.delta') {
+              const delta = parseDelta(msg.data);
+              if (delta) opts.onDelta?.(delta);
+              continue;
+            }
             let event: EventRecord;
             try {
               event = JSON.parse(msg.data) as EventRecord;
@@ -150,4 +157,15 @@ export async function followRunEvents(
       return new StreamDropped(`${err instanceof Error ? err.message : String(err)}${code}`);
     }
   }
+}
+
+/** A delta frame, or undefined when it is not one (a frame we cannot read is skipped: deltas are lossy). */
+export function parseDelta(data: string): TextDelta | undefined {
+  try {
+    const d = JSON.parse(data) as Partial<TextDelta>;
+    if (typeof d.text === 'string' && typeof d.stepName === 'string' && typeof d.attempt === 'number') return d as TextDelta;
+  } catch {
+    return undefined;
+  }
+  return undefined;
 }

@@ -3,7 +3,7 @@
  * redrawn in place with ANSI cursor movement. The state is fed by events only, so the same view
  * works whether the follower started before the run or resumed in the middle of it.
  */
-import type { EventRecord, RunWithSteps } from '../domain/records.ts';
+import type { EventRecord, RunWithSteps, TextDelta } from '../domain/records.ts';
 import { duration, ESC, errorSummary, table, visibleLength } from './format.ts';
 
 const ANSI_AT_START = new RegExp(`^${ESC}\\[[0-9;]*[A-Za-z]`);
@@ -17,7 +17,12 @@ interface StepView {
   finishedMs: number | undefined;
   error: string;
   note: string;
+  /** The end of the text the step is streaming (llm.delta), shown under the table while it runs. */
+  text: string;
 }
+
+/** Characters of a step's streamed text kept for the live view (one line of a wide terminal). */
+const TEXT_TAIL = 240;
 
 const COLOR: Record<string, string> = {
   succeeded: '\x1b[32m',
@@ -52,6 +57,7 @@ export class ProgressView {
         finishedMs: s.startedAt && s.finishedAt ? Date.parse(s.finishedAt) - Date.parse(s.startedAt) : undefined,
         error: s.error ? errorSummary(s.error) : '',
         note: '',
+        text: '',
       });
     }
   }
@@ -67,7 +73,7 @@ export class ProgressView {
     if (!e.stepName) return;
     let s = this.#steps.get(e.stepName);
     if (!s) {
-      s = { name: e.stepName, tool: '', status: 'pending', attempt: 0, startedAt: undefined, finishedMs: undefined, error: '', note: '' };
+      s = { name: e.stepName, tool: '', status: 'pending', attempt: 0, startedAt: undefined, finishedMs: undefined, error: '', note: '', text: '' };
       this.#steps.set(e.stepName, s);
     }
     const attempt = e.attempt ?? (typeof d.attempt === 'number' ? d.attempt : undefined);
@@ -90,6 +96,7 @@ export class ProgressView {
         s.note = 'hang report';
         break;
       case 'step.finished':
+        s.text = '';
         s.status = typeof d.status === 'string' ? d.status : 'finished';
         s.finishedMs = typeof d.durationMs === 'number' ? d.durationMs : s.startedAt !== undefined ? Date.parse(e.ts) - s.startedAt : undefined;
         s.error = d.error ? errorSummary(d.error) : '';
@@ -98,6 +105,13 @@ export class ProgressView {
       default:
         break;
     }
+  }
+
+  /** Text a running step streams; only its tail is kept. */
+  applyDelta(d: TextDelta): void {
+    const s = this.#steps.get(d.stepName);
+    if (!s || s.status !== 'running') return;
+    s.text = (d.reset ? d.text : s.text + d.text).slice(-TEXT_TAIL);
   }
 
   render(opts: { now?: number; columns?: number; color?: boolean } = {}): string[] {
@@ -113,6 +127,11 @@ export class ProgressView {
       return [s.name, paint(s.status), s.attempt > 0 ? String(s.attempt) : '-', duration(ms), [s.note, s.error].filter(Boolean).join(' ')];
     });
     const lines = [head, ...table(['STEP', 'STATUS', 'ATTEMPT', 'ELAPSED', 'ERROR'], rows)];
+    for (const s of steps) {
+      if (s.status !== 'running' || s.text === '') continue;
+      const lastLine = s.text.split('\n').filter((l) => l.trim() !== '').at(-1) ?? '';
+      lines.push(`${s.name} › ${lastLine}`);
+    }
     const width = opts.columns;
     // A wrapped line would break the cursor arithmetic of the redraw: cut every line to the width.
     return width !== undefined && width > 10 ? lines.map((l) => (visibleLength(l) > width - 1 ? cut(l, width - 1) : l)) : lines;

@@ -82,6 +82,24 @@ export interface EventRecord {
   data: Record<string, unknown>;
 }
 
+/**
+ * Text a step is generating, published as it arrives (an `llm.delta` frame on the run's event
+ * stream). Never stored: the final text is the step's output. Frames can be dropped (a slow
+ * reader); `offset` lets a reader see a gap, `reset` says a retried call starts the text over.
+ */
+export interface TextDelta {
+  runId: string;
+  stepName: string;
+  attempt: number;
+  /** Epoch ms at which the frame was cut. */
+  ts: number;
+  text: string;
+  /** Characters of this call's text published before this frame. */
+  offset: number;
+  /** The call was retried: discard the text shown so far for this attempt. */
+  reset?: true;
+}
+
 export interface ArtifactMeta {
   id: string;
   runId: string;

@@ -7,7 +7,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 type IntervalHistogram = ReturnType<typeof monitorEventLoopDelay>;
 import { notFound, RunwardenError } from '../domain/errors.ts';
 import { validateRunRequest, type PlanLimits } from '../domain/plan.ts';
-import type { RunRecord, RunWithSteps, StepDetail, StepRecord } from '../domain/records.ts';
+import type { RunRecord, RunWithSteps, StepDetail, StepRecord, TextDelta } from '../domain/records.ts';
 import { RUN_STATES } from '../domain/states.ts';
 import type { RunRow, StepRow, Store } from '../store/store.ts';
 import type { ToolRegistry } from '../tools/registry.ts';
@@ -150,6 +150,12 @@ export class EngineApi implements EngineFacade {
   onRunEvents(runId: string, listener: () => void): () => void {
     return this.store.subscribe((n) => {
       if (n.kind === 'events' && n.runIds.includes(runId)) listener();
+    });
+  }
+
+  onRunDeltas(runId: string, listener: (delta: TextDelta) => void): () => void {
+    return this.store.subscribe((n) => {
+      if (n.kind === 'delta' && n.delta.runId === runId) listener(n.delta);
     });
   }
 

@@ -2,7 +2,7 @@
  * What the HTTP API and the CLI may ask of the engine. The HTTP layer depends on this interface
  * only; `EngineApi` in api.ts implements it on top of a Store.
  */
-import type { ArtifactMeta, AttemptRecord, EventRecord, RunRecord, RunWithSteps, StepDetail, WorkerRecord } from '../domain/records.ts';
+import type { ArtifactMeta, AttemptRecord, EventRecord, RunRecord, RunWithSteps, StepDetail, TextDelta, WorkerRecord } from '../domain/records.ts';
 import type { RunState } from '../domain/states.ts';
 
 export interface ListRunsQuery {
@@ -87,6 +87,8 @@ export interface EngineFacade {
   listEvents(runId: string, afterSeq: number, limit?: number): Promise<EventRecord[]>;
   /** Called (with no payload) whenever new events may exist for runId; returns an unsubscribe. */
   onRunEvents(runId: string, listener: () => void): () => void;
+  /** Called with each `llm.delta` frame of runId's running steps (never stored); returns an unsubscribe. */
+  onRunDeltas(runId: string, listener: (delta: TextDelta) => void): () => void;
   getStep(runId: string, name: string): Promise<StepDetail>;
   listAttempts(runId: string, name: string): Promise<AttemptRecord[]>;
   listArtifacts(runId: string): Promise<ArtifactMeta[]>;

@@ -13,7 +13,7 @@
  *   on a long-lived connection.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { EventRecord } from '../domain/records.ts';
+import type { EventRecord, TextDelta } from '../domain/records.ts';
 import type { EngineFacade } from '../engine/facade.ts';
 import { describeForLog } from './errors.ts';
 
@@ -54,6 +54,11 @@ export function sseFrame(event: EventRecord): string {
   const type = String(event.type).replace(/[\r\n]/g, ' ');
   // JSON.stringify escapes newlines, so the payload always fits on one `data:` line.
   return `id: ${event.seq}\nevent: ${type}\ndata: ${JSON.stringify(event)}\n\n`;
+}
+
+/** A frame without an `id:`: deltas are not stored, so they must not move a reader's resume point. */
+export function deltaFrame(delta: TextDelta): string {
+  return `event: llm.delta\ndata: ${JSON.stringify({ type: 'llm.delta', ...delta })}\n\n`;
 }
 
 export interface StreamParams {
@@ -104,6 +109,11 @@ export async function streamRunEvents(p: StreamParams): Promise<void> {
   };
 
   let unsubscribe = (): void => {};
+  // Deltas are lossy by design: a reader that is behind (its socket buffer full) misses frames
+  // rather than making anyone wait; the step's final text is in its step.finished outputs.
+  const unsubscribeDeltas = engine.onRunDeltas(runId, (delta) => {
+    if (!closed && !res.writableNeedDrain) res.write(deltaFrame(delta));
+  });
   const removeFromHub = p.hub.add(end);
   res.on('close', onClose);
   // A write to a reset socket reports an error event; without a listener that would crash the process.
@@ -177,6 +187,7 @@ export async function streamRunEvents(p: StreamParams): Promise<void> {
   } finally {
     clearInterval(keepalive);
     unsubscribe();
+    unsubscribeDeltas();
     removeFromHub();
     res.off('close', onClose);
     if (!closed) {

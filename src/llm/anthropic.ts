@@ -6,7 +6,7 @@ import { HttpClient, contentType, errorStatusConsumer, isRecord, isSuccess, json
 import { unsupported } from './openai.ts';
 import { SseParser } from './sse.ts';
 import { ConsumerError, type BodyConsumer, type BodyControl, type ResponseHead } from './http-attempt.ts';
-import { chatResult } from './result.ts';
+import { chatResult, textSink } from './result.ts';
 import type { CallOptions, ChatRequest, ChatResult, EmbedOptions, EmbedResult, LlmProvider, ProviderType } from './types.ts';
 
 export const ANTHROPIC_VERSION = '2023-06-01';
@@ -59,6 +59,7 @@ export class AnthropicProvider implements LlmProvider {
     };
     if (system.length > 0) body.system = system.join('\n\n');
     if (req.temperature !== undefined) body.temperature = req.temperature;
+    const onText = textSink(opts);
     const r = await this.http.send<Message>({
       path: this.path,
       body,
@@ -66,7 +67,7 @@ export class AnthropicProvider implements LlmProvider {
       model,
       stream,
       accept: stream ? 'text/event-stream' : 'application/json',
-      choose: (head) => chooseConsumer(head, stream),
+      choose: (head) => chooseConsumer(head, stream, onText()),
     });
     return chatResult(this.name, model, r.value, r, opts);
   }
@@ -80,9 +81,9 @@ export class AnthropicProvider implements LlmProvider {
   }
 }
 
-function chooseConsumer(head: ResponseHead, stream: boolean): BodyConsumer<Message> {
+function chooseConsumer(head: ResponseHead, stream: boolean, onText: ((text: string) => void) | undefined): BodyConsumer<Message> {
   if (!isSuccess(head)) return errorStatusConsumer(head);
-  if (stream && !contentType(head).includes('json')) return anthropicStreamConsumer();
+  if (stream && !contentType(head).includes('json')) return anthropicStreamConsumer(onText);
   return jsonConsumer(parseMessage);
 }
 
@@ -103,7 +104,7 @@ function parseMessage(json: unknown): Message {
 }
 
 /** Progress = non-empty text/thinking/tool-input deltas and the stop reason; `ping` is not. */
-export function anthropicStreamConsumer(): BodyConsumer<Message> {
+export function anthropicStreamConsumer(onText?: (text: string) => void): BodyConsumer<Message> {
   const out: Message = { text: '', finishReason: null, inputTokens: 0, outputTokens: 0, model: undefined };
   let sawStop = false;
   let ctl: BodyControl | undefined;
@@ -134,6 +135,7 @@ export function anthropicStreamConsumer(): BodyConsumer<Message> {
           const d = isRecord(json.delta) ? json.delta : {};
           if (d.type === 'text_delta' && typeof d.text === 'string' && d.text.length > 0) {
             out.text += d.text;
+            onText?.(d.text);
             ctl?.progress();
           } else if (
             (typeof d.thinking === 'string' && d.thinking.length > 0) ||

@@ -6,7 +6,7 @@ import { RunwardenError } from '../domain/errors.ts';
 import { HttpClient, contentType, errorStatusConsumer, isRecord, isSuccess, jsonConsumer, num, type HttpClientInit } from './http-client.ts';
 import { SseParser } from './sse.ts';
 import { ConsumerError, type BodyConsumer, type BodyControl, type ResponseHead } from './http-attempt.ts';
-import { chatResult } from './result.ts';
+import { chatResult, textSink } from './result.ts';
 import type { CallOptions, ChatRequest, ChatResult, EmbedOptions, EmbedResult, LlmProvider, ProviderType } from './types.ts';
 
 export interface OpenAiInit extends Omit<HttpClientInit, 'headers'> {
@@ -53,6 +53,7 @@ export class OpenAiProvider implements LlmProvider {
     if (stream) body.stream_options = { include_usage: true };
     if (req.maxTokens !== undefined) body[this.officialApi ? 'max_completion_tokens' : 'max_tokens'] = req.maxTokens;
     if (req.temperature !== undefined) body.temperature = req.temperature;
+    const onText = textSink(opts);
     const r = await this.http.send<Completion>({
       path: 'chat/completions',
       body,
@@ -60,7 +61,7 @@ export class OpenAiProvider implements LlmProvider {
       model,
       stream,
       accept: stream ? 'text/event-stream' : 'application/json',
-      choose: (head) => chooseChatConsumer(head, stream),
+      choose: (head) => chooseChatConsumer(head, stream, onText()),
     });
     return chatResult(this.name, model, r.value, r, opts);
   }
@@ -104,11 +105,11 @@ export class OpenAiProvider implements LlmProvider {
   }
 }
 
-function chooseChatConsumer(head: ResponseHead, stream: boolean): BodyConsumer<Completion> {
+function chooseChatConsumer(head: ResponseHead, stream: boolean, onText: ((text: string) => void) | undefined): BodyConsumer<Completion> {
   if (!isSuccess(head)) return errorStatusConsumer(head);
   // Some compatible servers ignore `stream: true` and answer with one JSON body: accept it. Any
   // other content type is read as SSE (proxies relabel streams as text/plain).
-  if (stream && !contentType(head).includes('json')) return openAiStreamConsumer();
+  if (stream && !contentType(head).includes('json')) return openAiStreamConsumer(onText);
   return jsonConsumer(parseCompletion);
 }
 
@@ -133,7 +134,7 @@ function parseCompletion(json: unknown): Completion {
  * Content progress = a non-empty text, reasoning or tool-call delta, or a finish reason. Role-only
  * deltas, empty strings, usage chunks and comments are bytes but not progress (the trickle case).
  */
-export function openAiStreamConsumer(): BodyConsumer<Completion> {
+export function openAiStreamConsumer(onText?: (text: string) => void): BodyConsumer<Completion> {
   const out: Completion = { text: '', finishReason: null, inputTokens: 0, outputTokens: 0, model: undefined };
   let sawDone = false;
   let events = 0;
@@ -175,6 +176,7 @@ export function openAiStreamConsumer(): BodyConsumer<Completion> {
         let progressed = false;
         if (typeof delta.content === 'string' && delta.content.length > 0) {
           out.text += delta.content;
+          onText?.(delta.content);
           progressed = true;
         }
         for (const k of ['reasoning_content', 'reasoning', 'refusal']) {

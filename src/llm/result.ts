@@ -38,3 +38,18 @@ export function chatResult(
   });
   return result;
 }
+
+/**
+ * Per HTTP exchange of one call, the callback its stream consumer hands each content delta to
+ * (undefined when nobody listens). Each exchange gets the next number, so a reader can tell that a
+ * retry started the text over.
+ */
+export function textSink(opts: CallOptions): () => ((text: string) => void) | undefined {
+  const onText = opts.onText;
+  let call = 0;
+  return () => {
+    if (!onText) return undefined;
+    const n = call++;
+    return (text) => onText(text, n);
+  };
+}

@@ -47,6 +47,10 @@ export interface CallOptions {
   deadline: number;
   timeouts?: Partial<LlmTimeouts>;
   onEvent?: (type: LlmEventType, data: Record<string, unknown>) => void;
+  /** Streaming chat: each content delta as it arrives; `call` counts the HTTP exchanges (retries). */
+  onText?: (text: string, call: number) => void;
+  /** The step the call belongs to (for tracing: an LLM call's span is a child of its attempt's). */
+  step?: { runId: string; stepName: string; attempt: number };
 }
 
 export interface EmbedOptions extends CallOptions {

@@ -17,6 +17,7 @@ import type {
   RetryPolicy,
   RunRecord,
   StepRecord,
+  TextDelta,
   UsageTotals,
   WorkerRecord,
 } from '../domain/records.ts';
@@ -251,7 +252,9 @@ export interface ListRunsFilter {
 export type StoreNotification =
   | { kind: 'ready' }
   | { kind: 'events'; runIds: string[] }
-  | { kind: 'cancel'; runId: string };
+  | { kind: 'cancel'; runId: string }
+  /** Text a running step generates (lossy, never stored: see TextDelta). */
+  | { kind: 'delta'; delta: TextDelta };
 
 export interface Store {
   readonly dialect: 'sqlite' | 'postgres';

@@ -14,6 +14,7 @@
 import { writeSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { redactedConfig } from '../config/redact.ts';
+import type { TextDelta } from '../domain/records.ts';
 import { setReportConfig } from '../forensics/resources.ts';
 import { currentStep } from '../worker/context.ts';
 import { startWorkerProcess, type WorkerProcess } from '../worker/process.ts';
@@ -127,18 +128,26 @@ async function main(init: InitMessage): Promise<void> {
   if (init.relay) {
     let pendingReady = false;
     const pendingRuns = new Set<string>();
+    let pendingDeltas: TextDelta[] = [];
     let scheduled = false;
     const flush = (): void => {
       scheduled = false;
-      if (!pendingReady && pendingRuns.size === 0) return;
-      send({ t: 'notify', ...(pendingReady ? { ready: true } : {}), ...(pendingRuns.size > 0 ? { runIds: [...pendingRuns] } : {}) });
+      if (!pendingReady && pendingRuns.size === 0 && pendingDeltas.length === 0) return;
+      send({
+        t: 'notify',
+        ...(pendingReady ? { ready: true } : {}),
+        ...(pendingRuns.size > 0 ? { runIds: [...pendingRuns] } : {}),
+        ...(pendingDeltas.length > 0 ? { deltas: pendingDeltas } : {}),
+      });
       pendingReady = false;
       pendingRuns.clear();
+      pendingDeltas = [];
     };
     store.subscribe((n) => {
       if (relaying) return;
       if (n.kind === 'events') for (const id of n.runIds) pendingRuns.add(id);
       else if (n.kind === 'ready') pendingReady = true;
+      else if (n.kind === 'delta') pendingDeltas.push(n.delta);
       else return;
       if (!scheduled) {
         scheduled = true;

@@ -10,6 +10,7 @@
  *   IPC channel cannot.
  */
 import type { RunwardenConfig } from '../config/types.ts';
+import type { TextDelta } from '../domain/records.ts';
 
 /** The worker's fd of the report pipe. */
 export const REPORT_FD = 3;
@@ -90,6 +91,8 @@ export interface NotifyUp {
   t: 'notify';
   ready?: boolean;
   runIds?: string[];
+  /** Streamed text of running steps, for the API process's event streams (never stored). */
+  deltas?: TextDelta[];
 }
 
 export interface StartFailedMessage {

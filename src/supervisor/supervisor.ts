@@ -340,6 +340,7 @@ export class Supervisor {
       if (slot.state === 'stalled' && slot.stall && !slot.stall.report && m.at > slot.stall.since) this.#unstalled(slot, now - slot.stall.since);
     } else if (m.t === 'notify') {
       if (m.runIds && m.runIds.length > 0) this.#o.core.store.publish({ kind: 'events', runIds: m.runIds });
+      for (const delta of m.deltas ?? []) this.#o.core.store.publish({ kind: 'delta', delta });
       if (m.ready) {
         for (const s of this.#slots) if (s !== slot) s.pendingReady = true;
         this.#scheduleFlush();

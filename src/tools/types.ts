@@ -49,6 +49,12 @@ export interface ToolContext {
   track<T>(label: string, promise: Promise<T>): Promise<T>;
   /** Emit an event on this step (used by built-in tools for `llm.request`, `llm.usage`). */
   emit(type: string, data: Record<string, unknown>): void;
+  /**
+   * Publish text as it is generated: coalesced into `llm.delta` frames (every 75 ms) on the run's
+   * event stream, never stored (return the final text as output). `call` numbers the provider
+   * exchange: a new number means a retry started the text over. Never blocks.
+   */
+  streamText?(text: string, call?: number): void;
 }
 
 /** A JSON Schema object (validated with Ajv) or any Standard Schema (zod, valibot, arktype ...). */

@@ -15,7 +15,9 @@ import { enableForensicsByDefault, forensicsEnabled, installForensics } from '..
 import { buildHangReport, type ReportTrigger } from '../forensics/report.ts';
 import { installRedaction, redactDeep, redactText } from '../forensics/redact.ts';
 import { StepForensics, type Snapshot } from '../forensics/step.ts';
+import type { TextDelta } from '../domain/records.ts';
 import type { NewArtifact } from '../store/store.ts';
+import { DeltaCoalescer } from '../streaming/coalesce.ts';
 import type { ToolRegistry } from '../tools/registry.ts';
 import type { ArtifactRef, StepLogger, ToolContext } from '../tools/types.ts';
 import { stepContext, type StepScope } from './context.ts';
@@ -50,10 +52,15 @@ export class StepRun {
   #graceMs = 1000;
   /** Pending operations the moment before the signal aborted. */
   #atAbort: Snapshot | undefined;
+  /** Text the tool streams (`ctx.streamText`), published as coalesced `llm.delta` frames. */
+  readonly #text: DeltaCoalescer | undefined;
 
-  constructor(claim: ClaimedStep, record: (type: string, data: Record<string, unknown>) => void) {
+  constructor(claim: ClaimedStep, record: (type: string, data: Record<string, unknown>) => void, publishText?: (d: TextDelta) => void) {
     this.claim = claim;
     this.#record = record;
+    if (publishText) {
+      this.#text = new DeltaCoalescer(claim, (d) => stepContext.exit(() => publishText(d)), { clean: redactText });
+    }
     enableForensicsByDefault();
     this.forensics = new StepForensics(
       { runId: claim.runId, stepName: claim.stepName, attempt: claim.attempt, tool: claim.tool },
@@ -116,6 +123,7 @@ export class StepRun {
       checkpoint: (label) => this.forensics.setCheckpoint(label),
       track: <T>(label: string, promise: Promise<T>): Promise<T> => this.forensics.track(label, promise),
       emit: (type, data) => this.record(type, data),
+      ...(this.#text ? { streamText: (text: string, call?: number) => this.#text?.push(String(text), call) } : {}),
     };
   }
 
@@ -155,6 +163,8 @@ export class StepRun {
       return this.#failed(toRunwardenError(err, 'WORKER_ERROR'));
     } finally {
       clearTimeout(timer);
+      // Published before the completion is even queued, so a follower sees the text before step.finished.
+      this.#text?.close();
       // Nothing the attempt started may outlive it.
       for (const child of this.forensics.dispose(graceMs)) {
         this.record('step.log', { level: 'warn', message: `killed child process ${child.command} (pid ${child.proc.pid}): still running when the attempt ended` });

@@ -209,10 +209,14 @@ export class Worker {
   }
 
   #startStep(claim: ClaimedStep): void {
-    const run = new StepRun(claim, (type, data) => {
-      this.#events.push({ runId: claim.runId, stepName: claim.stepName, attempt: claim.attempt, type, ts: Date.now(), data });
-      this.#kick();
-    });
+    const run = new StepRun(
+      claim,
+      (type, data) => {
+        this.#events.push({ runId: claim.runId, stepName: claim.stepName, attempt: claim.attempt, type, ts: Date.now(), data });
+        this.#kick();
+      },
+      (delta) => this.#core.store.publish({ kind: 'delta', delta }),
+    );
     this.#inflight.set(claim.token, run);
     this.#starting.push(run);
     if (this.#startScheduled) return;

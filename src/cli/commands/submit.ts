@@ -1,7 +1,7 @@
 /** `runwarden submit <plan.json> [--follow] [--url U]` */
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import type { EventRecord, RunWithSteps } from '../../domain/records.ts';
+import type { EventRecord, RunWithSteps, TextDelta } from '../../domain/records.ts';
 import { ApiClient } from '../client.ts';
 import { boolFlag, stringFlag } from '../command.ts';
 import type { Command } from '../command.ts';
@@ -10,6 +10,7 @@ import { duration, errorSummary, eventLine } from '../format.ts';
 import { CliError, EXIT } from '../io.ts';
 import type { Io } from '../io.ts';
 import { ProgressView, Redrawer } from '../progress.ts';
+import { StreamedTextPrinter } from '../stream-text.ts';
 
 export const URL_HELP = '  --url <url>    API address (default: $RUNWARDEN_URL, else http://127.0.0.1:7400); RUNWARDEN_TOKEN is sent as a bearer token';
 
@@ -71,19 +72,27 @@ export async function follow(client: ApiClient, run: RunWithSteps, io: Io): Prom
   const ticker = view ? setInterval(draw, 500) : undefined;
   draw();
 
+  const text = new StreamedTextPrinter((s) => io.out(s));
   const onEvent = (e: EventRecord): void => {
     if (view) {
       view.apply(e);
       draw();
     } else {
+      text.endLine();
       io.out(`${eventLine(e)}\n`);
     }
+  };
+  // Text a step streams: under the table on a terminal (redrawn with it), as it comes otherwise.
+  const onDelta = (d: TextDelta): void => {
+    if (view) view.applyDelta(d);
+    else text.delta(d);
   };
 
   let finished: EventRecord;
   try {
     finished = await followRunEvents(client, run.id, onEvent, {
       signal: controller.signal,
+      onDelta,
       onReconnect: (after, reason, delay) => io.err(`event stream lost (${reason}); resuming after event ${after} in ${duration(delay)}\n`),
     });
   } catch (err) {
@@ -97,6 +106,7 @@ export async function follow(client: ApiClient, run: RunWithSteps, io: Io): Prom
     process.removeListener('SIGINT', onSigint);
   }
   draw();
+  text.endLine();
 
   const status = typeof finished.data.status === 'string' ? finished.data.status : 'unknown';
   const error = finished.data.error ? `: ${errorSummary(finished.data.error, 200)}` : '';

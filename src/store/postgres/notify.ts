@@ -15,6 +15,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
+import type { TextDelta } from '../../domain/records.ts';
 import type { StoreNotification } from '../store.ts';
 
 /** PostgreSQL's limit is 8000 bytes per payload; stay under it with room for the envelope. */
@@ -29,6 +30,8 @@ interface Wire {
   e?: string[];
   /** Runs cancelled. */
   c?: string[];
+  /** Streamed text of running steps (lossy: see TextDelta). */
+  d?: TextDelta[];
 }
 
 export interface NotifierOptions {
@@ -53,7 +56,7 @@ export class PgNotifier {
   #backoffMs = 100;
   #retryTimer: NodeJS.Timeout | undefined;
   #pingTimer: NodeJS.Timeout | undefined;
-  #pending: { ready: boolean; events: Set<string>; cancel: Set<string> } = { ready: false, events: new Set(), cancel: new Set() };
+  #pending: Pending = emptyPending();
   #sending = false;
   #connecting: Promise<void> | undefined;
   /** Times the LISTEN connection was (re)established; for tests and health. */
@@ -164,6 +167,7 @@ export class PgNotifier {
     if (w.r) this.#safeDeliver({ kind: 'ready' });
     if (Array.isArray(w.e) && w.e.length > 0) this.#safeDeliver({ kind: 'events', runIds: w.e });
     if (Array.isArray(w.c)) for (const runId of w.c) this.#safeDeliver({ kind: 'cancel', runId });
+    if (Array.isArray(w.d)) for (const delta of w.d) this.#safeDeliver({ kind: 'delta', delta });
   }
 
   #safeDeliver(n: StoreNotification): void {
@@ -180,6 +184,7 @@ export class PgNotifier {
     const p = this.#pending;
     if (n.kind === 'ready') p.ready = true;
     else if (n.kind === 'events') for (const id of n.runIds) p.events.add(id);
+    else if (n.kind === 'delta') p.deltas.push(n.delta);
     else p.cancel.add(n.runId);
     if (!this.#sending) {
       this.#sending = true;
@@ -190,12 +195,12 @@ export class PgNotifier {
 
   #flush(): void {
     const p = this.#pending;
-    if (!p.ready && p.events.size === 0 && p.cancel.size === 0) {
+    if (!p.ready && p.events.size === 0 && p.cancel.size === 0 && p.deltas.length === 0) {
       this.#sending = false;
       return;
     }
     this.#sending = true;
-    this.#pending = { ready: false, events: new Set(), cancel: new Set() };
+    this.#pending = emptyPending();
     const payloads = encode(this.origin, p);
     const sql = 'SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p';
     const client = this.#connected ? this.#client : undefined;
@@ -224,7 +229,18 @@ export class PgNotifier {
   }
 }
 
-function encode(origin: string, p: { ready: boolean; events: Set<string>; cancel: Set<string> }): string[] {
+interface Pending {
+  ready: boolean;
+  events: Set<string>;
+  cancel: Set<string>;
+  deltas: TextDelta[];
+}
+
+function emptyPending(): Pending {
+  return { ready: false, events: new Set(), cancel: new Set(), deltas: [] };
+}
+
+function encode(origin: string, p: Pending): string[] {
   const out: string[] = [];
   let cur: Wire = { o: origin };
   let size = 40;
@@ -241,7 +257,16 @@ function encode(origin: string, p: { ready: boolean; events: Set<string>; cancel
       size += id.length + 3;
     }
   }
-  if (cur.r || cur.e || cur.c) push();
+  for (const d of p.deltas) {
+    const len = Buffer.byteLength(JSON.stringify(d)) + 1;
+    // A frame is at most DELTA_MAX_CHARS (1000) characters; only a pathological step name could
+    // make one exceed a payload, and then that frame is dropped (deltas are lossy).
+    if (len + 40 > MAX_PAYLOAD) continue;
+    if (size + len > MAX_PAYLOAD) push();
+    (cur.d ??= []).push(d);
+    size += len;
+  }
+  if (cur.r || cur.e || cur.c || cur.d) push();
   return out;
 }
 
