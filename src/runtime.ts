@@ -61,7 +61,9 @@ async function startLabOnPort(config: RunwardenConfig, log: (line: string) => vo
   try {
     return await startLab({ host: '127.0.0.1', port: config.labPort });
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+    // startLab wraps the listen error (lab.start_failed); the errno is on its cause.
+    const cause = (err as { cause?: unknown }).cause;
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' && (cause as NodeJS.ErrnoException | undefined)?.code !== 'EADDRINUSE') throw err;
     log(`lab port ${config.labPort} is in use; starting the lab on a free port instead`);
     return startLab({ host: '127.0.0.1', port: 0 });
   }

@@ -26,10 +26,31 @@ export interface Command {
   run(args: ParsedArgs, io: Io): Promise<number>;
 }
 
+/**
+ * `--lease-ms -1` as `--lease-ms=-1`: parseArgs refuses a value that starts with a dash ("argument
+ * is ambiguous"), which hides the real problem (a negative number) behind a syntax one. Only a
+ * negative number after a flag that takes a value is joined; anything else is left to parseArgs.
+ */
+function joinNegativeValues(options: ParseArgsOptionsConfig, argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] ?? '';
+    const next = argv[i + 1];
+    const name = /^--([^=]+)$/.exec(arg)?.[1];
+    if (name !== undefined && options[name]?.type === 'string' && next !== undefined && /^-\d/.test(next)) {
+      out.push(`${arg}=${next}`);
+      i++;
+    } else {
+      out.push(arg);
+    }
+  }
+  return out;
+}
+
 export function parseCommandArgs(cmd: Command, argv: string[]): ParsedArgs {
   let parsed: ParsedArgs;
   try {
-    parsed = parseArgs({ args: argv, options: { ...cmd.options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args: joinNegativeValues(cmd.options, argv), options: { ...cmd.options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
   } catch (err) {
     // parseArgs throws TypeError with an ERR_PARSE_ARGS_* code and a message written for users.
     throw usageError(err instanceof Error ? err.message.replace(/\. To specify a positional argument.*$/s, '') : String(err));

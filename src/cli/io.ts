@@ -17,7 +17,7 @@ export const EXIT = Object.freeze({
 export interface Io {
   out(text: string): void;
   err(text: string): void;
-  /** stdout is a terminal: progress is a redrawn table and colours are on. */
+  /** stdout is a terminal that can redraw: progress is a redrawn table and colours are on. */
   isTTY: boolean;
   /** Terminal width, when known. */
   columns: number | undefined;
@@ -25,12 +25,21 @@ export interface Io {
   cwd: string;
 }
 
+/**
+ * Whether output may redraw in place: a terminal, unless it says it cannot move the cursor
+ * (`TERM=dumb`: Emacs shells, some CI log viewers), which gets the plain lines a pipe gets.
+ */
+export function canRedraw(stdoutIsTTY: boolean, env: Record<string, string | undefined>): boolean {
+  return stdoutIsTTY && env.TERM !== 'dumb';
+}
+
 export function processIo(): Io {
+  const tty = canRedraw(process.stdout.isTTY === true, process.env);
   return {
     out: (text) => process.stdout.write(text),
     err: (text) => process.stderr.write(text),
-    isTTY: process.stdout.isTTY === true,
-    columns: process.stdout.isTTY === true ? process.stdout.columns : undefined,
+    isTTY: tty,
+    columns: tty ? process.stdout.columns : undefined,
     env: process.env,
     cwd: process.cwd(),
   };

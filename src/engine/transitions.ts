@@ -269,7 +269,9 @@ export class Transitions {
         const u = runEffect(fx, e.runId).usage;
         u.inputTokens += Number(e.data.inputTokens ?? 0) || 0;
         u.outputTokens += Number(e.data.outputTokens ?? 0) || 0;
-        u.calls += 1;
+        // One event per call; `calls` counts its HTTP attempts that reached the provider (a retried
+        // 429 is two), each of which may be billed. Events without it count as one.
+        u.calls += typeof e.data.calls === 'number' && e.data.calls >= 0 ? e.data.calls : 1;
       }
     }
     if (completions.length === 0) return [];

@@ -37,6 +37,8 @@ export interface SendArgs<T> {
 export interface SendResult<T> {
   value: T;
   retries: number;
+  /** HTTP attempts the provider answered or worked on (a refused 429 included): each may be billed. */
+  calls: number;
   ttfbMs: number;
   totalMs: number;
 }
@@ -90,7 +92,8 @@ export class HttpClient {
     this.agent ??= createAgent(url);
     const agent = this.agent;
     let ttfbMs = 0;
-    const { value, retries } = await withRetries(
+    let calls = 0;
+    const attempts = withRetries(
       {
         signal: a.opts.signal,
         budgetDeadline,
@@ -98,30 +101,59 @@ export class HttpClient {
         beforeAttempt: (attempt) => a.opts.onEvent?.('llm.request', { provider: this.init.name, model: a.model, stream: a.stream, attempt }),
       },
       async (attempt) => {
-        const r = await runHttpAttempt(
-          {
-            url,
-            method: 'POST',
-            headers: { 'content-type': 'application/json', accept: a.accept, 'user-agent': 'runwarden', ...this.init.headers },
-            body,
-            agent,
-            dnsServers: this.init.dnsServers,
-            signal: a.opts.signal,
-            stepDeadline: a.opts.deadline,
-            budgetDeadline,
-            timeouts,
-            maxBytes: this.init.maxResponseBytes,
-            provider: this.init.name,
-            model: a.model,
-            attempt,
-          },
-          a.choose,
-        );
+        let r;
+        try {
+          r = await runHttpAttempt(
+            {
+              url,
+              method: 'POST',
+              headers: { 'content-type': 'application/json', accept: a.accept, 'user-agent': 'runwarden', ...this.init.headers },
+              body,
+              agent,
+              dnsServers: this.init.dnsServers,
+              signal: a.opts.signal,
+              stepDeadline: a.opts.deadline,
+              budgetDeadline,
+              timeouts,
+              maxBytes: this.init.maxResponseBytes,
+              provider: this.init.name,
+              model: a.model,
+              attempt,
+            },
+            a.choose,
+          );
+        } catch (err) {
+          if (reachedProvider(err)) calls++;
+          throw err;
+        }
+        calls++;
         ttfbMs = r.ttfbMs;
         return r.value;
       },
     );
-    return { value, retries, ttfbMs, totalMs: Date.now() - startedAt };
+    let settled: { value: T; retries: number };
+    try {
+      settled = await attempts;
+    } catch (err) {
+      // A failed call may still have been paid for (a stream cut after content, a retried 429):
+      // its llm.usage says how many requests reached the provider, so run totals count them.
+      if (calls > 0) {
+        const retries = err instanceof RunwardenError && typeof err.data?.retries === 'number' ? err.data.retries : calls - 1;
+        a.opts.onEvent?.('llm.usage', {
+          provider: this.init.name,
+          model: a.model,
+          failed: true,
+          code: err instanceof RunwardenError ? err.code : 'unknown',
+          calls,
+          inputTokens: 0,
+          outputTokens: 0,
+          totalMs: Date.now() - startedAt,
+          retries,
+        });
+      }
+      throw err;
+    }
+    return { value: settled.value, retries: settled.retries, calls, ttfbMs, totalMs: Date.now() - startedAt };
   }
 
   close(): void {
@@ -129,6 +161,19 @@ export class HttpClient {
     this.agent?.destroy();
     this.agent = undefined;
   }
+}
+
+/**
+ * Whether a failed attempt reached the provider: it answered (any status, a 429 included), was
+ * sending a body, or held the request without answering (it may be generating). Connect failures
+ * and a request lost on a closing keep-alive socket never reached it.
+ */
+function reachedProvider(err: unknown): boolean {
+  if (!(err instanceof RunwardenError)) return false;
+  const d = err.data ?? {};
+  if (typeof d.status === 'number') return true;
+  if (d.phase === 'body' || d.phase === 'stream') return true;
+  return err.code === 'llm.no_headers';
 }
 
 /** A copy of `err` with every occurrence of a secret replaced, in its message and data. */

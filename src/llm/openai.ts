@@ -96,6 +96,7 @@ export class OpenAiProvider implements LlmProvider {
       ttfbMs: r.ttfbMs,
       totalMs: r.totalMs,
       retries: r.retries,
+      calls: r.calls,
     });
     return out;
   }

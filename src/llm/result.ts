@@ -14,7 +14,7 @@ export function chatResult(
   provider: string,
   requestedModel: string,
   parsed: ParsedChat,
-  timing: { ttfbMs: number; totalMs: number; retries: number },
+  timing: { ttfbMs: number; totalMs: number; retries: number; calls: number },
   opts: CallOptions,
 ): ChatResult {
   const result: ChatResult = {
@@ -35,6 +35,7 @@ export function chatResult(
     ttfbMs: timing.ttfbMs,
     totalMs: timing.totalMs,
     retries: timing.retries,
+    calls: timing.calls,
   });
   return result;
 }

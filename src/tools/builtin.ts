@@ -57,9 +57,22 @@ export const httpTool = defineTool({
       body = typeof input.body === 'string' ? input.body : JSON.stringify(input.body);
       if (typeof input.body !== 'string' && !Object.keys(headers).some((h) => h.toLowerCase() === 'content-type')) headers['content-type'] = 'application/json';
     }
-    const res = await fetch(input.url, { method: input.method, headers, ...(body !== undefined ? { body } : {}), signal: ctx.signal });
-    const text = await readCapped(res, HTTP_MAX_BODY, ctx.signal);
     const safeUrl = redactUrl(input.url);
+    let res: Response;
+    try {
+      res = await fetch(input.url, { method: input.method, headers, ...(body !== undefined ? { body } : {}), signal: ctx.signal });
+    } catch (err) {
+      // The step's own abort keeps its error: the worker classifies it as the deadline or a cancel.
+      if (ctx.signal.aborted) throw err;
+      throw requestFailed(`${input.method} ${safeUrl}`, input.url, err);
+    }
+    let text: string;
+    try {
+      text = await readCapped(res, HTTP_MAX_BODY, ctx.signal);
+    } catch (err) {
+      if (ctx.signal.aborted || err instanceof RunwardenError) throw err;
+      throw requestFailed(`${input.method} ${safeUrl} (reading the ${res.status} response body)`, input.url, err);
+    }
     if (input.failOnStatus && !res.ok) {
       throw new RunwardenError('HTTP_STATUS', `${input.method} ${safeUrl} answered ${res.status}`, {
         retryable: res.status >= 500 || res.status === 429,
@@ -77,6 +90,36 @@ export const httpTool = defineTool({
     return { status: res.status, headers: Object.fromEntries(res.headers), body: json ?? text, durationMs: Date.now() - started };
   },
 });
+
+/** Errnos after which the same request cannot succeed by retrying it. */
+const PERMANENT = new Set(['ENOTFOUND', 'ERR_INVALID_URL', 'ERR_INVALID_ARG_VALUE', 'CERT_HAS_EXPIRED', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'ERR_TLS_CERT_ALTNAME_INVALID']);
+
+/**
+ * fetch rejects with a bare `TypeError: fetch failed`; what happened is on its cause (an errno with
+ * the address, `connect ECONNREFUSED 127.0.0.1:8080`, or undici's own `UND_ERR_*`). Both go into
+ * the step's error, so a run says why its request failed.
+ */
+export function requestFailed(what: string, url: string, err: unknown): RunwardenError {
+  const cause = (err as { cause?: unknown } | null)?.cause;
+  const c = (cause ?? err) as { message?: unknown; code?: unknown; syscall?: unknown; address?: unknown; port?: unknown; errors?: unknown };
+  const nested = Array.isArray(c.errors) ? (c.errors as Array<{ message?: unknown }>).map((e) => String(e.message)) : [];
+  let reason = typeof c.message === 'string' && c.message !== '' ? c.message : nested.join('; ') || String(cause ?? err);
+  let port: string | undefined;
+  try {
+    port = new URL(url).port || undefined;
+  } catch {
+    port = undefined;
+  }
+  // fetch refuses some ports before connecting (the Fetch standard's blocked ports: 1, 9, 25, ...).
+  if (reason === 'bad port') reason = `fetch does not connect to port ${port ?? '?'} (a blocked port in the Fetch standard)`;
+  const code = typeof c.code === 'string' ? c.code : undefined;
+  const data: Record<string, unknown> = {};
+  for (const k of ['code', 'syscall', 'address', 'port'] as const) if (typeof c[k] === 'string' || typeof c[k] === 'number') data[k] = c[k];
+  return new RunwardenError('HTTP_REQUEST_FAILED', `${what} failed: ${reason}`, {
+    retryable: reason.startsWith('fetch does not connect') ? false : code === undefined || !PERMANENT.has(code),
+    ...(Object.keys(data).length > 0 ? { data: { cause: data } } : {}),
+  });
+}
 
 async function readCapped(res: Response, max: number, signal: AbortSignal): Promise<string> {
   if (!res.body) return '';

@@ -187,6 +187,10 @@ export class StepRun {
       }
       return { outcome: 'succeeded', outputs, artifacts: this.#artifacts, hangReport: null, abortCause: null };
     }
+    if (cause === null && s.kind === 'rejected' && this.#cutByDeadline(s.error)) {
+      this.abortCause = 'deadline';
+      return this.#timedOut(s);
+    }
     if (cause === null && s.kind === 'rejected') {
       const err = toRunwardenError(s.error);
       const failed = this.#failed(err);
@@ -204,6 +208,19 @@ export class StepRun {
     // abort still gets a report (the caller decides whether it can be stored).
     const hangReport = s.kind === 'abandoned' && cause !== null ? this.#report(cause, s) : null;
     return { outcome: 'failed', error: { code: 'ABORTED', message: `attempt aborted: ${cause}`, retryable: true }, artifacts: [], hangReport, abortCause: cause };
+  }
+
+  /**
+   * A tool that times itself by `ctx.deadline` (the LLM providers cap every limit by it) can fail a
+   * moment before the worker's own deadline timer fires. That is the step's deadline all the same:
+   * `timed_out`, whatever phase the call was in, not a failure of the tool.
+   */
+  #cutByDeadline(error: unknown): boolean {
+    const data = error instanceof RunwardenError ? error.data : undefined;
+    if (data?.limit === 'step_deadline') return true;
+    // 5 ms: the deadline timer and the tool's own timer may disagree by a few ms (timers run on a
+    // monotonic clock, deadlines are wall-clock).
+    return (error as { name?: unknown } | null)?.name === 'TimeoutError' && Date.now() >= this.claim.deadlineAt - 5;
   }
 
   #report(trigger: ReportTrigger, s: Settled, toolErr?: RunwardenError | null): Record<string, unknown> {

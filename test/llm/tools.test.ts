@@ -120,10 +120,13 @@ describe('tools', () => {
         return true;
       });
       assert.ok(Date.now() - started < 500);
+      // The request reached the server (which held it): the call is counted, marked failed.
       assert.deepEqual(
         c.events.map((e) => e.type),
-        ['llm.request'],
+        ['llm.request', 'llm.usage'],
       );
+      assert.equal(c.events[1]?.data.failed, true);
+      assert.equal(c.events[1]?.data.calls, 1);
     } finally {
       reg.close();
     }

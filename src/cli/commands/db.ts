@@ -1,6 +1,6 @@
 /** `runwarden db migrate`, `runwarden db status`: schema management. */
 import { mkdir } from 'node:fs/promises';
-import { stringFlag } from '../command.ts';
+import { boolFlag, stringFlag } from '../command.ts';
 import type { Command, ParsedArgs } from '../command.ts';
 import type { ConfigFlags } from '../../config/resolve.ts';
 import type { RunwardenConfig } from '../../config/types.ts';
@@ -10,9 +10,10 @@ import { loadConfig } from './config-flags.ts';
 
 const DB_HELP = `  --data-dir d   where the SQLite file lives (default ./.runwarden; env RUNWARDEN_DATA_DIR)
   --config f     config file (default runwarden.config.{json,js,ts})
+  --json         print the result as JSON
 With DATABASE_URL set, the PostgreSQL database it names is used instead.`;
 
-const dbOptions = { 'data-dir': { type: 'string' }, config: { type: 'string' } } as const;
+const dbOptions = { 'data-dir': { type: 'string' }, config: { type: 'string' }, json: { type: 'boolean' } } as const;
 
 function dbFlags(args: ParsedArgs): ConfigFlags {
   return { dataDir: stringFlag(args, 'data-dir'), config: stringFlag(args, 'config') };
@@ -32,7 +33,7 @@ async function withStore<T>(config: Readonly<RunwardenConfig>, fn: (store: Store
 export const dbMigrateCommand: Command = {
   name: 'db migrate',
   summary: 'Apply pending schema migrations.',
-  usage: '[--data-dir d] [--config f]',
+  usage: '[--data-dir d] [--config f] [--json]',
   help: DB_HELP,
   options: dbOptions,
   positionals: { min: 0, max: 0 },
@@ -41,6 +42,10 @@ export const dbMigrateCommand: Command = {
     return withStore(config, async (store) => {
       const { applied } = await store.migrate();
       const status = await store.migrationStatus();
+      if (boolFlag(args, 'json')) {
+        io.out(`${JSON.stringify({ database: store.location, dialect: status.dialect, applied, current: status.current, latest: status.latest }, null, 2)}\n`);
+        return EXIT.OK;
+      }
       io.out(
         applied.length > 0
           ? `applied migration${applied.length > 1 ? 's' : ''} ${applied.join(', ')} to ${store.location} (${status.dialect}); now at version ${status.current}\n`
@@ -54,7 +59,7 @@ export const dbMigrateCommand: Command = {
 export const dbStatusCommand: Command = {
   name: 'db status',
   summary: 'Show the schema version and pending migrations.',
-  usage: '[--data-dir d] [--config f]',
+  usage: '[--data-dir d] [--config f] [--json]',
   help: DB_HELP,
   options: dbOptions,
   positionals: { min: 0, max: 0 },
@@ -62,6 +67,10 @@ export const dbStatusCommand: Command = {
     const config = await loadConfig(dbFlags(args), io);
     return withStore(config, async (store) => {
       const s = await store.migrationStatus();
+      if (boolFlag(args, 'json')) {
+        io.out(`${JSON.stringify({ database: store.location, dialect: s.dialect, current: s.current, latest: s.latest, pending: s.pending }, null, 2)}\n`);
+        return EXIT.OK;
+      }
       io.out(
         [
           `database  ${store.location}`,

@@ -108,14 +108,15 @@ export function showRun(run: RunWithSteps): string[] {
 export const runsCancelCommand: Command = {
   name: 'runs cancel',
   summary: 'Cancel a run: running attempts are aborted, pending steps cancelled.',
-  usage: '<id> [--url <url>]',
-  help: URL_HELP,
-  options: { url: { type: 'string' } },
+  usage: '<id> [--json] [--url <url>]',
+  help: `${JSON_HELP} (the run with its steps, as the API answered the cancel)\n${URL_HELP}`,
+  options: { json: { type: 'boolean' }, url: { type: 'string' } },
   positionals: { min: 1, max: 1 },
   async run(args, io) {
     const client = ApiClient.fromEnv(stringFlag(args, 'url'), io.env);
     const { body: run } = await client.post<RunWithSteps>(`/runs/${encodeURIComponent(args.positionals[0] ?? '')}/cancel`);
-    io.out(`run ${run.id}: ${run.status}\n`);
+    if (boolFlag(args, 'json')) io.out(`${JSON.stringify(run, null, 2)}\n`);
+    else io.out(`run ${run.id}: ${run.status}\n`);
     return EXIT.OK;
   },
 };

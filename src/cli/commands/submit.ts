@@ -1,4 +1,4 @@
-/** `runwarden submit <plan.json> [--follow] [--url U]` */
+/** `runwarden submit <plan.json> [--follow] [--json] [--url U]` */
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { EventRecord, RunWithSteps, TextDelta } from '../../domain/records.ts';
@@ -17,25 +17,30 @@ export const URL_HELP = '  --url <url>    API address (default: $RUNWARDEN_URL, 
 export const submitCommand: Command = {
   name: 'submit',
   summary: 'Create a run from a plan file; with --follow, show live progress until it finishes.',
-  usage: '<plan.json> [--follow] [--url <url>]',
+  usage: '<plan.json> [--follow] [--json] [--url <url>]',
   help: `  --follow, -f   follow the run: a live table on a terminal, one line per event otherwise;
                  reconnects (resuming from the last event) if the connection drops
+  --json         print the created run as JSON; with --follow, every event as one JSON
+                 object per line (NDJSON) and nothing else on stdout
 ${URL_HELP}
 
 Prints the run id. Exit codes: 0 created (with --follow: the run succeeded), 1 the run failed,
 timed out or was cancelled, 2 bad input (unreadable file, invalid JSON, plan rejected by the API),
 3 the API cannot be reached.`,
-  options: { follow: { type: 'boolean', short: 'f' }, url: { type: 'string' } },
+  options: { follow: { type: 'boolean', short: 'f' }, json: { type: 'boolean' }, url: { type: 'string' } },
   positionals: { min: 1, max: 1 },
   async run(args, io) {
     const file = resolve(io.cwd, args.positionals[0] ?? '');
     const body = await readPlan(file);
     const client = ApiClient.fromEnv(stringFlag(args, 'url'), io.env);
     const { status, body: run } = await client.post<RunWithSteps & { created: boolean }>('/runs', body);
-    io.out(`${run.id}\n`);
+    const json = boolFlag(args, 'json');
+    const following = boolFlag(args, 'follow');
+    if (json && !following) io.out(`${JSON.stringify(run, null, 2)}\n`);
+    else if (!json) io.out(`${run.id}\n`);
     if (status === 200 && run.created === false) io.err(`a run with this idempotencyKey already exists (${run.status}); showing it\n`);
-    if (!boolFlag(args, 'follow')) return EXIT.OK;
-    return follow(client, run, io);
+    if (!following) return EXIT.OK;
+    return follow(client, run, io, { json });
   },
 };
 
@@ -55,7 +60,9 @@ async function readPlan(file: string): Promise<unknown> {
   }
 }
 
-export async function follow(client: ApiClient, run: RunWithSteps, io: Io): Promise<number> {
+/** `json`: NDJSON, one event per line, for scripts (no table, no closing summary line). */
+export async function follow(client: ApiClient, run: RunWithSteps, io: Io, opts: { json?: boolean } = {}): Promise<number> {
+  const json = opts.json === true;
   const controller = new AbortController();
   let interrupted = false;
   const onSigint = (): void => {
@@ -64,7 +71,7 @@ export async function follow(client: ApiClient, run: RunWithSteps, io: Io): Prom
   };
   process.once('SIGINT', onSigint);
 
-  const view = io.isTTY ? new ProgressView(run) : undefined;
+  const view = io.isTTY && !json ? new ProgressView(run) : undefined;
   const redraw = new Redrawer((s) => io.out(s));
   const draw = (): void => {
     if (view) redraw.draw(view.render({ columns: io.columns, color: io.env.NO_COLOR === undefined || io.env.NO_COLOR === '' }));
@@ -74,7 +81,9 @@ export async function follow(client: ApiClient, run: RunWithSteps, io: Io): Prom
 
   const text = new StreamedTextPrinter((s) => io.out(s));
   const onEvent = (e: EventRecord): void => {
-    if (view) {
+    if (json) {
+      io.out(`${JSON.stringify(e)}\n`);
+    } else if (view) {
       view.apply(e);
       draw();
     } else {
@@ -109,7 +118,9 @@ export async function follow(client: ApiClient, run: RunWithSteps, io: Io): Prom
   text.endLine();
 
   const status = typeof finished.data.status === 'string' ? finished.data.status : 'unknown';
-  const error = finished.data.error ? `: ${errorSummary(finished.data.error, 200)}` : '';
-  io.out(`run ${run.id} ${status}${error}\n`);
+  if (!json) {
+    const error = finished.data.error ? `: ${errorSummary(finished.data.error, 200)}` : '';
+    io.out(`run ${run.id} ${status}${error}\n`);
+  }
   return status === 'succeeded' ? EXIT.OK : EXIT.FAILED;
 }
