@@ -43,7 +43,7 @@ describe('the CLI for scripts', () => {
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'rw-cli-json-'));
-    server = await startServer(['--data-dir', join(dir, 'data'), '--lab', 'off', '--workers', '1']);
+    server = await startServer(['--data-dir', join(dir, 'data'), '--lab', 'on', '--lab-port', '0', '--workers', '1']);
     url = server.url;
   });
   after(async () => {
@@ -77,6 +77,15 @@ describe('the CLI for scripts', () => {
     assert.equal(events.at(-1)?.data.status, 'succeeded');
     assert.equal(new Set(events.map((e) => e.runId)).size, 1);
     assert.equal(events.filter((e) => e.type === 'step.finished').length, 3);
+  });
+
+  test('submit --follow --json with a streaming llm step: still only JSON lines (streamed text left out)', async () => {
+    const plan = await file('llm.json', { plan: { steps: [{ name: 'write', tool: 'llm', inputs: { prompt: 'Tell a long story about a lighthouse keeper.' } }] } });
+    const r = await runCli(['submit', plan, '--follow', '--json', '--url', url]);
+    assert.equal(r.code, 0, r.stderr);
+    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as EventRecord);
+    assert.ok(events.some((e) => e.type === 'llm.usage'));
+    assert.equal(events.at(-1)?.type, 'run.finished');
   });
 
   test('submit --follow --json keeps the exit code: 1 for a run that fails', async () => {

@@ -92,7 +92,9 @@ export async function follow(client: ApiClient, run: RunWithSteps, io: Io, opts:
     }
   };
   // Text a step streams: under the table on a terminal (redrawn with it), as it comes otherwise.
+  // NDJSON carries the run's events only: streamed text is not an event (never stored, may drop).
   const onDelta = (d: TextDelta): void => {
+    if (json) return;
     if (view) view.applyDelta(d);
     else text.delta(d);
   };
