@@ -40,7 +40,10 @@ function location(v: unknown, cwd: string): string | undefined {
 }
 
 function opLine(op: Obj): string {
-  const parts = [`${str(op.kind) ?? '?'}`, str(op.what) ?? ''];
+  const kind = str(op.kind) ?? '?';
+  const what = str(op.what) ?? '';
+  // `what` often starts with its kind already (`tracked "embed batch 1"`, `lock wait ...`).
+  const parts = what.startsWith(kind) ? [what] : [kind, what];
   const phase = str(op.phase);
   if (phase) parts.push(`| ${phase.replace(/_/g, ' ')} ${fmtMs(num(op.msInPhase) ?? 0)}`);
   if (str(op.peer) && !(str(op.what) ?? '').includes(str(op.peer) as string)) parts.push(`| peer ${str(op.peer)}`);
@@ -54,14 +57,52 @@ function opLine(op: Obj): string {
   return parts.filter((p) => p !== '').join(' ');
 }
 
-function compact(v: unknown): string {
-  if (isObj(v)) {
-    return Object.entries(v)
-      .filter(([, x]) => x !== undefined && x !== null && x !== '')
-      .map(([k, x]) => `${k}=${isObj(x) || Array.isArray(x) ? JSON.stringify(x) : String(x)}`)
-      .join(' ');
+/** `key=value` pairs (the keys as stored, so they can be searched for); objects as compact JSON. */
+function pairs(v: Obj, skip: ReadonlySet<string> = new Set()): string[] {
+  return Object.entries(v)
+    .filter(([k, x]) => !skip.has(k) && x !== undefined && x !== null && x !== '')
+    .map(([k, x]) => `${k}=${isObj(x) || Array.isArray(x) ? JSON.stringify(x) : String(x)}`);
+}
+
+/** `  label: first line`, then the rest indented under the first item. */
+function labelled(label: string, items: string[], indent = '  '): string[] {
+  const head = `${indent}${label}: `;
+  return wrap(items, WIDTH - head.length).map((l, i) => `${i === 0 ? head : ' '.repeat(head.length)}${l}`);
+}
+
+/** Lines of at most `width` characters, each a run of the items joined by spaces. */
+function wrap(items: string[], width: number): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const item of items) {
+    if (line !== '' && line.length + 1 + item.length > width) {
+      lines.push(line);
+      line = item;
+    } else {
+      line = line === '' ? item : `${line} ${item}`;
+    }
   }
-  return JSON.stringify(v) ?? String(v);
+  if (line !== '') lines.push(line);
+  return lines;
+}
+
+const WIDTH = 100;
+
+/** The configuration snapshot as a few short lines: Node, environment, then runwarden's keys. */
+function configLines(config: Obj): string[] {
+  const out = ['  config:'];
+  const node = [str(config.node), str(config.platform), Array.isArray(config.execArgv) && config.execArgv.length > 0 ? `execArgv ${config.execArgv.join(' ')}` : ''].filter(Boolean);
+  if (node.length > 0) out.push(`    node ${node.join(', ')}`);
+  if (isObj(config.env) && Object.keys(config.env).length > 0) out.push(...labelled('env', pairs(config.env), '    '));
+  const rw = isObj(config.runwarden) ? config.runwarden : undefined;
+  if (rw) {
+    out.push(...labelled('runwarden', pairs(rw, new Set(['providers'])), '    '));
+    const providers = isObj(rw.providers) ? rw.providers : {};
+    for (const [name, p] of Object.entries(providers)) out.push(...labelled(`provider ${name}`, isObj(p) ? pairs(p) : [String(p)], '    '));
+  }
+  const rest = Object.fromEntries(Object.entries(config).filter(([k]) => !['node', 'platform', 'execArgv', 'env', 'runwarden'].includes(k)));
+  if (Object.keys(rest).length > 0) out.push(...labelled('other', pairs(rest), '    '));
+  return out;
 }
 
 export function formatReport(report: Record<string, unknown>, opts: FormatOptions = {}): string {
@@ -136,15 +177,16 @@ export function formatReport(report: Record<string, unknown>, opts: FormatOption
       `  process: pid ${num(res.pid) ?? '?'}, rss ${fmtBytes(num(res.rssBytes))}, heap ${fmtBytes(num(res.heapUsedBytes))} of ${fmtBytes(num(res.heapTotalBytes))}${fds !== undefined ? `, ${fds} open fds` : ''}${active ? `, handles: ${active}` : ''}`,
     );
   }
-  if (isObj(report.worker)) out.push(`  worker: ${compact(report.worker)}`);
-  if (isObj(report.operation)) out.push(`  operation: ${compact(report.operation)}`);
+  if (isObj(report.worker)) out.push(...labelled('worker', pairs(report.worker)));
+  // What the tool's own error said, minus what the first line already has (its classification).
+  if (isObj(report.operation)) out.push(...labelled('operation', pairs(report.operation, new Set(['classification']))));
 
   const logs = Array.isArray(report.lastLogs) ? report.lastLogs.filter((l): l is string => typeof l === 'string') : [];
   if (logs.length > 0) {
     out.push(`  last log lines (${logs.length}):`);
     for (const l of logs.slice(-10)) out.push(`    ${l}`);
   }
-  if (opts.config !== false && isObj(report.config)) out.push(`  config: ${compact(report.config)}`);
+  if (opts.config !== false && isObj(report.config)) out.push(...configLines(report.config));
   const notes = Array.isArray(report.notes) ? report.notes.filter((n): n is string => typeof n === 'string') : [];
   for (const n of notes) out.push(`  note: ${n}`);
   return out.join('\n');

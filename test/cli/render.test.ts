@@ -82,6 +82,34 @@ describe('report formatting (runwarden report)', () => {
     assert.ok(lines.some((l) => l.includes('api.example/v1/chat/completions')), lines.join('\n'));
     assert.match(formatReport({}, { step: 's' }).split('\n')[0] ?? '', /^s: unclassified/);
   });
+
+  test('readable after its first line: no repeated words, no summary twice, the config in short lines', () => {
+    const summary = 'Response headers arrived, then the body stopped for 1467 ms when the step deadline passed.';
+    const providers = Object.fromEntries(Array.from({ length: 4 }, (_, i) => [`p${i}`, { type: 'openai', baseUrl: `http://127.0.0.1:${9000 + i}/some/long/path/v1` }]));
+    const text = formatReport({
+      attempt: 1,
+      classification: { code: 'llm.body_stall', summary },
+      pending: [{ kind: 'tracked', what: 'tracked "llm.chat stalling"', phase: 'waiting', msInPhase: 1500 }],
+      operation: { classification: { code: 'llm.body_stall', summary }, phase: 'body', provider: 'stalling', elapsedMs: 1489, limit: 'step_deadline' },
+      config: {
+        node: 'v24.21.0',
+        platform: 'linux-x64',
+        execArgv: [],
+        env: { NODE_OPTIONS: '--max-old-space-size=4096' },
+        runwarden: { port: 7400, host: '127.0.0.1', dataDir: '/srv/app/.runwarden', workers: 2, concurrency: 256, leaseMs: 3000, heartbeatMs: 1000, drainMs: 5000, loopStallMs: 500, loopKillMs: 1500, killGraceMs: 1000, restartBackoffMs: 100, restartBackoffMaxMs: 10_000, reaperIntervalMs: 500, abortGraceMs: 1000, defaultTimeoutMs: 300_000, maxTimeoutMs: 86_400_000, providers },
+      },
+    }, { step: 'gen' });
+    const lines = text.split('\n');
+    assert.ok(!/\btracked tracked\b/.test(text), text);
+    assert.ok(lines.some((l) => l.includes('- tracked "llm.chat stalling"')), text);
+    assert.equal(text.split(summary).length - 1, 1, 'the summary appears once, on the first line');
+    assert.ok(lines.some((l) => /^ {2}operation: phase=body provider=stalling elapsedMs=1489 limit=step_deadline$/.test(l)), text);
+    const config = lines.slice(lines.indexOf('  config:'));
+    assert.ok(config.length >= 6, text);
+    for (const l of lines.slice(1)) assert.ok(l.length <= 100, `line of ${l.length} characters: ${l}`);
+    assert.ok(config.some((l) => /^ {4}runwarden: port=7400 /.test(l)));
+    assert.ok(config.some((l) => /^ {4}provider p3: type=openai baseUrl=http:\/\/127\.0\.0\.1:9003\//.test(l)));
+  });
 });
 
 describe('client errors', () => {
