@@ -12,6 +12,7 @@ import { RunwardenError } from './domain/errors.ts';
 import { EngineApi } from './engine/api.ts';
 import type { EngineFacade } from './engine/facade.ts';
 import { buildApp } from './http/app.ts';
+import { removeLabFile, writeLabFile } from './lab/discovery.ts';
 import { startLab, type Lab } from './lab/index.ts';
 import { ProviderRegistry } from './llm/index.ts';
 import { openStore } from './store/open.ts';
@@ -103,6 +104,11 @@ export async function startRuntime(config: RunwardenConfig, opts: RuntimeOptions
     if (wantsLab(config, env)) {
       lab = await startLabOnPort(config, log);
       cleanups.push(() => lab?.close());
+      // Where `runwarden doctor` looks for this lab (its port may have been a free one).
+      if (config.databaseUrl === undefined) {
+        writeLabFile(config.dataDir, lab.url);
+        cleanups.push(() => removeLabFile(config.dataDir));
+      }
     }
     const providers = new ProviderRegistry({
       providers: config.providers,

@@ -4,6 +4,9 @@
  * unreachable.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { runCli, startDeployment, waitFor } from './helpers.ts';
 
@@ -51,4 +54,28 @@ test('doctor: an unreachable database or API fails, naming it', async () => {
   const apiDown = await runCli(['doctor', '--url', 'http://127.0.0.1:9']);
   assert.equal(apiDown.code, 3, apiDown.out + apiDown.err);
   assert.match(apiDown.out, /cannot reach the runwarden API at http:\/\/127\.0\.0\.1:9/);
+});
+
+test('doctor: one real request per provider; finds the lab `runwarden start` runs; a hanging provider fails', async (t) => {
+  const { startLab } = await import('../../src/lab/index.ts');
+  const other = await startLab({ port: 0 });
+  t.after(() => other.close());
+  const dir = mkdtempSync(join(tmpdir(), 'rw-doc-'));
+  const config = join(dir, 'runwarden.config.json');
+  writeFileSync(config, JSON.stringify({ providers: { hung: { type: 'openai', baseUrl: `${other.url}/no_headers/v1` } } }));
+  // The lab on a free port: only its lab.json says where it is.
+  const d = await startDeployment(t, { workers: 1, args: ['--lab', 'on', '--lab-port', '0'] });
+
+  const direct = await runCli(['doctor', '--data-dir', d.dir], NO_URL);
+  assert.equal(direct.code, 0, direct.out + direct.err);
+  assert.match(direct.out, /^ {2}ok +providers +lab answered in \d+ ms \(model lab-chat, 1 output token\) \[lab at http:\/\/127\.0\.0\.1:\d+, started by runwarden \(pid \d+\)\]$/m);
+
+  const hung = await runCli(['doctor', '--data-dir', d.dir, '--config', config], NO_URL);
+  assert.equal(hung.code, 1, hung.out + hung.err);
+  assert.match(hung.out, /FAIL +providers +provider hung \(http:\/\/127\.0\.0\.1:\d+\/no_headers\/v1\): llm\.no_headers - /);
+
+  const viaApi = await runCli(['doctor'], { ...NO_URL, RUNWARDEN_URL: d.url });
+  assert.equal(viaApi.code, 0, viaApi.out + viaApi.err);
+  assert.match(viaApi.out, /ok +providers +lab answered in \d+ ms .*listed by the API/);
+  rmSync(dir, { recursive: true, force: true });
 });

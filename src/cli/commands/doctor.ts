@@ -17,6 +17,8 @@ import type { Command, ParsedArgs } from '../command.ts';
 import { EXIT } from '../io.ts';
 import type { Io } from '../io.ts';
 import { loadConfig } from './config-flags.ts';
+import { probeProvider, probeTargets } from './doctor-providers.ts';
+import { findRunningLab } from '../../lab/discovery.ts';
 
 type Verdict = 'ok' | 'warn' | 'fail' | 'skip';
 
@@ -38,14 +40,18 @@ interface Facts {
   supervisor?: SupervisorStatus;
   stuck: StuckStep[];
   queue: { queued: number; running: number; pending: number; oldestQueuedMs: number } | null;
-  providers: Array<{ name: string; type: string; baseUrl?: string }>;
+  /** Names of the providers in use: the API's list, or the local configuration's. */
+  providers: string[];
+  /** The lab the deployment runs, when one was found. */
+  lab?: { url: string; how: string };
+  /** Providers as this machine's configuration and environment define them. */
+  config: Pick<RunwardenConfig, 'providers' | 'defaultProvider'>;
   apiLoopP99Ms?: number;
   /** A worker whose last heartbeat is older than this is frozen or dead. */
   staleMs: number;
 }
 
 const HTTP_TIMEOUT_MS = 5000;
-const PROVIDER_TIMEOUT_MS = 3000;
 const DB_TIMEOUT_MS = 5000;
 /** A queue whose oldest ready step has waited this long is worth a warning. */
 const QUEUE_WAIT_WARN_MS = 60_000;
@@ -71,14 +77,14 @@ Exit codes: 0 every check passed (warnings allowed), 1 a check failed, 3 the API
     const direct = stringFlag(args, 'url') === undefined && (stringFlag(args, 'data-dir') !== undefined || (io.env.RUNWARDEN_URL ?? '').trim() === '');
     let facts: Facts | { unreachable: string; target: string };
     if (direct) facts = await fromStore(args, io);
-    else facts = await fromApi(apiUrl(stringFlag(args, 'url'), io.env), io.env.RUNWARDEN_TOKEN);
+    else facts = await fromApi(apiUrl(stringFlag(args, 'url'), io.env), io.env.RUNWARDEN_TOKEN, await localProviders(args, io));
     if ('unreachable' in facts) {
       const check: Check = { name: 'api', verdict: 'fail', detail: facts.unreachable, problems: [facts.unreachable] };
       print(io, facts.target, [check], boolFlag(args, 'json'));
       return EXIT.UNREACHABLE;
     }
     const checks = [...(facts.api ? [{ name: 'api', verdict: 'ok' as const, detail: `/health answered in ${fmt(facts.api.ms)}`, problems: [] }] : []), ...evaluate(facts)];
-    checks.push(await providersCheck(facts.providers, io.env));
+    checks.push(await providersCheck(facts, io.env));
     print(io, facts.target, checks, boolFlag(args, 'json'));
     return checks.some((c) => c.verdict === 'fail') ? EXIT.FAILED : EXIT.OK;
   },
@@ -114,7 +120,17 @@ async function getJson<T>(base: string, path: string, token: string | undefined)
   return { status: res.status, body: JSON.parse(text) as T, ms: performance.now() - t0 };
 }
 
-async function fromApi(base: string, token: string | undefined): Promise<Facts | { unreachable: string; target: string }> {
+/** The provider part of the local configuration, for probing the API's providers from here. */
+async function localProviders(args: ParsedArgs, io: Io): Promise<Facts['config']> {
+  try {
+    return await loadConfig({ config: stringFlag(args, 'config') }, io);
+  } catch {
+    // A local configuration that does not load leaves the built-ins and the lab to check.
+    return { providers: {}, defaultProvider: undefined };
+  }
+}
+
+async function fromApi(base: string, token: string | undefined, config: Facts['config']): Promise<Facts | { unreachable: string; target: string }> {
   let ping;
   try {
     ping = await getJson<unknown>(base, '/health', token);
@@ -136,7 +152,9 @@ async function fromApi(base: string, token: string | undefined): Promise<Facts |
       ...(h.supervisor ? { supervisor: h.supervisor } : {}),
       stuck: stuck.body.steps ?? [],
       queue: h.database.ok ? { ...h.queue, oldestQueuedMs: h.oldestQueuedMs ?? 0 } : null,
-      providers: h.providers,
+      providers: h.providers.map((p) => p.name),
+      ...labFromList(h.providers),
+      config,
       apiLoopP99Ms: h.eventLoop.delayP99Ms,
       staleMs: 10_000,
     };
@@ -173,9 +191,12 @@ async function fromStore(args: ParsedArgs, io: Io): Promise<Facts> {
     workers: [],
     stuck: [],
     queue: null,
-    providers: await configuredProviders(config, io.env),
+    providers: [],
+    config,
     staleMs,
   };
+  const lab = await findRunningLab(config.dataDir, config.labPort, 1000);
+  if (lab) facts.lab = lab;
   if (config.databaseUrl === undefined && !existsSync(join(config.dataDir, SQLITE_FILE))) {
     facts.database.error = `no database at ${join(config.dataDir, SQLITE_FILE)} (has \`runwarden start\` run with this --data-dir?)`;
     return facts;
@@ -217,17 +238,10 @@ async function fromStore(args: ParsedArgs, io: Io): Promise<Facts> {
   return facts;
 }
 
-async function configuredProviders(config: Readonly<RunwardenConfig>, env: Record<string, string | undefined>): Promise<Facts['providers']> {
-  try {
-    const { ProviderRegistry } = await import('../../llm/index.ts');
-    const r = new ProviderRegistry({ providers: config.providers, ...(config.defaultProvider ? { defaultProvider: config.defaultProvider } : {}), env });
-    const list = r.list();
-    r.close();
-    return list;
-  } catch {
-    // A provider configuration that does not even load is reported by `runwarden start` itself.
-    return [];
-  }
+/** The lab entry of the API's provider list (its base URL ends in /v1). */
+function labFromList(list: HealthDetailed['providers']): { lab?: { url: string; how: string } } {
+  const lab = list.find((p) => p.type === 'lab' && p.baseUrl !== undefined);
+  return lab?.baseUrl ? { lab: { url: lab.baseUrl.replace(/\/v1\/?$/, ''), how: 'listed by the API' } } : {};
 }
 
 // ---- checks ----
@@ -327,25 +341,31 @@ function loopCheck(f: Facts): Check {
   return { name: 'event loop', verdict, detail: parts.join(', '), problems };
 }
 
-/** Providers worth checking: the lab, ones the configuration declares, built-ins whose key is set here. */
-async function providersCheck(list: Facts['providers'], env: Record<string, string | undefined>): Promise<Check> {
-  const keyed = (name: string): boolean => (name === 'openai' ? Boolean(env.OPENAI_API_KEY) : name === 'anthropic' ? Boolean(env.ANTHROPIC_API_KEY) : true);
-  const targets = list.filter((p) => p.baseUrl !== undefined && keyed(p.name));
-  if (targets.length === 0) return { name: 'providers', verdict: 'skip', detail: 'no provider to check (no LLM key set here, no provider configured, no lab)', problems: [] };
-  const results = await Promise.all(
-    targets.map(async (p) => {
-      const t0 = performance.now();
-      try {
-        // Any HTTP answer (404, 401 ...) means the server is there; only the network can fail this.
-        const res = await fetch(p.baseUrl as string, { method: 'GET', signal: AbortSignal.timeout(PROVIDER_TIMEOUT_MS) });
-        await res.body?.cancel();
-        return { p, ok: true, text: `${p.name} ${fmt(performance.now() - t0)}` };
-      } catch (err) {
-        return { p, ok: false, text: `provider ${p.name} (${p.baseUrl}) unreachable: ${networkReason(err, PROVIDER_TIMEOUT_MS)}` };
-      }
-    }),
-  );
-  const bad = results.filter((r) => !r.ok).map((r) => r.text);
-  if (bad.length > 0) return { name: 'providers', verdict: 'fail', detail: bad[0] ?? '', problems: bad };
-  return { name: 'providers', verdict: 'ok', detail: `reachable: ${results.map((r) => r.text).join(', ')}`, problems: [] };
+/** One real request per provider in use (see doctor-providers.ts). */
+async function providersCheck(f: Facts, env: Record<string, string | undefined>): Promise<Check> {
+  const { ProviderRegistry } = await import('../../llm/index.ts');
+  let registry;
+  try {
+    registry = new ProviderRegistry({ providers: f.config.providers, ...(f.config.defaultProvider ? { defaultProvider: f.config.defaultProvider } : {}), env, ...(f.lab ? { labUrl: f.lab.url } : {}) });
+  } catch (err) {
+    const p = `the provider configuration does not load: ${(err as Error).message}`;
+    return { name: 'providers', verdict: 'fail', detail: p, problems: [p] };
+  }
+  try {
+    const names = f.providers.length > 0 ? f.providers : registry.list().map((p) => p.name);
+    const targets = probeTargets(names, f.config, env, registry);
+    const probes = await Promise.all(targets.map((t) => (t.verdict === 'ok' ? probeProvider(registry, t.name) : Promise.resolve(t))));
+    const bad = probes.filter((p) => p.verdict === 'fail').map((p) => p.text);
+    const skipped = probes.filter((p) => p.verdict === 'skip').map((p) => p.text);
+    const good = probes.filter((p) => p.verdict === 'ok').map((p) => p.text);
+    if (bad.length > 0) return { name: 'providers', verdict: 'fail', detail: bad[0] ?? '', problems: bad };
+    if (good.length === 0) {
+      const why = skipped.length > 0 ? skipped.join('; ') : 'no LLM key set here, no provider configured, no lab running';
+      return { name: 'providers', verdict: 'skip', detail: `no provider to check (${why})`, problems: [] };
+    }
+    const lab = f.lab && probes.some((p) => p.name === 'lab' && p.verdict === 'ok') ? ` [lab at ${f.lab.url}, ${f.lab.how}]` : '';
+    return { name: 'providers', verdict: 'ok', detail: `${good.join('; ')}${lab}${skipped.length > 0 ? `; skipped ${skipped.join('; ')}` : ''}`, problems: [] };
+  } finally {
+    registry.close();
+  }
 }
