@@ -30,4 +30,15 @@ export default tseslint.config(
     },
   },
   { files: ['**/*.js'], ...tseslint.configs.disableTypeChecked },
+  // The dashboard runs in the browser (src/ui/ is served as is, see src/http/routes/ui.ts).
+  {
+    files: ['src/ui/**/*.js'],
+    languageOptions: {
+      globals: Object.fromEntries(
+        ['window', 'document', 'location', 'history', 'fetch', 'sessionStorage', 'AbortController', 'AbortSignal', 'TextDecoderStream', 'URL', 'URLSearchParams',
+          'PopStateEvent', 'addEventListener', 'removeEventListener', 'dispatchEvent', 'requestAnimationFrame', 'cancelAnimationFrame', 'setTimeout', 'clearTimeout',
+          'setInterval', 'clearInterval', 'scrollTo', 'console'].map((g) => [g, 'readonly']),
+      ),
+    },
+  },
 );

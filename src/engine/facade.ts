@@ -52,7 +52,8 @@ export interface SupervisedWorker {
   blockedMs: number | null;
   /** The step whose code blocks it, when the watchdog could tell. */
   blockingStep: { runId: string; stepName: string; attempt: number } | null;
-  lastExit: { at: string; code: number | null; signal: string | null; classification: string } | null;
+  /** `lastLines`: the last lines it wrote (stdout and stderr, redacted) when it crashed or was killed. */
+  lastExit: { at: string; code: number | null; signal: string | null; classification: string; lastLines?: string[] } | null;
 }
 
 export interface SupervisorStatus {

@@ -7,7 +7,8 @@
  *   cases the connection is closed so the rest is never read;
  * - errors: every error, Fastify's own included, leaves as `{ error: { code, message, details } }`
  *   (errors.ts); a 500 never carries the internal message;
- * - auth: a bearer token on every route but `GET /health` when a token is configured;
+ * - auth: a bearer token on every route but `GET /health` and the dashboard's static files (`/ui`)
+ *   when a token is configured;
  * - shutdown: open event streams are ended before the server closes.
  */
 import Fastify from 'fastify';
@@ -22,6 +23,7 @@ import { registerArtifactRoutes } from './routes/artifacts.ts';
 import { registerEventRoutes } from './routes/events.ts';
 import { registerOpsRoutes } from './routes/ops.ts';
 import { registerRunRoutes } from './routes/runs.ts';
+import { registerUiRoutes } from './routes/ui.ts';
 import { DEFAULT_SSE_OPTIONS, SseHub } from './sse.ts';
 import type { SseOptions } from './sse.ts';
 
@@ -141,6 +143,7 @@ export function buildApp(opts: BuildAppOptions): FastifyInstance {
   registerEventRoutes(app, ctx);
   registerArtifactRoutes(app, ctx);
   registerOpsRoutes(app, ctx);
+  registerUiRoutes(app);
   return app;
 }
 
@@ -170,7 +173,10 @@ function installAuth(app: FastifyInstance, token: string | undefined): void {
   if (token === undefined || token === '') return;
   const check = tokenChecker(token);
   app.addHook('onRequest', (req, reply, done) => {
-    if ((req.method === 'GET' || req.method === 'HEAD') && req.url.split('?')[0] === '/health') {
+    const path = req.url.split('?')[0] ?? '';
+    // /health for probes; /ui for the dashboard's own files, which hold no data (its data requests
+    // carry the token like any client's: see routes/ui.ts).
+    if ((req.method === 'GET' || req.method === 'HEAD') && (path === '/health' || path === '/ui' || path.startsWith('/ui/'))) {
       done();
       return;
     }

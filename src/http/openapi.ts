@@ -182,6 +182,25 @@ export function openApiDocument(version: string): Json {
           responses: { '200': json({ type: 'object' }, 'OpenAPI 3.1 document.'), '401': err('`UNAUTHORIZED`.') },
         },
       },
+      '/ui': {
+        get: {
+          operationId: 'dashboard',
+          summary: 'The dashboard (HTML). Public: it holds no data; the page reads the API with the same bearer token as any client.',
+          security: [],
+          responses: { '200': { description: 'The dashboard page.', content: { 'text/html': { schema: { type: 'string' } } } } },
+        },
+      },
+      '/ui/*': {
+        get: {
+          operationId: 'dashboardFile',
+          summary: 'The dashboard: its scripts and styles (`/ui/assets/...`, `/ui/vendor/...`), and the same page for any other path (client-side routes such as `/ui/runs/<id>`).',
+          security: [],
+          responses: {
+            '200': { description: 'A file of the dashboard, or its page.', content: { 'text/html': { schema: { type: 'string' } }, 'text/javascript': { schema: { type: 'string' } }, 'text/css': { schema: { type: 'string' } } } },
+            '404': err('`NOT_FOUND`: no such file under /ui/assets or /ui/vendor.'),
+          },
+        },
+      },
     },
     components: {
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'The value of RUNWARDEN_TOKEN.' } },

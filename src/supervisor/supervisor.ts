@@ -31,6 +31,7 @@ import type { RunwardenConfig } from '../config/types.ts';
 import type { Transitions, LostAttempt } from '../engine/transitions.ts';
 import type { SupervisedWorker, SupervisorStatus } from '../engine/facade.ts';
 import { fmtMs } from '../forensics/classify.ts';
+import { redactText } from '../forensics/redact.ts';
 import { RestartBackoff } from './backoff.ts';
 import { LastLines, type BeatMessage, type ExitReport, type FromWorker, type InitMessage, type PipeReport, type StallReport, type ToWorker } from './protocol.ts';
 import { blockingStep, departureError, departureReport, killBound, killDue, stackLines, type Departure } from './reports.ts';
@@ -47,6 +48,8 @@ export const REPORT_MS = 250;
 const CHECK_MS = 50;
 /** A worker that has not said `ready` this long after its start is killed and restarted. */
 const START_TIMEOUT_MS = 30_000;
+/** Lines of a crashed or killed worker kept with its last exit (the workers page shows them). */
+const LAST_EXIT_LINES = 12;
 /** A worker up this long before it died restarts the backoff sequence. */
 const STABLE_MS = 60_000;
 
@@ -507,6 +510,8 @@ export class Supervisor {
       code,
       signal,
       classification: departure === undefined ? 'stopped' : departure.kind === 'stall_kill' ? 'loop.blocked' : departure.kind === 'crash' ? 'worker.crashed' : 'worker.killed',
+      // What it printed last, for the dashboard's workers page (redacted like every report).
+      lastLines: departure === undefined ? [] : slot.lines.list().slice(-LAST_EXIT_LINES).map((l) => redactText(l)),
     };
     slot.proc = undefined;
     slot.stall = undefined;
