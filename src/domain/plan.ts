@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { RunwardenError, type ErrorDetail } from './errors.ts';
 import type { RetryPolicy } from './records.ts';
 import { findTemplates } from './templates.ts';
+import { textProblem } from './text.ts';
 import type { ToolRegistry } from '../tools/registry.ts';
 
 export const STEP_NAME = /^[A-Za-z0-9_-]{1,128}$/;
@@ -30,16 +31,29 @@ const stepSchema = z
   })
   .strict();
 
+/** A string stored as text or matched in a query: no NUL, no unpaired surrogate (see text.ts). */
+const storedText = (max: number) =>
+  z
+    .string()
+    .max(max)
+    .superRefine((s, ctx) => {
+      const problem = textProblem(s);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    });
+
+/** `GET /runs?label=key:value` splits at the first `:` or `=`: a key holding one could never be matched. */
+const labelKey = storedText(128).pipe(z.string().min(1, 'label keys must not be empty').regex(/^[^:=]+$/, 'label keys must not contain ":" or "="'));
+
 const requestSchema = z
   .object({
     plan: z
       .object({
-        goal: z.string().max(10_000).optional(),
+        goal: storedText(10_000).optional(),
         steps: z.array(z.unknown()).min(1, 'a plan needs at least one step').max(MAX_STEPS),
       })
       .strict(),
-    labels: z.record(z.string().max(128), z.string().max(1024)).optional(),
-    idempotencyKey: z.string().min(1).max(256).optional(),
+    labels: z.record(labelKey, storedText(1024)).optional(),
+    idempotencyKey: storedText(256).pipe(z.string().min(1)).optional(),
   })
   .strict();
 
@@ -71,13 +85,19 @@ export const DEFAULT_RETRIES: RetryPolicy = Object.freeze({ max: 0, backoffMs: 1
 
 const zodPath = (path: readonly PropertyKey[]): string => path.map(String).join('.');
 
+/** A record key's own problem ("label keys must not contain ...") rather than zod's "Invalid key in record". */
+function issueMessage(issue: z.core.$ZodIssue): string {
+  if (issue.code === 'invalid_key') return `key: ${issue.issues.map((i) => i.message).join('; ')}`;
+  return issue.message;
+}
+
 export async function validateRunRequest(body: unknown, tools: ToolRegistry, limits: PlanLimits): Promise<ValidatedRun> {
   if (body === undefined || body === null || (typeof body === 'object' && Object.keys(body).length === 0)) {
     throw new RunwardenError('EMPTY_BODY', 'the request body is empty; expected {"plan": {"steps": [...]}}', { status: 400 });
   }
   const parsed = requestSchema.safeParse(body);
   if (!parsed.success) {
-    throw invalid(parsed.error.issues.map((i) => ({ code: 'SCHEMA', path: zodPath(i.path), message: i.message })));
+    throw invalid(parsed.error.issues.map((i) => ({ code: 'SCHEMA', path: zodPath(i.path), message: issueMessage(i) })));
   }
   const problems: ErrorDetail[] = [];
   const rawSteps = parsed.data.plan.steps;

@@ -27,28 +27,38 @@ export function parseRef(expr: string): { step: string; keys: string[] } | null 
   return { step: m[1], keys };
 }
 
-/** Every template in a JSON value, with its location. */
+/**
+ * Every template in a JSON value, with its location, in document order. Walks with an explicit
+ * stack: inputs come from clients, and a recursive walk of a body nested ~1,600 deep overflowed.
+ */
 export function findTemplates(value: unknown, path: string[] = []): TemplateRef[] {
-  if (typeof value === 'string') {
-    const out: TemplateRef[] = [];
-    for (const m of value.matchAll(TEMPLATE)) {
-      const expr = (m[1] ?? '').trim();
-      const ref = parseRef(expr);
-      out.push({
-        path: path.join('.'),
-        expr,
-        step: ref?.step ?? null,
-        keys: ref?.keys ?? [],
-        problem: ref ? null : `"{{${expr}}}" is not of the form {{steps.<name>.outputs.<path>}}`,
-      });
+  const out: TemplateRef[] = [];
+  const stack: Array<{ value: unknown; path: string[] }> = [{ value, path }];
+  while (stack.length > 0) {
+    const top = stack.pop() as { value: unknown; path: string[] };
+    const v = top.value;
+    if (typeof v === 'string') {
+      for (const m of v.matchAll(TEMPLATE)) {
+        const expr = (m[1] ?? '').trim();
+        const ref = parseRef(expr);
+        out.push({
+          path: top.path.join('.'),
+          expr,
+          step: ref?.step ?? null,
+          keys: ref?.keys ?? [],
+          problem: ref ? null : `"{{${expr}}}" is not of the form {{steps.<name>.outputs.<path>}}`,
+        });
+      }
+    } else if (v !== null && typeof v === 'object') {
+      const entries = Array.isArray(v) ? v.map((x, i) => [String(i), x] as const) : Object.entries(v);
+      // Pushed in reverse so that they pop in order.
+      for (let i = entries.length - 1; i >= 0; i--) {
+        const [k, child] = entries[i] as readonly [string, unknown];
+        stack.push({ value: child, path: [...top.path, k] });
+      }
     }
-    return out;
   }
-  if (Array.isArray(value)) return value.flatMap((v, i) => findTemplates(v, [...path, String(i)]));
-  if (value !== null && typeof value === 'object') {
-    return Object.entries(value).flatMap(([k, v]) => findTemplates(v, [...path, k]));
-  }
-  return [];
+  return out;
 }
 
 export function hasTemplate(value: string): boolean {

@@ -9,6 +9,7 @@ import { notFound, RunwardenError } from '../domain/errors.ts';
 import { validateRunRequest, type PlanLimits } from '../domain/plan.ts';
 import type { RunRecord, RunWithSteps, StepDetail, StepRecord, TextDelta } from '../domain/records.ts';
 import { RUN_STATES } from '../domain/states.ts';
+import { textProblem } from '../domain/text.ts';
 import type { RunRow, StepRow, Store } from '../store/store.ts';
 import type { ToolRegistry } from '../tools/registry.ts';
 import { Transitions } from './transitions.ts';
@@ -41,8 +42,13 @@ function encodeCursor(r: RunRow): string {
 
 function decodeCursor(c: string): { createdAt: number; id: string } {
   try {
-    const [createdAt, id] = JSON.parse(Buffer.from(c, 'base64url').toString('utf8')) as [unknown, unknown];
-    if (typeof createdAt === 'number' && typeof id === 'string') return { createdAt, id };
+    const decoded: unknown = JSON.parse(Buffer.from(c, 'base64url').toString('utf8'));
+    const [createdAt, id] = Array.isArray(decoded) && decoded.length === 2 ? (decoded as [unknown, unknown]) : [undefined, undefined];
+    // Both values reach SQL: a time that is not a safe integer breaks PostgreSQL's bigint cast, a
+    // NUL its text parameter. An id is a UUID, so 100 characters is generous.
+    if (Number.isSafeInteger(createdAt) && (createdAt as number) >= 0 && typeof id === 'string' && id.length <= 100 && textProblem(id) === null) {
+      return { createdAt: createdAt as number, id };
+    }
   } catch {
     // fall through to the error below: a cursor that is not ours is bad input, not a crash
   }

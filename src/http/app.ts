@@ -13,10 +13,12 @@
  */
 import Fastify from 'fastify';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { EngineFacade } from '../engine/facade.ts';
 import { tokenChecker } from './auth.ts';
 import type { HttpContext } from './context.ts';
+import { MAX_JSON_DEPTH, jsonDepthExceeds, textProblem } from '../domain/text.ts';
 import { describeForLog, errorBody, httpError, mapError } from './errors.ts';
 import { HttpMetrics } from './metrics.ts';
 import { registerArtifactRoutes } from './routes/artifacts.ts';
@@ -112,6 +114,21 @@ export function buildApp(opts: BuildAppOptions): FastifyInstance {
 
   installBodyParsers(app);
   installAuth(app, opts.token);
+  installExpectationHandler(app);
+
+  // No stored id or name holds a NUL or an unpaired surrogate (src/domain/text.ts), and PostgreSQL
+  // refuses a NUL in any text parameter: such a path is bad input, answered before any lookup.
+  app.addHook('preValidation', (req, _reply, done) => {
+    const params = (req.params ?? {}) as Record<string, unknown>;
+    for (const [name, value] of Object.entries(params)) {
+      const problem = typeof value === 'string' ? textProblem(value) : null;
+      if (problem) {
+        done(httpError('BAD_URL', `path parameter ${name} ${problem}`));
+        return;
+      }
+    }
+    done();
+  });
 
   app.setErrorHandler((err: FastifyError, req, reply) => {
     const mapped = mapError(err, { bodyLimitBytes: opts.bodyLimitBytes });
@@ -156,6 +173,10 @@ function installBodyParsers(app: FastifyInstance): void {
       done(null, undefined);
       return;
     }
+    if (jsonDepthExceeds(text)) {
+      done(httpError('BODY_TOO_DEEP', `request body is nested deeper than ${MAX_JSON_DEPTH} levels of arrays and objects`), undefined);
+      return;
+    }
     try {
       done(null, JSON.parse(text, refusePrototypeKeys));
     } catch (err) {
@@ -191,6 +212,21 @@ function installAuth(app: FastifyInstance, token: string | undefined): void {
       .header('www-authenticate', 'Bearer realm="runwarden"')
       .type('application/json; charset=utf-8')
       .send(errorBody('UNAUTHORIZED', 'missing or invalid bearer token (Authorization: Bearer <RUNWARDEN_TOKEN>)'));
+  });
+}
+
+/**
+ * `Expect` other than `100-continue`: Node answers 417 by itself, with an empty body, unless the
+ * server listens for `checkExpectation`. Answer it in the error format instead (RFC 9110 10.1.1
+ * allows 417 for any expectation the server does not support).
+ */
+function installExpectationHandler(app: FastifyInstance): void {
+  app.server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+    const body = JSON.stringify(errorBody('EXPECTATION_FAILED', 'the only supported Expect value is 100-continue'));
+    res.writeHead(417, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' });
+    res.end(body);
+    // The request body (if any) is never read: close rather than parse it as the next request.
+    res.once('finish', () => req.socket.destroySoon());
   });
 }
 

@@ -22,6 +22,7 @@ export interface MappedError {
 /** Stable codes this layer produces itself (the engine adds its own, e.g. PLAN_INVALID). */
 export const HTTP_ERROR_CODES = {
   INVALID_JSON: 400,
+  BODY_TOO_DEEP: 400,
   EMPTY_BODY: 400,
   INVALID_BODY: 400,
   INVALID_QUERY: 400,
@@ -30,6 +31,7 @@ export const HTTP_ERROR_CODES = {
   BAD_REQUEST: 400,
   UNAUTHORIZED: 401,
   NOT_FOUND: 404,
+  EXPECTATION_FAILED: 417,
   REQUEST_TIMEOUT: 408,
   BODY_TOO_LARGE: 413,
   URI_TOO_LONG: 414,

@@ -17,7 +17,7 @@ const nullableTimestamp: Json = { type: ['string', 'null'], format: 'date-time' 
 
 const commonErrors = (...extra: Array<[string, string]>): Json => {
   const out: Json = {
-    '400': err('Invalid query parameters (`INVALID_QUERY`).'),
+    '400': err('Invalid query parameters (`INVALID_QUERY`), or a path parameter holding a NUL or an unpaired surrogate (`BAD_URL`).'),
     '401': err('Missing or wrong bearer token (`UNAUTHORIZED`), when the API requires one.'),
     '500': err('Unexpected server error (`INTERNAL`); the message is generic and the cause is in the server log.'),
   };
@@ -47,7 +47,7 @@ export function openApiDocument(version: string): Json {
           responses: {
             '201': json(ref('CreateRunResponse'), 'The run was created (`created: true`).'),
             '200': json(ref('CreateRunResponse'), 'A run with this idempotencyKey already existed; it is returned unchanged (`created: false`).'),
-            '400': err('Bad body: `EMPTY_BODY`, `INVALID_JSON`, `INVALID_BODY`, `PLAN_INVALID` (one detail per problem: unknown tool, duplicate name, unknown or cyclic dependsOn, bad template, inputs failing the tool schema).'),
+            '400': err('Bad body: `EMPTY_BODY`, `INVALID_JSON`, `BODY_TOO_DEEP` (over 100 levels), `INVALID_BODY`, `PLAN_INVALID` (one detail per problem: unknown tool, duplicate name, unknown or cyclic dependsOn, bad template, inputs failing the tool schema).'),
             '401': err('`UNAUTHORIZED`.'),
             '413': err('`BODY_TOO_LARGE`: the body exceeds `bodyLimitBytes`.'),
             '415': err('`UNSUPPORTED_MEDIA_TYPE`: the body is not application/json.'),
@@ -221,13 +221,18 @@ export function openApiDocument(version: string): Json {
           {
             plan: obj(
               {
-                goal: { type: 'string' },
+                goal: { type: 'string', maxLength: 10000, description: 'No NUL and no unpaired surrogate.' },
                 steps: { type: 'array', minItems: 1, items: ref('StepSpec') },
               },
               ['steps'],
             ),
-            labels: { type: 'object', additionalProperties: { type: 'string' } },
-            idempotencyKey: { type: 'string' },
+            labels: {
+              type: 'object',
+              propertyNames: { pattern: '^[^:=]{1,128}$' },
+              additionalProperties: { type: 'string', maxLength: 1024 },
+              description: 'Keys without `:` or `=`; no NUL and no unpaired surrogate in keys or values.',
+            },
+            idempotencyKey: { type: 'string', minLength: 1, maxLength: 256, description: 'No NUL and no unpaired surrogate.' },
           },
           ['plan'],
         ),

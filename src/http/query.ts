@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { RUN_STATES } from '../domain/states.ts';
+import { storableText, textProblem } from '../domain/text.ts';
 import type { ListRunsQuery } from '../engine/facade.ts';
 import { httpError } from './errors.ts';
 
@@ -46,6 +47,15 @@ export const streamEventsQuery = z.strictObject({
 export const noQuery = z.strictObject({});
 
 export function parseQuery<T extends z.ZodType>(schema: T, query: unknown): z.output<T> {
+  const textIssues = Object.entries((query ?? {}) as Record<string, unknown>).flatMap(([name, value]) => {
+    const values = Array.isArray(value) ? value : [value];
+    const problem = values.map((v) => (typeof v === 'string' ? textProblem(v) : null)).find((p) => p !== null);
+    const nameProblem = textProblem(name);
+    return problem || nameProblem
+      ? [{ code: 'INVALID_PARAMETER', path: storableText(name), message: `${storableText(name)}: ${nameProblem ?? problem}` }]
+      : [];
+  });
+  if (textIssues.length > 0) throw httpError('INVALID_QUERY', 'invalid query parameters', textIssues);
   const result = schema.safeParse(query ?? {});
   if (result.success) return result.data;
   const details = result.error.issues.map((issue) => {

@@ -79,7 +79,8 @@ export async function streamRunEvents(p: StreamParams): Promise<void> {
   res.writeHead(200, {
     'content-type': 'text/event-stream; charset=utf-8',
     'cache-control': 'no-cache, no-transform',
-    connection: 'keep-alive',
+    // No `connection` header: Node sends keep-alive itself, and honours a client's `connection: close`
+    // (an explicit keep-alive here kept such a client's socket open after the stream ended).
     'x-accel-buffering': 'no',
   });
   // Tells EventSource clients how soon to reconnect, and flushes the headers right away.

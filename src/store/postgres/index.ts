@@ -20,8 +20,10 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { join } from 'node:path';
 import pg from 'pg';
 import { RunwardenError } from '../../domain/errors.ts';
+import { storableText } from '../../domain/text.ts';
 import type { ArtifactMeta, AttemptRecord, EventRecord, WorkerRecord } from '../../domain/records.ts';
 import { RUN_STATES, STEP_STATES, type RunState, type StepState } from '../../domain/states.ts';
+import { labelNeedles } from '../label-match.ts';
 import { loadMigrations, type Migration } from '../migrations.ts';
 import { toArtifact, toAttempt, toEvent, toRun, toStep, toWorker } from '../sqlite/rows.ts';
 import type { ListRunsFilter, MigrationStatus, RunRow, StepRow, Store, StoreNotification, Tx } from '../store.ts';
@@ -52,6 +54,24 @@ export interface PostgresStoreOptions {
   /** Shown in pg_stat_activity. @default 'runwarden' */
   applicationName?: string;
   log?: (line: string) => void;
+}
+
+/**
+ * PostgreSQL `text` refuses NUL: a tool's artifact name, a collection or a vector text holding one
+ * would fail its whole transaction, again on every retry. Client input never gets here with one
+ * (it is refused at the API); what a tool produced is stored with U+FFFD in its place.
+ */
+function textParams(params: unknown[]): unknown[] {
+  let out: unknown[] | undefined;
+  for (let i = 0; i < params.length; i++) {
+    const v = params[i];
+    if (typeof v === 'string') {
+      if (storableText(v) !== v) (out ??= [...params])[i] = storableText(v);
+    } else if (Array.isArray(v) && v.some((x: unknown) => typeof x === 'string' && storableText(x) !== x)) {
+      (out ??= [...params])[i] = v.map((x: unknown) => (typeof x === 'string' ? storableText(x) : x));
+    }
+  }
+  return out ?? params;
 }
 
 const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)));
@@ -127,7 +147,7 @@ export class PostgresStore implements Store {
     });
     this.vectors = new PgVectorStore({
       query: (sql, params) => this.#query(sql, params),
-      transaction: (fn) => this.#withClient(async (client) => this.#inTransaction(client, () => fn((sql, params) => client.query(sql, params)))),
+      transaction: (fn) => this.#withClient(async (client) => this.#inTransaction(client, () => fn((sql, params) => client.query(sql, textParams(params))))),
     });
   }
 
@@ -160,7 +180,7 @@ export class PostgresStore implements Store {
     if (ctx?.open) return ctx.query(sql, params);
     if (this.#closed) throw new Error('store is closed');
     try {
-      return await this.pool.query({ text: sql, values: params, name: this.#named(sql) });
+      return await this.pool.query({ text: sql, values: textParams(params), name: this.#named(sql) });
     } catch (err) {
       throw mapError(err, this.location);
     }
@@ -251,7 +271,7 @@ export class PostgresStore implements Store {
    */
   async #engineTransaction<T>(client: pg.PoolClient, fn: (tx: Tx) => Promise<T>): Promise<T> {
     const send = (sql: string, params: unknown[]): Promise<pg.QueryResult> =>
-      sql === 'BEGIN' ? client.query(sql) : client.query({ text: sql, values: params, name: this.#named(sql) });
+      sql === 'BEGIN' ? client.query(sql) : client.query({ text: sql, values: textParams(params), name: this.#named(sql) });
     const tx = new PgTx(send);
     const ctx: TxContext = { client, open: true, query: (sql, params) => tx.query(sql, params) };
     tx.begin();
@@ -304,8 +324,9 @@ export class PostgresStore implements Store {
       where.push(`status = $${params.length}`);
     }
     if (f.label) {
-      params.push(f.label.key, f.label.value);
-      where.push(`labels ->> $${params.length - 1} = $${params.length}`);
+      const n = params.length;
+      params.push(...labelNeedles(f.label.key, f.label.value));
+      where.push(`(${[1, 2, 3, 4].map((i) => `strpos(labels::text, $${n + i}) > 0`).join(' OR ')})`);
     }
     if (f.before) {
       params.push(f.before.createdAt, f.before.id);

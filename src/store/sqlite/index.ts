@@ -9,6 +9,7 @@ import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlit
 import type { ArtifactMeta, AttemptRecord, EventRecord, WorkerRecord } from '../../domain/records.ts';
 import { RUN_STATES, STEP_STATES, type RunState, type StepState } from '../../domain/states.ts';
 import type { VectorStore } from '../../domain/vectors.ts';
+import { labelNeedles } from '../label-match.ts';
 import { loadMigrations, type Migration } from '../migrations.ts';
 import type { ListRunsFilter, MigrationStatus, RunRow, StepRow, Store, StoreNotification, Tx } from '../store.ts';
 import { toArtifact, toAttempt, toEvent, toRun, toStep, toWorker } from './rows.ts';
@@ -142,8 +143,8 @@ export class SqliteStore implements Store {
       params.push(f.status);
     }
     if (f.label) {
-      where.push('json_extract(labels, ?) = ?');
-      params.push(`$."${f.label.key.replaceAll('"', '')}"`, f.label.value);
+      where.push('(instr(labels, ?) > 0 OR instr(labels, ?) > 0 OR instr(labels, ?) > 0 OR instr(labels, ?) > 0)');
+      params.push(...labelNeedles(f.label.key, f.label.value));
     }
     if (f.before) {
       where.push('(created_at, id) < (?, ?)');
