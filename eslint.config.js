@@ -4,7 +4,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.runwarden/**', 'coverage/**', 'bench/results/**', 'bin/**'] },
+  { ignores: ['node_modules/**', 'dist/**', '.runwarden/**', 'coverage/**', 'bench/results/**', 'bin/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -18,6 +18,7 @@ import { ProviderRegistry } from './llm/index.ts';
 import { openStore } from './store/open.ts';
 import type { Store } from './store/store.ts';
 import { buildTools } from './tools/build.ts';
+import type { ToolDefinition } from './tools/types.ts';
 import { registerSecret, registerSecretsFromEnv } from './forensics/redact.ts';
 import { setReportConfig } from './forensics/resources.ts';
 import { redactedConfig } from './config/redact.ts';
@@ -48,6 +49,11 @@ export interface RuntimeOptions {
    * 'in-process': one Worker in this process when `config.workers` > 0. @default 'in-process'
    */
   workerMode?: 'processes' | 'in-process';
+  /**
+   * Tool objects to register beside the built-ins and `config.tools` modules. They live in this
+   * process only: 'processes' mode refuses them (its workers load tools by module path).
+   */
+  tools?: readonly ToolDefinition[];
 }
 
 export { buildTools } from './tools/build.ts';
@@ -77,6 +83,10 @@ export async function startRuntime(config: RunwardenConfig, opts: RuntimeOptions
   const requireToken = !isLoopbackHost(config.host);
   if (requireToken && !config.token) {
     throw new RunwardenError('CONFIG_INVALID', `listening on ${config.host} (not loopback) requires a bearer token: set RUNWARDEN_TOKEN`, { status: 400 });
+  }
+  if (opts.workerMode === 'processes' && (opts.tools?.length ?? 0) > 0) {
+    const names = (opts.tools ?? []).map((t) => t.name).join(', ');
+    throw new RunwardenError('CONFIG_INVALID', `tool objects (${names}) can only run on the in-process worker; with workerMode 'processes' pass their module paths in tools instead`, { status: 400 });
   }
   installProcessGuards(log);
   // Values that must never reach a log, event, error or report, whatever names them.
@@ -117,7 +127,7 @@ export async function startRuntime(config: RunwardenConfig, opts: RuntimeOptions
       ...(lab ? { labUrl: lab.url } : {}),
     });
     cleanups.push(() => providers.close());
-    const tools = await buildTools(config, { providers, store, cwd });
+    const tools = await buildTools(config, { providers, store, cwd, ...(opts.tools ? { objects: opts.tools } : {}) });
 
     const engine = new EngineApi({
       store,

@@ -21,6 +21,11 @@ export interface ResolveInput {
   flags: ConfigFlags;
   env: Record<string, string | undefined>;
   cwd: string;
+  /**
+   * Look for `runwarden.config.*` in `cwd` when neither `flags.config` nor RUNWARDEN_CONFIG names a
+   * file (the CLI does; an embedding process reads a file only when it names one). @default true
+   */
+  findConfigFile?: boolean;
 }
 
 interface Layer {
@@ -43,7 +48,7 @@ export async function resolveConfig(input: ResolveInput): Promise<Readonly<Runwa
   const problems: Problem[] = [];
 
   const explicit = input.flags.config ?? nonEmpty(env[CONFIG_FILE_ENV]);
-  const configFile = await locateConfigFile(explicit, cwd);
+  const configFile = explicit === undefined && input.findConfigFile === false ? undefined : await locateConfigFile(explicit, cwd);
   const fileLayer: Layer = { values: {}, sources: {}, base: cwd };
   if (configFile !== undefined) {
     fileLayer.base = resolvePath(configFile, '..');

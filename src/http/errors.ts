@@ -4,6 +4,7 @@
  * stable codes here so that clients never see a framework name; anything unknown becomes a 500
  * `INTERNAL` whose message says nothing about the internals (the real error goes to the log).
  */
+import { API_ERROR_STATUS, type ApiErrorCode } from '../domain/api-errors.ts';
 import { RunwardenError } from '../domain/errors.ts';
 import type { ErrorDetail } from '../domain/errors.ts';
 import { redactText } from '../forensics/redact.ts';
@@ -19,28 +20,9 @@ export interface MappedError {
   internal: boolean;
 }
 
-/** Stable codes this layer produces itself (the engine adds its own, e.g. PLAN_INVALID). */
-export const HTTP_ERROR_CODES = {
-  INVALID_JSON: 400,
-  BODY_TOO_DEEP: 400,
-  EMPTY_BODY: 400,
-  INVALID_BODY: 400,
-  INVALID_QUERY: 400,
-  INVALID_CONTENT_LENGTH: 400,
-  BAD_URL: 400,
-  BAD_REQUEST: 400,
-  UNAUTHORIZED: 401,
-  NOT_FOUND: 404,
-  EXPECTATION_FAILED: 417,
-  REQUEST_TIMEOUT: 408,
-  BODY_TOO_LARGE: 413,
-  URI_TOO_LONG: 414,
-  UNSUPPORTED_MEDIA_TYPE: 415,
-  HEADERS_TOO_LARGE: 431,
-  INTERNAL: 500,
-  UNAVAILABLE: 503,
-} as const;
-export type HttpErrorCode = keyof typeof HTTP_ERROR_CODES;
+/** The API's codes and their statuses (one table, in the domain: the client types its errors with it). */
+export const HTTP_ERROR_CODES = API_ERROR_STATUS;
+export type HttpErrorCode = ApiErrorCode;
 
 export function httpError(code: HttpErrorCode, message: string, details?: ErrorDetail[]): RunwardenError {
   return new RunwardenError(code, message, { status: HTTP_ERROR_CODES[code], details });

@@ -37,8 +37,9 @@ import { LastLines, type BeatMessage, type ExitReport, type FromWorker, type Ini
 import { blockingStep, departureError, departureReport, killBound, killDue, stackLines, type Departure } from './reports.ts';
 import { spawnWorkerProcess } from './spawn.ts';
 import { loopsFor } from '../worker/process.ts';
+import { ownModuleUrl } from '../module-url.ts';
 
-export const CHILD_ENTRY = fileURLToPath(new URL('./child.ts', import.meta.url));
+export const CHILD_ENTRY = fileURLToPath(ownModuleUrl(import.meta.url, './child'));
 
 /** Heartbeat of a worker's event loop to its watchdog. */
 export const BEAT_MS = 100;

@@ -8,6 +8,7 @@
 import { Worker } from 'node:worker_threads';
 import type { StepRef } from './protocol.ts';
 import type { WatchdogData } from './watchdog-thread.ts';
+import { ownModuleUrl } from '../module-url.ts';
 
 /** The global the probe expression calls; namespaced so no tool collides with it. */
 export const PROBE_GLOBAL = '__runwardenWatchdogProbe';
@@ -36,7 +37,7 @@ export function startWatchdog(o: WatchdogOptions): Watchdog {
     }
   };
   const data: WatchdogData = { beat: shared, stallMs: o.stallMs, reportFd: o.reportFd, ppid: process.ppid, probe: PROBE_GLOBAL };
-  const thread = new Worker(new URL('./watchdog-thread.ts', import.meta.url), { workerData: data });
+  const thread = new Worker(ownModuleUrl(import.meta.url, './watchdog-thread'), { workerData: data });
   thread.on('error', (err) => o.onError?.(err));
   // The watchdog never keeps the process alive; the worker's own handles do.
   thread.unref();

@@ -1,4 +1,8 @@
-/** The tool registry a worker runs with: the built-ins, the LLM tools, then the user's modules. */
+/**
+ * The tool registry a worker runs with: the built-ins, the LLM tools, the user's modules, then the
+ * tool objects an embedding process passed to `startRuntime({ tools })` (they exist only in that
+ * process, so only its in-process worker can run them).
+ */
 import type { RunwardenConfig } from '../config/types.ts';
 import type { ProviderRegistry } from '../llm/index.ts';
 import type { Store } from '../store/store.ts';
@@ -6,11 +10,13 @@ import { builtinTools } from './builtin.ts';
 import { createLlmTools } from './llm.ts';
 import { loadToolModules } from './load.ts';
 import { ToolRegistry } from './registry.ts';
+import type { ToolDefinition } from './types.ts';
 
-export async function buildTools(config: Pick<RunwardenConfig, 'tools'>, deps: { providers: ProviderRegistry; store: Store; cwd: string }): Promise<ToolRegistry> {
+export async function buildTools(config: Pick<RunwardenConfig, 'tools'>, deps: { providers: ProviderRegistry; store: Store; cwd: string; objects?: readonly ToolDefinition[] }): Promise<ToolRegistry> {
   const tools = new ToolRegistry();
   for (const t of builtinTools) tools.register(t);
   for (const t of createLlmTools({ providers: deps.providers, vectors: deps.store.vectors })) tools.register(t);
   await loadToolModules(tools, config.tools, deps.cwd);
+  for (const t of deps.objects ?? []) tools.register(t);
   return tools;
 }

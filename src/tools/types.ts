@@ -3,6 +3,7 @@
  * same shape; a tools module default-exports an array of them.
  */
 import type { StandardSchemaV1 } from './standard-schema.ts';
+import type { JsonSchemaType, TypedJsonSchema } from './json-schema.ts';
 
 /** Structured log line of a step; becomes a `step.log` event (redacted). */
 export interface StepLogger {
@@ -60,7 +61,22 @@ export interface ToolContext {
 /** A JSON Schema object (validated with Ajv) or any Standard Schema (zod, valibot, arktype ...). */
 export type ToolInputSchema = StandardSchemaV1 | Record<string, unknown>;
 
-export interface ToolDefinition<I = unknown, O = unknown> {
+/**
+ * A tool as a plan sees it: its name and, for the type checker only, what a plan may pass as its
+ * inputs (`P`) and what it returns (`O`). Every tool definition is one; `toolRef()` makes one for a
+ * tool defined elsewhere (a built-in, or a tool only the server loads).
+ */
+export interface ToolReference<P = unknown, O = unknown> {
+  readonly name: string;
+  /** Type-level only: never set at run time. */
+  readonly '~io'?: { readonly input: P; readonly output: O };
+}
+
+/**
+ * `I` is what `run` receives (after the schema parsed it), `O` what it returns, `P` what a plan may
+ * give (a schema's input type: before defaults and transforms).
+ */
+export interface ToolDefinition<I = unknown, O = unknown, P = I> extends ToolReference<P, O> {
   name: string;
   description?: string;
   input?: ToolInputSchema;
@@ -69,6 +85,38 @@ export interface ToolDefinition<I = unknown, O = unknown> {
   run(ctx: ToolContext, input: I): Promise<O> | O;
 }
 
-export function defineTool<I = unknown, O = unknown>(def: ToolDefinition<I, O>): ToolDefinition<I, O> {
+/** What `defineTool` is given: a definition whose `run` receives `I`. */
+export interface ToolSpec<I, O> {
+  name: string;
+  description?: string;
+  /** Default deadline for steps using this tool when the plan gives none. */
+  timeoutMs?: number;
+  run(ctx: ToolContext, input: I): Promise<O> | O;
+}
+
+/**
+ * Defines a tool; at run time it returns its argument unchanged (plain objects work as well), and
+ * for the type checker it types `input` from the schema: a Standard Schema's output type (zod:
+ * `z.infer`), a `jsonSchema({...})`'s described type, or, for a plain JSON Schema or none, the
+ * type `run` annotates its `input` with.
+ */
+export function defineTool<S extends StandardSchemaV1, O>(
+  def: ToolSpec<InferStandardOutput<S>, O> & { input: S },
+): ToolDefinition<InferStandardOutput<S>, Awaited<O>, InferStandardInput<S>>;
+export function defineTool<S extends TypedJsonSchema<unknown>, O>(def: ToolSpec<JsonSchemaType<S>, O> & { input: S }): ToolDefinition<JsonSchemaType<S>, Awaited<O>>;
+export function defineTool<I = unknown, O = unknown>(def: ToolSpec<I, O> & { input?: Record<string, unknown> }): ToolDefinition<I, Awaited<O>>;
+export function defineTool(def: ToolDefinition): ToolDefinition {
   return def;
 }
+
+/** A reference to a tool by name, typed with what it takes and returns (see ToolReference). */
+export function toolRef<P = unknown, O = unknown>(name: string): ToolReference<P, O> {
+  return { name };
+}
+
+export type InferStandardInput<S extends StandardSchemaV1> = NonNullable<S['~standard']['types']>['input'];
+export type InferStandardOutput<S extends StandardSchemaV1> = NonNullable<S['~standard']['types']>['output'];
+
+/** What a plan may give as a tool's inputs, and what the tool returns. */
+export type ToolPlanInput<T extends ToolReference<unknown, unknown>> = NonNullable<T['~io']>['input'];
+export type ToolOutput<T extends ToolReference<unknown, unknown>> = NonNullable<T['~io']>['output'];

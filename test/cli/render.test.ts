@@ -2,7 +2,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { EventRecord, RunWithSteps, StepRecord } from '../../src/domain/records.ts';
-import { apiError, apiUrl, networkReason } from '../../src/cli/client.ts';
+import { apiUrl, networkReason, toCliError } from '../../src/cli/client.ts';
+import { CliError } from '../../src/cli/io.ts';
+import { errorFromResponse } from '../../src/client/errors.ts';
 import { formatReport } from '../../src/forensics/format.ts';
 import { duration, eventLine, table, visibleLength } from '../../src/cli/format.ts';
 import { EXIT } from '../../src/cli/io.ts';
@@ -114,12 +116,14 @@ describe('report formatting (runwarden report)', () => {
 
 describe('client errors', () => {
   test('4xx: exit 2 with code, message and each detail; 5xx: exit 1; not JSON: the status', () => {
+    const apiError = (status: number, text: string, base: string): CliError => toCliError(errorFromResponse(status, text, `the runwarden API at ${base}`)) as CliError;
     const e = apiError(400, JSON.stringify({ error: { code: 'PLAN_INVALID', message: 'bad', details: [{ code: 'UNKNOWN_TOOL', path: 'plan.steps.0.tool', message: 'unknown tool "x"' }] } }), 'http://h:1');
     assert.equal(e.exitCode, EXIT.USAGE);
     assert.equal(e.message, 'PLAN_INVALID: bad');
     assert.deepEqual(e.lines, ['  - plan.steps.0.tool: unknown tool "x" (UNKNOWN_TOOL)']);
     assert.equal(apiError(500, '{"error":{"code":"INTERNAL","message":"x","details":[]}}', 'http://h:1').exitCode, EXIT.FAILED);
-    assert.equal(apiError(502, '<html>', 'http://h:1').message, 'the API at http://h:1 answered HTTP 502');
+    assert.equal(apiError(502, '<html>', 'http://h:1').message, 'the runwarden API at http://h:1 answered HTTP 502 without an error body (is it a runwarden API?)');
+    assert.equal(apiError(502, '<html>', 'http://h:1').exitCode, EXIT.FAILED);
   });
 
   test('apiUrl: flag, then RUNWARDEN_URL, then the default; refuses credentials', () => {

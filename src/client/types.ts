@@ -1,0 +1,43 @@
+/**
+ * What the HTTP API returns, as the TypeScript client (and `runwarden`'s public types) name it. The
+ * records are the domain's (src/domain/records.ts); hang reports get their full type here.
+ */
+import type { ArtifactMeta, AttemptRecord, RunRecord, RunWithSteps, StepDetail as StepDetailRecord, StepRecord } from '../domain/records.ts';
+import type { HangReport } from '../domain/hang-report.ts';
+import type { RunEvent } from '../domain/events.ts';
+import type { RunState } from '../domain/states.ts';
+
+/** A run without its steps, as `GET /runs` lists it. */
+export type RunSummary = RunRecord;
+/** A run with its steps (`GET /runs/:id`). */
+export type Run = RunWithSteps;
+/** A step of a run as the API returns it (for a step of a plan, see `PlanStep`). */
+export type Step = StepRecord;
+export type Attempt = Omit<AttemptRecord, 'hangReport'> & { hangReport: HangReport | null };
+/** One step with its attempts and hang reports (`GET /runs/:id/steps/:name`). */
+export type StepDetail = Omit<StepDetailRecord, 'attemptsDetail' | 'hangReports'> & { attemptsDetail: Attempt[]; hangReports: HangReport[] };
+/** `POST /runs`: the run, and whether this request created it (false: an earlier one with the same idempotencyKey). */
+export type CreatedRun = Run & { created: boolean };
+export type Artifact = ArtifactMeta;
+export type Event = RunEvent;
+
+export interface RunPage {
+  runs: RunSummary[];
+  /** Pass as `cursor` for the next page; null on the last one. */
+  nextCursor: string | null;
+}
+
+export interface EventPage {
+  events: RunEvent[];
+  /** Pass as `after` for the next page. */
+  nextAfter: number;
+}
+
+export interface ListRunsQuery {
+  status?: RunState;
+  /** `key:value` or `key=value`. */
+  label?: string;
+  cursor?: string;
+  /** 1-500. @default 50 */
+  limit?: number;
+}

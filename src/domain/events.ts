@@ -1,0 +1,68 @@
+/**
+ * The events of a run as readers see them (API, SSE, CLI, the TypeScript client): one type per
+ * `type`, each with the shape of its `data`. The engine, worker and LLM layer write these; the
+ * OpenAPI document (src/http/openapi.ts) describes the same union, and test/http/event-schema.test.ts
+ * checks that every type written anywhere in src/ is listed here and that real events match.
+ */
+import type { SerializedError } from './errors.ts';
+import type { RunState, StepState } from './states.ts';
+import type { UsageTotals } from './records.ts';
+import type { HangReport } from './hang-report.ts';
+
+export const EVENT_TYPES = [
+  'run.created',
+  'run.started',
+  'step.queued',
+  'step.started',
+  'step.retrying',
+  'llm.request',
+  'llm.usage',
+  'step.log',
+  'artifact.created',
+  'step.hang_report',
+  'step.finished',
+  'run.finished',
+] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+
+/** What every event carries besides its type and data. */
+interface EventBase<T extends EventType, D> {
+  /** Position in the run, from 1, without gaps. */
+  seq: number;
+  ts: string;
+  type: T;
+  runId: string;
+  stepName?: string;
+  attempt?: number;
+  data: D;
+}
+
+export interface EventData {
+  'run.created': { goal: string | null; steps: number; labels: Record<string, string> };
+  'run.started': Record<string, never>;
+  'step.queued': Record<string, never>;
+  'step.started': { tool: string; workerId: string; deadlineAt: string };
+  'step.retrying': { nextAttempt: number; delayMs: number; error: SerializedError | null };
+  'llm.request': { provider: string; model: string; stream: boolean; attempt: number };
+  'llm.usage': { provider: string; model: string; inputTokens: number; outputTokens: number; ttfbMs: number; totalMs: number; retries: number };
+  /**
+   * A line the tool logged, or one runwarden wrote about the step: `kind` says which of the latter
+   * (`unhandled_rejection`, `uncaught_exception`, `loop.blocked`).
+   */
+  'step.log': { level: 'info' | 'warn' | 'error'; message: string; data?: Record<string, unknown>; kind?: string; frames?: string[] };
+  'artifact.created': { id: string; name: string; mime: string; size: number };
+  'step.hang_report': HangReport;
+  'step.finished': { status: Exclude<StepState, 'pending' | 'queued' | 'running'>; error: SerializedError | null; durationMs: number; attempts: number };
+  'run.finished': {
+    status: Exclude<RunState, 'queued' | 'running'>;
+    durationMs: number;
+    steps: { total: number; notSucceeded: number };
+    usage: UsageTotals;
+  };
+}
+
+/** One event of a run; switch on `type` to get its `data` typed. */
+export type RunEvent = { [T in EventType]: EventBase<T, EventData[T]> }[EventType];
+
+/** The event of one type. */
+export type EventOf<T extends EventType> = Extract<RunEvent, { type: T }>;

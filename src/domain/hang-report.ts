@@ -1,0 +1,95 @@
+/**
+ * A hang report as readers receive it (API, `step.hang_report` events, the TypeScript client): the
+ * data written by src/forensics/report.ts. Declared here, without the forensics internals, so that
+ * the public types need nothing from Node; test/types/public.ts checks that what the forensics
+ * builder returns is assignable to it. docs/forensics.md explains every field and code.
+ */
+export interface HangClassification {
+  /** Stable code: `net.connect_timeout`, `llm.no_headers`, `llm.stream_idle`, `loop.blocked`, `worker.crashed`, ... */
+  code: string;
+  summary: string;
+}
+
+export interface HangSourceLocation {
+  file: string;
+  line: number;
+  column: number;
+  fn?: string;
+}
+
+/** One operation the step had pending when it was stopped. */
+export interface HangPendingOp {
+  id: number;
+  kind: 'http' | 'socket' | 'child' | 'lock' | 'tracked';
+  what: string;
+  phase: string;
+  msInPhase: number;
+  ageMs: number;
+  client?: 'fetch' | 'node:http';
+  method?: string;
+  /** Redacted: no credentials, no query string. */
+  url?: string;
+  peer?: string;
+  status?: number;
+  command?: string;
+  pid?: number;
+  bytesIn?: number;
+  bytesOut?: number;
+  /** null: no byte was ever received. */
+  msSinceLastByte?: number | null;
+  label?: string;
+  holder?: string;
+  killed?: string;
+  /** The first user-code frame of the call that started it. */
+  frame?: string;
+  /** Still pending when the attempt was abandoned: the abort did not stop it. */
+  outlivedAbort?: boolean;
+}
+
+export interface HangReport {
+  version: 1;
+  classification: HangClassification;
+  /** Why it was written. */
+  trigger: 'deadline' | 'limit' | 'shutdown' | 'lease_lost' | 'lost' | 'stall';
+  runId: string;
+  stepName: string;
+  tool: string;
+  attempt: number;
+  /** Where the step was stuck: the user-code line of the blocking operation, checkpoint or tool. */
+  where: (HangSourceLocation & { source: string }) | null;
+  toolLocation: HangSourceLocation | null;
+  timeoutMs: number;
+  ranMs: number;
+  ignoredAbort: boolean;
+  /** User-code frames, innermost first. */
+  frames: string[];
+  pending: HangPendingOp[];
+  timers?: Array<{ delayMs: number; repeat: boolean; callback?: string }>;
+  /** What the tool did after its signal aborted. */
+  afterAbort?: string[];
+  lastCheckpoint: { label: string; msBeforeReport: number; frame?: string } | null;
+  eventLoop: { maxDelayMs: number; p99DelayMs: number; meanDelayMs: number; utilization: number; seconds: number } | null;
+  resources: {
+    pid: number;
+    uptimeS: number;
+    rssBytes: number;
+    heapUsedBytes: number;
+    heapTotalBytes: number;
+    heapLimitBytes: number;
+    externalBytes: number;
+    activeResources: Record<string, number>;
+    openFds: number | null;
+    cpuUserMs: number;
+    cpuSystemMs: number;
+    loadAvg1m: number;
+  };
+  /** The configuration of the process that wrote it, redacted. */
+  config: Record<string, unknown>;
+  lastLogs: string[];
+  /** What the tool's own error said about the operation (LLM phase, provider, bytes ...). */
+  operation?: Record<string, unknown>;
+  /** What this report could not know. */
+  notes: string[];
+  /** Writers add facts of their own (`worker`, `containment`, ...). */
+  [key: string]: unknown;
+}
