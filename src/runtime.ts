@@ -20,6 +20,7 @@ import type { Store } from './store/store.ts';
 import { buildTools } from './tools/build.ts';
 import type { ToolDefinition } from './tools/types.ts';
 import { registerSecret, registerSecretsFromEnv } from './forensics/redact.ts';
+import { lostAttemptReport } from './forensics/report.ts';
 import { setReportConfig } from './forensics/resources.ts';
 import { redactedConfig } from './config/redact.ts';
 import { Supervisor } from './supervisor/supervisor.ts';
@@ -136,6 +137,7 @@ export async function startRuntime(config: RunwardenConfig, opts: RuntimeOptions
       reaperIntervalMs: config.reaperIntervalMs,
       providers: () => providers.list(),
       log,
+      lostReport: lostAttemptReport,
     });
     engine.start();
     cleanups.push(() => engine.stop());

@@ -1,6 +1,7 @@
 /**
- * The lifecycle, declared once. The database mirrors these lists in CHECK constraints and every
- * transition in the store is a conditional UPDATE on the current state (see docs/lifecycle.md).
+ * The lifecycle, declared once. The database mirrors these lists in CHECK constraints (checked against
+ * them by test/conformance/schema.test.ts) and every transition in the store is a conditional UPDATE
+ * on the current state (see docs/lifecycle.md).
  */
 export const RUN_STATES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
 export type RunState = (typeof RUN_STATES)[number];
@@ -54,5 +55,11 @@ export function assertTransition<S extends string>(kind: string, table: Readonly
   }
 }
 
-/** SQL list literal for CHECK constraints, e.g. `'a','b'`. */
-export const sqlList = (states: readonly string[]): string => states.map((s) => `'${s}'`).join(',');
+/**
+ * How a run ends once every one of its steps has: cancelled when cancellation was asked for (even if
+ * some steps succeeded first), failed when any step did not succeed, else succeeded.
+ */
+export function runOutcome(run: { cancelRequested: boolean; stepsFailed: number }): 'succeeded' | 'failed' | 'cancelled' {
+  if (run.cancelRequested) return 'cancelled';
+  return run.stepsFailed > 0 ? 'failed' : 'succeeded';
+}

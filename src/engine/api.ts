@@ -1,6 +1,7 @@
 /**
- * The engine as the API and CLI see it (EngineFacade), plus the background reaper. Reads go to the
- * store; every write is a transition in transitions.ts.
+ * The engine as the API and CLI see it (EngineFacade): requests checked and paged, runs read from
+ * the store, health and metrics, plus the background reaper (reaper.ts). Every write is a
+ * transition in transitions.ts.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 
@@ -12,7 +13,8 @@ import { RUN_STATES } from '../domain/states.ts';
 import { textProblem } from '../domain/text.ts';
 import type { RunRow, StepRow, Store } from '../store/store.ts';
 import type { ToolRegistry } from '../tools/registry.ts';
-import { Transitions } from './transitions.ts';
+import { startReaper } from './reaper.ts';
+import { Transitions, type LostReportBuilder } from './transitions.ts';
 import type { EngineFacade, HealthDetailed, ListRunsQuery, RunPage, StuckStep, SupervisorStatus } from './facade.ts';
 import { renderMetrics } from './metrics.ts';
 
@@ -24,6 +26,8 @@ export interface EngineOptions {
   reaperIntervalMs?: number;
   providers?: () => Array<{ name: string; type: string; baseUrl?: string }>;
   log?: (line: string) => void;
+  /** The report of an attempt reaped after its lease expired (see TransitionsOptions.lostReport). */
+  lostReport?: LostReportBuilder;
 }
 
 export function publicRun(r: RunRow): RunRecord {
@@ -63,8 +67,7 @@ export class EngineApi implements EngineFacade {
   readonly #reaperMs: number;
   readonly #providers: () => Array<{ name: string; type: string; baseUrl?: string }>;
   readonly #log: (line: string) => void;
-  #reaper: NodeJS.Timeout | undefined;
-  #reaping = false;
+  #stopReaper: (() => void) | undefined;
   #supervisor: (() => SupervisorStatus) | undefined;
   readonly #loop: IntervalHistogram;
   readonly startedAt = Date.now();
@@ -73,7 +76,7 @@ export class EngineApi implements EngineFacade {
   constructor(o: EngineOptions) {
     this.store = o.store;
     this.tools = o.tools;
-    this.core = new Transitions(o.store);
+    this.core = new Transitions(o.store, o.lostReport ? { lostReport: o.lostReport } : {});
     this.#limits = o.limits;
     this.#reaperMs = o.reaperIntervalMs ?? 500;
     this.#providers = o.providers ?? (() => []);
@@ -88,26 +91,13 @@ export class EngineApi implements EngineFacade {
 
   start(): void {
     this.#loop.enable();
-    this.#reaper = setInterval(() => void this.#reap(), this.#reaperMs);
+    this.#stopReaper ??= startReaper(this.core, { intervalMs: this.#reaperMs, log: this.#log, onReaped: (n) => (this.reaped += n) });
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.#reaper);
+    this.#stopReaper?.();
+    this.#stopReaper = undefined;
     this.#loop.disable();
-  }
-
-  async #reap(): Promise<void> {
-    if (this.#reaping) return;
-    this.#reaping = true;
-    try {
-      const n = await this.core.reap();
-      this.reaped += n;
-      if (n > 0) this.#log(`reaper: ${n} expired lease(s) turned into lost attempts`);
-    } catch (err) {
-      this.#log(`reaper failed, will retry: ${(err as Error).message}`);
-    } finally {
-      this.#reaping = false;
-    }
   }
 
   async createRun(body: unknown): Promise<{ run: RunWithSteps; created: boolean }> {

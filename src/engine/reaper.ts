@@ -1,11 +1,11 @@
 /**
- * A reaper for processes without an EngineApi (`runwarden worker`): every `intervalMs`, expired leases
- * become lost attempts (Transitions.reap). One pass at a time; a failed pass is logged and retried at
- * the next tick. Returns the function that stops it.
+ * The reaper, for every process that runs one (the API's EngineApi, `runwarden worker`): every
+ * `intervalMs`, expired leases become lost attempts (Transitions.reap). One pass at a time; a failed
+ * pass is logged and retried at the next tick. Returns the function that stops it.
  */
 import type { Transitions } from './transitions.ts';
 
-export function startReaper(core: Transitions, o: { intervalMs: number; log: (line: string) => void }): () => void {
+export function startReaper(core: Transitions, o: { intervalMs: number; log: (line: string) => void; onReaped?: (n: number) => void }): () => void {
   let reaping = false;
   const timer = setInterval(() => {
     if (reaping) return;
@@ -14,6 +14,7 @@ export function startReaper(core: Transitions, o: { intervalMs: number; log: (li
       .reap()
       .then(
         (n) => {
+          o.onReaped?.(n);
           if (n > 0) o.log(`reaper: ${n} expired lease(s) turned into lost attempts`);
         },
         (err: unknown) => o.log(`reaper failed, will retry: ${(err as Error).message}`),

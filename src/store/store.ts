@@ -5,9 +5,9 @@
  *
  * Writes go through `transaction(fn)`: the engine composes a transition (a claim, a completion with
  * its outputs, artifacts, state change, events and DAG advancement) from the batch-shaped
- * operations of `Tx`, and the dialect commits it atomically. That is what makes the seed-004
- * failure (LLM answered, step stuck `running`, no artifact) impossible: there is no state between
- * "outputs written" and "step finished".
+ * operations of `Tx`, and the dialect commits it atomically. That is what makes "the LLM answered,
+ * but the step is stuck `running` with no artifact" impossible: there is no state between "outputs
+ * written" and "step finished".
  */
 import type { SerializedError } from '../domain/errors.ts';
 import type {
@@ -139,36 +139,23 @@ export interface RunPatch {
   cancelRequested?: boolean;
 }
 
-export interface RunDelta {
-  events: number;
-  stepsDone: number;
-  stepsFailed: number;
-  usage?: UsageTotals;
-  /** Move the run from queued to running at this time, if it is still queued. */
-  startAt?: number;
-  /**
-   * When this delta brings the run's finished steps to its total and the run is still queued or
-   * running, finish it in the same write at this time (cancelled if cancel was requested, failed if
-   * a step did not succeed, else succeeded), reserving one more seq, the block's last, for its
-   * `run.finished` (see RunProgress.finished).
-   */
-  finishAt?: number;
-}
-
-export interface RunProgress {
+/**
+ * A run's bookkeeping columns as a transaction holds them (Tx.lockRuns): what the engine needs to
+ * reserve seq numbers, count finished steps and decide when and how the run ends. Times in epoch ms.
+ */
+export interface RunBook {
+  id: string;
   status: RunState;
+  startedAt: number | null;
+  finishedAt: number | null;
+  /** The highest seq taken by this run's events so far. */
+  lastSeq: number;
   stepsDone: number;
   stepsTotal: number;
   stepsFailed: number;
   cancelRequested: boolean;
   createdAt: number;
   usage: UsageTotals;
-  /** First seq of the reserved block. */
-  firstSeq: number;
-  /** Whether this call started the run (the block's first seq is then for run.started). */
-  started: boolean;
-  /** Set when this call finished the run (RunDelta.finishAt): its final status and the seq of `run.finished`. */
-  finished?: { status: 'succeeded' | 'failed' | 'cancelled'; from: 'queued' | 'running'; seq: number };
 }
 
 /** A run row plus internals. */
@@ -182,8 +169,6 @@ export interface ClaimOptions {
   limit: number;
   now: number;
   leaseMs: number;
-  /** Called per claimed step to mint its lease token. */
-  token: () => string;
 }
 
 /** What a claim returns of each step it leased (a dialect may return the whole row). */
@@ -200,12 +185,13 @@ export interface Tx {
   insertRun(run: NewRun): Promise<void>;
   insertSteps(steps: NewStep[]): Promise<void>;
   /**
-   * The one statement per run and transaction that keeps a run's books: reserves `events` seq
-   * numbers, adds counters, and (with `startAt`) moves a queued run to running, reserving one more
-   * seq, the block's first, for its `run.started`. The row lock taken here is what keeps seq
-   * strictly increasing under concurrent writers.
+   * The books of these runs (missing ids are absent), locked until the transaction ends: the lock
+   * is what keeps seq strictly increasing under concurrent writers. The engine computes the new
+   * books (src/engine/run-books.ts) and hands the changed ones to `writeRuns`.
    */
-  advanceRun(runId: string, delta: RunDelta): Promise<RunProgress>;
+  lockRuns(runIds: readonly string[]): Promise<RunBook[]>;
+  /** Writes the books' status, times, lastSeq and counters (runs this transaction locked). */
+  writeRuns(books: readonly RunBook[]): Promise<void>;
   insertEvents(events: Array<NewEvent & { seq: number }>): Promise<void>;
   getRun(id: string): Promise<RunRow | null>;
   /** Rows for the given (runId, name) keys; missing keys are simply absent. */
@@ -232,8 +218,6 @@ export interface Tx {
    * past their deadline by more than `graceMs` (so a worker that cannot stop a step cannot keep it).
    */
   renewLeases(workerId: string, tokens: string[], now: number, until: number, graceMs: number): Promise<RenewResult>;
-  /** Running steps of a run (for cancellation). */
-  runningSteps(runId: string): Promise<StepRow[]>;
   /**
    * Running steps whose lease one of these workers holds: a supervisor saw their process die (or
    * killed it) and ends their attempts at once instead of waiting for the leases to expire.

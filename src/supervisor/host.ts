@@ -9,6 +9,7 @@ import { redactedConfig } from '../config/redact.ts';
 import type { RunwardenConfig } from '../config/types.ts';
 import { Transitions } from '../engine/transitions.ts';
 import { startReaper } from '../engine/reaper.ts';
+import { lostAttemptReport } from '../forensics/report.ts';
 import { setReportConfig } from '../forensics/resources.ts';
 import { openStore } from '../store/open.ts';
 import type { Store } from '../store/store.ts';
@@ -34,7 +35,7 @@ export async function startWorkerHost(
   let stopReaper: () => void = () => undefined;
   try {
     await store.migrate();
-    const core = new Transitions(store);
+    const core = new Transitions(store, { lostReport: lostAttemptReport });
     stopReaper = startReaper(core, { intervalMs: config.reaperIntervalMs, log });
     const supervisor = new Supervisor({ config, core, count: Math.max(1, config.workers), env: opts.env, cwd: opts.cwd, log });
     await supervisor.start();

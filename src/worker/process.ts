@@ -19,6 +19,7 @@ import { hostname } from 'node:os';
 import type { RunwardenConfig } from '../config/types.ts';
 import { Transitions } from '../engine/transitions.ts';
 import { startReaper } from '../engine/reaper.ts';
+import { lostAttemptReport } from '../forensics/report.ts';
 import { ProviderRegistry } from '../llm/index.ts';
 import { buildTools } from '../tools/build.ts';
 import { openStore } from '../store/open.ts';
@@ -80,7 +81,7 @@ export async function startWorkerProcess(config: Readonly<RunwardenConfig>, opts
     });
     cleanups.push(() => providers.close());
     const tools = await buildTools(config, { providers, store, cwd });
-    const core = new Transitions(store);
+    const core = new Transitions(store, { lostReport: lostAttemptReport });
 
     const id = opts.idPrefix ?? `${hostname()}-${process.pid}`;
     const loops = loopsFor(config.concurrency, store.dialect);

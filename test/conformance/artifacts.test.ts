@@ -57,7 +57,7 @@ conformance('artifacts and vectors', (it) => {
     assert.equal(await ctx.store.getArtifact('art_rolled_back'), null);
     assert.equal((await ctx.store.getStep(runId, a.stepName))?.status, 'running');
     // 2. A stale token: the completion is discarded with its artifacts.
-    assert.deepEqual(await core.flush([], [done(a, { token: 'stale', artifacts: [artifact(a, 'art_stale', 'x.txt', BYTES)] })]), [{ applied: false }]);
+    assert.deepEqual(await core.flush([], [done(a, { token: 'stale', artifacts: [artifact(a, 'art_stale', 'x.txt', BYTES)] })]), [{ applied: false, refused: 'lease_lost' }]);
     assert.equal(await ctx.store.getArtifact('art_stale'), null);
     // 3. A failed attempt's artifacts are not kept.
     await core.flush([], [{ ...done(b), outcome: 'failed', error: { code: 'E', message: 'e', retryable: false }, artifacts: [artifact(b, 'art_failed', 'x.txt', BYTES)] }]);

@@ -47,8 +47,8 @@ conformance('claims, leases and completions', (it) => {
     const runId = await createRun(core, [{ name: 'a' }, { name: 'b', inputs: { got: '{{steps.a.outputs.value}}' }, dependsOn: ['a'] }]);
     const [claim] = await core.claim('w1', 1, 1000);
     assert.ok(claim);
-    assert.deepEqual(await core.flush([], [done(claim, { token: 'forged-token', outputs: { value: 'bad' } })]), [{ applied: false }]);
-    assert.deepEqual(await core.flush([], [done(claim, { attempt: 2, outputs: { value: 'bad' } })]), [{ applied: false }]);
+    assert.deepEqual(await core.flush([], [done(claim, { token: 'forged-token', outputs: { value: 'bad' } })]), [{ applied: false, refused: 'lease_lost' }]);
+    assert.deepEqual(await core.flush([], [done(claim, { attempt: 2, outputs: { value: 'bad' } })]), [{ applied: false, refused: 'wrong_attempt' }]);
     assert.equal((await ctx.store.getStep(runId, 'a'))?.status, 'running');
     assert.equal((await ctx.store.listAttempts(runId, 'a'))[0]?.status, 'running');
 
@@ -65,8 +65,23 @@ conformance('claims, leases and completions', (it) => {
     assert.equal(b?.status, 'queued');
     assert.deepEqual(b?.resolvedInputs, { got: 42 });
     // The same completion again changes nothing.
-    assert.deepEqual(await core.flush([], [done(claim, { outputs: { value: 7 } })]), [{ applied: false }]);
+    assert.deepEqual(await core.flush([], [done(claim, { outputs: { value: 7 } })]), [{ applied: false, refused: 'not_running' }]);
     assert.deepEqual((await ctx.store.getStep(runId, 'a'))?.outputs, { value: 42 });
+  });
+
+  it('two results for one lease in one batch: the first applies, the second is refused', async (ctx) => {
+    const clock = new Clock();
+    const core = coreAt(ctx.store, clock);
+    const runId = await createRun(core, [{ name: 'a' }]);
+    const [claim] = await core.claim('w1', 1, 1000);
+    assert.ok(claim);
+    assert.deepEqual(await core.flush([], [done(claim, { outputs: { n: 1 } }), done(claim, { outputs: { n: 2 } })]), [
+      { applied: true },
+      { applied: false, refused: 'lease_lost' },
+    ]);
+    assert.deepEqual((await ctx.store.getStep(runId, 'a'))?.outputs, { n: 1 });
+    const finished = (await events(ctx.store, runId)).filter((e) => e.type === 'step.finished');
+    assert.equal(finished.length, 1);
   });
 
   it('a completion that arrives after its lease was reaped is discarded', async (ctx) => {
@@ -89,7 +104,7 @@ conformance('claims, leases and completions', (it) => {
     assert.ok(second);
     assert.equal(second.attempt, 2);
     assert.notEqual(second.token, first.token);
-    assert.deepEqual(await core.flush([], [done(first, { outputs: { stale: true } })]), [{ applied: false }]);
+    assert.deepEqual(await core.flush([], [done(first, { outputs: { stale: true } })]), [{ applied: false, refused: 'lease_lost' }]);
     assert.equal((await ctx.store.getStep(runId, 'a'))?.status, 'running');
     assert.deepEqual(await core.flush([], [done(second, { outputs: { fresh: true } })]), [{ applied: true }]);
     const a = await ctx.store.getStep(runId, 'a');

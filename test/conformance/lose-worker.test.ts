@@ -72,7 +72,10 @@ conformance('a supervisor ends the attempts of a dead worker', (it) => {
     assert.deepEqual(reports, [bystander.stepName, spin.stepName].sort());
 
     // Whatever the dead worker might still send is discarded; nothing is left to lose twice.
-    assert.deepEqual(await core.flush([], [done(spin), done(bystander)]), [{ applied: false }, { applied: false }]);
+    assert.deepEqual(await core.flush([], [done(spin), done(bystander)]), [
+      { applied: false, refused: 'not_running' },
+      { applied: false, refused: 'not_running' },
+    ]);
     assert.deepEqual(await core.loseWorker(['dead'], { describe: () => ({ error: CRASHED, report: null }) }), []);
 
     // The rest of the run goes on normally.

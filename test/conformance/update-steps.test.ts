@@ -5,8 +5,8 @@
  * only (no engine), so the rows and tokens are the test's own.
  */
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
 import pg from 'pg';
+import { advanceBook } from '../../src/engine/run-books.ts';
 import type { Store, StepPatch, StepRow, StepUpdate } from '../../src/store/store.ts';
 import { conformance } from './harness.ts';
 
@@ -51,7 +51,7 @@ async function seed(store: Store, runs: Record<string, Seed>): Promise<Map<strin
       );
     }
   });
-  const claimed = await store.transaction((tx) => tx.claimReady({ workerId: 'w1', limit: 10_000, now: T0 + 10, leaseMs: 1000, token: () => randomUUID() }));
+  const claimed = await store.transaction((tx) => tx.claimReady({ workerId: 'w1', limit: 10_000, now: T0 + 10, leaseMs: 1000 }));
   assert.equal(claimed.length, Object.values(runs).reduce((n, s) => n + s.running.length, 0));
   const rows = new Map<string, StepRow>();
   for (const runId of Object.keys(runs)) for (const r of await store.getRunSteps(runId)) rows.set(key(r), r);
@@ -246,14 +246,13 @@ conformance('updateSteps batches', (it) => {
     const { result, statements } = await countStepUpdates(() =>
       ctx.store.transaction(async (tx) => {
         const ok = await tx.updateSteps(updates);
-        const progress = [];
-        for (const runId of ['r1', 'r2']) {
-          const done = updates.filter((u, i) => ok[i] && u.runId === runId && u.patch.status === 'succeeded').length;
-          progress.push(await tx.advanceRun(runId, { events: 1, stepsDone: done, stepsFailed: 0, startAt: T0 + 10 }));
-        }
-        await tx.insertEvents(
-          progress.map((p, i) => ({ runId: i === 0 ? 'r1' : 'r2', seq: p.firstSeq + (p.started ? 1 : 0), ts: T0 + 100, type: 'step.log', data: {} })),
-        );
+        const books = await tx.lockRuns(['r1', 'r2']);
+        const seqs = books.map((book) => {
+          const done = updates.filter((u, i) => ok[i] && u.runId === book.id && u.patch.status === 'succeeded').length;
+          return { runId: book.id, seq: advanceBook(book, { events: 1, stepsDone: done, stepsFailed: 0, startAt: T0 + 10 }, T0 + 100).firstEvent };
+        });
+        await tx.writeRuns(books);
+        await tx.insertEvents(seqs.map(({ runId, seq }) => ({ runId, seq, ts: T0 + 100, type: 'step.log', data: {} })));
         return ok;
       }),
     );

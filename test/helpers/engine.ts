@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import type { RunWithSteps } from '../../src/domain/records.ts';
 import { RUN_TERMINAL } from '../../src/domain/states.ts';
 import { EngineApi } from '../../src/engine/api.ts';
+import { lostAttemptReport } from '../../src/forensics/report.ts';
 import { SqliteStore } from '../../src/store/sqlite/index.ts';
 import { builtinTools } from '../../src/tools/builtin.ts';
 import { ToolRegistry } from '../../src/tools/registry.ts';
@@ -34,7 +35,7 @@ export async function startTestEngine(
   await store.migrate();
   const tools = new ToolRegistry();
   for (const t of [...builtinTools, ...(opts.tools ?? [])]) tools.register(t);
-  const engine = new EngineApi({ store, tools, limits: { defaultTimeoutMs: 30_000, maxTimeoutMs: 86_400_000 }, reaperIntervalMs: opts.reaperIntervalMs ?? 100 });
+  const engine = new EngineApi({ store, tools, limits: { defaultTimeoutMs: 30_000, maxTimeoutMs: 86_400_000 }, reaperIntervalMs: opts.reaperIntervalMs ?? 100, lostReport: lostAttemptReport });
   engine.start();
   const worker = new Worker({ core: engine.core, tools, leaseMs: 1000, heartbeatMs: 200, abortGraceMs: 300, pollMs: 50, ...opts.worker });
   if (opts.startWorker !== false) worker.start();

@@ -7,10 +7,11 @@ import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { RunwardenError } from '../../src/domain/errors.ts';
+import { advanceBook } from '../../src/engine/run-books.ts';
 import { Transitions } from '../../src/engine/transitions.ts';
 import { PostgresStore } from '../../src/store/postgres/index.ts';
 import { REAPER_LOCK } from '../../src/store/postgres/tx.ts';
-import type { StoreNotification } from '../../src/store/store.ts';
+import type { StoreNotification, Tx } from '../../src/store/store.ts';
 import { createRun, validate } from '../conformance/fixtures.ts';
 import { adminQuery, createTestDatabase, postgresSkip, terminateConnections, type TestDatabase } from '../helpers/postgres.ts';
 
@@ -181,6 +182,15 @@ describe('PostgreSQL store', { skip }, () => {
     );
   });
 
+  /** Locks the run's books and takes the next seq, as settleRuns does for one event. */
+  async function nextSeq(tx: Tx, runId: string): Promise<number> {
+    const [book] = await tx.lockRuns([runId]);
+    assert.ok(book, runId);
+    const { firstEvent } = advanceBook(book, { events: 1, stepsDone: 0, stepsFailed: 0 }, Date.now());
+    await tx.writeRuns([book]);
+    return firstEvent;
+  }
+
   test('two transactions that deadlock on run rows: the server breaks it, the loser runs again, both commit', async () => {
     const a = open();
     const b = open();
@@ -196,12 +206,12 @@ describe('PostgreSQL store', { skip }, () => {
     };
     const write = (store: PostgresStore, first: string, second: string) =>
       store.transaction(async (tx) => {
-        const p1 = await tx.advanceRun(first, { events: 1, stepsDone: 0, stepsFailed: 0 });
+        const seq1 = await nextSeq(tx, first);
         await meet();
-        const p2 = await tx.advanceRun(second, { events: 1, stepsDone: 0, stepsFailed: 0 });
+        const seq2 = await nextSeq(tx, second);
         await tx.insertEvents([
-          { runId: first, seq: p1.firstSeq, ts: Date.now(), type: 'step.log', data: { by: first } },
-          { runId: second, seq: p2.firstSeq, ts: Date.now(), type: 'step.log', data: { by: first } },
+          { runId: first, seq: seq1, ts: Date.now(), type: 'step.log', data: { by: first } },
+          { runId: second, seq: seq2, ts: Date.now(), type: 'step.log', data: { by: first } },
         ]);
       });
     const before = { ...a.txRetries, ...b.txRetries };
@@ -233,8 +243,8 @@ describe('PostgreSQL store', { skip }, () => {
         await tx.updateSteps([{ runId, name, expectStatus: ['queued'], patch: { readyAt: 2 } }]);
         if (++arrived === 2) release();
         await Promise.race([barrier, new Promise((r) => setTimeout(r, 3000))]);
-        const p = await tx.advanceRun(runId, { events: 1, stepsDone: 0, stepsFailed: 0 });
-        await tx.insertEvents([{ runId, seq: p.firstSeq, ts: Date.now(), type: 'step.log', data: { name } }]);
+        const seq = await nextSeq(tx, runId);
+        await tx.insertEvents([{ runId, seq, ts: Date.now(), type: 'step.log', data: { name } }]);
       });
     const deadlocksBefore = (a.txRetries['40P01'] ?? 0) + (b.txRetries['40P01'] ?? 0);
     await Promise.all([write(a, 'x'), write(b, 'y')]);

@@ -25,7 +25,7 @@ import type { ArtifactMeta, AttemptRecord, EventRecord, WorkerRecord } from '../
 import { RUN_STATES, STEP_STATES, type RunState, type StepState } from '../../domain/states.ts';
 import { labelNeedles } from '../label-match.ts';
 import { loadMigrations, type Migration } from '../migrations.ts';
-import { toArtifact, toAttempt, toEvent, toRun, toStep, toWorker } from '../sqlite/rows.ts';
+import { toArtifact, toAttempt, toEvent, toRun, toStep, toWorker } from '../rows.ts';
 import type { ListRunsFilter, MigrationStatus, RunRow, StepRow, Store, StoreNotification, Tx } from '../store.ts';
 import { redactPostgresUrl, TYPES } from './connection.ts';
 import { isConflict, isConnectionError, mapError, unavailable } from './errors.ts';

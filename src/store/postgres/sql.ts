@@ -1,55 +1,8 @@
-/** SQL fragments of the PostgreSQL transaction: patch columns, their encodings and casts. */
-import type { RunPatch, StepPatch } from '../store.ts';
+/** SQL fragments of the PostgreSQL transaction: parameter style, set-based UPDATE and INSERT arrays. */
+import { encode, type Column, type ParamStyle } from '../columns.ts';
 
-type Kind = 'json' | 'plain' | 'bool';
-
-export const STEP_COLUMNS: Record<keyof StepPatch, [column: string, kind: Kind, cast: string]> = {
-  status: ['status', 'plain', 'text'],
-  resolvedInputs: ['resolved_inputs', 'json', 'json'],
-  outputs: ['outputs', 'json', 'json'],
-  error: ['error', 'json', 'json'],
-  readyAt: ['ready_at', 'plain', 'bigint'],
-  startedAt: ['started_at', 'plain', 'bigint'],
-  finishedAt: ['finished_at', 'plain', 'bigint'],
-  workerId: ['worker_id', 'plain', 'text'],
-  leaseToken: ['lease_token', 'plain', 'text'],
-  leaseExpiresAt: ['lease_expires_at', 'plain', 'bigint'],
-  deadlineAt: ['deadline_at', 'plain', 'bigint'],
-  lostAttempts: ['lost_attempts', 'plain', 'integer'],
-  cancelRequested: ['cancel_requested', 'bool', 'boolean'],
-};
-
-export const RUN_COLUMNS: Record<keyof RunPatch, [column: string, kind: Kind, cast: string]> = {
-  status: ['status', 'plain', 'text'],
-  startedAt: ['started_at', 'plain', 'bigint'],
-  finishedAt: ['finished_at', 'plain', 'bigint'],
-  error: ['error', 'json', 'json'],
-  cancelRequested: ['cancel_requested', 'bool', 'boolean'],
-};
-
-export const json = (v: unknown): string | null => (v === null || v === undefined ? null : JSON.stringify(v));
-
-function encode(v: unknown, kind: Kind): unknown {
-  if (kind === 'json') return json(v);
-  if (kind === 'bool') return Boolean(v);
-  return v ?? null;
-}
-
-export function setClause<P extends object>(patch: P, columns: Record<keyof P, [string, Kind, string]>, params: unknown[]): string {
-  const sets: string[] = [];
-  for (const key of Object.keys(patch) as Array<keyof P>) {
-    const col = columns[key];
-    if (!col) continue;
-    params.push(encode(patch[key], col[1]));
-    sets.push(`${col[0]} = $${params.length}::${col[2]}`);
-  }
-  return sets.join(', ');
-}
-
-/** The patch keys `setClause` writes (those with a column), sorted: the shape of a patch. */
-export function patchKeys<P extends object>(patch: P, columns: Record<keyof P, [string, Kind, string]>): Array<keyof P> {
-  return (Object.keys(patch) as Array<keyof P>).filter((key) => columns[key] !== undefined).sort();
-}
+/** `$n::type`: PostgreSQL infers nothing about a parameter used in SET, so each carries its type. */
+export const PG: ParamStyle = { placeholder: (n, pgType) => `$${n}::${pgType}`, bool: (v) => v };
 
 /**
  * The SET list of a set-based UPDATE whose rows share one patch shape (`keys`): one array
@@ -60,7 +13,7 @@ export function patchKeys<P extends object>(patch: P, columns: Record<keyof P, [
 export function unnestSet<P extends object>(
   keys: ReadonlyArray<keyof P>,
   patches: readonly P[],
-  columns: Record<keyof P, [string, Kind, string]>,
+  columns: Readonly<Record<keyof P, Column>>,
   params: unknown[],
 ): { sets: string; args: string[]; names: string[] } {
   const sets: string[] = [];
@@ -68,7 +21,7 @@ export function unnestSet<P extends object>(
   const names: string[] = [];
   for (const key of keys) {
     const [column, kind, cast] = columns[key];
-    params.push(patches.map((p) => encode(p[key], kind)));
+    params.push(patches.map((p) => encode(p[key], kind, PG)));
     sets.push(`${column} = u.${column}`);
     args.push(`$${params.length}::${cast}[]`);
     names.push(column);

@@ -11,8 +11,8 @@
  * pass of ~128 completions is a handful of statements). Concurrency rules:
  * - `claimReady` picks with `FOR UPDATE SKIP LOCKED`: concurrent claimers never wait on each other
  *   and never get the same step; the lease token is minted by the database.
- * - `advanceRun` locks the run row (run-books.ts: all the transaction's runs at once,
- *   in id order) and hold the lock until commit. Every transaction that writes events of a run goes
+ * - `lockRuns` locks the run rows (run-books.ts: all the transaction's runs at once, in id order)
+ *   and holds the locks until commit. Every transaction that writes events of a run goes
  *   through them, so the events of one run commit in the order of their seq numbers: a reader that
  *   has seen seq n never later finds a smaller one.
  * - `expiredLeases` is the reaper's entry: it takes a transaction-scoped advisory lock first and
@@ -32,17 +32,17 @@ import type {
   NewRun,
   NewStep,
   RenewResult,
-  RunDelta,
   RunPatch,
-  RunProgress,
+  RunBook,
   RunRow,
   StepRow,
   StepUpdate,
   Tx,
 } from '../store.ts';
-import { toRun, toStep } from '../sqlite/rows.ts';
+import { json, patchKeys, RUN_COLUMNS, setClause, STEP_COLUMNS } from '../columns.ts';
+import { toRun, toStep } from '../rows.ts';
 import { RunBooks } from './run-books.ts';
-import { EVENTS_UNNEST, json, patchKeys, RUN_COLUMNS, setClause, STEP_COLUMNS, unnestSet } from './sql.ts';
+import { EVENTS_UNNEST, PG, unnestSet } from './sql.ts';
 
 /** A transaction-scoped advisory lock key: "one reaper at a time" (any constant unique to runwarden). */
 export const REAPER_LOCK = 0x72_77_72_65_61_70; // 'rwreap'
@@ -55,7 +55,7 @@ const stepKey = (k: { runId: string; name: string }): string => `${k.runId}\u000
 /**
  * The updates grouped by shape (same patch keys, same set of expected states, token or not), as
  * lists of their indexes in input order, groups in order of first appearance; or null when only
- * applying them one at a time is right:
+ * applying them one after another is right:
  * - a step listed twice (a set-based UPDATE changes a row once, and the second update must see
  *   what the first did);
  * - a patch giving a step a lease token: the unique index on lease_token is checked row by row,
@@ -147,10 +147,6 @@ export class PgTx implements Tx {
     if (this.#deferredError !== undefined) throw this.#deferredError as Error;
   }
 
-  #touch(runIds: Iterable<string>): void {
-    for (const id of runIds) this.#books.touch(id);
-  }
-
   async insertRun(run: NewRun): Promise<void> {
     // Nobody else can see this row before we commit: its bookkeeping starts here, without a lock.
     this.#books.seedNew(run.id, run.stepsTotal, run.createdAt);
@@ -187,11 +183,13 @@ export class PgTx implements Tx {
     );
   }
 
-  async advanceRun(runId: string, d: RunDelta): Promise<RunProgress> {
-    return this.#books.advance(runId, d);
+  async lockRuns(runIds: readonly string[]): Promise<RunBook[]> {
+    return this.#books.lock(runIds);
   }
 
-
+  async writeRuns(books: readonly RunBook[]): Promise<void> {
+    this.#books.write(books);
+  }
 
   async insertEvents(events: Array<NewEvent & { seq: number }>): Promise<void> {
     const columns = [
@@ -226,7 +224,6 @@ export class PgTx implements Tx {
   }
 
   async getRun(id: string): Promise<RunRow | null> {
-    this.#touch([id]);
     const res = await this.#q('SELECT * FROM runs WHERE id = $1', [id]);
     const r = res.rows[0] as Record<string, unknown> | undefined;
     return r ? toRun(r) : null;
@@ -234,7 +231,6 @@ export class PgTx implements Tx {
 
   async getSteps(keys: ReadonlyArray<{ runId: string; name: string }>): Promise<StepRow[]> {
     if (keys.length === 0) return [];
-    this.#touch(keys.map((k) => k.runId));
     const res = await this.#q(
       `SELECT s.* FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(run_id, name, ord)
        JOIN steps s ON s.run_id = k.run_id AND s.name = k.name ORDER BY k.ord`,
@@ -244,14 +240,12 @@ export class PgTx implements Tx {
   }
 
   async getRunSteps(runId: string): Promise<StepRow[]> {
-    this.#touch([runId]);
     const res = await this.#q('SELECT * FROM steps WHERE run_id = $1 ORDER BY idx', [runId]);
     return res.rows.map(toStep);
   }
 
   async updateSteps(updates: StepUpdate[]): Promise<boolean[]> {
     if (updates.length === 0) return [];
-    this.#touch(updates.map((u) => u.runId));
     const groups = updates.length > 1 ? shapes(updates) : null;
     if (!groups) {
       // One update, or a batch only applying them one after another gets right.
@@ -277,7 +271,7 @@ export class PgTx implements Tx {
   /** One update as a plain UPDATE (for a single row, cheaper than the unnest join). */
   async #updateStep(u: StepUpdate): Promise<boolean> {
     const params: unknown[] = [];
-    const sets = setClause(u.patch, STEP_COLUMNS, params);
+    const sets = setClause(u.patch, STEP_COLUMNS, params, PG);
     params.push(u.runId, u.name, u.expectStatus);
     const n = params.length;
     let sql = `UPDATE steps SET ${sets} WHERE run_id = $${n - 2} AND name = $${n - 1} AND status = ANY($${n}::text[])`;
@@ -325,19 +319,17 @@ export class PgTx implements Tx {
 
   async updateRun(id: string, expectStatus: readonly RunState[], patch: RunPatch): Promise<boolean> {
     const params: unknown[] = [];
-    const sets = setClause(patch, RUN_COLUMNS, params);
+    const sets = setClause(patch, RUN_COLUMNS, params, PG);
     params.push(id, expectStatus);
     const sql = `UPDATE runs SET ${sets} WHERE id = $${params.length - 1} AND status = ANY($${params.length}::text[])`;
     const ok = (await this.#q(sql, params)).rowCount === 1;
     // The row changed behind the kept copy: read it again if the transaction advances the run.
     this.#books.forget(id);
-    this.#touch([id]);
     return ok;
   }
 
   async decrementPending(runId: string, names: string[]): Promise<StepRow[]> {
     if (names.length === 0) return [];
-    this.#touch([runId]);
     const res = await this.#q(
       `WITH u AS (
          UPDATE steps SET pending_deps = pending_deps - 1 WHERE run_id = $1 AND name = ANY($2::text[]) AND status = 'pending' RETURNING *)
@@ -370,7 +362,6 @@ export class PgTx implements Tx {
     const first = res.rows[0] as { books?: string | null } | undefined;
     if (first?.books) this.#books.seed(JSON.parse(first.books) as Array<Record<string, unknown>>);
     const rows = res.rows.map(toStep);
-    this.#touch(rows.map((r) => r.runId));
     return rows;
   }
 
@@ -445,7 +436,6 @@ export class PgTx implements Tx {
       [now, limit, REAPER_LOCK],
     );
     const rows = res.rows.map(toStep).sort((a, b) => (a.runId < b.runId ? -1 : a.runId > b.runId ? 1 : 0));
-    this.#touch(rows.map((r) => r.runId));
     return rows;
   }
 
@@ -482,12 +472,6 @@ export class PgTx implements Tx {
     if (workerIds.length === 0) return [];
     const res = await this.#q("SELECT * FROM steps WHERE status = 'running' AND worker_id = ANY($1::text[]) ORDER BY run_id, idx", [workerIds]);
     const rows = res.rows.map(toStep);
-    this.#touch(rows.map((r) => r.runId));
     return rows;
-  }
-
-  async runningSteps(runId: string): Promise<StepRow[]> {
-    const res = await this.#q("SELECT * FROM steps WHERE run_id = $1 AND status = 'running' ORDER BY idx", [runId]);
-    return res.rows.map(toStep);
   }
 }

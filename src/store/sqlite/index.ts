@@ -12,7 +12,7 @@ import type { VectorStore } from '../../domain/vectors.ts';
 import { labelNeedles } from '../label-match.ts';
 import { loadMigrations, type Migration } from '../migrations.ts';
 import type { ListRunsFilter, MigrationStatus, RunRow, StepRow, Store, StoreNotification, Tx } from '../store.ts';
-import { toArtifact, toAttempt, toEvent, toRun, toStep, toWorker } from './rows.ts';
+import { toArtifact, toAttempt, toEvent, toRun, toStep, toWorker } from '../rows.ts';
 import { SqliteTx } from './tx.ts';
 import { SqliteVectorStore } from './vectors.ts';
 

@@ -1,6 +1,8 @@
 /** The write operations of one SQLite transaction (see Tx in ../store.ts). */
 import type { SQLInputValue } from 'node:sqlite';
 import type { RunState } from '../../domain/states.ts';
+import { RUN_COLUMNS, setClause, STEP_COLUMNS, type ParamStyle } from '../columns.ts';
+import { BOOK_COLUMNS, toBook, toRun, toStep } from '../rows.ts';
 import type {
   AttemptUpdate,
   ClaimedRow,
@@ -11,94 +13,27 @@ import type {
   NewRun,
   NewStep,
   RenewResult,
-  RunDelta,
-  RunProgress,
+  RunBook,
   RunPatch,
   RunRow,
-  StepPatch,
   StepRow,
   StepUpdate,
   Tx,
 } from '../store.ts';
 import type { SqliteStore } from './index.ts';
-import { toStep } from './rows.ts';
 
-const STEP_COLUMNS: Record<keyof StepPatch, [column: string, kind: 'json' | 'bool' | 'plain']> = {
-  status: ['status', 'plain'],
-  resolvedInputs: ['resolved_inputs', 'json'],
-  outputs: ['outputs', 'json'],
-  error: ['error', 'json'],
-  readyAt: ['ready_at', 'plain'],
-  startedAt: ['started_at', 'plain'],
-  finishedAt: ['finished_at', 'plain'],
-  workerId: ['worker_id', 'plain'],
-  leaseToken: ['lease_token', 'plain'],
-  leaseExpiresAt: ['lease_expires_at', 'plain'],
-  deadlineAt: ['deadline_at', 'plain'],
-  lostAttempts: ['lost_attempts', 'plain'],
-  cancelRequested: ['cancel_requested', 'bool'],
-};
+/** Numbered parameters (?1, ?2 ...): a SET list and the WHERE after it can be built in any order. */
+const SQLITE: ParamStyle = { placeholder: (n) => `?${n}`, bool: (v) => (v ? 1 : 0) };
 
-const RUN_COLUMNS: Record<keyof RunPatch, [column: string, kind: 'json' | 'bool' | 'plain']> = {
-  status: ['status', 'plain'],
-  startedAt: ['started_at', 'plain'],
-  finishedAt: ['finished_at', 'plain'],
-  error: ['error', 'json'],
-  cancelRequested: ['cancel_requested', 'bool'],
-};
-
-function encode(v: unknown, kind: 'json' | 'bool' | 'plain'): SQLInputValue {
-  if (kind === 'json') return v === null || v === undefined ? null : JSON.stringify(v);
-  if (kind === 'bool') return v ? 1 : 0;
-  return (v ?? null) as SQLInputValue;
-}
-
-function setClause<P extends object>(patch: P, columns: Record<keyof P, [string, 'json' | 'bool' | 'plain']>): [string, SQLInputValue[]] {
-  const sets: string[] = [];
-  const params: SQLInputValue[] = [];
-  for (const key of Object.keys(patch) as Array<keyof P>) {
-    const col = columns[key];
-    if (!col) continue;
-    sets.push(`${col[0]} = ?`);
-    params.push(encode(patch[key], col[1]));
-  }
-  return [sets.join(', '), params];
-}
-
-const COUNTERS =
-  'steps_done = steps_done + ?, steps_failed = steps_failed + ?, input_tokens = input_tokens + ?, output_tokens = output_tokens + ?, llm_calls = llm_calls + ?';
-const PROGRESS = 'status, steps_done, steps_total, steps_failed, cancel_requested, created_at, input_tokens, output_tokens, llm_calls, last_seq';
-
-/** "This delta ends the run's last step" (on the row before the update; see advanceRun). */
-const ENDS = "(?8 = 1 AND status IN ('queued', 'running') AND steps_done < steps_total AND steps_done + ?3 >= steps_total)";
-const ADVANCE = `UPDATE runs SET
-    last_seq = last_seq + ?2 + (CASE WHEN ${ENDS} THEN 1 ELSE 0 END),
-    status = CASE WHEN ${ENDS} THEN (CASE WHEN cancel_requested = 1 THEN 'cancelled' WHEN steps_failed + ?4 > 0 THEN 'failed' ELSE 'succeeded' END) ELSE status END,
-    finished_at = CASE WHEN ${ENDS} THEN ?9 ELSE finished_at END,
-    steps_done = steps_done + ?3, steps_failed = steps_failed + ?4,
-    input_tokens = input_tokens + ?5, output_tokens = output_tokens + ?6, llm_calls = llm_calls + ?7
-  WHERE id = ?1
-  RETURNING ${PROGRESS}, started_at,
-    (?8 = 1 AND status IN ('succeeded', 'failed', 'cancelled') AND steps_done - ?3 < steps_total AND steps_done >= steps_total) AS finished_now`;
-
-function progress(r: Record<string, unknown>, reserved: number, started: boolean): RunProgress {
-  return {
-    status: r.status as RunState,
-    stepsDone: Number(r.steps_done),
-    stepsTotal: Number(r.steps_total),
-    stepsFailed: Number(r.steps_failed),
-    cancelRequested: Number(r.cancel_requested) === 1,
-    createdAt: Number(r.created_at),
-    usage: { inputTokens: Number(r.input_tokens), outputTokens: Number(r.output_tokens), calls: Number(r.llm_calls) },
-    firstSeq: Number(r.last_seq) - reserved + 1,
-    started,
-  };
-}
+const WRITE_BOOK = `UPDATE runs SET status = ?, started_at = ?, finished_at = ?, last_seq = ?, steps_done = ?, steps_failed = ?,
+    input_tokens = ?, output_tokens = ?, llm_calls = ? WHERE id = ?`;
 
 /** Events per multi-row INSERT (7 parameters each, far below SQLite's limit of 32,766). */
 const EVENT_CHUNK = 32;
 
 const placeholders = (n: number): string => Array.from({ length: n }, () => '?').join(',');
+/** `?from, ?from+1, ...`, n of them. */
+const numbered = (from: number, n: number): string => Array.from({ length: n }, (_, i) => `?${from + i}`).join(',');
 
 export class SqliteTx implements Tx {
   readonly #s: SqliteStore;
@@ -138,41 +73,21 @@ export class SqliteTx implements Tx {
     }
   }
 
-  async advanceRun(runId: string, d: RunDelta): Promise<RunProgress> {
-    const usage = { inputTokens: d.usage?.inputTokens ?? 0, outputTokens: d.usage?.outputTokens ?? 0, calls: d.usage?.calls ?? 0 };
-    if (d.startAt !== undefined) {
-      const started = this.#s
-        .stmt(`UPDATE runs SET status = 'running', started_at = ?, last_seq = last_seq + ? + 1, ${COUNTERS} WHERE id = ? AND status = 'queued' RETURNING ${PROGRESS}`)
-        .get(d.startAt, d.events, d.stepsDone, d.stepsFailed, usage.inputTokens, usage.outputTokens, usage.calls, runId) as Record<string, unknown> | undefined;
-      if (started) {
-        const p = progress(started, d.events + 1, true);
-        // Started and done in one transaction (every step ended without running): finish it too.
-        if (d.finishAt !== undefined && p.stepsDone >= p.stepsTotal) p.finished = this.#finish(runId, p, d.finishAt);
-        return p;
-      }
+  async lockRuns(runIds: readonly string[]): Promise<RunBook[]> {
+    // The transaction holds SQLite's write lock (BEGIN IMMEDIATE): reading is locking.
+    if (runIds.length === 1) {
+      const r = this.#s.get(`SELECT ${BOOK_COLUMNS} FROM runs WHERE id = ?`, runIds[0] as string);
+      return r ? [toBook(r)] : [];
     }
-    // One statement advances the run and, when this delta ends its last step, finishes it. SET
-    // expressions see the row as it was, RETURNING as it is: "finished by this statement" is "was
-    // short of its total, is not any more" (a run ends exactly when its last step does).
-    // Numbered parameters (?1 .. ?9), each used where its name in the SQL says.
-    const r = this.#s
-      .stmt(ADVANCE)
-      .get(runId, d.events, d.stepsDone, d.stepsFailed, usage.inputTokens, usage.outputTokens, usage.calls, d.finishAt === undefined ? 0 : 1, d.finishAt ?? null) as
-      | (Record<string, unknown> & { finished_now: number })
-      | undefined;
-    if (!r) throw new Error(`advanceRun: run ${runId} does not exist`);
-    const finishedNow = Number(r.finished_now) === 1;
-    const p = progress(r, d.events + (finishedNow ? 1 : 0), false);
-    if (finishedNow) p.finished = { status: r.status as 'succeeded' | 'failed' | 'cancelled', from: r.started_at === null ? 'queued' : 'running', seq: p.firstSeq + d.events };
-    return p;
+    return this.#s.all(`SELECT ${BOOK_COLUMNS} FROM runs WHERE id IN (SELECT value FROM json_each(?))`, JSON.stringify(runIds)).map(toBook);
   }
 
-  #finish(runId: string, p: RunProgress, finishedAt: number): RunProgress['finished'] {
-    const status = p.cancelRequested ? 'cancelled' : p.stepsFailed > 0 ? 'failed' : 'succeeded';
-    const r = this.#s
-      .stmt("UPDATE runs SET status = ?, finished_at = ?, last_seq = last_seq + 1 WHERE id = ? AND status IN ('queued', 'running') RETURNING last_seq")
-      .get(status, finishedAt, runId) as { last_seq: number } | undefined;
-    return r ? { status, from: 'running', seq: Number(r.last_seq) } : undefined;
+  async writeRuns(books: readonly RunBook[]): Promise<void> {
+    const st = this.#s.stmt(WRITE_BOOK);
+    for (const b of books) {
+      const changes = st.run(b.status, b.startedAt, b.finishedAt, b.lastSeq, b.stepsDone, b.stepsFailed, b.usage.inputTokens, b.usage.outputTokens, b.usage.calls, b.id).changes;
+      if (Number(changes) !== 1) throw new Error(`run bookkeeping: run ${b.id} does not exist`);
+    }
   }
 
   async insertEvents(events: Array<NewEvent & { seq: number }>): Promise<void> {
@@ -205,7 +120,8 @@ export class SqliteTx implements Tx {
   }
 
   async getRun(id: string): Promise<RunRow | null> {
-    return this.#s.getRun(id);
+    const r = this.#s.get('SELECT * FROM runs WHERE id = ?', id);
+    return r ? toRun(r) : null;
   }
 
   async getSteps(keys: ReadonlyArray<{ runId: string; name: string }>): Promise<StepRow[]> {
@@ -219,26 +135,30 @@ export class SqliteTx implements Tx {
   }
 
   async getRunSteps(runId: string): Promise<StepRow[]> {
-    return this.#s.getRunSteps(runId);
+    return this.#s.all('SELECT * FROM steps WHERE run_id = ? ORDER BY idx', runId).map(toStep);
   }
 
   async updateSteps(updates: StepUpdate[]): Promise<boolean[]> {
     return updates.map((u) => {
-      const [sets, params] = setClause(u.patch, STEP_COLUMNS);
-      let sql = `UPDATE steps SET ${sets} WHERE run_id = ? AND name = ? AND status IN (${placeholders(u.expectStatus.length)})`;
-      const all: SQLInputValue[] = [...params, u.runId, u.name, ...u.expectStatus];
+      const params: unknown[] = [];
+      const sets = setClause(u.patch, STEP_COLUMNS, params, SQLITE);
+      const n = params.length;
+      let sql = `UPDATE steps SET ${sets} WHERE run_id = ?${n + 1} AND name = ?${n + 2} AND status IN (${numbered(n + 3, u.expectStatus.length)})`;
+      params.push(u.runId, u.name, ...u.expectStatus);
       if (u.expectToken !== undefined) {
-        sql += ' AND lease_token = ?';
-        all.push(u.expectToken);
+        params.push(u.expectToken);
+        sql += ` AND lease_token = ?${params.length}`;
       }
-      return Number(this.#s.stmt(sql).run(...all).changes) === 1;
+      return Number(this.#s.stmt(sql).run(...(params as SQLInputValue[])).changes) === 1;
     });
   }
 
   async updateRun(id: string, expectStatus: readonly RunState[], patch: RunPatch): Promise<boolean> {
-    const [sets, params] = setClause(patch, RUN_COLUMNS);
-    const sql = `UPDATE runs SET ${sets} WHERE id = ? AND status IN (${placeholders(expectStatus.length)})`;
-    return Number(this.#s.stmt(sql).run(...params, id, ...expectStatus).changes) === 1;
+    const params: unknown[] = [];
+    const sets = setClause(patch, RUN_COLUMNS, params, SQLITE);
+    const sql = `UPDATE runs SET ${sets} WHERE id = ?${params.length + 1} AND status IN (${numbered(params.length + 2, expectStatus.length)})`;
+    params.push(id, ...expectStatus);
+    return Number(this.#s.stmt(sql).run(...(params as SQLInputValue[])).changes) === 1;
   }
 
   async decrementPending(runId: string, names: string[]): Promise<StepRow[]> {
@@ -336,10 +256,6 @@ export class SqliteTx implements Tx {
       if (Number(r.cancel_requested) === 1) cancel.push(t);
     }
     return { renewed, cancel };
-  }
-
-  async runningSteps(runId: string): Promise<StepRow[]> {
-    return this.#s.all("SELECT * FROM steps WHERE run_id = ? AND status = 'running'", runId).map(toStep);
   }
 
   async runningByWorkers(workerIds: string[]): Promise<StepRow[]> {

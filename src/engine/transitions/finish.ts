@@ -1,54 +1,13 @@
 /**
- * DAG advancement inside a transaction: finishing a step, releasing or skipping what depends on it,
- * and finishing the run when its last step ends. Every path that makes a step terminal goes through
- * `finishStep`, which is what guarantees exactly one `step.finished` per step.
+ * Finishing steps and advancing the DAG inside a transaction: releasing or skipping what depends on
+ * a finished step. Every path that makes a step terminal goes through `finishSteps`, which is what
+ * guarantees exactly one `step.finished` per step.
  */
-import { RunwardenError, type SerializedError } from '../domain/errors.ts';
-import type { UsageTotals } from '../domain/records.ts';
-import { assertTransition, RUN_TRANSITIONS, STEP_TRANSITIONS, type StepState } from '../domain/states.ts';
-import { findTemplates, resolveTemplates } from '../domain/templates.ts';
-import type { NewEvent, StepRow, StepUpdate, Tx } from '../store/store.ts';
-
-/** What a transaction did, gathered so the run bookkeeping is written once per run at the end. */
-export interface TxEffects {
-  now: number;
-  events: NewEvent[];
-  deltas: Map<string, RunEffect>;
-  queued: number;
-}
-
-export interface RunEffect {
-  stepsDone: number;
-  stepsFailed: number;
-  usage: UsageTotals;
-  /** A step of this run was claimed: the run starts if it has not yet. */
-  start: boolean;
-}
-
-/**
- * Every step update the engine makes passes through here: a status change must be allowed by
- * STEP_TRANSITIONS from each state the update may apply in. The store then enforces the same
- * `from` states in SQL, so an illegal transition is a bug caught here, and a lost race is a no-op
- * there.
- */
-export function guarded(u: StepUpdate): StepUpdate {
-  const to = u.patch.status;
-  if (to !== undefined) for (const from of u.expectStatus) assertTransition('step', STEP_TRANSITIONS, from, to);
-  return u;
-}
-
-export function newEffects(now: number): TxEffects {
-  return { now, events: [], deltas: new Map(), queued: 0 };
-}
-
-export function runEffect(fx: TxEffects, runId: string): RunEffect {
-  let d = fx.deltas.get(runId);
-  if (!d) {
-    d = { stepsDone: 0, stepsFailed: 0, usage: { inputTokens: 0, outputTokens: 0, calls: 0 }, start: false };
-    fx.deltas.set(runId, d);
-  }
-  return d;
-}
+import { RunwardenError, type SerializedError } from '../../domain/errors.ts';
+import type { StepState } from '../../domain/states.ts';
+import { findTemplates, resolveTemplates } from '../../domain/templates.ts';
+import type { StepRow, Tx } from '../../store/store.ts';
+import { guarded, runEffect, type TxEffects } from './effects.ts';
 
 export type TerminalStep = Exclude<StepState, 'pending' | 'queued' | 'running'>;
 
@@ -179,49 +138,4 @@ async function queueStep(tx: Tx, fx: TxEffects, next: StepRow, justFinished: Ste
     fx.queued++;
     fx.events.push({ runId: next.runId, stepName: next.name, type: 'step.queued', ts: fx.now, data: {} });
   }
-}
-
-/**
- * Writes the run bookkeeping of a transaction: one advanceRun per run (seq block, counters, start,
- * and the finish of runs whose last step just ended), then the events with their seqs, including
- * `run.finished`.
- */
-export async function settleRuns(tx: Tx, fx: TxEffects): Promise<string[]> {
-  const byRun = new Map<string, NewEvent[]>();
-  for (const e of fx.events) {
-    const list = byRun.get(e.runId);
-    if (list) list.push(e);
-    else byRun.set(e.runId, [e]);
-  }
-  const runIds = new Set([...byRun.keys(), ...fx.deltas.keys()]);
-  const out: Array<NewEvent & { seq: number }> = [];
-  for (const runId of runIds) {
-    const events = byRun.get(runId) ?? [];
-    const d = fx.deltas.get(runId);
-    const p = await tx.advanceRun(runId, {
-      events: events.length,
-      stepsDone: d?.stepsDone ?? 0,
-      stepsFailed: d?.stepsFailed ?? 0,
-      ...(d && d.usage.calls > 0 ? { usage: d.usage } : {}),
-      ...(d?.start ? { startAt: fx.now } : {}),
-      finishAt: fx.now,
-    });
-    let seq = p.firstSeq;
-    if (p.started) out.push({ runId, type: 'run.started', ts: fx.now, data: {}, seq: seq++ });
-    for (const e of events) out.push({ ...e, seq: seq++ });
-    const fin = p.finished;
-    if (!fin) continue;
-    // The store decided the final status from the same counters; the transition is checked here
-    // (a failure rolls the transaction back).
-    assertTransition('run', RUN_TRANSITIONS, fin.from, fin.status);
-    out.push({
-      runId,
-      type: 'run.finished',
-      ts: fx.now,
-      seq: fin.seq,
-      data: { status: fin.status, durationMs: fx.now - p.createdAt, steps: { total: p.stepsTotal, notSucceeded: p.stepsFailed }, usage: p.usage },
-    });
-  }
-  await tx.insertEvents(out);
-  return [...new Set(out.map((e) => e.runId))];
 }

@@ -1,7 +1,10 @@
-/** Column <-> record mapping for SQLite rows. */
-import type { ArtifactMeta, AttemptRecord, EventRecord, WorkerRecord } from '../../domain/records.ts';
-import type { AttemptState, RunState, StepState } from '../../domain/states.ts';
-import type { RunRow, StepRow } from '../store.ts';
+/**
+ * Column <-> record mapping for rows of either dialect (SQLite gives 0/1 and JSON text; PostgreSQL
+ * booleans and, with the parsers of postgres/connection.ts, JSON text and int8 as numbers).
+ */
+import type { ArtifactMeta, AttemptRecord, EventRecord, WorkerRecord } from '../domain/records.ts';
+import type { AttemptState, RunState, StepState } from '../domain/states.ts';
+import type { RunBook, RunRow, StepRow } from './store.ts';
 
 type Row = Record<string, unknown>;
 
@@ -107,5 +110,24 @@ export function toWorker(r: Row): WorkerRecord {
     startedAt: iso(r.started_at) as string,
     lastHeartbeatAt: iso(r.last_heartbeat_at) as string,
     info: json(r.info, {}),
+  };
+}
+
+/** The columns of a RunBook, for `SELECT <BOOK_COLUMNS> FROM runs`. */
+export const BOOK_COLUMNS = 'id, status, started_at, finished_at, last_seq, steps_done, steps_total, steps_failed, cancel_requested, created_at, input_tokens, output_tokens, llm_calls';
+
+export function toBook(r: Row): RunBook {
+  return {
+    id: r.id as string,
+    status: r.status as RunState,
+    startedAt: r.started_at === null || r.started_at === undefined ? null : Number(r.started_at),
+    finishedAt: r.finished_at === null || r.finished_at === undefined ? null : Number(r.finished_at),
+    lastSeq: num(r.last_seq),
+    stepsDone: num(r.steps_done),
+    stepsTotal: num(r.steps_total),
+    stepsFailed: num(r.steps_failed),
+    cancelRequested: num(r.cancel_requested) === 1,
+    createdAt: num(r.created_at),
+    usage: { inputTokens: num(r.input_tokens), outputTokens: num(r.output_tokens), calls: num(r.llm_calls) },
   };
 }

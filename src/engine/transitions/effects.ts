@@ -1,0 +1,47 @@
+/**
+ * What a transaction did, gathered while it runs so the run bookkeeping is written once per run at
+ * its end (settle.ts), and the guard every step update passes.
+ */
+import type { UsageTotals } from '../../domain/records.ts';
+import { assertTransition, STEP_TRANSITIONS } from '../../domain/states.ts';
+import type { NewEvent, StepUpdate } from '../../store/store.ts';
+
+export interface TxEffects {
+  now: number;
+  events: NewEvent[];
+  deltas: Map<string, RunEffect>;
+  queued: number;
+}
+
+export interface RunEffect {
+  stepsDone: number;
+  stepsFailed: number;
+  usage: UsageTotals;
+  /** A step of this run was claimed: the run starts if it has not yet. */
+  start: boolean;
+}
+
+/**
+ * Every step update the engine makes passes through here: a status change must be allowed by
+ * STEP_TRANSITIONS from each state the update may apply in. The store then enforces the same
+ * `from` states in SQL, so an illegal transition is a bug caught here, and a lost race is a no-op
+ * there.
+ */
+export function guarded(u: StepUpdate): StepUpdate {
+  const to = u.patch.status;
+  if (to !== undefined) for (const from of u.expectStatus) assertTransition('step', STEP_TRANSITIONS, from, to);
+  return u;
+}
+
+export function newEffects(now: number): TxEffects {
+  return { now, events: [], deltas: new Map(), queued: 0 };
+}
+
+export function runEffect(fx: TxEffects, runId: string): RunEffect {
+  let d = fx.deltas.get(runId);
+  if (!d) {
+    d = { stepsDone: 0, stepsFailed: 0, usage: { inputTokens: 0, outputTokens: 0, calls: 0 }, start: false };
+    fx.deltas.set(runId, d);
+  }
+  return d;
+}

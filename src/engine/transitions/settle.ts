@@ -1,0 +1,57 @@
+/** The end of every transaction: the run bookkeeping and the events, with their seqs. */
+import type { NewEvent, RunBook, Tx } from '../../store/store.ts';
+import { advanceBook } from '../run-books.ts';
+import type { TxEffects } from './effects.ts';
+
+/**
+ * Writes the run bookkeeping of a transaction: the books of every run it touched are locked in one
+ * call, advanced here (run-books.ts: seq block, counters, start, and the finish of runs whose last
+ * step just ended), written back in one call, then the events with their seqs, including
+ * `run.started` and `run.finished`.
+ */
+export async function settleRuns(tx: Tx, fx: TxEffects): Promise<string[]> {
+  const byRun = new Map<string, NewEvent[]>();
+  for (const e of fx.events) {
+    const list = byRun.get(e.runId);
+    if (list) list.push(e);
+    else byRun.set(e.runId, [e]);
+  }
+  const runIds = [...new Set([...byRun.keys(), ...fx.deltas.keys()])];
+  if (runIds.length === 0) return [];
+  const books = new Map((await tx.lockRuns(runIds)).map((b) => [b.id, b]));
+  const changed: RunBook[] = [];
+  const out: Array<NewEvent & { seq: number }> = [];
+  for (const runId of runIds) {
+    const book = books.get(runId);
+    if (!book) throw new Error(`run ${runId} does not exist`);
+    const events = byRun.get(runId) ?? [];
+    const d = fx.deltas.get(runId);
+    const block = advanceBook(
+      book,
+      {
+        events: events.length,
+        stepsDone: d?.stepsDone ?? 0,
+        stepsFailed: d?.stepsFailed ?? 0,
+        ...(d && d.usage.calls > 0 ? { usage: d.usage } : {}),
+        ...(d?.start ? { startAt: fx.now } : {}),
+      },
+      fx.now,
+    );
+    if (block.changed) changed.push(book);
+    if (block.started !== null) out.push({ runId, type: 'run.started', ts: fx.now, data: {}, seq: block.started });
+    let seq = block.firstEvent;
+    for (const e of events) out.push({ ...e, seq: seq++ });
+    const fin = block.finished;
+    if (!fin) continue;
+    out.push({
+      runId,
+      type: 'run.finished',
+      ts: fx.now,
+      seq: fin.seq,
+      data: { status: fin.status, durationMs: fx.now - book.createdAt, steps: { total: book.stepsTotal, notSucceeded: book.stepsFailed }, usage: book.usage },
+    });
+  }
+  await tx.writeRuns(changed);
+  await tx.insertEvents(out);
+  return [...new Set(out.map((e) => e.runId))];
+}
