@@ -19,7 +19,8 @@ import { openStore } from './store/open.ts';
 import type { Store } from './store/store.ts';
 import { buildTools } from './tools/build.ts';
 import type { ToolDefinition } from './tools/types.ts';
-import { registerSecret, registerSecretsFromEnv } from './forensics/redact.ts';
+import { configuredSecrets } from './config/secrets.ts';
+import { registerConfiguredSecret, registerSecretsFromEnv } from './forensics/redact.ts';
 import { lostAttemptReport } from './forensics/report.ts';
 import { setReportConfig } from './forensics/resources.ts';
 import { redactedConfig } from './config/redact.ts';
@@ -92,8 +93,7 @@ export async function startRuntime(config: RunwardenConfig, opts: RuntimeOptions
   installProcessGuards(log);
   // Values that must never reach a log, event, error or report, whatever names them.
   registerSecretsFromEnv(env);
-  registerSecret(config.token);
-  for (const p of Object.values(config.providers)) for (const v of Object.values(p.headers ?? {})) registerSecret(v);
+  for (const v of configuredSecrets(config, env)) registerConfiguredSecret(v);
 
   const cleanups: Array<() => Promise<void> | void> = [];
   const closeAll = async (): Promise<void> => {

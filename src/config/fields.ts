@@ -5,6 +5,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
+import { MIN_CONFIGURED_SECRET_LENGTH } from '../domain/secrets.ts';
 import type { RunwardenConfig } from './types.ts';
 
 export type ConfigKey = Exclude<keyof RunwardenConfig, 'configFile'>;
@@ -30,6 +31,10 @@ const int = (min: number, max: number, what = 'an integer') =>
     .max(max, { error: `must be ${what} <= ${max}` });
 
 const nonEmpty = z.string({ error: 'must be a string' }).min(1, { error: 'must not be empty' });
+/** A value redacted wherever it appears: too short a one would be cut out of ordinary text. */
+const configuredSecret = z.string({ error: 'must be a string' }).refine((s) => s.trim().length >= MIN_CONFIGURED_SECRET_LENGTH, {
+  error: `must be at least ${MIN_CONFIGURED_SECRET_LENGTH} characters: it is treated as a secret and removed from every log line, event and error, which a shorter value cannot be without mangling ordinary text`,
+});
 
 const timeouts = z.strictObject({
   connectMs: int(1, 86_400_000),
@@ -50,7 +55,7 @@ export const providerSchema = z.strictObject({
   embeddingModel: nonEmpty.optional(),
   timeouts: timeouts.optional(),
   maxRetries: int(0, 100).optional(),
-  headers: z.record(z.string(), z.string()).optional(),
+  headers: z.record(z.string(), configuredSecret).optional(),
   maxResponseBytes: int(1, Number.MAX_SAFE_INTEGER).optional(),
   dnsServers: z.array(nonEmpty).min(1).optional(),
 });
@@ -69,7 +74,7 @@ export const FIELDS: Readonly<Record<ConfigKey, FieldSpec>> = Object.freeze({
       .string({ error: 'must be a string' })
       .refine((s) => /^postgres(ql)?:\/\//i.test(s), { error: 'must be a postgres:// or postgresql:// URL' }),
   },
-  token: { env: ['RUNWARDEN_TOKEN'], kind: 'string', schema: nonEmpty },
+  token: { env: ['RUNWARDEN_TOKEN'], kind: 'string', schema: configuredSecret },
   workers: { env: ['RUNWARDEN_WORKERS'], flag: '--workers', kind: 'int', schema: int(0, 1024) },
   concurrency: { env: ['RUNWARDEN_CONCURRENCY'], flag: '--concurrency', kind: 'int', schema: int(1, 100_000) },
   tools: { env: ['RUNWARDEN_TOOLS'], flag: '--tools', kind: 'list', schema: z.array(nonEmpty, { error: 'must be an array of module paths' }), path: 'list' },

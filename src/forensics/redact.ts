@@ -9,16 +9,21 @@
  * - credentials in URLs (`scheme://user:pass@`) and whole query strings (`?[redacted]`);
  * - `password=...`, `api_key: ...` style pairs in free text.
  *
- * Values shorter than MIN_SECRET_LENGTH are not searched for by value: replacing every "abc" in every
- * message would destroy text and protect little (such values are still redacted by name in the
- * configuration snapshot).
+ * Values found by name in the environment shorter than MIN_SECRET_LENGTH are not searched for by
+ * value: a variable named like a key may hold "true" or "1", and replacing every such word would
+ * destroy text. Values the configuration names as secrets (the API token, provider headers, the
+ * variables named by `apiKeyEnv`) are registered with `registerConfiguredSecret` and replaced
+ * exactly whatever their length from MIN_CONFIGURED_SECRET_LENGTH on; configuration resolution
+ * refuses shorter ones, naming the key.
  */
 import { setErrorRedactor } from '../domain/errors.ts';
+import { MIN_CONFIGURED_SECRET_LENGTH } from '../domain/secrets.ts';
 
 export const REDACTED = '[redacted]';
 
-/** Shortest secret value that is replaced wherever it appears. */
+/** Shortest value of a secret-named environment variable that is replaced wherever it appears. */
 export const MIN_SECRET_LENGTH = 8;
+
 
 // Environment variable names: a segment (split on _ . -) that names a secret, or a name that ends in
 // one (PGPASSWORD, GITHUB_TOKEN, OPENAI_API_KEY, LAB_TEST_KEY).
@@ -63,11 +68,26 @@ let harvestedAt = 0;
 /** process.env is re-read at most this often, so a variable set after start-up is still covered. */
 const ENV_REFRESH_MS = 10_000;
 
-/** Adds a value to redact wherever it appears (a token from a config file, a header value ...). */
+/** Adds a value to redact wherever it appears, if it is long enough not to be an ordinary word or number. */
 export function registerSecret(value: string | undefined | null): void {
   if (typeof value !== 'string') return;
   const v = value.trim();
-  if (v.length < MIN_SECRET_LENGTH || /^\d+$/.test(v) || secrets.has(v)) return;
+  if (v.length < MIN_SECRET_LENGTH || /^\d+$/.test(v)) return;
+  addSecret(v);
+}
+
+/**
+ * Adds a value the configuration declares secret (a provider header, the API token): replaced
+ * exactly, digits-only values included, from MIN_CONFIGURED_SECRET_LENGTH characters on.
+ */
+export function registerConfiguredSecret(value: string | undefined | null): void {
+  if (typeof value !== 'string') return;
+  // Both the value as sent and trimmed: a header value is sent trimmed, a token compared whole.
+  for (const v of new Set([value, value.trim()])) if (v.length >= MIN_CONFIGURED_SECRET_LENGTH) addSecret(v);
+}
+
+function addSecret(v: string): void {
+  if (secrets.has(v)) return;
   secrets.add(v);
   // Longest first, so a secret that contains another is replaced whole.
   secretList = [...secrets].sort((a, b) => b.length - a.length);

@@ -19,6 +19,7 @@ export const MODE_NAMES = [
   'keepalive_race',
   'slow_dns',
   'huge_response',
+  'echo_headers',
 ] as const;
 
 export type ModeName = (typeof MODE_NAMES)[number];
@@ -134,6 +135,11 @@ const CATALOG: Record<ModeName, CatalogEntry> = {
   huge_response: {
     description: 'An endless (or `bytes`-long) body or stream of content, written with backpressure.',
     params: { bytes: 'stop after about this many body bytes, e.g. 1048576, 20m, 5g (default 0 = endless)', latency_ms: LATENCY },
+  },
+  echo_headers: {
+    description:
+      'Refuses the request with an error whose message repeats every request header, name and value, as providers that quote a bad key back do: tests that a client never records its own secrets.',
+    params: { status: 'status of the refusal: 400, 401 or 403 (default 401)', latency_ms: LATENCY },
   },
 };
 

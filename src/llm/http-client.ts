@@ -4,6 +4,7 @@
  */
 import type http from 'node:http';
 import { RunwardenError } from '../domain/errors.ts';
+import { MIN_CONFIGURED_SECRET_LENGTH } from '../domain/secrets.ts';
 import { excerpt, redactUrl } from './errors.ts';
 import { parseRetryAfter, withRetries } from './retry.ts';
 import { ERROR_BODY_MAX_BYTES, resolveTimeouts } from './timeouts.ts';
@@ -60,8 +61,8 @@ export class HttpClient {
     this.secrets = Object.entries(init.headers)
       .filter(([name]) => !PUBLIC_HEADERS.has(name.toLowerCase()))
       .flatMap(([, v]) => [v, v.replace(/^Bearer\s+/i, '')])
-      .filter((v) => v.length >= 8);
-    for (const v of [init.base.username, init.base.password, ...init.base.searchParams.values()]) if (v.length >= 8) this.secrets.push(v);
+      .filter((v) => v.length >= MIN_CONFIGURED_SECRET_LENGTH);
+    for (const v of [init.base.username, init.base.password, ...init.base.searchParams.values()]) if (v.length >= MIN_CONFIGURED_SECRET_LENGTH) this.secrets.push(v);
     // Validate timeouts once, at construction, so a bad config fails at startup.
     resolveTimeouts(init.timeouts);
   }

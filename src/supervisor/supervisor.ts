@@ -35,6 +35,7 @@ import { redactText } from '../forensics/redact.ts';
 import { RestartBackoff } from './backoff.ts';
 import { LastLines, type BeatMessage, type ExitReport, type FromWorker, type InitMessage, type PipeReport, type StallReport, type ToWorker } from './protocol.ts';
 import { blockingStep, departureError, departureReport, killBound, killDue, stackLines, type Departure } from './reports.ts';
+import { workerEnvironment } from './worker-env.ts';
 import { spawnWorkerProcess } from './spawn.ts';
 import { loopsFor } from '../worker/process.ts';
 import { ownModuleUrl } from '../module-url.ts';
@@ -254,11 +255,14 @@ export class Supervisor {
   // ---- processes ----
 
   #spawn(slot: Slot): void {
-    const { config } = this.#o;
+    // Workers run user code: they get neither the API's bearer token (in their environment, where
+    // any tool or `ps e` can read it, or in their configuration) nor anything else only the API uses.
+    const config = { ...this.#o.config, token: undefined };
+    const env = workerEnvironment(this.#o.env);
     const init: InitMessage = {
       t: 'init',
       config,
-      env: this.#o.env,
+      env,
       cwd: this.#o.cwd,
       ...(this.#o.labUrl ? { labUrl: this.#o.labUrl } : {}),
       slot: slot.index,
@@ -275,7 +279,7 @@ export class Supervisor {
     const lines = new LastLines();
     // Handlers check that the slot still runs this process: a late event of a replaced one is ignored.
     const { child, gone } = spawnWorkerProcess(
-      { entry: this.#o.entry ?? CHILD_ENTRY, args, env: this.#o.env, cwd: this.#o.cwd, init },
+      { entry: this.#o.entry ?? CHILD_ENTRY, args, env, cwd: this.#o.cwd, init },
       {
         onLine: (line) => {
           lines.push(line);

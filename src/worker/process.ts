@@ -24,6 +24,8 @@ import { ProviderRegistry } from '../llm/index.ts';
 import { buildTools } from '../tools/build.ts';
 import { openStore } from '../store/open.ts';
 import type { Store } from '../store/store.ts';
+import { configuredSecrets } from '../config/secrets.ts';
+import { registerConfiguredSecret, registerSecretsFromEnv } from '../forensics/redact.ts';
 import { installProcessGuards } from './guards.ts';
 import { Worker } from './worker.ts';
 
@@ -56,6 +58,9 @@ export async function startWorkerProcess(config: Readonly<RunwardenConfig>, opts
   const log = opts.log ?? (() => undefined);
   const cwd = opts.cwd ?? process.cwd();
   installProcessGuards(log);
+  // The same secrets as the API process: a tool's log line or error here may carry a provider header.
+  registerSecretsFromEnv(env);
+  for (const v of configuredSecrets(config, env)) registerConfiguredSecret(v);
 
   const cleanups: Array<() => Promise<void> | void> = [];
   const closeAll = async (): Promise<void> => {

@@ -3,6 +3,7 @@ import type { ModeName } from '../catalog.ts';
 import type { LabExchange } from '../exchange.ts';
 import type { LabState } from '../state.ts';
 import { errorBody } from '../wire.ts';
+import { echoHeaders } from './echo.ts';
 import { cleanCloseNoDone, keepaliveRace, resetMidBody } from './breaks.ts';
 import { healthy } from './healthy.ts';
 import { hugeResponse } from './huge.ts';
@@ -33,6 +34,7 @@ const MODES: Record<ModeName, Mode> = {
   // A request that reached the HTTP port through slow_dns's hostname was resolved: answer it.
   slow_dns: healthy,
   huge_response: hugeResponse,
+  echo_headers: echoHeaders,
 };
 
 /** Validates the parameters (throws ParamError before any byte is sent), waits the latency, runs the mode. */
