@@ -11,6 +11,8 @@ export const EXIT = Object.freeze({
   /** The API could not be reached. */
   UNREACHABLE: 3,
   SIGINT: 130,
+  /** stdout or stderr was closed by its reader (`| head`). */
+  SIGPIPE: 141,
   SIGTERM: 143,
 });
 

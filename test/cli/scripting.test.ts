@@ -122,6 +122,24 @@ describe('the CLI for scripts', () => {
     assert.ok(afterMigrate.database.startsWith(fresh));
   });
 
+  test('a reader that goes away (| head -1) ends the CLI quietly with 141, no stack trace', async () => {
+    const quote = (x: string): string => `'${x.replace(/'/g, `'\\''`)}'`;
+    const child = spawn('bash', ['-c', `${[NODE, BIN, 'submit', 'examples/hello.json', '--follow', '--url', url].map(quote).join(' ')} | head -1; echo "status \${PIPESTATUS[0]}"`], {
+      cwd: ROOT,
+      env: cleanEnv(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    await new Promise((resolve) => child.once('close', resolve));
+    const [id, status] = out.trim().split('\n');
+    assert.match(id ?? '', /^[0-9a-f-]{36}$/);
+    assert.equal(status, 'status 141');
+    assert.equal(err, '');
+  });
+
   test('on a terminal: a redrawn table; with TERM=dumb: the plain lines a pipe gets', async () => {
     const tty = await runInTerminal(['submit', 'examples/hello.json', '--follow', '--url', url], { TERM: 'xterm-256color' });
     assert.equal(tty.code, 0, tty.output);
