@@ -27,6 +27,7 @@ import { redactedConfig } from './config/redact.ts';
 import { Supervisor } from './supervisor/supervisor.ts';
 import { installProcessGuards } from './worker/guards.ts';
 import { Worker } from './worker/worker.ts';
+import { startTracing } from './telemetry/tracing.ts';
 
 export const VERSION = '0.1.0';
 
@@ -107,6 +108,8 @@ export async function startRuntime(config: RunwardenConfig, opts: RuntimeOptions
   };
 
   try {
+    // Before anything that could write a span; flushed and stopped last (cleanups run in reverse).
+    if (config.otlpEndpoint) cleanups.push(await startTracing(config.otlpEndpoint, { log }));
     const store = await openStore({ dataDir: config.dataDir, databaseUrl: config.databaseUrl });
     cleanups.push(() => store.close());
     await store.migrate();
@@ -148,7 +151,7 @@ export async function startRuntime(config: RunwardenConfig, opts: RuntimeOptions
       setReportConfig(redactedConfig(config));
       const sup = new Supervisor({ config, core: engine.core, count: config.workers, env, cwd, ...(lab ? { labUrl: lab.url } : {}), log });
       supervisor = sup;
-      engine.attachSupervisor(() => sup.status());
+      engine.attachSupervisor(() => sup.status(), () => sup.metrics());
       await sup.start();
       cleanups.push(() => sup.stop());
     }

@@ -99,6 +99,11 @@ export const FIELDS: Readonly<Record<ConfigKey, FieldSpec>> = Object.freeze({
   bodyLimitBytes: { env: ['RUNWARDEN_BODY_LIMIT_BYTES'], kind: 'int', schema: int(1024, 1024 * 1024 * 1024, 'an integer of bytes') },
   labPort: { env: ['RUNWARDEN_LAB_PORT'], flag: '--lab-port', kind: 'int', schema: port },
   lab: { env: ['RUNWARDEN_LAB'], flag: '--lab', kind: 'string', schema: z.enum(['auto', 'on', 'off'], { error: 'must be auto, on or off' }) },
+  otlpEndpoint: {
+    env: ['RUNWARDEN_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_ENDPOINT'],
+    kind: 'string',
+    schema: z.string({ error: 'must be a string' }).refine((s) => /^https?:\/\/[^/]/i.test(s), { error: 'must be an http:// or https:// URL' }),
+  },
 });
 
 export const CONFIG_KEYS = Object.keys(FIELDS) as ConfigKey[];
@@ -133,6 +138,7 @@ export function staticDefaults(): Omit<RunwardenConfig, 'configFile' | 'defaultP
     bodyLimitBytes: 1_048_576,
     labPort: 7401,
     lab: 'auto',
+    otlpEndpoint: undefined,
   };
 }
 

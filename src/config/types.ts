@@ -69,6 +69,12 @@ export interface RunwardenConfig {
   labPort: number;
   /** Start the in-process lab: 'auto' = when no provider key is configured. @default 'auto' */
   lab: 'auto' | 'on' | 'off';
+  /**
+   * OpenTelemetry: export traces (run, step, attempt, LLM call) over OTLP/HTTP to this base URL
+   * (`/v1/traces` is appended, as the OTLP specification says for OTEL_EXPORTER_OTLP_ENDPOINT).
+   * Unset: no tracing, and nothing of it is loaded. @default undefined
+   */
+  otlpEndpoint: string | undefined;
   /** The config file that was read, if any. */
   configFile: string | undefined;
 }

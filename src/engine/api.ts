@@ -17,6 +17,7 @@ import { startReaper } from './reaper.ts';
 import { Transitions, type LostReportBuilder } from './transitions.ts';
 import type { EngineFacade, HealthDetailed, ListRunsQuery, RunPage, StuckStep, SupervisorStatus } from './facade.ts';
 import { renderMetrics } from './metrics.ts';
+import { mergeSnapshots, renderSnapshots, snapshotProcess, type MetricSnapshot } from '../telemetry/metrics.ts';
 
 export interface EngineOptions {
   store: Store;
@@ -69,6 +70,8 @@ export class EngineApi implements EngineFacade {
   readonly #log: (line: string) => void;
   #stopReaper: (() => void) | undefined;
   #supervisor: (() => SupervisorStatus) | undefined;
+  /** Snapshots of the supervised worker processes' own metrics (steps, LLM calls), with those of exited ones. */
+  #workerMetrics: (() => MetricSnapshot[][]) | undefined;
   readonly #loop: IntervalHistogram;
   readonly startedAt = Date.now();
   reaped = 0;
@@ -85,8 +88,9 @@ export class EngineApi implements EngineFacade {
   }
 
   /** The worker processes this process supervises: shown by `/health/detailed` and `/metrics`. */
-  attachSupervisor(status: () => SupervisorStatus): void {
+  attachSupervisor(status: () => SupervisorStatus, metrics?: () => MetricSnapshot[][]): void {
     this.#supervisor = status;
+    this.#workerMetrics = metrics;
   }
 
   start(): void {
@@ -235,9 +239,16 @@ export class EngineApi implements EngineFacade {
       workers: await this.store.listWorkers(),
       stuck: (await this.store.stuckSteps(Date.now())).length,
       reaped: this.reaped,
-      loop: this.loopDelay(),
+      loop: { ...this.loopDelay(), ...this.#loopTotals() },
       uptimeS: (Date.now() - this.startedAt) / 1000,
       ...(this.#supervisor ? { supervisor: this.#supervisor() } : {}),
-    });
+    }) + renderSnapshots(mergeSnapshots([snapshotProcess(), ...(this.#workerMetrics?.() ?? [])]));
+  }
+
+  /** Count and sum of the loop-delay samples since start, for the summary's _count and _sum. */
+  #loopTotals(): { samples: number; sumS: number } {
+    const h = this.#loop;
+    const samples = h.count;
+    return { samples, sumS: Number.isFinite(h.mean) ? (h.mean * samples) / 1e9 : 0 };
   }
 }

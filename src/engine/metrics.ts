@@ -8,7 +8,7 @@ export interface MetricsInput {
   workers: WorkerRecord[];
   stuck: number;
   reaped: number;
-  loop: { delayP50Ms: number; delayP99Ms: number; delayMaxMs: number };
+  loop: { delayP50Ms: number; delayP99Ms: number; delayMaxMs: number; samples: number; sumS: number };
   uptimeS: number;
   supervisor?: SupervisorStatus;
 }
@@ -41,11 +41,13 @@ export function renderMetrics(m: MetricsInput): string {
     'Steps each worker is running.',
     m.workers.map((w) => [{ worker: w.id }, Number(w.info.inflight ?? 0)]),
   );
-  metric('runwarden_event_loop_delay_seconds', 'gauge', 'API process event-loop delay.', [
-    [{ quantile: '0.5' }, m.loop.delayP50Ms / 1000],
-    [{ quantile: '0.99' }, m.loop.delayP99Ms / 1000],
-    [{ quantile: '1' }, m.loop.delayMaxMs / 1000],
-  ]);
+  // A summary (quantiles with their _sum and _count), as Prometheus defines one: a gauge with a
+  // quantile label is what `promtool check metrics` rejects.
+  out.push('# HELP runwarden_event_loop_delay_seconds API process event-loop delay since it started (10 ms resolution).', '# TYPE runwarden_event_loop_delay_seconds summary');
+  for (const [q, ms] of [['0.5', m.loop.delayP50Ms], ['0.99', m.loop.delayP99Ms], ['1', m.loop.delayMaxMs]] as const) {
+    out.push(`runwarden_event_loop_delay_seconds{quantile="${q}"} ${Number.isFinite(ms) ? ms / 1000 : 0}`);
+  }
+  out.push(`runwarden_event_loop_delay_seconds_sum ${m.loop.sumS}`, `runwarden_event_loop_delay_seconds_count ${m.loop.samples}`);
   const sup = m.supervisor;
   if (sup) {
     const states = new Map<string, number>();

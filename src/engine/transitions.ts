@@ -8,6 +8,7 @@
 import type { ValidatedRun } from '../domain/plan.ts';
 import type { RunRow, Store, Tx } from '../store/store.ts';
 import { newRunId } from './ids.ts';
+import { observeCommitted } from '../telemetry/hooks.ts';
 import { cancelRun } from './transitions/cancel.ts';
 import { claimSteps } from './transitions/claim.ts';
 import { recordResults } from './transitions/complete.ts';
@@ -48,12 +49,14 @@ export class Transitions {
       fx.events.length = 0;
       fx.deltas.clear();
       fx.queued = 0;
+      fx.written = [];
       const r = await fn(tx, fx);
       runIds = await settleRuns(tx, fx);
       return r;
     });
     if (runIds.length > 0) this.store.publish({ kind: 'events', runIds });
     if (fx.queued > 0) this.store.publish({ kind: 'ready' });
+    observeCommitted(fx.written);
     return result;
   }
 

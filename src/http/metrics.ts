@@ -3,14 +3,17 @@
  * route pattern and status class, and open event streams. Labels use the route pattern
  * (`/runs/:id`), never the raw URL, so the series count stays bounded whatever clients send.
  */
+import { processMetrics } from '../telemetry/metrics.ts';
+
 export class HttpMetrics {
   readonly #requests = new Map<string, number>();
-  readonly #durationSum = new Map<string, number>();
 
   observe(method: string, route: string, status: number, ms: number): void {
-    const key = `${method}\u0000${route}\u0000${Math.floor(status / 100)}xx`;
+    const statusClass = `${Math.floor(status / 100)}xx`;
+    const key = `${method}\u0000${route}\u0000${statusClass}`;
     this.#requests.set(key, (this.#requests.get(key) ?? 0) + 1);
-    this.#durationSum.set(key, (this.#durationSum.get(key) ?? 0) + ms / 1000);
+    // The duration histogram is rendered with the process's other histograms (telemetry/metrics.ts).
+    processMetrics.httpRequests.observe({ method, route, status: statusClass }, ms / 1000);
   }
 
   render(openStreams: number): string {
@@ -21,13 +24,6 @@ export class HttpMetrics {
     const keys = [...this.#requests.keys()].sort();
     for (const key of keys) {
       lines.push(`runwarden_http_requests_total{${labels(key)}} ${this.#requests.get(key) ?? 0}`);
-    }
-    lines.push(
-      '# HELP runwarden_http_request_duration_seconds_sum Total time spent answering HTTP requests.',
-      '# TYPE runwarden_http_request_duration_seconds_sum counter',
-    );
-    for (const key of keys) {
-      lines.push(`runwarden_http_request_duration_seconds_sum{${labels(key)}} ${(this.#durationSum.get(key) ?? 0).toFixed(6)}`);
     }
     lines.push(
       '# HELP runwarden_http_event_streams Open Server-Sent Events streams.',

@@ -9,6 +9,7 @@ import { RunwardenError } from '../domain/errors.ts';
 import { AnthropicProvider } from './anthropic.ts';
 import { redactUrl } from './errors.ts';
 import { OpenAiProvider } from './openai.ts';
+import { instrumentProvider } from '../telemetry/hooks.ts';
 import { DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RETRIES, resolveTimeouts } from './timeouts.ts';
 import type { LlmProvider, ProviderConfig, ProviderType } from './types.ts';
 
@@ -116,7 +117,7 @@ export class ProviderRegistry {
       headers: r.config.headers,
       dnsServers: r.config.dnsServers,
     };
-    const p: LlmProvider = r.type === 'anthropic' ? new AnthropicProvider(common) : new OpenAiProvider({ ...common, embeddingModel: r.embeddingModel });
+    const p: LlmProvider = instrumentProvider(r.type === 'anthropic' ? new AnthropicProvider(common) : new OpenAiProvider({ ...common, embeddingModel: r.embeddingModel }));
     this.instances.set(key, p);
     return p;
   }

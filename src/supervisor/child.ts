@@ -14,6 +14,7 @@
 import { writeSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { redactedConfig } from '../config/redact.ts';
+import { snapshotProcess } from '../telemetry/metrics.ts';
 import type { TextDelta } from '../domain/records.ts';
 import { setReportConfig } from '../forensics/resources.ts';
 import { currentStep } from '../worker/context.ts';
@@ -25,6 +26,8 @@ import { startWatchdog, type Watchdog } from './watchdog.ts';
 const INIT_TIMEOUT_MS = 10_000;
 /** Beyond the drain and the abort grace, how long stopping may take before the process exits anyway. */
 const STOP_SLACK_MS = 5000;
+/** Metrics ride on every 4th heartbeat: /metrics is at most ~1 s behind the workers (REPORT_MS 250). */
+const METRICS_EVERY_BEATS = 4;
 
 // Once the supervisor is gone, so are the readers of our stdout and stderr: a write then fails
 // with EPIPE, asynchronously, as an 'error' event. Unhandled, each would be an uncaught exception
@@ -159,8 +162,10 @@ async function main(init: InitMessage): Promise<void> {
   const loop = monitorEventLoopDelay({ resolution: 20 });
   if (init.reportMs > 0) loop.enable();
   const ms = (ns: number): number => (Number.isFinite(ns) ? Math.round(ns / 1e4) / 100 : 0);
+  let beats = 0;
   const beat = init.reportMs <= 0 ? undefined : setInterval(() => {
     const mem = process.memoryUsage();
+    beats++;
     const msg: BeatMessage = {
       t: 'beat',
       at: Date.now(),
@@ -169,6 +174,7 @@ async function main(init: InitMessage): Promise<void> {
       rssBytes: mem.rss,
       heapUsedBytes: mem.heapUsed,
       steps: running().slice(0, 100),
+      ...(beats % METRICS_EVERY_BEATS === 1 ? { metrics: snapshotProcess() } : {}),
     };
     loop.reset();
     send(msg);

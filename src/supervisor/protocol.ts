@@ -11,6 +11,7 @@
  */
 import type { RunwardenConfig } from '../config/types.ts';
 import type { TextDelta } from '../domain/records.ts';
+import type { MetricSnapshot } from '../telemetry/metrics.ts';
 
 /** The worker's fd of the report pipe. */
 export const REPORT_FD = 3;
@@ -85,6 +86,8 @@ export interface BeatMessage {
   rssBytes: number;
   heapUsedBytes: number;
   steps: StepRef[];
+  /** The process's own metrics (step durations, LLM calls, hang reports), on every 4th beat (~1 s). */
+  metrics?: MetricSnapshot[];
 }
 
 export interface NotifyUp {

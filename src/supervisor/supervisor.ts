@@ -32,6 +32,7 @@ import type { Transitions, LostAttempt } from '../engine/transitions.ts';
 import type { SupervisedWorker, SupervisorStatus } from '../engine/facade.ts';
 import { fmtMs } from '../forensics/classify.ts';
 import { redactText } from '../forensics/redact.ts';
+import { mergeSnapshots, type MetricSnapshot } from '../telemetry/metrics.ts';
 import { RestartBackoff } from './backoff.ts';
 import { LastLines, type BeatMessage, type ExitReport, type FromWorker, type InitMessage, type PipeReport, type StallReport, type ToWorker } from './protocol.ts';
 import { blockingStep, departureError, departureReport, killBound, killDue, stackLines, type Departure } from './reports.ts';
@@ -90,6 +91,8 @@ interface Slot {
   startedAt: number;
   lastBeatAt: number;
   beat: BeatMessage | undefined;
+  /** The last metrics snapshot of the slot's current process. */
+  metrics: MetricSnapshot[] | undefined;
   workerIds: string[];
   restarts: number;
   backoff: RestartBackoff;
@@ -120,6 +123,7 @@ export class Supervisor {
   readonly #o: SupervisorOptions;
   readonly #slots: Slot[] = [];
   readonly #relay: boolean;
+  #retiredMetrics: MetricSnapshot[] = [];
   #check: NodeJS.Timeout | undefined;
   #unsubscribe: (() => void) | undefined;
   #flushScheduled = false;
@@ -152,6 +156,7 @@ export class Supervisor {
         exitReport: undefined,
         lastExit: null,
         restartTimer: undefined,
+        metrics: undefined,
         pendingReady: false,
         pendingCancel: new Set(),
         gone: Promise.resolve(),
@@ -218,6 +223,11 @@ export class Supervisor {
       process.removeListener('exit', this.#onProcessExit);
     })();
     return this.#stopping;
+  }
+
+  /** The worker processes' metrics: those of exited processes, then each live one's last snapshot. */
+  metrics(): MetricSnapshot[][] {
+    return [this.#retiredMetrics, ...this.#slots.flatMap((s) => (s.metrics ? [s.metrics] : []))];
   }
 
   status(): SupervisorStatus {
@@ -342,6 +352,7 @@ export class Supervisor {
       if (slot.state === 'starting') slot.state = 'running';
     } else if (m.t === 'beat') {
       slot.beat = m;
+      if (m.metrics) slot.metrics = m.metrics;
       slot.lastBeatAt = now;
       // A stall seen as IPC silence ends with the next beat sent after it began; one the watchdog
       // reported ends with the watchdog's 'unstall' (a beat sent just before the block may arrive late).
@@ -518,6 +529,9 @@ export class Supervisor {
       // What it printed last, for the dashboard's workers page (redacted like every report).
       lastLines: departure === undefined ? [] : slot.lines.list().slice(-LAST_EXIT_LINES).map((l) => redactText(l)),
     };
+    // Its counts stay counted: a restarted process starts from zero, the sum must not go back.
+    if (slot.metrics) this.#retiredMetrics = mergeSnapshots([this.#retiredMetrics, slot.metrics]);
+    slot.metrics = undefined;
     slot.proc = undefined;
     slot.stall = undefined;
     slot.kill = undefined;

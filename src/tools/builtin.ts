@@ -1,5 +1,6 @@
 /** Built-in tools that need nothing but the runtime: echo, sleep, http. */
 import { z } from 'zod';
+import { traceHeaders } from '../telemetry/hooks.ts';
 import { RunwardenError } from '../domain/errors.ts';
 import { defineTool, type ToolDefinition } from './types.ts';
 
@@ -51,7 +52,8 @@ export const httpTool = defineTool({
     .strict(),
   run: async (ctx, input: { url: string; method: string; headers?: Record<string, string>; body?: unknown; failOnStatus: boolean }) => {
     const started = Date.now();
-    const headers: Record<string, string> = { ...input.headers };
+    // The attempt's trace context goes with the request (when tracing is on); the plan's own headers win.
+    const headers: Record<string, string> = { ...traceHeaders(ctx), ...input.headers };
     let body: string | undefined;
     if (input.body !== undefined) {
       body = typeof input.body === 'string' ? input.body : JSON.stringify(input.body);

@@ -28,6 +28,7 @@ import { configuredSecrets } from '../config/secrets.ts';
 import { registerConfiguredSecret, registerSecretsFromEnv } from '../forensics/redact.ts';
 import { installProcessGuards } from './guards.ts';
 import { Worker } from './worker.ts';
+import { startTracing } from '../telemetry/tracing.ts';
 
 export interface WorkerProcessOptions {
   env?: Record<string, string | undefined>;
@@ -74,6 +75,7 @@ export async function startWorkerProcess(config: Readonly<RunwardenConfig>, opts
   };
 
   try {
+    if (config.otlpEndpoint) cleanups.push(await startTracing(config.otlpEndpoint, { log }));
     const store = await openStore({ dataDir: config.dataDir, databaseUrl: config.databaseUrl, log });
     cleanups.push(() => store.close());
     if (opts.migrate !== false) await store.migrate();

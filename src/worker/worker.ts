@@ -12,6 +12,7 @@ import { newWorkerId } from '../engine/ids.ts';
 import type { StoreNotification } from '../store/store.ts';
 import type { ToolRegistry } from '../tools/registry.ts';
 import { StepRun, type AttemptResult } from './run-step.ts';
+import { attemptEnded } from '../telemetry/hooks.ts';
 
 export interface WorkerOptions {
   core: Transitions;
@@ -243,6 +244,7 @@ export class Worker {
   #finished(run: StepRun, result: AttemptResult): void {
     const { claim } = run;
     if (this.#abandoned) return;
+    attemptEnded({ ...claim, startedAt: run.startedAt, outcome: result.abortCause === 'lease_lost' || result.abortCause === 'shutdown' ? 'lost' : result.outcome, error: result.error, hangReport: result.hangReport });
     if (result.abortCause === 'lease_lost') {
       // Someone else owns the step now; our result is void.
       this.#inflight.delete(claim.token);

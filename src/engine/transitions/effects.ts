@@ -11,6 +11,8 @@ export interface TxEffects {
   events: NewEvent[];
   deltas: Map<string, RunEffect>;
   queued: number;
+  /** Every event the transaction wrote, run.started and run.finished included (set by settleRuns). */
+  written: NewEvent[];
 }
 
 export interface RunEffect {
@@ -34,7 +36,7 @@ export function guarded(u: StepUpdate): StepUpdate {
 }
 
 export function newEffects(now: number): TxEffects {
-  return { now, events: [], deltas: new Map(), queued: 0 };
+  return { now, events: [], deltas: new Map(), queued: 0, written: [] };
 }
 
 export function runEffect(fx: TxEffects, runId: string): RunEffect {

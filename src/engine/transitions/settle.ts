@@ -53,5 +53,6 @@ export async function settleRuns(tx: Tx, fx: TxEffects): Promise<string[]> {
   }
   await tx.writeRuns(changed);
   await tx.insertEvents(out);
+  fx.written = out;
   return [...new Set(out.map((e) => e.runId))];
 }
