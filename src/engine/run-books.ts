@@ -3,9 +3,29 @@
  * its start and end. The rules live here, once, for every store: a store only locks the row
  * (`Tx.lockRuns`) and writes back what this computed (`Tx.writeRuns`).
  */
+import type { SerializedError } from '../domain/errors.ts';
 import type { UsageTotals } from '../domain/records.ts';
 import { assertTransition, runOutcome, RUN_TRANSITIONS } from '../domain/states.ts';
 import type { RunBook } from '../store/store.ts';
+import type { StepFailure } from './transitions/effects.ts';
+
+/** Longest step error message a run's error repeats (the step keeps the whole message). */
+const RUN_ERROR_MESSAGE_MAX = 500;
+
+/**
+ * A run's `error`: the first of its steps that failed or timed out, and why. Set when that step
+ * ends (the run may still have steps running) and never replaced; the run ends `failed`.
+ */
+export function runError(failure: StepFailure): SerializedError {
+  const e = failure.error;
+  const why = e ? `${e.code}: ${e.message.length > RUN_ERROR_MESSAGE_MAX ? `${e.message.slice(0, RUN_ERROR_MESSAGE_MAX - 1)}…` : e.message}` : 'no error recorded';
+  return {
+    code: 'STEP_FAILED',
+    message: `step "${failure.step}" ${failure.status === 'timed_out' ? 'timed out' : 'failed'}: ${why}`,
+    retryable: false,
+    data: { step: failure.step, status: failure.status, ...(e ? { error: { code: e.code, message: e.message } } : {}) },
+  };
+}
 
 /** What one transaction did to a run. */
 export interface RunDelta {

@@ -192,6 +192,8 @@ export interface Tx {
   lockRuns(runIds: readonly string[]): Promise<RunBook[]>;
   /** Writes the books' status, times, lastSeq and counters (runs this transaction locked). */
   writeRuns(books: readonly RunBook[]): Promise<void>;
+  /** Sets the run's error unless it has one (the first failure is kept); returns the one it holds. */
+  setRunError(runId: string, error: SerializedError): Promise<SerializedError | null>;
   insertEvents(events: Array<NewEvent & { seq: number }>): Promise<void>;
   getRun(id: string): Promise<RunRow | null>;
   /** Rows for the given (runId, name) keys; missing keys are simply absent. */

@@ -50,6 +50,35 @@ conformance('engine on the store', (it) => {
     }
   });
 
+  it("a failed run's error names the first step that failed and why; run.finished repeats it", async (ctx) => {
+    const engine = new EngineApi({ store: ctx.store, tools, limits: LIMITS, reaperIntervalMs: 100 });
+    engine.start();
+    const worker = startWorker(ctx.store, 'w-fail');
+    try {
+      const { run } = await engine.createRun({
+        plan: {
+          steps: [
+            // Times out first; `later` times out after it and must not replace it; `fine` finishes last.
+            { name: 'stuck', tool: 'sleep', inputs: { ms: 10_000 }, timeoutMs: 150 },
+            { name: 'later', tool: 'sleep', inputs: { ms: 10_000 }, timeoutMs: 600 },
+            { name: 'fine', tool: 'sleep', inputs: { ms: 900 } },
+            { name: 'after', tool: 'echo', inputs: {}, dependsOn: ['stuck'] },
+          ],
+        },
+      });
+      assert.equal(await finished(ctx.store, run.id), 'failed');
+      const done = await engine.getRun(run.id);
+      assert.equal(done.error?.code, 'STEP_FAILED');
+      assert.match(done.error?.message ?? '', /^step "stuck" timed out: STEP_TIMEOUT: step exceeded its 150 ms deadline/);
+      assert.deepEqual({ step: done.error?.data?.step, status: done.error?.data?.status }, { step: 'stuck', status: 'timed_out' });
+      const events = await engine.listEvents(run.id, 0, 1000);
+      assert.deepEqual(events.at(-1)?.data.error, done.error);
+    } finally {
+      await worker.stop({ drainMs: 1000 });
+      await engine.stop();
+    }
+  });
+
   it('two workers on two connections share runs; no step runs twice', async (ctx) => {
     const other = await ctx.another();
     const engine = new EngineApi({ store: ctx.store, tools, limits: LIMITS, reaperIntervalMs: 100 });

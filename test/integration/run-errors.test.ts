@@ -65,6 +65,10 @@ describe('run errors', () => {
     assert.equal(err?.code, 'HTTP_REQUEST_FAILED');
     assert.match(err?.message ?? '', new RegExp(`^GET http://127\\.0\\.0\\.1:${port}/x\\?\\[redacted\\] failed: connect ECONNREFUSED 127\\.0\\.0\\.1:${port}$`));
     assert.deepEqual(err?.data?.cause, { code: 'ECONNREFUSED', syscall: 'connect', address: '127.0.0.1', port });
+    // The run says which step failed and why.
+    assert.equal(done.status, 'failed');
+    assert.equal(done.error?.code, 'STEP_FAILED');
+    assert.equal(done.error?.message, `step "fetch" failed: HTTP_REQUEST_FAILED: ${err?.message}`);
   });
 
   test('the http tool explains a port fetch refuses to use (9, the Fetch standard\'s blocked ports)', async () => {

@@ -2,6 +2,7 @@
  * What a transaction did, gathered while it runs so the run bookkeeping is written once per run at
  * its end (settle.ts), and the guard every step update passes.
  */
+import type { SerializedError } from '../../domain/errors.ts';
 import type { UsageTotals } from '../../domain/records.ts';
 import { assertTransition, STEP_TRANSITIONS } from '../../domain/states.ts';
 import type { NewEvent, StepUpdate } from '../../store/store.ts';
@@ -21,6 +22,14 @@ export interface RunEffect {
   usage: UsageTotals;
   /** A step of this run was claimed: the run starts if it has not yet. */
   start: boolean;
+  /** The first step of this run that failed or timed out in this transaction. */
+  failure?: StepFailure;
+}
+
+export interface StepFailure {
+  step: string;
+  status: 'failed' | 'timed_out';
+  error: SerializedError | null;
 }
 
 /**

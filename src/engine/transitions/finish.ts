@@ -75,6 +75,7 @@ export async function finishSteps(tx: Tx, fx: TxEffects, items: readonly FinishI
     const d = runEffect(fx, step.runId);
     d.stepsDone++;
     if (status !== 'succeeded') d.stepsFailed++;
+    if ((status === 'failed' || status === 'timed_out') && d.failure === undefined) d.failure = { step: step.name, status, error: opts.error ?? null };
     if (step.dependents.length > 0) advancing.push(item);
   }
   for (const { step, status, opts } of advancing) await advance(tx, fx, step, status === 'succeeded' ? opts.outputs : undefined, status);

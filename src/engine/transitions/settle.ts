@@ -1,6 +1,7 @@
 /** The end of every transaction: the run bookkeeping and the events, with their seqs. */
 import type { NewEvent, RunBook, Tx } from '../../store/store.ts';
-import { advanceBook } from '../run-books.ts';
+import type { SerializedError } from '../../domain/errors.ts';
+import { advanceBook, runError } from '../run-books.ts';
 import type { TxEffects } from './effects.ts';
 
 /**
@@ -38,6 +39,10 @@ export async function settleRuns(tx: Tx, fx: TxEffects): Promise<string[]> {
       fx.now,
     );
     if (block.changed) changed.push(book);
+    // Only runs with a failed step pay for these statements: the first failure is kept as the
+    // run's error, and run.finished of a failed run repeats it.
+    let error: SerializedError | null = d?.failure ? await tx.setRunError(runId, runError(d.failure)) : null;
+    if (block.finished?.status === 'failed' && error === null) error = (await tx.getRun(runId))?.error ?? null;
     if (block.started !== null) out.push({ runId, type: 'run.started', ts: fx.now, data: {}, seq: block.started });
     let seq = block.firstEvent;
     for (const e of events) out.push({ ...e, seq: seq++ });
@@ -48,7 +53,13 @@ export async function settleRuns(tx: Tx, fx: TxEffects): Promise<string[]> {
       type: 'run.finished',
       ts: fx.now,
       seq: fin.seq,
-      data: { status: fin.status, durationMs: fx.now - book.createdAt, steps: { total: book.stepsTotal, notSucceeded: book.stepsFailed }, usage: book.usage },
+      data: {
+        status: fin.status,
+        durationMs: fx.now - book.createdAt,
+        steps: { total: book.stepsTotal, notSucceeded: book.stepsFailed },
+        usage: book.usage,
+        ...(fin.status === 'failed' ? { error } : {}),
+      },
     });
   }
   await tx.writeRuns(changed);

@@ -22,6 +22,7 @@
  *   step) instead of waiting: waiting there is how a heartbeat and a completion deadlock.
  */
 import type pg from 'pg';
+import type { SerializedError } from '../../domain/errors.ts';
 import type { RunState } from '../../domain/states.ts';
 import type {
   AttemptUpdate,
@@ -189,6 +190,12 @@ export class PgTx implements Tx {
 
   async writeRuns(books: readonly RunBook[]): Promise<void> {
     this.#books.write(books);
+  }
+
+  async setRunError(runId: string, error: SerializedError): Promise<SerializedError | null> {
+    const res = await this.#q('UPDATE runs SET error = coalesce(error, $1::json) WHERE id = $2 RETURNING error', [JSON.stringify(error), runId]);
+    const r = res.rows[0] as { error?: unknown } | undefined;
+    return (r?.error as SerializedError | null | undefined) ?? null;
   }
 
   async insertEvents(events: Array<NewEvent & { seq: number }>): Promise<void> {

@@ -1,5 +1,6 @@
 /** The write operations of one SQLite transaction (see Tx in ../store.ts). */
 import type { SQLInputValue } from 'node:sqlite';
+import type { SerializedError } from '../../domain/errors.ts';
 import type { RunState } from '../../domain/states.ts';
 import { RUN_COLUMNS, setClause, STEP_COLUMNS, type ParamStyle } from '../columns.ts';
 import { BOOK_COLUMNS, toBook, toRun, toStep } from '../rows.ts';
@@ -88,6 +89,11 @@ export class SqliteTx implements Tx {
       const changes = st.run(b.status, b.startedAt, b.finishedAt, b.lastSeq, b.stepsDone, b.stepsFailed, b.usage.inputTokens, b.usage.outputTokens, b.usage.calls, b.id).changes;
       if (Number(changes) !== 1) throw new Error(`run bookkeeping: run ${b.id} does not exist`);
     }
+  }
+
+  async setRunError(runId: string, error: SerializedError): Promise<SerializedError | null> {
+    const r = this.#s.get('UPDATE runs SET error = coalesce(error, ?) WHERE id = ? RETURNING error', JSON.stringify(error), runId);
+    return r && typeof r.error === 'string' ? (JSON.parse(r.error) as SerializedError) : null;
   }
 
   async insertEvents(events: Array<NewEvent & { seq: number }>): Promise<void> {
