@@ -1,9 +1,11 @@
 /**
  * Graceful shutdown for long-running commands (`start`, `lab`): the first SIGINT/SIGTERM closes
  * the service and resolves 0; a second signal exits at once (130 for SIGINT, 143 for SIGTERM); a
- * close that does not finish within `closeTimeoutMs` exits 1 instead of hanging.
+ * close that does not finish within `closeTimeoutMs` exits 1 instead of hanging. Under npm, the
+ * death of the launcher counts as SIGTERM (launcher-watch.ts).
  */
 import { EXIT } from './io.ts';
+import { shouldWatchLauncher, watchLauncher } from './launcher-watch.ts';
 import type { Io } from './io.ts';
 
 /** A repeat of the first signal within this window is taken as a duplicate delivery, not a second request. */
@@ -72,7 +74,15 @@ export function handleShutdownSignals(io: Io, what: string, closeTimeoutMs = 30_
     }
     stop(signal);
   };
+  // The launcher (npm, npx and their shell) died or was told to stop without passing it on.
+  const stopWatching = shouldWatchLauncher(process.env)
+    ? watchLauncher((pid) => {
+        io.err(`the process that started ${what} (pid ${pid}) is gone\n`);
+        onSignal('SIGTERM');
+      }, { wrapped: process.env.RUNWARDEN_WRAPPED === '1' })
+    : () => undefined;
   const dispose = (): void => {
+    stopWatching();
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);
   };
