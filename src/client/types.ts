@@ -37,6 +37,14 @@ export interface ListRunsQuery {
   status?: RunState;
   /** `key:value` or `key=value`. */
   label?: string;
+  /** Created at or after this ISO 8601 date, or time with its zone. */
+  createdAfter?: string;
+  /** Created before this ISO 8601 date, or time with its zone. */
+  createdBefore?: string;
+  /** The goal contains this text (case-insensitive). */
+  goal?: string;
+  /** A step of the run uses this tool. */
+  tool?: string;
   cursor?: string;
   /** 1-500. @default 50 */
   limit?: number;

@@ -129,6 +129,10 @@ export class EngineApi implements EngineFacade {
       limit: limit + 1,
       ...(q.status ? { status: q.status } : {}),
       ...(q.label ? { label: q.label } : {}),
+      ...(q.createdAfter !== undefined ? { createdAfter: q.createdAfter } : {}),
+      ...(q.createdBefore !== undefined ? { createdBefore: q.createdBefore } : {}),
+      ...(q.goal ? { goal: q.goal } : {}),
+      ...(q.tool ? { tool: q.tool } : {}),
       ...(q.cursor ? { before: decodeCursor(q.cursor) } : {}),
     });
     const page = rows.slice(0, limit);

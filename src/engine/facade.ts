@@ -9,6 +9,14 @@ export interface ListRunsQuery {
   status?: RunState;
   /** `key=value` label filter. */
   label?: { key: string; value: string };
+  /** Created at or after this time (epoch ms). */
+  createdAfter?: number;
+  /** Created before this time (epoch ms). */
+  createdBefore?: number;
+  /** The goal contains this text (case-insensitive). */
+  goal?: string;
+  /** A step of the run uses this tool. */
+  tool?: string;
   /** Opaque cursor from a previous page. */
   cursor?: string;
   /** @default 50, at most 500 */

@@ -60,6 +60,10 @@ export function openApiDocument(version: string): Json {
           parameters: [
             { name: 'status', in: 'query', schema: { type: 'string', enum: [...RUN_STATES] } },
             { name: 'label', in: 'query', description: '`key:value` or `key=value`.', schema: { type: 'string' } },
+            { name: 'createdAfter', in: 'query', description: 'Runs created at or after this ISO 8601 time.', schema: { type: 'string', format: 'date-time' } },
+            { name: 'createdBefore', in: 'query', description: 'Runs created before this ISO 8601 time.', schema: { type: 'string', format: 'date-time' } },
+            { name: 'goal', in: 'query', description: 'The goal contains this text (case-insensitive).', schema: { type: 'string', maxLength: 1000 } },
+            { name: 'tool', in: 'query', description: 'A step of the run uses this tool.', schema: { type: 'string', maxLength: 64 } },
             { name: 'cursor', in: 'query', description: '`nextCursor` of the previous page.', schema: { type: 'string' } },
             { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 500, default: 50 } },
           ],

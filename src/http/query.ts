@@ -28,9 +28,24 @@ export const MAX_RUNS_PAGE = 500;
 export const MAX_EVENTS_PAGE = 10_000;
 export const DEFAULT_EVENTS_PAGE = 500;
 
+/**
+ * An ISO 8601 date (midnight UTC) or time with its zone (`2025-03-04`, `2025-03-04T12:00:00Z`,
+ * `...+02:00`), as epoch ms. A time without a zone is refused: the server's zone is not the
+ * client's.
+ */
+const isoTime = z
+  .string()
+  .regex(/^\d{4}-\d\d-\d\d(T\d\d:\d\d(:\d\d(\.\d{1,3})?)?(Z|[+-]\d\d:\d\d))?$/, 'must be an ISO 8601 date or a time with its zone, such as 2025-03-04 or 2025-03-04T12:00:00Z')
+  .transform((s) => Date.parse(s))
+  .pipe(z.number({ message: 'must be a valid date' }).int());
+
 export const listRunsQuery = z.strictObject({
   status: z.enum(RUN_STATES).optional(),
   label: label.optional(),
+  createdAfter: isoTime.optional(),
+  createdBefore: isoTime.optional(),
+  goal: z.string().min(1).max(1000).optional(),
+  tool: z.string().min(1).max(64).optional(),
   cursor: z.string().min(1).max(1000).optional(),
   limit: intString(1, MAX_RUNS_PAGE).optional(),
 });
@@ -73,6 +88,10 @@ export function toListRunsQuery(q: z.output<typeof listRunsQuery>): ListRunsQuer
   const out: ListRunsQuery = {};
   if (q.status !== undefined) out.status = q.status;
   if (q.label !== undefined) out.label = q.label;
+  if (q.createdAfter !== undefined) out.createdAfter = q.createdAfter;
+  if (q.createdBefore !== undefined) out.createdBefore = q.createdBefore;
+  if (q.goal !== undefined) out.goal = q.goal;
+  if (q.tool !== undefined) out.tool = q.tool;
   if (q.cursor !== undefined) out.cursor = q.cursor;
   if (q.limit !== undefined) out.limit = q.limit;
   return out;

@@ -230,6 +230,14 @@ export interface Tx {
 export interface ListRunsFilter {
   status?: RunState;
   label?: { key: string; value: string };
+  /** created_at >= this (epoch ms). */
+  createdAfter?: number;
+  /** created_at < this (epoch ms). */
+  createdBefore?: number;
+  /** The goal contains this text, case-insensitively (ASCII case folding in SQLite). */
+  goal?: string;
+  /** At least one step of the run uses this tool. */
+  tool?: string;
   /** Return runs strictly before this (createdAt, id) position, newest first. */
   before?: { createdAt: number; id: string };
   limit: number;

@@ -140,6 +140,29 @@ describe('the CLI for scripts', () => {
     assert.equal(err, '');
   });
 
+  test('runs list filters by time, goal and tool', async () => {
+    const plan = await file('tools.json', { plan: { goal: 'Filter me: HTTP then echo', steps: [{ name: 'h', tool: 'http', inputs: { url: `${url}/health` } }, { name: 'e', tool: 'echo', inputs: {}, dependsOn: ['h'] }] } });
+    const id = (await runCli(['submit', plan, '--follow', '--url', url])).stdout.split('\n')[0] ?? '';
+    const list = async (...flags: string[]): Promise<string[]> => {
+      const r = await runCli(['runs', 'list', '--json', '--limit', '500', '--url', url, ...flags]);
+      assert.equal(r.code, 0, r.stderr);
+      return (JSON.parse(r.stdout) as { runs: Array<{ id: string }> }).runs.map((x) => x.id);
+    };
+    assert.deepEqual(await list('--goal', 'filter ME'), [id]);
+    assert.deepEqual(await list('--tool', 'http'), [id]);
+    assert.ok((await list('--tool', 'echo')).includes(id));
+    assert.ok(!(await list('--tool', 'sleep')).includes(id));
+    assert.deepEqual(await list('--goal', 'filter', '--since', '10m'), [id]);
+    assert.deepEqual(await list('--goal', 'filter', '--until', '2000-01-01'), []);
+    assert.deepEqual(await list('--goal', 'filter', '--since', new Date(Date.now() + 60_000).toISOString()), []);
+    const bad = await runCli(['runs', 'list', '--since', 'yesterday', '--url', url]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /^error: --since must be a time/);
+    const res = await fetch(`${url}/runs?createdAfter=2025-03-04T12:00`);
+    assert.equal(res.status, 400);
+    assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'INVALID_QUERY');
+  });
+
   test('on a terminal: a redrawn table; with TERM=dumb: the plain lines a pipe gets', async () => {
     const tty = await runInTerminal(['submit', 'examples/hello.json', '--follow', '--url', url], { TERM: 'xterm-256color' });
     assert.equal(tty.code, 0, tty.output);

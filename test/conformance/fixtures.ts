@@ -17,8 +17,10 @@ export const LIMITS = { defaultTimeoutMs: 30_000, maxTimeoutMs: 86_400_000 };
 
 export type PlanStep = { name: string; tool?: string; inputs?: Record<string, unknown>; dependsOn?: string[]; timeoutMs?: number; retries?: Record<string, number> };
 
+/** `extra` holds the request's other fields (labels, idempotencyKey); its `goal` goes into the plan. */
 export function validate(steps: PlanStep[], extra: Record<string, unknown> = {}): Promise<ValidatedRun> {
-  return validateRunRequest({ plan: { steps: steps.map((s) => ({ tool: 'echo', ...s })) }, ...extra }, tools, LIMITS);
+  const { goal, ...rest } = extra;
+  return validateRunRequest({ plan: { ...(goal !== undefined ? { goal } : {}), steps: steps.map((s) => ({ tool: 'echo', ...s })) }, ...rest }, tools, LIMITS);
 }
 
 /** A clock the test moves by hand. */

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import type { Store } from '../../src/store/store.ts';
 import { conformance } from './harness.ts';
 import { Clock, coreAt, createRun, events } from './fixtures.ts';
 
@@ -115,6 +116,27 @@ conformance('store basics', (it) => {
     assert.equal((await ctx.store.listRuns({ limit: 10, status: 'running' })).length, 0);
     assert.equal((await ctx.store.listRuns({ limit: 10, status: 'queued' })).length, 5);
     assert.deepEqual(await ctx.store.runCounts(), { queued: 5, running: 0, succeeded: 0, failed: 0, cancelled: 0 });
+  });
+
+  it('lists runs by creation time, goal text (any case) and the tools of their steps', async (ctx) => {
+    const clock = new Clock();
+    const core = coreAt(ctx.store, clock);
+    const t0 = clock.now();
+    const echo = await createRun(core, [{ name: 'a', tool: 'echo' }], { goal: 'Summarise the Q3 Report' });
+    clock.advance(60_000);
+    const sleep = await createRun(core, [{ name: 'a', tool: 'echo' }, { name: 'b', tool: 'sleep', inputs: { ms: 1 } }], { goal: 'nightly report' });
+    clock.advance(60_000);
+    const other = await createRun(core, [{ name: 'a', tool: 'noop' }]);
+    const ids = async (f: Omit<Parameters<Store['listRuns']>[0], 'limit'>): Promise<string[]> => (await ctx.store.listRuns({ limit: 10, ...f })).map((r) => r.id);
+    assert.deepEqual(await ids({ createdAfter: t0 + 60_000 }), [other, sleep]);
+    assert.deepEqual(await ids({ createdBefore: t0 + 60_000 }), [echo]);
+    assert.deepEqual(await ids({ createdAfter: t0 + 1, createdBefore: t0 + 120_000 }), [sleep]);
+    assert.deepEqual(await ids({ goal: 'REPORT' }), [sleep, echo]);
+    assert.deepEqual(await ids({ goal: 'q3 rep' }), [echo]);
+    assert.deepEqual(await ids({ tool: 'sleep' }), [sleep]);
+    assert.deepEqual(await ids({ tool: 'echo' }), [sleep, echo]);
+    assert.deepEqual(await ids({ tool: 'echo', goal: 'nightly' }), [sleep]);
+    assert.deepEqual(await ids({ tool: 'teleport' }), []);
   });
 
   it('a transaction that throws leaves nothing behind', async (ctx) => {

@@ -1,9 +1,10 @@
 /** `runwarden runs list|show|cancel|events` */
 import type { EventRecord, RunRecord, RunWithSteps } from '../../domain/records.ts';
+import { DURATION_HELP, parseDuration } from '../../domain/duration.ts';
 import { RUN_STATES } from '../../domain/states.ts';
 import { ApiClient } from '../client.ts';
 import { boolFlag, intFlag, stringFlag } from '../command.ts';
-import type { Command } from '../command.ts';
+import type { Command, ParsedArgs } from '../command.ts';
 import { between, dateTime, duration, errorSummary, eventLine, table, truncate } from '../format.ts';
 import { EXIT, usageError } from '../io.ts';
 import { URL_HELP } from './submit.ts';
@@ -13,27 +14,47 @@ const JSON_HELP = '  --json         print JSON for scripts';
 export const runsListCommand: Command = {
   name: 'runs list',
   summary: 'List runs, newest first.',
-  usage: '[--status <s>] [--label k=v] [--limit n] [--cursor c] [--json] [--url <url>]',
+  usage: '[--status <s>] [--label k=v] [--since t] [--until t] [--goal text] [--tool name] [--limit n] [--cursor c] [--json] [--url <url>]',
   help: `  --status <s>   one of ${RUN_STATES.join(', ')}
   --label k=v    only runs with this label
+  --since t      created at or after t: a time (2025-03-04, 2025-03-04T12:00, local unless
+                 it names its zone) or how long ago (${DURATION_HELP})
+  --until t      created before t (same forms)
+  --goal text    the goal contains this text (case-insensitive)
+  --tool name    a step of the run uses this tool
   --limit n      at most n runs (1-500, default 50)
   --cursor c     the next page (printed after a full page)
 ${JSON_HELP} (the API's page: { runs, nextCursor })
 ${URL_HELP}`,
-  options: { status: { type: 'string' }, label: { type: 'string' }, limit: { type: 'string' }, cursor: { type: 'string' }, json: { type: 'boolean' }, url: { type: 'string' } },
+  options: {
+    status: { type: 'string' },
+    label: { type: 'string' },
+    since: { type: 'string' },
+    until: { type: 'string' },
+    goal: { type: 'string' },
+    tool: { type: 'string' },
+    limit: { type: 'string' },
+    cursor: { type: 'string' },
+    json: { type: 'boolean' },
+    url: { type: 'string' },
+  },
   positionals: { min: 0, max: 0 },
   async run(args, io) {
     const status = stringFlag(args, 'status');
     if (status !== undefined && !(RUN_STATES as readonly string[]).includes(status)) throw usageError(`--status must be one of ${RUN_STATES.join(', ')}`);
     const label = stringFlag(args, 'label');
     if (label !== undefined && !/^[^=:]+[=:]/.test(label)) throw usageError('--label must be key=value');
-    const client = ApiClient.fromEnv(stringFlag(args, 'url'), io.env);
-    const page = await client.get<{ runs: RunRecord[]; nextCursor: string | null }>('/runs', {
+    const filters = {
       status,
       label,
-      limit: intFlag(args, 'limit', 1, 500),
-      cursor: stringFlag(args, 'cursor'),
-    });
+      createdAfter: timeFlag(args, 'since'),
+      createdBefore: timeFlag(args, 'until'),
+      goal: stringFlag(args, 'goal'),
+      tool: stringFlag(args, 'tool'),
+    };
+    const client = ApiClient.fromEnv(stringFlag(args, 'url'), io.env);
+    const limit = intFlag(args, 'limit', 1, 500);
+    const page = await client.get<{ runs: RunRecord[]; nextCursor: string | null }>('/runs', { ...filters, limit, cursor: stringFlag(args, 'cursor') });
     if (boolFlag(args, 'json')) {
       io.out(`${JSON.stringify(page, null, 2)}\n`);
       return EXIT.OK;
@@ -54,10 +75,35 @@ ${URL_HELP}`,
         .join(','),
     ]);
     io.out(`${table(['ID', 'STATUS', 'STEPS', 'CREATED', 'DURATION', 'GOAL', 'LABELS'], rows).join('\n')}\n`);
-    if (page.nextCursor) io.err(`more: runwarden runs list --cursor ${page.nextCursor}\n`);
+    if (page.nextCursor) io.err(`more: runwarden runs list ${nextPageFlags(args, page.nextCursor)}\n`);
     return EXIT.OK;
   },
 };
+
+/** The same filters for the next page, so the printed command lists the same runs. */
+function nextPageFlags(args: ParsedArgs, cursor: string): string {
+  const quote = (v: string): string => (/^[\w@%+=:,./-]+$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`);
+  const flags = ['status', 'label', 'since', 'until', 'goal', 'tool', 'limit'].flatMap((f) => {
+    const v = stringFlag(args, f);
+    return v === undefined ? [] : [`--${f} ${quote(v)}`];
+  });
+  return [...flags, `--cursor ${cursor}`].join(' ');
+}
+
+/**
+ * `--since` / `--until` as the ISO time the API takes: how long ago (`2h`), a date (midnight UTC,
+ * as the API reads it), or a time, local unless it names its zone.
+ */
+function timeFlag(args: ParsedArgs, name: string, now = Date.now()): string | undefined {
+  const raw = stringFlag(args, name);
+  if (raw === undefined) return undefined;
+  const ago = parseDuration(raw);
+  if (ago !== undefined) return new Date(now - ago).toISOString();
+  if (/^\d{4}-\d\d-\d\d$/.test(raw)) return raw;
+  const at = /^\d{4}-\d\d-\d\d[T ]\d\d:\d\d/.test(raw) ? Date.parse(raw.replace(' ', 'T')) : Number.NaN;
+  if (Number.isNaN(at)) throw usageError(`--${name} must be a time (2025-03-04, 2025-03-04T12:00) or ${DURATION_HELP}, got ${JSON.stringify(raw)}`);
+  return new Date(at).toISOString();
+}
 
 export const runsShowCommand: Command = {
   name: 'runs show',

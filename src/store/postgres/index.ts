@@ -328,6 +328,22 @@ export class PostgresStore implements Store {
       params.push(...labelNeedles(f.label.key, f.label.value));
       where.push(`(${[1, 2, 3, 4].map((i) => `strpos(labels::text, $${n + i}) > 0`).join(' OR ')})`);
     }
+    if (f.createdAfter !== undefined) {
+      params.push(f.createdAfter);
+      where.push(`created_at >= $${params.length}::bigint`);
+    }
+    if (f.createdBefore !== undefined) {
+      params.push(f.createdBefore);
+      where.push(`created_at < $${params.length}::bigint`);
+    }
+    if (f.goal !== undefined) {
+      params.push(f.goal);
+      where.push(`strpos(lower(goal), lower($${params.length})) > 0`);
+    }
+    if (f.tool !== undefined) {
+      params.push(f.tool);
+      where.push(`EXISTS (SELECT 1 FROM steps s WHERE s.run_id = runs.id AND s.tool = $${params.length})`);
+    }
     if (f.before) {
       params.push(f.before.createdAt, f.before.id);
       where.push(`(created_at, id) < ($${params.length - 1}::bigint, $${params.length}::text)`);

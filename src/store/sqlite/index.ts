@@ -146,6 +146,22 @@ export class SqliteStore implements Store {
       where.push('(instr(labels, ?) > 0 OR instr(labels, ?) > 0 OR instr(labels, ?) > 0 OR instr(labels, ?) > 0)');
       params.push(...labelNeedles(f.label.key, f.label.value));
     }
+    if (f.createdAfter !== undefined) {
+      where.push('created_at >= ?');
+      params.push(f.createdAfter);
+    }
+    if (f.createdBefore !== undefined) {
+      where.push('created_at < ?');
+      params.push(f.createdBefore);
+    }
+    if (f.goal !== undefined) {
+      where.push('instr(lower(goal), lower(?)) > 0');
+      params.push(f.goal);
+    }
+    if (f.tool !== undefined) {
+      where.push('EXISTS (SELECT 1 FROM steps s WHERE s.run_id = runs.id AND s.tool = ?)');
+      params.push(f.tool);
+    }
     if (f.before) {
       where.push('(created_at, id) < (?, ?)');
       params.push(f.before.createdAt, f.before.id);
