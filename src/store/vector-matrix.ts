@@ -1,10 +1,12 @@
 /**
  * The in-memory side of exact vector search, shared by the SQLite and PostgreSQL vector stores:
  * input checks, normalisation (so cosine similarity is a dot product), the little-endian Float32
- * encoding both tables store, the growable per-collection matrix, and the top-k scan.
+ * encoding both tables store, the growable per-collection matrix, the top-k scan, and turning the
+ * top rows into hits.
  */
 import { endianness } from 'node:os';
 import { RunwardenError } from '../domain/errors.ts';
+import type { VectorHit, VectorItem } from '../domain/vectors.ts';
 
 const LITTLE_ENDIAN = endianness() === 'LE';
 /** Largest vector accepted (OpenAI's largest embeddings have 3072 dimensions). */
@@ -127,4 +129,71 @@ export function topK(c: Collection, q: Float32Array, k: number): Array<{ id: num
     out.push({ id: c.ids[row]!, score: Math.max(-1, Math.min(1, scores[i]!)) });
   }
   return out;
+}
+
+/** An upsert's item checked and normalised, its metadata as JSON text. */
+export interface PreparedItem {
+  text: string;
+  vector: Float32Array;
+  metadata: string | null;
+}
+
+/** Checks an upsert's items (text, one dimension count for all, in range) and normalises them. */
+export function prepareItems(collection: string, items: readonly VectorItem[]): { dims: number; rows: PreparedItem[] } {
+  const dims = items[0]?.vector.length ?? 0;
+  const rows = items.map((item, i) => {
+    if (typeof item.text !== 'string') throw invalid(`item ${i}: text must be a string`);
+    if (item.vector.length !== dims) {
+      throw mismatch(`item ${i} has ${item.vector.length} dimensions, item 0 has ${dims}`, { collection, expected: dims, got: item.vector.length });
+    }
+    return { text: item.text, vector: normalise(item.vector, i), metadata: item.metadata === undefined ? null : JSON.stringify(item.metadata) };
+  });
+  if (dims === 0 || dims > MAX_DIMS) throw invalid(`vectors must have 1 to ${MAX_DIMS} dimensions, got ${dims}`);
+  return { dims, rows };
+}
+
+/** A collection holding vectors of another dimension count than an upsert's. */
+export function upsertMismatch(collection: string, existing: number, dims: number): RunwardenError {
+  return mismatch(`collection "${collection}" holds ${existing}-dimensional vectors; got ${dims}`, { collection, expected: existing, got: dims });
+}
+
+export function checkK(k: number): void {
+  if (!Number.isInteger(k) || k < 1 || k > MAX_K) throw invalid(`k must be an integer from 1 to ${MAX_K}, got ${k}`);
+}
+
+/** The query vector, normalised, after checking it against the collection's dimension count. */
+export function queryVector(collection: string, c: Collection, vector: Float32Array | number[]): Float32Array {
+  if (vector.length !== c.dims) {
+    throw mismatch(`collection "${collection}" holds ${c.dims}-dimensional vectors; the query has ${vector.length}`, { collection, expected: c.dims, got: vector.length });
+  }
+  return normalise(vector, 0);
+}
+
+/** The hits of `top`, in its order, from the rows read for their ids (a row gone meanwhile is skipped). */
+export function assembleHits(
+  top: ReadonlyArray<{ id: number; score: number }>,
+  rows: ReadonlyArray<{ id: number | bigint; text: string; metadata: string | null }>,
+): VectorHit[] {
+  const byId = new Map(rows.map((r) => [Number(r.id), r]));
+  const hits: VectorHit[] = [];
+  for (const t of top) {
+    const r = byId.get(t.id);
+    if (!r) continue;
+    hits.push({ text: r.text, score: t.score, metadata: r.metadata === null ? null : (JSON.parse(r.metadata) as Record<string, unknown>) });
+  }
+  return hits;
+}
+
+/** Appends rows read from the table (`id > c.maxId`, in id order) to the matrix, checking each. */
+export function appendRows(c: Collection, collection: string, rows: ReadonlyArray<{ id: number | bigint; dims: number | bigint; vector: Uint8Array }>): void {
+  reserve(c, c.count + rows.length);
+  for (const r of rows) {
+    const dims = Number(r.dims);
+    if (dims !== c.dims || r.vector.byteLength !== dims * 4) {
+      throw new RunwardenError('vectors.corrupt', `row ${Number(r.id)} of collection "${collection}" has ${dims} dims / ${r.vector.byteLength} bytes; expected ${c.dims}`, {
+        data: { collection, id: Number(r.id) },
+      });
+    }
+    writeRow(c, Number(r.id), r.vector);
+  }
 }

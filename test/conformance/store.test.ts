@@ -4,6 +4,43 @@ import { conformance } from './harness.ts';
 import { Clock, coreAt, createRun, events } from './fixtures.ts';
 
 conformance('store basics', (it) => {
+  it('reads and writes from outside a transaction neither see nor join what it has not committed', async (ctx) => {
+    const boom = new Error('rolled back on purpose');
+    let inserted: () => void = () => undefined;
+    const insertedNow = new Promise<void>((r) => (inserted = r));
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((r) => (release = r));
+    // A transaction that awaits something other than the store (here: the test) between its
+    // writes and its end, then rolls back.
+    const tx = ctx.store.transaction(async (t) => {
+      await t.insertRun({ id: 'r_uncommitted', goal: null, labels: {}, idempotencyKey: 'k_uncommitted', plan: {}, stepsTotal: 1, createdAt: 1 });
+      inserted();
+      await released;
+      throw boom;
+    });
+    await insertedNow;
+    const reads = Promise.all([
+      ctx.store.getRun('r_uncommitted'),
+      ctx.store.findRunByIdempotencyKey('k_uncommitted'),
+      ctx.store.listRuns({ limit: 10 }),
+      ctx.store.runCounts(),
+    ]);
+    const worker = { id: 'w_outside', pid: 1, host: 'h', state: 'running', startedAt: new Date(2).toISOString(), lastHeartbeatAt: new Date(3).toISOString(), info: {} };
+    const write = ctx.store.upsertWorker(worker);
+    // Whatever would run on the connection before the transaction ends gets the chance to now.
+    await new Promise((r) => setImmediate(r));
+    release();
+    await assert.rejects(tx, boom);
+    const [run, byKey, list, counts] = await reads;
+    await write;
+    assert.equal(run, null);
+    assert.equal(byKey, null);
+    assert.deepEqual(list, []);
+    assert.equal(counts.queued, 0);
+    assert.deepEqual(await ctx.store.getRun('r_uncommitted'), null);
+    assert.deepEqual((await ctx.store.listWorkers()).map((w) => w.id), ['w_outside'], 'the outside write was not rolled back with the transaction');
+  });
+
   it('migrate applies every migration once and reports its status', async (ctx) => {
     const { store } = await ctx.unmigrated();
     const before = await store.migrationStatus();

@@ -21,12 +21,9 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { RunwardenError } from '../../domain/errors.ts';
 import { storableText } from '../../domain/text.ts';
-import type { ArtifactMeta, AttemptRecord, EventRecord, WorkerRecord } from '../../domain/records.ts';
-import { RUN_STATES, STEP_STATES, type RunState, type StepState } from '../../domain/states.ts';
-import { labelNeedles } from '../label-match.ts';
 import { loadMigrations, type Migration } from '../migrations.ts';
-import { toArtifact, toAttempt, toEvent, toRun, toStep, toWorker } from '../rows.ts';
-import type { ListRunsFilter, MigrationStatus, RunRow, StepRow, Store, StoreNotification, Tx } from '../store.ts';
+import { StoreReads } from '../reads.ts';
+import type { MigrationStatus, Store, StoreNotification, Tx } from '../store.ts';
 import { redactPostgresUrl, TYPES } from './connection.ts';
 import { isConflict, isConnectionError, mapError, unavailable } from './errors.ts';
 import { applyMigrations } from './migrate.ts';
@@ -83,7 +80,7 @@ interface TxContext {
   query: (sql: string, params: unknown[]) => Promise<pg.QueryResult>;
 }
 
-export class PostgresStore implements Store {
+export class PostgresStore extends StoreReads implements Store {
   readonly dialect = 'postgres' as const;
   readonly location: string;
   readonly vectors: PgVectorStore;
@@ -103,6 +100,7 @@ export class PostgresStore implements Store {
   readonly txRetries: Record<string, number> = {};
 
   constructor(opts: PostgresStoreOptions) {
+    super();
     let url: URL;
     try {
       url = new URL(opts.url);
@@ -306,125 +304,12 @@ export class PostgresStore implements Store {
     }
   }
 
-  async getRun(id: string): Promise<RunRow | null> {
-    const r = (await this.#rows('SELECT * FROM runs WHERE id = $1', [id]))[0];
-    return r ? toRun(r) : null;
+  protected rows(sql: string, params: unknown[]): Promise<Record<string, unknown>[]> {
+    return this.#rows(sql, params);
   }
 
-  async findRunByIdempotencyKey(key: string): Promise<RunRow | null> {
-    const r = (await this.#rows('SELECT * FROM runs WHERE idempotency_key = $1', [key]))[0];
-    return r ? toRun(r) : null;
-  }
-
-  async listRuns(f: ListRunsFilter): Promise<RunRow[]> {
-    const where: string[] = [];
-    const params: unknown[] = [];
-    if (f.status) {
-      params.push(f.status);
-      where.push(`status = $${params.length}`);
-    }
-    if (f.label) {
-      const n = params.length;
-      params.push(...labelNeedles(f.label.key, f.label.value));
-      where.push(`(${[1, 2, 3, 4].map((i) => `strpos(labels::text, $${n + i}) > 0`).join(' OR ')})`);
-    }
-    if (f.createdAfter !== undefined) {
-      params.push(f.createdAfter);
-      where.push(`created_at >= $${params.length}::bigint`);
-    }
-    if (f.createdBefore !== undefined) {
-      params.push(f.createdBefore);
-      where.push(`created_at < $${params.length}::bigint`);
-    }
-    if (f.goal !== undefined) {
-      params.push(f.goal);
-      where.push(`strpos(lower(goal), lower($${params.length})) > 0`);
-    }
-    if (f.tool !== undefined) {
-      params.push(f.tool);
-      where.push(`EXISTS (SELECT 1 FROM steps s WHERE s.run_id = runs.id AND s.tool = $${params.length})`);
-    }
-    if (f.before) {
-      params.push(f.before.createdAt, f.before.id);
-      where.push(`(created_at, id) < ($${params.length - 1}::bigint, $${params.length}::text)`);
-    }
-    params.push(f.limit);
-    const sql = `SELECT * FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC LIMIT $${params.length}`;
-    return (await this.#rows(sql, params)).map(toRun);
-  }
-
-  async getRunSteps(runId: string): Promise<StepRow[]> {
-    return (await this.#rows('SELECT * FROM steps WHERE run_id = $1 ORDER BY idx', [runId])).map(toStep);
-  }
-
-  async getStep(runId: string, name: string): Promise<StepRow | null> {
-    const r = (await this.#rows('SELECT * FROM steps WHERE run_id = $1 AND name = $2', [runId, name]))[0];
-    return r ? toStep(r) : null;
-  }
-
-  async listAttempts(runId: string, stepName: string): Promise<AttemptRecord[]> {
-    return (await this.#rows('SELECT * FROM attempts WHERE run_id = $1 AND step_name = $2 ORDER BY attempt', [runId, stepName])).map(toAttempt);
-  }
-
-  async listEvents(runId: string, afterSeq: number, limit: number): Promise<EventRecord[]> {
-    return (await this.#rows('SELECT * FROM events WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3', [runId, afterSeq, limit])).map(toEvent);
-  }
-
-  async listArtifacts(runId: string): Promise<ArtifactMeta[]> {
-    return (
-      await this.#rows('SELECT id, run_id, step_name, attempt, name, mime, size, created_at FROM artifacts WHERE run_id = $1 ORDER BY created_at, id', [runId])
-    ).map(toArtifact);
-  }
-
-  async getArtifact(id: string): Promise<{ meta: ArtifactMeta; content: Buffer } | null> {
-    const r = (await this.#rows('SELECT * FROM artifacts WHERE id = $1', [id]))[0];
-    if (!r) return null;
-    return { meta: toArtifact(r), content: r.content as Buffer };
-  }
-
-  async stuckSteps(now: number): Promise<StepRow[]> {
-    return (
-      await this.#rows("SELECT * FROM steps WHERE status = 'running' AND (lease_expires_at < $1 OR deadline_at < $1) ORDER BY deadline_at LIMIT 1000", [now])
-    ).map(toStep);
-  }
-
-  async stepCounts(): Promise<Record<StepState, number>> {
-    const out = Object.fromEntries(STEP_STATES.map((s) => [s, 0])) as Record<StepState, number>;
-    for (const r of await this.#rows('SELECT status, count(*) AS n FROM steps GROUP BY status')) out[r.status as StepState] = Number(r.n);
-    return out;
-  }
-
-  async runCounts(): Promise<Record<RunState, number>> {
-    const out = Object.fromEntries(RUN_STATES.map((s) => [s, 0])) as Record<RunState, number>;
-    for (const r of await this.#rows('SELECT status, count(*) AS n FROM runs GROUP BY status')) out[r.status as RunState] = Number(r.n);
-    return out;
-  }
-
-  async nextReadyAt(): Promise<number | null> {
-    const r = (await this.#rows("SELECT min(ready_at) AS t FROM steps WHERE status = 'queued'"))[0];
-    return r?.t === null || r?.t === undefined ? null : Number(r.t);
-  }
-
-  async upsertWorker(w: WorkerRecord): Promise<void> {
-    await this.#query(
-      `INSERT INTO workers (id, pid, host, state, started_at, last_heartbeat_at, info) VALUES ($1, $2, $3, $4, $5, $6, $7::json)
-       ON CONFLICT (id) DO UPDATE SET state = excluded.state, last_heartbeat_at = excluded.last_heartbeat_at, info = excluded.info`,
-      [w.id, w.pid, w.host, w.state, Date.parse(w.startedAt), Date.parse(w.lastHeartbeatAt), JSON.stringify(w.info)],
-    );
-  }
-
-  async listWorkers(): Promise<WorkerRecord[]> {
-    return (await this.#rows('SELECT * FROM workers ORDER BY started_at, id')).map(toWorker);
-  }
-
-  async deleteWorker(id: string): Promise<void> {
-    await this.#query('DELETE FROM workers WHERE id = $1', [id]);
-  }
-
-  async ping(): Promise<number> {
-    const t0 = performance.now();
-    await this.#query('SELECT 1', []);
-    return performance.now() - t0;
+  protected textContains(column: string, param: string): string {
+    return `strpos(${column}::text, ${param}) > 0`;
   }
 
   publish(n: StoreNotification): void {

@@ -9,9 +9,8 @@
  * read), reads only `id > maxId` when it is behind, and rebuilds when the numbers disagree.
  */
 import type pg from 'pg';
-import { RunwardenError } from '../../domain/errors.ts';
 import type { VectorHit, VectorItem, VectorStore } from '../../domain/vectors.ts';
-import { checkCollection, invalid, MAX_DIMS, MAX_K, mismatch, normalise, reserve, toBlob, topK, writeRow, type Collection } from '../vector-matrix.ts';
+import { appendRows, assembleHits, checkCollection, checkK, MAX_DIMS, MAX_K, prepareItems, queryVector, toBlob, topK, upsertMismatch, type Collection } from '../vector-matrix.ts';
 
 export { MAX_DIMS, MAX_K };
 
@@ -34,24 +33,14 @@ export class PgVectorStore implements VectorStore {
   async upsert(collection: string, items: VectorItem[]): Promise<number> {
     checkCollection(collection);
     if (items.length === 0) return 0;
-    const dims = items[0]!.vector.length;
-    const rows = items.map((item, i) => {
-      if (typeof item.text !== 'string') throw invalid(`item ${i}: text must be a string`);
-      if (item.vector.length !== dims) {
-        throw mismatch(`item ${i} has ${item.vector.length} dimensions, item 0 has ${dims}`, { collection, expected: dims, got: item.vector.length });
-      }
-      return { text: item.text, vector: normalise(item.vector, i), metadata: item.metadata === undefined ? null : JSON.stringify(item.metadata) };
-    });
-    if (dims === 0 || dims > MAX_DIMS) throw invalid(`vectors must have 1 to ${MAX_DIMS} dimensions, got ${dims}`);
+    const { dims, rows } = prepareItems(collection, items);
     const now = new Date().toISOString();
     await this.#db.transaction(async (q) => {
       await q('INSERT INTO vector_collections (collection, dims) VALUES ($1, $2) ON CONFLICT (collection) DO NOTHING', [collection, dims]);
       // The lock that orders writers of one collection (see the header).
       const locked = await q('SELECT dims FROM vector_collections WHERE collection = $1 FOR UPDATE', [collection]);
       const existing = Number((locked.rows[0] as { dims: number }).dims);
-      if (existing !== dims) {
-        throw mismatch(`collection "${collection}" holds ${existing}-dimensional vectors; got ${dims}`, { collection, expected: existing, got: dims });
-      }
+      if (existing !== dims) throw upsertMismatch(collection, existing, dims);
       await q(
         `INSERT INTO vectors (collection, text, dims, vector, metadata, created_at)
          SELECT $1, t, $2, v, m, $3 FROM unnest($4::text[], $5::bytea[], $6::json[]) AS u(t, v, m)`,
@@ -64,27 +53,13 @@ export class PgVectorStore implements VectorStore {
 
   async query(collection: string, vector: Float32Array | number[], k: number): Promise<VectorHit[]> {
     checkCollection(collection);
-    if (!Number.isInteger(k) || k < 1 || k > MAX_K) throw invalid(`k must be an integer from 1 to ${MAX_K}, got ${k}`);
+    checkK(k);
     const c = await this.#load(collection);
     if (!c) return [];
-    if (vector.length !== c.dims) {
-      throw mismatch(`collection "${collection}" holds ${c.dims}-dimensional vectors; the query has ${vector.length}`, {
-        collection,
-        expected: c.dims,
-        got: vector.length,
-      });
-    }
-    const top = topK(c, normalise(vector, 0), Math.min(k, c.count));
+    const top = topK(c, queryVector(collection, c, vector), Math.min(k, c.count));
     if (top.length === 0) return [];
     const res = await this.#db.query('SELECT id, text, metadata FROM vectors WHERE id = ANY($1::bigint[])', [top.map((t) => t.id)]);
-    const byId = new Map((res.rows as Array<{ id: number; text: string; metadata: string | null }>).map((r) => [Number(r.id), r]));
-    const hits: VectorHit[] = [];
-    for (const t of top) {
-      const r = byId.get(t.id);
-      if (!r) continue;
-      hits.push({ text: r.text, score: t.score, metadata: r.metadata === null ? null : (JSON.parse(r.metadata) as Record<string, unknown>) });
-    }
-    return hits;
+    return assembleHits(top, res.rows as Array<{ id: number; text: string; metadata: string | null }>);
   }
 
   async count(collection: string): Promise<number> {
@@ -124,17 +99,7 @@ export class PgVectorStore implements VectorStore {
 
   async #readRows(c: Collection, collection: string): Promise<void> {
     const res = await this.#db.query('SELECT id, dims, vector FROM vectors WHERE collection = $1 AND id > $2 ORDER BY id', [collection, c.maxId]);
-    const rows = res.rows as Array<{ id: number; dims: number; vector: Buffer }>;
-    reserve(c, c.count + rows.length);
-    for (const r of rows) {
-      const dims = Number(r.dims);
-      if (dims !== c.dims || r.vector.byteLength !== dims * 4) {
-        throw new RunwardenError('vectors.corrupt', `row ${Number(r.id)} of collection "${collection}" has ${dims} dims / ${r.vector.byteLength} bytes; expected ${c.dims}`, {
-          data: { collection, id: Number(r.id) },
-        });
-      }
-      writeRow(c, Number(r.id), r.vector);
-    }
+    appendRows(c, collection, res.rows as Array<{ id: number; dims: number; vector: Buffer }>);
   }
 }
 

@@ -1,18 +1,20 @@
 /**
- * The embedded default: one SQLite file (WAL) through node:sqlite. Statements are synchronous, so a
- * transaction is atomic as long as the function inside awaits nothing but this store; a promise
- * chain serialises transactions so two never interleave on the one connection.
+ * The embedded default: one SQLite file (WAL) through node:sqlite, one connection per store.
+ * Statements are synchronous; a transaction's function may still await, and then other code runs
+ * on the same connection, inside the open transaction. So everything goes through one promise
+ * chain: transactions one after another, and every read or write from outside a transaction after
+ * the transaction in progress has committed or rolled back (a read on the connection mid-way would
+ * see rows that may yet be rolled back; a write would join the transaction and roll back with it).
+ * Reads made inside the transaction's own function (its async context) run at once, as part of it.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
-import type { ArtifactMeta, AttemptRecord, EventRecord, WorkerRecord } from '../../domain/records.ts';
-import { RUN_STATES, STEP_STATES, type RunState, type StepState } from '../../domain/states.ts';
 import type { VectorStore } from '../../domain/vectors.ts';
-import { labelNeedles } from '../label-match.ts';
 import { loadMigrations, type Migration } from '../migrations.ts';
-import type { ListRunsFilter, MigrationStatus, RunRow, StepRow, Store, StoreNotification, Tx } from '../store.ts';
-import { toArtifact, toAttempt, toEvent, toRun, toStep, toWorker } from '../rows.ts';
+import type { MigrationStatus, Store, StoreNotification, Tx } from '../store.ts';
+import { StoreReads } from '../reads.ts';
 import { SqliteTx } from './tx.ts';
 import { SqliteVectorStore } from './vectors.ts';
 
@@ -25,7 +27,18 @@ export interface SqliteStoreOptions {
   busyTimeoutMs?: number;
 }
 
-export class SqliteStore implements Store {
+/** `$1, $2 ...` (how store/reads.ts writes placeholders) as SQLite's numbered `?1, ?2 ...`. */
+const NUMBERED = new Map<string, string>();
+function numberedParams(sql: string): string {
+  let out = NUMBERED.get(sql);
+  if (out === undefined) {
+    out = sql.replace(/\$(\d+)/g, '?$1');
+    NUMBERED.set(sql, out);
+  }
+  return out;
+}
+
+export class SqliteStore extends StoreReads implements Store {
   readonly dialect = 'sqlite' as const;
   readonly location: string;
   readonly vectors: VectorStore;
@@ -34,9 +47,12 @@ export class SqliteStore implements Store {
   readonly #listeners = new Set<(n: StoreNotification) => void>();
   readonly #migrations: Migration[];
   #chain: Promise<unknown> = Promise.resolve();
+  /** The transaction whose function is running (see #outside). */
+  readonly #transaction = new AsyncLocalStorage<{ open: boolean }>();
   #closed = false;
 
   constructor(opts: SqliteStoreOptions) {
+    super();
     this.location = opts.path;
     if (opts.path !== ':memory:') mkdirSync(dirname(opts.path), { recursive: true });
     this.db = new DatabaseSync(opts.path, { timeout: opts.busyTimeoutMs ?? 5000 });
@@ -48,7 +64,7 @@ export class SqliteStore implements Store {
     // however often it changed (about 4 % more no-op steps/s measured with bench/sqlite-engine.ts).
     this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 10000;');
     this.#migrations = loadMigrations(MIGRATIONS_DIR);
-    this.vectors = new SqliteVectorStore(this.db);
+    this.vectors = new SqliteVectorStore(this.db, (fn) => this.#outside(fn));
   }
 
   /** Cached prepared statement. */
@@ -93,8 +109,10 @@ export class SqliteStore implements Store {
   }
 
   async migrationStatus(): Promise<MigrationStatus> {
-    const exists = this.get("SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'");
-    const done = exists ? new Set(this.all('SELECT version FROM schema_migrations').map((r) => Number(r.version))) : new Set<number>();
+    const done = await this.#outside(() => {
+      const exists = this.get("SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'");
+      return exists ? new Set(this.all('SELECT version FROM schema_migrations').map((r) => Number(r.version))) : new Set<number>();
+    });
     const latest = this.#migrations.at(-1)?.version ?? 0;
     const pending = this.#migrations.filter((m) => !done.has(m.version)).map((m) => m.version);
     return { dialect: 'sqlite', current: Math.max(0, ...done), latest, pending };
@@ -102,16 +120,30 @@ export class SqliteStore implements Store {
 
   transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
     return this.#exclusive(async () => {
+      const scope = { open: true };
       this.db.exec('BEGIN IMMEDIATE');
       try {
-        const result = await fn(new SqliteTx(this));
+        const result = await this.#transaction.run(scope, () => fn(new SqliteTx(this)));
+        scope.open = false;
         this.db.exec('COMMIT');
         return result;
       } catch (err) {
+        scope.open = false;
         if (this.db.isTransaction) this.db.exec('ROLLBACK');
         throw err;
       }
     });
+  }
+
+  /**
+   * Runs `fn` on the connection outside any transaction but the caller's own: at once when called
+   * from inside this store's open transaction (it is part of it), else after the transaction in
+   * progress, if any, has ended.
+   */
+  #outside<T>(fn: () => T): Promise<T> {
+    // The executor's throw becomes the rejection.
+    if (this.#transaction.getStore()?.open === true) return new Promise<T>((resolve) => resolve(fn()));
+    return this.#exclusive(fn);
   }
 
   #exclusive<T>(fn: () => T | Promise<T>): Promise<T> {
@@ -125,126 +157,13 @@ export class SqliteStore implements Store {
     return run;
   }
 
-  async getRun(id: string): Promise<RunRow | null> {
-    const r = this.get('SELECT * FROM runs WHERE id = ?', id);
-    return r ? toRun(r) : null;
+  protected rows(sql: string, params: unknown[]): Promise<Record<string, unknown>[]> {
+    const text = numberedParams(sql);
+    return this.#outside(() => this.all(text, ...(params as SQLInputValue[])));
   }
 
-  async findRunByIdempotencyKey(key: string): Promise<RunRow | null> {
-    const r = this.get('SELECT * FROM runs WHERE idempotency_key = ?', key);
-    return r ? toRun(r) : null;
-  }
-
-  async listRuns(f: ListRunsFilter): Promise<RunRow[]> {
-    const where: string[] = [];
-    const params: SQLInputValue[] = [];
-    if (f.status) {
-      where.push('status = ?');
-      params.push(f.status);
-    }
-    if (f.label) {
-      where.push('(instr(labels, ?) > 0 OR instr(labels, ?) > 0 OR instr(labels, ?) > 0 OR instr(labels, ?) > 0)');
-      params.push(...labelNeedles(f.label.key, f.label.value));
-    }
-    if (f.createdAfter !== undefined) {
-      where.push('created_at >= ?');
-      params.push(f.createdAfter);
-    }
-    if (f.createdBefore !== undefined) {
-      where.push('created_at < ?');
-      params.push(f.createdBefore);
-    }
-    if (f.goal !== undefined) {
-      where.push('instr(lower(goal), lower(?)) > 0');
-      params.push(f.goal);
-    }
-    if (f.tool !== undefined) {
-      where.push('EXISTS (SELECT 1 FROM steps s WHERE s.run_id = runs.id AND s.tool = ?)');
-      params.push(f.tool);
-    }
-    if (f.before) {
-      where.push('(created_at, id) < (?, ?)');
-      params.push(f.before.createdAt, f.before.id);
-    }
-    const sql = `SELECT * FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC LIMIT ?`;
-    return this.all(sql, ...params, f.limit).map(toRun);
-  }
-
-  async getRunSteps(runId: string): Promise<StepRow[]> {
-    return this.all('SELECT * FROM steps WHERE run_id = ? ORDER BY idx', runId).map(toStep);
-  }
-
-  async getStep(runId: string, name: string): Promise<StepRow | null> {
-    const r = this.get('SELECT * FROM steps WHERE run_id = ? AND name = ?', runId, name);
-    return r ? toStep(r) : null;
-  }
-
-  async listAttempts(runId: string, stepName: string): Promise<AttemptRecord[]> {
-    return this.all('SELECT * FROM attempts WHERE run_id = ? AND step_name = ? ORDER BY attempt', runId, stepName).map(toAttempt);
-  }
-
-  async listEvents(runId: string, afterSeq: number, limit: number): Promise<EventRecord[]> {
-    return this.all('SELECT * FROM events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?', runId, afterSeq, limit).map(toEvent);
-  }
-
-  async listArtifacts(runId: string): Promise<ArtifactMeta[]> {
-    return this.all(
-      'SELECT id, run_id, step_name, attempt, name, mime, size, created_at FROM artifacts WHERE run_id = ? ORDER BY created_at, id',
-      runId,
-    ).map(toArtifact);
-  }
-
-  async getArtifact(id: string): Promise<{ meta: ArtifactMeta; content: Buffer } | null> {
-    const r = this.get('SELECT * FROM artifacts WHERE id = ?', id);
-    if (!r) return null;
-    const content = r.content as Uint8Array;
-    return { meta: toArtifact(r), content: Buffer.from(content.buffer, content.byteOffset, content.byteLength) };
-  }
-
-  async stuckSteps(now: number): Promise<StepRow[]> {
-    return this.all(
-      "SELECT * FROM steps WHERE status = 'running' AND (lease_expires_at < ? OR deadline_at < ?) ORDER BY deadline_at LIMIT 1000",
-      now,
-      now,
-    ).map(toStep);
-  }
-
-  async stepCounts(): Promise<Record<StepState, number>> {
-    const out = Object.fromEntries(STEP_STATES.map((s) => [s, 0])) as Record<StepState, number>;
-    for (const r of this.all('SELECT status, count(*) AS n FROM steps GROUP BY status')) out[r.status as StepState] = Number(r.n);
-    return out;
-  }
-
-  async runCounts(): Promise<Record<RunState, number>> {
-    const out = Object.fromEntries(RUN_STATES.map((s) => [s, 0])) as Record<RunState, number>;
-    for (const r of this.all('SELECT status, count(*) AS n FROM runs GROUP BY status')) out[r.status as RunState] = Number(r.n);
-    return out;
-  }
-
-  async nextReadyAt(): Promise<number | null> {
-    const r = this.get("SELECT min(ready_at) AS t FROM steps WHERE status = 'queued'");
-    return r?.t === null || r?.t === undefined ? null : Number(r.t);
-  }
-
-  async upsertWorker(w: WorkerRecord): Promise<void> {
-    this.stmt(
-      `INSERT INTO workers (id, pid, host, state, started_at, last_heartbeat_at, info) VALUES (?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (id) DO UPDATE SET state = excluded.state, last_heartbeat_at = excluded.last_heartbeat_at, info = excluded.info`,
-    ).run(w.id, w.pid, w.host, w.state, Date.parse(w.startedAt), Date.parse(w.lastHeartbeatAt), JSON.stringify(w.info));
-  }
-
-  async listWorkers(): Promise<WorkerRecord[]> {
-    return this.all('SELECT * FROM workers ORDER BY started_at').map(toWorker);
-  }
-
-  async deleteWorker(id: string): Promise<void> {
-    this.stmt('DELETE FROM workers WHERE id = ?').run(id);
-  }
-
-  async ping(): Promise<number> {
-    const t0 = performance.now();
-    this.get('SELECT 1 AS ok');
-    return performance.now() - t0;
+  protected textContains(column: string, param: string): string {
+    return `instr(${column}, ${param}) > 0`;
   }
 
   publish(n: StoreNotification): void {

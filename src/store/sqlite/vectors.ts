@@ -13,9 +13,8 @@
  * `invalidate()`. Measured numbers and where brute force stops being enough: docs/providers.md.
  */
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
-import { RunwardenError } from '../../domain/errors.ts';
 import type { VectorHit, VectorItem, VectorStore } from '../../domain/vectors.ts';
-import { append, checkCollection, invalid, MAX_DIMS, MAX_K, mismatch, normalise, reserve, toBlob, topK, writeRow, type Collection } from '../vector-matrix.ts';
+import { append, appendRows, assembleHits, checkCollection, checkK, MAX_DIMS, MAX_K, prepareItems, queryVector, toBlob, topK, upsertMismatch, type Collection } from '../vector-matrix.ts';
 
 export { MAX_DIMS, MAX_K };
 
@@ -32,9 +31,13 @@ export class SqliteVectorStore implements VectorStore {
   private readonly db: DatabaseSync;
   private readonly cache: ConnectionCache;
   private readonly stmts = new Map<string, StatementSync>();
+  /** Where each operation runs: the store passes its "outside another transaction" section. */
+  private readonly run: <T>(fn: () => T) => Promise<T>;
 
-  constructor(db: DatabaseSync) {
+  /** @param run how to run an operation on the connection; by default at once. */
+  constructor(db: DatabaseSync, run: <T>(fn: () => T) => Promise<T> = async (fn) => fn()) {
     this.db = db;
+    this.run = run;
     let cache = CACHES.get(db);
     if (!cache) {
       cache = { collections: new Map(), stale: new Set(), dataVersion: -1 };
@@ -43,22 +46,27 @@ export class SqliteVectorStore implements VectorStore {
     this.cache = cache;
   }
 
-  async upsert(collection: string, items: VectorItem[]): Promise<number> {
+  upsert(collection: string, items: VectorItem[]): Promise<number> {
+    return this.run(() => this.upsertNow(collection, items));
+  }
+
+  query(collection: string, vector: Float32Array | number[], k: number): Promise<VectorHit[]> {
+    return this.run(() => this.queryNow(collection, vector, k));
+  }
+
+  count(collection: string): Promise<number> {
+    return this.run(() => {
+      checkCollection(collection);
+      return this.stat(collection).count;
+    });
+  }
+
+  private upsertNow(collection: string, items: VectorItem[]): number {
     checkCollection(collection);
     if (items.length === 0) return 0;
-    const dims = items[0]!.vector.length;
+    const { dims, rows } = prepareItems(collection, items);
     const existing = this.collectionDims(collection);
-    const rows = items.map((item, i) => {
-      if (typeof item.text !== 'string') throw invalid(`item ${i}: text must be a string`);
-      if (item.vector.length !== dims) {
-        throw mismatch(`item ${i} has ${item.vector.length} dimensions, item 0 has ${dims}`, { collection, expected: dims, got: item.vector.length });
-      }
-      return { text: item.text, vector: normalise(item.vector, i), metadata: item.metadata === undefined ? null : JSON.stringify(item.metadata) };
-    });
-    if (dims === 0 || dims > MAX_DIMS) throw invalid(`vectors must have 1 to ${MAX_DIMS} dimensions, got ${dims}`);
-    if (existing !== undefined && existing !== dims) {
-      throw mismatch(`collection "${collection}" holds ${existing}-dimensional vectors; got ${dims}`, { collection, expected: existing, got: dims });
-    }
+    if (existing !== undefined && existing !== dims) throw upsertMismatch(collection, existing, dims);
     const insert = this.stmt('INSERT INTO vectors (collection, text, dims, vector, metadata, created_at) VALUES (?, ?, ?, ?, ?, ?)');
     const now = new Date().toISOString();
     const ids: number[] = [];
@@ -85,20 +93,12 @@ export class SqliteVectorStore implements VectorStore {
     return rows.length;
   }
 
-  async query(collection: string, vector: Float32Array | number[], k: number): Promise<VectorHit[]> {
+  private queryNow(collection: string, vector: Float32Array | number[], k: number): VectorHit[] {
     checkCollection(collection);
-    if (!Number.isInteger(k) || k < 1 || k > MAX_K) throw invalid(`k must be an integer from 1 to ${MAX_K}, got ${k}`);
+    checkK(k);
     const c = this.load(collection);
     if (!c) return [];
-    if (vector.length !== c.dims) {
-      throw mismatch(`collection "${collection}" holds ${c.dims}-dimensional vectors; the query has ${vector.length}`, {
-        collection,
-        expected: c.dims,
-        got: vector.length,
-      });
-    }
-    const q = normalise(vector, 0);
-    const top = topK(c, q, Math.min(k, c.count));
+    const top = topK(c, queryVector(collection, c, vector), Math.min(k, c.count));
     if (top.length === 0) return [];
     const placeholders = top.map(() => '?').join(',');
     const rows = this.db.prepare(`SELECT id, text, metadata FROM vectors WHERE id IN (${placeholders})`).all(...top.map((t) => t.id)) as Array<{
@@ -106,19 +106,7 @@ export class SqliteVectorStore implements VectorStore {
       text: string;
       metadata: string | null;
     }>;
-    const byId = new Map(rows.map((r) => [Number(r.id), r]));
-    const hits: VectorHit[] = [];
-    for (const t of top) {
-      const r = byId.get(t.id);
-      if (!r) continue;
-      hits.push({ text: r.text, score: t.score, metadata: r.metadata === null ? null : (JSON.parse(r.metadata) as Record<string, unknown>) });
-    }
-    return hits;
-  }
-
-  async count(collection: string): Promise<number> {
-    checkCollection(collection);
-    return this.stat(collection).count;
+    return assembleHits(top, rows);
   }
 
   /** Drop the in-memory copy of one collection (or all). */
@@ -187,15 +175,6 @@ export class SqliteVectorStore implements VectorStore {
       dims: number | bigint;
       vector: Uint8Array;
     }>;
-    reserve(c, c.count + rows.length);
-    for (const r of rows) {
-      const dims = Number(r.dims);
-      if (dims !== c.dims || r.vector.byteLength !== dims * 4) {
-        throw new RunwardenError('vectors.corrupt', `row ${Number(r.id)} of collection "${collection}" has ${dims} dims / ${r.vector.byteLength} bytes; expected ${c.dims}`, {
-          data: { collection, id: Number(r.id) },
-        });
-      }
-      writeRow(c, Number(r.id), r.vector);
-    }
+    appendRows(c, collection, rows);
   }
 }
