@@ -36,7 +36,7 @@ const rt = await startRuntime(
 const browser = await launch();
 try {
   await waitFor(async () => ((await rt.engine.healthDetailed()).supervisor?.alive === 2 ? true : undefined), 20_000, 'workers up');
-  const create = async (body: unknown) => (await rt.engine.createRun(body)).run.id;
+  const create = async (body: Record<string, unknown>) => (await rt.engine.createRun(body)).run.id;
   const finished = (id: string) =>
     waitFor(async () => {
       const r = await rt.engine.getRun(id);

@@ -71,7 +71,7 @@ async function startLabOnPort(config: RunwardenConfig, log: (line: string) => vo
   try {
     return await startLab({ host: '127.0.0.1', port: config.labPort });
   } catch (err) {
-    // startLab wraps the listen error (lab.start_failed); the errno is on its cause.
+    // startLab wraps the listen error (LAB_START_FAILED); the errno is on its cause.
     const cause = (err as { cause?: unknown }).cause;
     if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' && (cause as NodeJS.ErrnoException | undefined)?.code !== 'EADDRINUSE') throw err;
     log(`lab port ${config.labPort} is in use; starting the lab on a free port instead`);
@@ -85,11 +85,11 @@ export async function startRuntime(config: RunwardenConfig, opts: RuntimeOptions
   const cwd = opts.cwd ?? process.cwd();
   const requireToken = !isLoopbackHost(config.host);
   if (requireToken && !config.token) {
-    throw new RunwardenError('CONFIG_INVALID', `listening on ${config.host} (not loopback) requires a bearer token: set RUNWARDEN_TOKEN`, { status: 400 });
+    throw new RunwardenError('CONFIG_INVALID', `listening on ${config.host} (not loopback) requires a bearer token: set RUNWARDEN_TOKEN`);
   }
   if (opts.workerMode === 'processes' && (opts.tools?.length ?? 0) > 0) {
     const names = (opts.tools ?? []).map((t) => t.name).join(', ');
-    throw new RunwardenError('CONFIG_INVALID', `tool objects (${names}) can only run on the in-process worker; with workerMode 'processes' pass their module paths in tools instead`, { status: 400 });
+    throw new RunwardenError('CONFIG_INVALID', `tool objects (${names}) can only run on the in-process worker; with workerMode 'processes' pass their module paths in tools instead`);
   }
   installProcessGuards(log);
   // Values that must never reach a log, event, error or report, whatever names them.

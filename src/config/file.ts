@@ -11,9 +11,7 @@ import { RunwardenError } from '../domain/errors.ts';
 export const CONFIG_FILE_NAMES = ['runwarden.config.json', 'runwarden.config.js', 'runwarden.config.ts'] as const;
 
 export function configError(message: string, details: Array<{ path: string; message: string }> = []): RunwardenError {
-  return new RunwardenError('CONFIG_INVALID', message, {
-    status: 400,
-    details: details.map((d) => ({ code: 'CONFIG_INVALID', path: d.path, message: d.message })),
+  return new RunwardenError('CONFIG_INVALID', message, { details: details.map((d) => ({ code: 'CONFIG_INVALID', path: d.path, message: d.message })),
   });
 }
 

@@ -2,30 +2,10 @@
  * Configuration as it may be printed, logged or put into a hang report: the token, URL credentials,
  * secret-looking query parameters and provider header values become `[redacted]`.
  */
+import { REDACTED, redactUrl } from '../domain/redact-url.ts';
 import type { RunwardenConfig } from './types.ts';
 
-export const REDACTED = '[redacted]';
-
-const SECRET_PARAM = /pass|token|secret|key|sig|auth|cred/i;
-
-/** `postgres://user:pw@db/x?sslpassword=y` -> `postgres://[redacted]@db/x?sslpassword=[redacted]`. */
-export function redactUrl(raw: string): string {
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    // Not parseable: if it might hold credentials, show nothing of it.
-    return raw.includes('@') ? REDACTED : raw;
-  }
-  const auth = url.username !== '' || url.password !== '' ? `${REDACTED}@` : '';
-  const params: string[] = [];
-  for (const [name, value] of url.searchParams) {
-    params.push(`${encodeURIComponent(name)}=${SECRET_PARAM.test(name) ? REDACTED : encodeURIComponent(value)}`);
-  }
-  const search = params.length > 0 ? `?${params.join('&')}` : '';
-  const authority = url.host === '' && auth === '' ? '' : `//${auth}${url.host}`;
-  return `${url.protocol}${authority}${url.pathname}${search}${url.hash}`;
-}
+export { REDACTED, redactUrl };
 
 export function redactedConfig(c: Readonly<RunwardenConfig>): Record<string, unknown> {
   const providers: Record<string, unknown> = {};

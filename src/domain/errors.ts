@@ -1,8 +1,11 @@
 /**
  * One error type for the whole system. Every error that crosses a boundary (HTTP, CLI, a step's
  * recorded error, an event) is a RunwardenError with a stable string `code`; unknown throws are
- * coerced once, at the boundary, by `toRunwardenError`.
+ * coerced once, at the boundary, by `toRunwardenError`. Codes, their statuses and whether they are
+ * retryable: error-codes.ts.
  */
+import { ERROR_CODES, isErrorCode, type ErrorCode } from './error-codes.ts';
+
 export interface ErrorDetail {
   code: string;
   message: string;
@@ -10,9 +13,9 @@ export interface ErrorDetail {
 }
 
 export interface ErrorOptions {
-  /** HTTP status when the error reaches the API. @default 500 */
+  /** HTTP status when the error reaches the API. @default the code's in ERROR_CODES, else 500 */
   status?: number;
-  /** Whether retrying the same operation may succeed. @default false */
+  /** Whether retrying the same operation may succeed. @default the code's in ERROR_CODES, else false */
   retryable?: boolean;
   details?: ErrorDetail[];
   cause?: unknown;
@@ -42,12 +45,13 @@ export class RunwardenError extends Error {
   readonly details: ErrorDetail[] | undefined;
   readonly data: Record<string, unknown> | undefined;
 
-  constructor(code: string, message: string, opts: ErrorOptions = {}) {
+  constructor(code: ErrorCode | (string & {}), message: string, opts: ErrorOptions = {}) {
     super(redactor ? redactor.text(message) : message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'RunwardenError';
     this.code = code;
-    this.status = opts.status ?? 500;
-    this.retryable = opts.retryable ?? false;
+    const known = isErrorCode(code) ? ERROR_CODES[code] : undefined;
+    this.status = opts.status ?? known?.status ?? 500;
+    this.retryable = opts.retryable ?? known?.retryable ?? false;
     this.details = opts.details;
     this.data = opts.data;
   }
@@ -70,11 +74,7 @@ export interface SerializedError {
   data?: Record<string, unknown>;
 }
 
-export const badRequest = (code: string, message: string, details?: ErrorDetail[]): RunwardenError =>
-  new RunwardenError(code, message, { status: 400, details });
-
-export const notFound = (what: string, id: string): RunwardenError =>
-  new RunwardenError('NOT_FOUND', `${what} ${JSON.stringify(id)} not found`, { status: 404 });
+export const notFound = (what: string, id: string): RunwardenError => new RunwardenError('NOT_FOUND', `${what} ${JSON.stringify(id)} not found`);
 
 /**
  * Coerce anything thrown into a RunwardenError. Tool code throws whatever it likes; an AbortError

@@ -92,9 +92,6 @@ function issueMessage(issue: z.core.$ZodIssue): string {
 }
 
 export async function validateRunRequest(body: unknown, tools: ToolRegistry, limits: PlanLimits): Promise<ValidatedRun> {
-  if (body === undefined || body === null || (typeof body === 'object' && Object.keys(body).length === 0)) {
-    throw new RunwardenError('EMPTY_BODY', 'the request body is empty; expected {"plan": {"steps": [...]}}', { status: 400 });
-  }
   const parsed = requestSchema.safeParse(body);
   if (!parsed.success) {
     throw invalid(parsed.error.issues.map((i) => ({ code: 'SCHEMA', path: zodPath(i.path), message: issueMessage(i) })));
@@ -202,7 +199,7 @@ export async function validateRunRequest(body: unknown, tools: ToolRegistry, lim
 function invalid(details: ErrorDetail[]): RunwardenError {
   const n = details.length;
   const first = details[0]?.message ?? 'invalid plan';
-  return new RunwardenError('PLAN_INVALID', n === 1 ? first : `${n} problems in the plan; first: ${first}`, { status: 400, details: details.slice(0, 200) });
+  return new RunwardenError('PLAN_INVALID', n === 1 ? first : `${n} problems in the plan; first: ${first}`, { details: details.slice(0, 200) });
 }
 
 /** Iterative DFS (plans can have 10,000 steps; recursion could overflow). */

@@ -94,7 +94,7 @@ function resolveValue(value: unknown, outputsOf: (step: string) => unknown): unk
 
 function resolveOne(expr: string, outputsOf: (step: string) => unknown): unknown {
   const ref = parseRef(expr);
-  if (!ref) throw new RunwardenError('TEMPLATE_UNRESOLVED', `bad template {{${expr}}}`, { retryable: false });
+  if (!ref) throw new RunwardenError('TEMPLATE_UNRESOLVED', `bad template {{${expr}}}`);
   const { found, value } = lookup(outputsOf(ref.step), ref.keys);
   if (!found) {
     throw new RunwardenError(

@@ -57,7 +57,7 @@ function decodeCursor(c: string): { createdAt: number; id: string } {
   } catch {
     // fall through to the error below: a cursor that is not ours is bad input, not a crash
   }
-  throw new RunwardenError('INVALID_CURSOR', 'cursor is not one this server issued', { status: 400 });
+  throw new RunwardenError('INVALID_CURSOR', 'cursor is not one this server issued');
 }
 
 export class EngineApi implements EngineFacade {
@@ -104,10 +104,7 @@ export class EngineApi implements EngineFacade {
     this.#loop.disable();
   }
 
-  async createRun(body: unknown): Promise<{ run: RunWithSteps; created: boolean }> {
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-      throw new RunwardenError('INVALID_BODY', 'the body must be a JSON object like {"plan": {"steps": [...]}}', { status: 400 });
-    }
+  async createRun(body: Record<string, unknown>): Promise<{ run: RunWithSteps; created: boolean }> {
     const validated = await validateRunRequest(body, this.tools, this.#limits);
     const { runId, created } = await this.core.createRun(validated, (body as { plan: unknown }).plan);
     return { run: await this.getRun(runId), created };
@@ -122,7 +119,7 @@ export class EngineApi implements EngineFacade {
 
   async listRuns(q: ListRunsQuery): Promise<RunPage> {
     if (q.status && !RUN_STATES.includes(q.status)) {
-      throw new RunwardenError('INVALID_QUERY', `status must be one of ${RUN_STATES.join(', ')}`, { status: 400 });
+      throw new RunwardenError('INVALID_QUERY', `status must be one of ${RUN_STATES.join(', ')}`);
     }
     const limit = Math.min(Math.max(1, q.limit ?? 50), 500);
     const rows = await this.store.listRuns({

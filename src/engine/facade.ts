@@ -88,8 +88,11 @@ export interface HealthDetailed {
 }
 
 export interface EngineFacade {
-  /** Validates the body (throws RunwardenError 400 with details) and creates the run. */
-  createRun(body: unknown): Promise<{ run: RunWithSteps; created: boolean }>;
+  /**
+   * Validates the request (a JSON object: the HTTP layer checks that much; PLAN_INVALID with one
+   * detail per problem) and creates the run.
+   */
+  createRun(body: Record<string, unknown>): Promise<{ run: RunWithSteps; created: boolean }>;
   getRun(id: string): Promise<RunWithSteps>;
   listRuns(query: ListRunsQuery): Promise<RunPage>;
   cancelRun(id: string): Promise<RunWithSteps>;

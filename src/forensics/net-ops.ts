@@ -8,7 +8,8 @@ import net from 'node:net';
 import type { Socket } from 'node:net';
 import { methodOf } from './frames.ts';
 import { CAPTURE_LIMIT, Meter, Op, opStack, type OpOwner, type OpView } from './ops.ts';
-import { redactUrl } from './redact.ts';
+import { redactUrl } from '../domain/redact-url.ts';
+import { redactText } from './redact.ts';
 
 /** node:http: the user's call is a few frames below the ClientRequest constructor (LLM clients: ~15). */
 const CAPTURE_HTTP = 40;
@@ -69,7 +70,7 @@ export class HttpOp extends Op {
 
   /** Redacted; built only when a report needs it. */
   get url(): string {
-    this.#url ??= redactUrl(`${this.req.protocol}//${this.host}${this.req.path}`);
+    this.#url ??= redactText(redactUrl(`${this.req.protocol}//${this.host}${this.req.path}`));
     return this.#url;
   }
 
@@ -155,7 +156,7 @@ export class FetchOp extends Op {
 
   /** Redacted; built only when a report needs it. */
   get url(): string {
-    this.#url ??= redactUrl(`${this.origin}${this.#path}`);
+    this.#url ??= redactText(redactUrl(`${this.origin}${this.#path}`));
     return this.#url;
   }
 

@@ -17,9 +17,10 @@
  * refuses shorter ones, naming the key.
  */
 import { setErrorRedactor } from '../domain/errors.ts';
+import { REDACTED } from '../domain/redact-url.ts';
 import { MIN_CONFIGURED_SECRET_LENGTH } from '../domain/secrets.ts';
 
-export const REDACTED = '[redacted]';
+export { REDACTED };
 
 /** Shortest value of a secret-named environment variable that is replaced wherever it appears. */
 export const MIN_SECRET_LENGTH = 8;
@@ -148,17 +149,6 @@ export function redactText(input: string): string {
   s = s.replace(KNOWN_TOKEN, REDACTED);
   s = s.replace(PAIR_IN_TEXT, (m, name: string, sep: string, value: string) => (/^\d+$/.test(value) || value === REDACTED ? m : `${name}${sep}${REDACTED}`));
   return s;
-}
-
-/** A URL as it may be shown: no credentials, the query string replaced, no fragment. */
-export function redactUrl(raw: string): string {
-  try {
-    const u = new URL(raw);
-    const cred = u.username !== '' || u.password !== '' ? `${REDACTED}@` : '';
-    return redactText(`${u.protocol}//${cred}${u.host}${u.pathname}${u.search ? `?${REDACTED}` : ''}`);
-  } catch {
-    return redactText(raw);
-  }
 }
 
 const MAX_DEPTH = 16;

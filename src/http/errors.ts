@@ -25,7 +25,7 @@ export const HTTP_ERROR_CODES = API_ERROR_STATUS;
 export type HttpErrorCode = ApiErrorCode;
 
 export function httpError(code: HttpErrorCode, message: string, details?: ErrorDetail[]): RunwardenError {
-  return new RunwardenError(code, message, { status: HTTP_ERROR_CODES[code], details });
+  return new RunwardenError(code, message, { details });
 }
 
 export function errorBody(code: string, message: string, details: ErrorDetail[] = []): ErrorBody {

@@ -29,7 +29,7 @@ const MAX_BODY_BYTES = 16 * 1024 * 1024;
 export async function startLab(opts: LabOptions = {}): Promise<Lab> {
   const host = opts.host ?? '127.0.0.1';
   if (!isLoopbackHost(host)) {
-    throw new RunwardenError('lab.non_loopback_host', `the lab only listens on loopback; '${host}' is not a loopback address`, { status: 400 });
+    throw new RunwardenError('LAB_NOT_LOOPBACK', `the lab only listens on loopback; '${host}' is not a loopback address`);
   }
   const log = opts.log ?? ((): void => undefined);
   const state = new LabState(opts.latencyMs ?? 0, log);
@@ -73,7 +73,7 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
     ]);
     const failed = results.find((r) => r.status === 'rejected');
     const cause: unknown = failed?.reason;
-    throw new RunwardenError('lab.start_failed', `the lab could not start: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    throw new RunwardenError('LAB_START_FAILED', `the lab could not start: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
   });
 
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;

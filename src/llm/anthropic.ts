@@ -1,6 +1,6 @@
 /**
  * Anthropic Messages API, streaming and not. Embeddings are not offered by Anthropic: `embed`
- * throws `llm.unsupported`.
+ * throws `PROVIDER_UNSUPPORTED`.
  */
 import { HttpClient, contentType, errorStatusConsumer, isRecord, isSuccess, jsonConsumer, num, type HttpClientInit } from './http-client.ts';
 import { unsupported } from './openai.ts';

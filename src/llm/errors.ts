@@ -21,9 +21,9 @@ export const LlmErrorCode = {
   badRequest: 'llm.bad_request',
   httpError: 'llm.http_error',
   tooLarge: 'llm.too_large',
-  unknownProvider: 'llm.unknown_provider',
-  unsupported: 'llm.unsupported',
-  closed: 'llm.closed',
+  unknownProvider: 'PROVIDER_UNKNOWN',
+  unsupported: 'PROVIDER_UNSUPPORTED',
+  closed: 'PROVIDERS_CLOSED',
 } as const;
 export type LlmErrorCode = (typeof LlmErrorCode)[keyof typeof LlmErrorCode];
 
@@ -78,17 +78,6 @@ export function withData(err: RunwardenError, extra: Record<string, unknown>, me
     data: { ...err.data, ...extra },
     cause: err.cause,
   });
-}
-
-/** `http://user:pass@host/v1/x?key=abc#f` -> `http://host/v1/x`. */
-export function redactUrl(url: URL | string): string {
-  let u: URL;
-  try {
-    u = new URL(String(url));
-  } catch (err) {
-    return `<unparseable url: ${err instanceof Error ? err.name : 'error'}>`;
-  }
-  return `${u.protocol}//${u.host}${u.pathname}`;
 }
 
 /** Keep provider error messages short and free of anything that looks like a key. */

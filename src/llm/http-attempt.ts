@@ -15,7 +15,8 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import type { RunwardenError } from '../domain/errors.ts';
-import { llmError, redactUrl, type CallPhase, type FiredLimit, type LlmErrorData } from './errors.ts';
+import { redactUrl } from '../domain/redact-url.ts';
+import { llmError, type CallPhase, type FiredLimit, type LlmErrorData } from './errors.ts';
 import { boundedLookup, type BoundedLookup } from './lookup.ts';
 import { registerPending, type PendingCall } from './pending.ts';
 import { classifyStall, type StallPhase } from './stall.ts';
@@ -148,7 +149,7 @@ class HttpAttempt<T> {
       } catch (err) {
         // Node rejects the request before any I/O: an invalid header (a key with a newline in it),
         // an unsupported protocol. A configuration problem, not a network one.
-        this.fail(this.build('llm.bad_config', `could not start the request: ${errText(err)}`, { retryable: false }));
+        this.fail(this.build('CONFIG_INVALID', `could not start the request: ${errText(err)}`, { retryable: false }));
         return;
       }
       this.arm();

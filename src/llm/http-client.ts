@@ -5,7 +5,8 @@
 import type http from 'node:http';
 import { RunwardenError } from '../domain/errors.ts';
 import { MIN_CONFIGURED_SECRET_LENGTH } from '../domain/secrets.ts';
-import { excerpt, redactUrl } from './errors.ts';
+import { redactUrl } from '../domain/redact-url.ts';
+import { excerpt } from './errors.ts';
 import { parseRetryAfter, withRetries } from './retry.ts';
 import { ERROR_BODY_MAX_BYTES, resolveTimeouts } from './timeouts.ts';
 import { ConsumerError, createAgent, runHttpAttempt, type BodyConsumer, type ResponseHead } from './http-attempt.ts';
@@ -83,7 +84,7 @@ export class HttpClient {
 
   private async sendUnscrubbed<T>(a: SendArgs<T>): Promise<SendResult<T>> {
     if (this.closed) {
-      throw new RunwardenError('llm.closed', `provider ${this.init.name} is closed`, { retryable: false, data: { provider: this.init.name } });
+      throw new RunwardenError('PROVIDERS_CLOSED', `provider ${this.init.name} is closed`, { data: { provider: this.init.name } });
     }
     const timeouts = resolveTimeouts(this.init.timeouts, a.opts.timeouts);
     const startedAt = Date.now();

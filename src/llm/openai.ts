@@ -232,5 +232,5 @@ function parseEmbeddings(json: unknown, expected: number): { vectors: number[][]
 }
 
 export function unsupported(provider: string, what: string): RunwardenError {
-  return new RunwardenError('llm.unsupported', `provider ${provider} does not support ${what}`, { status: 400, retryable: false, data: { provider } });
+  return new RunwardenError('PROVIDER_UNSUPPORTED', `provider ${provider} does not support ${what}`, { data: { provider } });
 }

@@ -7,7 +7,7 @@
  */
 import { RunwardenError } from '../domain/errors.ts';
 import { AnthropicProvider } from './anthropic.ts';
-import { redactUrl } from './errors.ts';
+import { redactUrl } from '../domain/redact-url.ts';
 import { OpenAiProvider } from './openai.ts';
 import { instrumentProvider } from '../telemetry/hooks.ts';
 import { DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RETRIES, resolveTimeouts } from './timeouts.ts';
@@ -93,16 +93,16 @@ export class ProviderRegistry {
     }
   }
 
-  /** The provider called `name` (default: `defaultName`). Throws `llm.unknown_provider`. */
+  /** The provider called `name` (default: `defaultName`). Throws `PROVIDER_UNKNOWN`. */
   get(name?: string): LlmProvider {
     const key = name ?? this.defaultName;
-    if (this.closed) throw new RunwardenError('llm.closed', 'the provider registry is closed', { retryable: false });
+    if (this.closed) throw new RunwardenError('PROVIDERS_CLOSED', 'the provider registry is closed');
     const existing = this.instances.get(key);
     if (existing) return existing;
     const r = this.resolved.get(key);
     if (!r) {
       const why = this.unavailable.get(key);
-      if (why) throw new RunwardenError('llm.unknown_provider', `provider "${key}" is not available: ${why}`, { status: 400, data: { provider: key } });
+      if (why) throw new RunwardenError('PROVIDER_UNKNOWN', `provider "${key}" is not available: ${why}`, { data: { provider: key } });
       throw unknownProvider(key, this.names());
     }
     const common = {
@@ -160,10 +160,10 @@ export class ProviderRegistry {
     try {
       base = new URL(baseUrl);
     } catch (err) {
-      throw new RunwardenError('llm.bad_config', `provider "${name}": baseUrl is not a valid URL`, { status: 400, cause: err });
+      throw new RunwardenError('CONFIG_INVALID', `provider "${name}": baseUrl is not a valid URL`, { cause: err });
     }
     if (base.protocol !== 'http:' && base.protocol !== 'https:') {
-      throw new RunwardenError('llm.bad_config', `provider "${name}": baseUrl must be http or https, got ${base.protocol}`, { status: 400 });
+      throw new RunwardenError('CONFIG_INVALID', `provider "${name}": baseUrl must be http or https, got ${base.protocol}`);
     }
     // A named provider pointed at its own server gets no key unless it names one: never send
     // OPENAI_API_KEY to a URL the user did not pair it with.
@@ -188,33 +188,30 @@ export class ProviderRegistry {
 }
 
 function validateConfig(name: string, cfg: ProviderConfig): void {
-  if (typeof cfg !== 'object' || cfg === null) throw new RunwardenError('llm.bad_config', `provider "${name}" must be an object`, { status: 400 });
+  if (typeof cfg !== 'object' || cfg === null) throw new RunwardenError('CONFIG_INVALID', `provider "${name}" must be an object`);
   for (const key of Object.keys(cfg)) {
     if (!CONFIG_KEYS.has(key)) {
-      throw new RunwardenError('llm.bad_config', `provider "${name}": unknown key "${key}" (known: ${[...CONFIG_KEYS].join(', ')})`, { status: 400 });
+      throw new RunwardenError('CONFIG_INVALID', `provider "${name}": unknown key "${key}" (known: ${[...CONFIG_KEYS].join(', ')})`);
     }
   }
   if (!TYPES.has(cfg.type)) {
-    throw new RunwardenError('llm.bad_config', `provider "${name}": type must be one of openai, anthropic, lab`, { status: 400 });
+    throw new RunwardenError('CONFIG_INVALID', `provider "${name}": type must be one of openai, anthropic, lab`);
   }
   if (cfg.maxRetries !== undefined && (!Number.isInteger(cfg.maxRetries) || cfg.maxRetries < 0 || cfg.maxRetries > 100)) {
-    throw new RunwardenError('llm.bad_config', `provider "${name}": maxRetries must be an integer from 0 to 100`, { status: 400 });
+    throw new RunwardenError('CONFIG_INVALID', `provider "${name}": maxRetries must be an integer from 0 to 100`);
   }
   if (cfg.maxResponseBytes !== undefined && (!Number.isInteger(cfg.maxResponseBytes) || cfg.maxResponseBytes <= 0)) {
-    throw new RunwardenError('llm.bad_config', `provider "${name}": maxResponseBytes must be a positive integer`, { status: 400 });
+    throw new RunwardenError('CONFIG_INVALID', `provider "${name}": maxResponseBytes must be a positive integer`);
   }
   try {
     resolveTimeouts(cfg.timeouts);
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
-    throw new RunwardenError('llm.bad_config', `provider "${name}": ${msg}`, { status: 400, cause: err });
+    throw new RunwardenError('CONFIG_INVALID', `provider "${name}": ${msg}`, { cause: err });
   }
 }
 
 function unknownProvider(name: string, known: string[], where = 'provider'): RunwardenError {
-  return new RunwardenError('llm.unknown_provider', `unknown ${where} "${name}" (known: ${known.join(', ')})`, {
-    status: 400,
-    retryable: false,
-    data: { provider: name, known },
+  return new RunwardenError('PROVIDER_UNKNOWN', `unknown ${where} "${name}" (known: ${known.join(', ')})`, { data: { provider: name, known },
   });
 }

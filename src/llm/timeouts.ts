@@ -42,11 +42,11 @@ export function resolveTimeouts(...layers: Array<Partial<LlmTimeouts> | undefine
     if (!layer) continue;
     for (const [key, value] of Object.entries(layer)) {
       if (!(KEYS as readonly string[]).includes(key)) {
-        throw new RunwardenError('llm.bad_config', `unknown timeout "${key}" (known: ${KEYS.join(', ')})`, { status: 400 });
+        throw new RunwardenError('CONFIG_INVALID', `unknown timeout "${key}" (known: ${KEYS.join(', ')})`);
       }
       if (value === undefined) continue;
       if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-        throw new RunwardenError('llm.bad_config', `timeout "${key}" must be a positive number of milliseconds`, { status: 400 });
+        throw new RunwardenError('CONFIG_INVALID', `timeout "${key}" must be a positive number of milliseconds`);
       }
       out[key as keyof LlmTimeouts] = value;
     }

@@ -160,7 +160,7 @@ class Builder {
     for (const dep of dependsOn) {
       if (!earlier.has(dep)) problems.push({ code: 'UNKNOWN_DEPENDENCY', path: `${where}.dependsOn`, message: `step "${name}" refers to "${dep}", which is not an earlier step` });
     }
-    if (problems.length > 0) throw new RunwardenError('PLAN_INVALID', problems.map((p) => p.message).join('; '), { status: 400, details: problems });
+    if (problems.length > 0) throw new RunwardenError('PLAN_INVALID', problems.map((p) => p.message).join('; '), { details: problems });
     const step: PlanStep = { name, tool: tool.name, inputs: json as Record<string, unknown> };
     if (dependsOn.length > 0) step.dependsOn = dependsOn;
     if (options.timeoutMs !== undefined) step.timeoutMs = options.timeoutMs;
@@ -175,14 +175,14 @@ class Builder {
       get(_target, prop) {
         if (typeof prop === 'symbol' || prop === 'then') return undefined;
         const entry = known.get(prop);
-        if (!entry) throw new RunwardenError('PLAN_INVALID', `there is no earlier step named "${prop}" (earlier steps: ${[...known.keys()].join(', ') || 'none'})`, { status: 400 });
+        if (!entry) throw new RunwardenError('PLAN_INVALID', `there is no earlier step named "${prop}" (earlier steps: ${[...known.keys()].join(', ') || 'none'})`);
         return entry;
       },
     });
   }
 
   build(): Plan {
-    if (this.#steps.length === 0) throw new RunwardenError('PLAN_INVALID', 'a plan needs at least one step', { status: 400 });
+    if (this.#steps.length === 0) throw new RunwardenError('PLAN_INVALID', 'a plan needs at least one step');
     return { ...(this.#goal !== undefined ? { goal: this.#goal } : {}), steps: structuredClone([...this.#steps]) };
   }
 }

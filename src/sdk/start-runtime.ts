@@ -56,7 +56,7 @@ export async function startRuntime(options: RuntimeOptions = {}): Promise<Embedd
   const paths = tools.filter((t): t is string => typeof t === 'string');
   const objects = tools.filter((t): t is ToolDefinition => typeof t !== 'string');
   for (const t of objects) {
-    if (t === null || typeof t !== 'object') throw new RunwardenError('TOOL_INVALID', 'each entry of tools must be a tool object or a module path', { status: 400 });
+    if (t === null || typeof t !== 'object') throw new RunwardenError('TOOL_INVALID', 'each entry of tools must be a tool object or a module path');
   }
   const [{ resolveConfig }, runtime] = await Promise.all([import('../config/resolve.ts'), import('../runtime.ts')]);
   const config = await resolveConfig({

@@ -16,7 +16,7 @@ export interface OpenStoreOptions {
 export async function openStore(opts: OpenStoreOptions): Promise<Store> {
   if (opts.databaseUrl) {
     if (!/^postgres(ql)?:\/\//i.test(opts.databaseUrl)) {
-      throw new RunwardenError('CONFIG_INVALID', 'DATABASE_URL must be a postgres:// or postgresql:// URL', { status: 400 });
+      throw new RunwardenError('CONFIG_INVALID', 'DATABASE_URL must be a postgres:// or postgresql:// URL');
     }
     // Loaded on demand: the embedded default never pays for the pg driver, and an installed package
     // does not even carry it (`pg` is an optional peer dependency).
@@ -25,7 +25,7 @@ export async function openStore(opts: OpenStoreOptions): Promise<Store> {
       ({ PostgresStore } = await import('./postgres/index.ts'));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && /['"]pg['"]/.test((err as Error).message)) {
-        throw new RunwardenError('CONFIG_INVALID', 'DATABASE_URL names PostgreSQL, but its driver is not installed: run `npm install pg` next to runwarden', { status: 400, cause: err });
+        throw new RunwardenError('CONFIG_INVALID', 'DATABASE_URL names PostgreSQL, but its driver is not installed: run `npm install pg` next to runwarden', { cause: err });
       }
       throw err;
     }

@@ -28,11 +28,11 @@ export function checkCollection(name: string): void {
 }
 
 export function invalid(message: string): RunwardenError {
-  return new RunwardenError('vectors.invalid', message, { status: 400, retryable: false });
+  return new RunwardenError('VECTOR_INVALID', message);
 }
 
 export function mismatch(message: string, data: Record<string, unknown>): RunwardenError {
-  return new RunwardenError('vectors.dimension_mismatch', message, { status: 400, retryable: false, data });
+  return new RunwardenError('VECTOR_DIMENSION_MISMATCH', message, { data });
 }
 
 export function normalise(v: Float32Array | number[], index: number): Float32Array {
@@ -190,7 +190,7 @@ export function appendRows(c: Collection, collection: string, rows: ReadonlyArra
   for (const r of rows) {
     const dims = Number(r.dims);
     if (dims !== c.dims || r.vector.byteLength !== dims * 4) {
-      throw new RunwardenError('vectors.corrupt', `row ${Number(r.id)} of collection "${collection}" has ${dims} dims / ${r.vector.byteLength} bytes; expected ${c.dims}`, {
+      throw new RunwardenError('VECTOR_CORRUPT', `row ${Number(r.id)} of collection "${collection}" has ${dims} dims / ${r.vector.byteLength} bytes; expected ${c.dims}`, {
         data: { collection, id: Number(r.id) },
       });
     }

@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { traceHeaders } from '../telemetry/hooks.ts';
 import { RunwardenError } from '../domain/errors.ts';
+import { redactUrl } from '../domain/redact-url.ts';
 import { defineTool, type ToolDefinition } from './types.ts';
 
 export const echoTool = defineTool({
@@ -135,24 +136,11 @@ async function readCapped(res: Response, max: number, signal: AbortSignal): Prom
     size += value.byteLength;
     if (size > max) {
       await reader.cancel();
-      throw new RunwardenError('HTTP_TOO_LARGE', `response body over ${max} bytes`, { retryable: false });
+      throw new RunwardenError('HTTP_TOO_LARGE', `response body over ${max} bytes`);
     }
     chunks.push(value);
   }
   return Buffer.concat(chunks).toString('utf8');
-}
-
-/** Drops credentials and the query string, which may carry keys. */
-export function redactUrl(raw: string): string {
-  try {
-    const u = new URL(raw);
-    u.username = '';
-    u.password = '';
-    u.search = u.search ? '?[redacted]' : '';
-    return u.toString();
-  } catch {
-    return '[unparseable url]';
-  }
 }
 
 export const builtinTools: ToolDefinition[] = [echoTool, sleepTool, httpTool];

@@ -188,9 +188,7 @@ export function createCodegenTool(deps: { providers: ProviderRegistry }): ToolDe
       const parsed = parseFiles(res.text);
       for (const s of parsed.skipped) ctx.log.warn(`codegen skipped ${s.name}: ${s.reason}`);
       if (parsed.files.length === 0) {
-        throw new RunwardenError('codegen.no_files', `the answer (${res.text.length} chars, finish reason ${res.finishReason ?? 'none'}) contained no named file blocks`, {
-          retryable: false,
-          data: { skipped: parsed.skipped, finishReason: res.finishReason, excerpt: res.text.slice(0, 300) },
+        throw new RunwardenError('CODEGEN_NO_FILES', `the answer (${res.text.length} chars, finish reason ${res.finishReason ?? 'none'}) contained no named file blocks`, { data: { skipped: parsed.skipped, finishReason: res.finishReason, excerpt: res.text.slice(0, 300) },
         });
       }
       ctx.checkpoint(`codegen storing ${parsed.files.length} files`);

@@ -60,7 +60,7 @@ export function createEmbedTool(deps: { providers: ProviderRegistry; vectors: Ve
           provider.embed(batch, { ...callOptionsFor(ctx), model: input.model, dimensions: input.dimensions }),
         ));
         if (res.vectors.length !== batch.length) {
-          throw new RunwardenError('llm.malformed', `provider returned ${res.vectors.length} vectors for ${batch.length} texts`, { retryable: false });
+          throw new RunwardenError('llm.malformed', `provider returned ${res.vectors.length} vectors for ${batch.length} texts`);
         }
         vectors.push(...res.vectors);
         model = res.model;
@@ -68,9 +68,7 @@ export function createEmbedTool(deps: { providers: ProviderRegistry; vectors: Ve
       const dimensions = vectors[0]?.length ?? 0;
       const odd = vectors.findIndex((v) => v.length !== dimensions);
       if (odd !== -1) {
-        throw new RunwardenError('vectors.dimension_mismatch', `vector ${odd} has ${vectors[odd]!.length} dimensions, vector 0 has ${dimensions}`, {
-          retryable: false,
-        });
+        throw new RunwardenError('VECTOR_DIMENSION_MISMATCH', `vector ${odd} has ${vectors[odd]!.length} dimensions, vector 0 has ${dimensions}`, { });
       }
       const out: EmbedOutput = { count: vectors.length, dimensions, model, provider: provider.name };
       if (input.collection !== undefined) {

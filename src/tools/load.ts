@@ -13,16 +13,16 @@ export async function loadToolModules(registry: ToolRegistry, modules: readonly 
   const loaded: string[] = [];
   for (const spec of modules) {
     const path = isAbsolute(spec) ? spec : resolve(cwd, spec);
-    if (!existsSync(path)) throw new RunwardenError('TOOLS_NOT_FOUND', `tools module not found: ${spec} (looked at ${path})`, { status: 400 });
+    if (!existsSync(path)) throw new RunwardenError('TOOLS_NOT_FOUND', `tools module not found: ${spec} (looked at ${path})`);
     let mod: { default?: unknown; tools?: unknown };
     try {
       mod = (await import(pathToFileURL(path).href)) as { default?: unknown; tools?: unknown };
     } catch (err) {
-      throw new RunwardenError('TOOLS_LOAD_FAILED', `could not load tools module ${spec}: ${(err as Error).message}`, { status: 400, cause: err });
+      throw new RunwardenError('TOOLS_LOAD_FAILED', `could not load tools module ${spec}: ${(err as Error).message}`, { cause: err });
     }
     const list = mod.default ?? mod.tools;
     if (!Array.isArray(list)) {
-      throw new RunwardenError('TOOLS_INVALID', `tools module ${spec} must default-export an array of tool definitions`, { status: 400 });
+      throw new RunwardenError('TOOLS_INVALID', `tools module ${spec} must default-export an array of tool definitions`);
     }
     for (const def of list as ToolDefinition[]) {
       registry.register(def);

@@ -26,22 +26,20 @@ export class ToolRegistry {
 
   register(def: ToolDefinition, opts: { replace?: boolean } = {}): void {
     if (typeof def !== 'object' || def === null || typeof def.name !== 'string' || typeof def.run !== 'function') {
-      throw new RunwardenError('TOOL_INVALID', 'a tool needs a string `name` and a `run(ctx, input)` function', { status: 400 });
+      throw new RunwardenError('TOOL_INVALID', 'a tool needs a string `name` and a `run(ctx, input)` function');
     }
     if (!NAME.test(def.name)) {
-      throw new RunwardenError('TOOL_INVALID', `tool name ${JSON.stringify(def.name)} must match ${NAME}`, { status: 400 });
+      throw new RunwardenError('TOOL_INVALID', `tool name ${JSON.stringify(def.name)} must match ${NAME}`);
     }
     if (this.#tools.has(def.name) && !opts.replace) {
-      throw new RunwardenError('TOOL_DUPLICATE', `tool "${def.name}" is registered twice`, { status: 400 });
+      throw new RunwardenError('TOOL_DUPLICATE', `tool "${def.name}" is registered twice`);
     }
     let jsonSchema: ValidateFunction | null = null;
     if (def.input !== undefined && !isStandardSchema(def.input)) {
       try {
         jsonSchema = this.#ajv.compile(def.input);
       } catch (err) {
-        throw new RunwardenError('TOOL_INVALID', `tool "${def.name}": input is not a valid JSON Schema: ${(err as Error).message}`, {
-          status: 400,
-          cause: err,
+        throw new RunwardenError('TOOL_INVALID', `tool "${def.name}": input is not a valid JSON Schema: ${(err as Error).message}`, { cause: err,
         });
       }
     }

@@ -36,10 +36,7 @@ export function createRetrieveTool(deps: { providers: ProviderRegistry; vectors:
       // missing dependsOn on the step that fills it.
       const stored = await deps.vectors.count(input.collection);
       if (stored === 0) {
-        throw new RunwardenError('retrieve.unknown_collection', `collection "${input.collection}" is empty or does not exist`, {
-          status: 404,
-          retryable: false,
-          data: { collection: input.collection },
+        throw new RunwardenError('COLLECTION_NOT_FOUND', `collection "${input.collection}" is empty or does not exist`, { data: { collection: input.collection },
         });
       }
       const provider = deps.providers.get(input.provider);
@@ -48,7 +45,7 @@ export function createRetrieveTool(deps: { providers: ProviderRegistry; vectors:
         provider.embed([input.query], { ...callOptionsFor(ctx), model: input.model, dimensions: input.dimensions }),
       ));
       const vector = res.vectors[0];
-      if (!vector) throw new RunwardenError('llm.malformed', 'provider returned no vector for the query', { retryable: false });
+      if (!vector) throw new RunwardenError('llm.malformed', 'provider returned no vector for the query');
       const results = await ctx.track(`vectors.query ${input.collection}`, deps.vectors.query(input.collection, vector, input.k ?? DEFAULT_K));
       return { results };
     },

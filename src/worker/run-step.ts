@@ -134,13 +134,11 @@ export class StepRun {
     const timer = setTimeout(() => this.abort('deadline'), Math.max(0, claim.deadlineAt - Date.now()));
     try {
       const def = tools.get(claim.tool);
-      if (!def) return this.#failed(new RunwardenError('UNKNOWN_TOOL', `tool "${claim.tool}" is not loaded in this worker`, { retryable: true }));
+      if (!def) return this.#failed(new RunwardenError('UNKNOWN_TOOL', `tool "${claim.tool}" is not loaded in this worker`));
       const checked = await tools.validate(claim.tool, claim.inputs);
       if (!checked.ok) {
         return this.#failed(
-          new RunwardenError('INPUT_INVALID', `inputs rejected by ${claim.tool}: ${checked.issues.map((i) => `${i.path || '(root)'}: ${i.message}`).join('; ')}`, {
-            retryable: false,
-          }),
+          new RunwardenError('INPUT_INVALID', `inputs rejected by ${claim.tool}: ${checked.issues.map((i) => `${i.path || '(root)'}: ${i.message}`).join('; ')}`, { }),
         );
       }
       // Kept only to find where the tool is defined; never called from here.
@@ -183,7 +181,7 @@ export class StepRun {
       try {
         outputs = s.value === undefined ? null : JSON.parse(JSON.stringify(s.value));
       } catch (err) {
-        return this.#failed(new RunwardenError('OUTPUT_INVALID', `tool output is not JSON: ${(err as Error).message}`, { retryable: false }));
+        return this.#failed(new RunwardenError('OUTPUT_INVALID', `tool output is not JSON: ${(err as Error).message}`));
       }
       return { outcome: 'succeeded', outputs, artifacts: this.#artifacts, hangReport: null, abortCause: null };
     }

@@ -92,10 +92,10 @@ conformance('artifacts and vectors', (it) => {
       (err: unknown) => err,
     );
     assert.ok(mismatch instanceof RunwardenError);
-    assert.equal(mismatch.code, 'vectors.dimension_mismatch');
-    await assert.rejects(v.query('docs', [1, 2], 1), (err: unknown) => err instanceof RunwardenError && err.code === 'vectors.dimension_mismatch');
-    await assert.rejects(v.upsert('docs', [{ text: 'zero', vector: [0, 0, 0] }]), (err: unknown) => err instanceof RunwardenError && err.code === 'vectors.invalid');
-    await assert.rejects(v.query('docs', [1, 0, 0], 0), (err: unknown) => err instanceof RunwardenError && err.code === 'vectors.invalid');
+    assert.equal(mismatch.code, 'VECTOR_DIMENSION_MISMATCH');
+    await assert.rejects(v.query('docs', [1, 2], 1), (err: unknown) => err instanceof RunwardenError && err.code === 'VECTOR_DIMENSION_MISMATCH');
+    await assert.rejects(v.upsert('docs', [{ text: 'zero', vector: [0, 0, 0] }]), (err: unknown) => err instanceof RunwardenError && err.code === 'VECTOR_INVALID');
+    await assert.rejects(v.query('docs', [1, 0, 0], 0), (err: unknown) => err instanceof RunwardenError && err.code === 'VECTOR_INVALID');
     assert.equal(await v.count('docs'), 3, 'failed writes wrote nothing');
 
     // Another process writes; this one's cached copy must notice.

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { RunwardenError, toRunwardenError } from '../../src/domain/errors.ts';
-import { installRedaction, isSecretEnvName, REDACTED, redactDeep, redactText, redactUrl, registerSecret, registerSecretsFromEnv } from '../../src/forensics/redact.ts';
+import { redactUrl } from '../../src/domain/redact-url.ts';
+import { installRedaction, isSecretEnvName, REDACTED, redactDeep, redactText, registerSecret, registerSecretsFromEnv } from '../../src/forensics/redact.ts';
 
 installRedaction();
 
@@ -37,7 +38,11 @@ describe('redaction', () => {
     assert.equal(redactText('key sk-proj-abcdefghijklmnopqrstu leaked'), `key ${REDACTED} leaked`);
     assert.equal(redactText('password=hunter2 and api_key: xyz123'), `password=${REDACTED} and api_key: ${REDACTED}`);
     assert.equal(redactText('max_tokens: 12, inputTokens=5'), 'max_tokens: 12, inputTokens=5');
-    assert.equal(redactUrl('http://u:p@h:1/a/b?c=d'), `http://${REDACTED}@h:1/a/b?${REDACTED}`);
+    assert.equal(redactUrl('http://u:p@h:1/a/b?c=d#f'), `http://${REDACTED}@h:1/a/b?c=d`);
+    assert.equal(redactUrl('postgres://app:pw@db:5432/x?sslpassword=y&pool_max=4'), `postgres://${REDACTED}@db:5432/x?sslpassword=${REDACTED}&pool_max=4`);
+    assert.equal(redactUrl('https://api.example.com/v1?key=abc&access_token=t&X-Amz-Signature=s&api-version=2'), `https://api.example.com/v1?key=${REDACTED}&access_token=${REDACTED}&X-Amz-Signature=${REDACTED}&api-version=2`);
+    assert.equal(redactUrl('not a url with user:pw@host'), '[unparseable URL]');
+    assert.equal(redactUrl('relative/path'), 'relative/path');
   });
 
   test('deep data: secret-named keys, strings everywhere, numbers kept', () => {

@@ -21,7 +21,7 @@ export interface TestEngine {
   engine: EngineApi;
   worker: Worker;
   tools: ToolRegistry;
-  submit(plan: unknown): Promise<RunWithSteps>;
+  submit(plan: Record<string, unknown>): Promise<RunWithSteps>;
   waitRun(runId: string, timeoutMs?: number): Promise<RunWithSteps>;
   close(): Promise<void>;
 }

@@ -27,7 +27,7 @@ export function testConfig(dataDir: string, overrides: Partial<RunwardenConfig> 
 
 export interface TestRuntime extends Runtime {
   /** POST /runs; returns the created run. */
-  submit(body: unknown): Promise<RunWithSteps>;
+  submit(body: Record<string, unknown>): Promise<RunWithSteps>;
   waitRun(runId: string, timeoutMs?: number): Promise<RunWithSteps>;
   events(runId: string): Promise<EventRecord[]>;
 }

@@ -239,5 +239,5 @@ test('latency: from the lab default, overridden per request by matrix or query p
 
 test('a client on 127.0.0.1 only: non-loopback hosts are refused', async () => {
   const { startLab } = await import('../../src/lab/index.ts');
-  await assert.rejects(startLab({ host: '0.0.0.0', port: 0 }), { code: 'lab.non_loopback_host' });
+  await assert.rejects(startLab({ host: '0.0.0.0', port: 0 }), { code: 'LAB_NOT_LOOPBACK' });
 });

@@ -70,7 +70,8 @@ describe('deadlines by phase', () => {
     assert.equal(d.aborted, false);
     assert.equal(d.msSinceLastByte, -1);
     assert.ok((d.bytesOut as number) > 0);
-    assert.equal(d.url, `${s.url}/v1/chat/completions`);
+    assert.equal(d.url, `${s.url}/v1/chat/completions?api_key=[redacted]`);
+    assert.ok(!JSON.stringify(err.data).includes('SECRET'), 'the key in the query is not in the error');
     assert.deepEqual(Object.keys(d.classification as object).sort(), ['code', 'summary']);
     assert.equal((d.classification as { code: string }).code, 'llm.no_headers');
     assert.ok(!JSON.stringify(err.toJSON()).includes('SECRET'));
@@ -486,7 +487,7 @@ describe('more connect phases and the pending-call registry', () => {
     const mine = pendingCalls(ac.signal);
     assert.equal(mine.length, 1);
     assert.equal(mine[0]!.phase, 'headers');
-    assert.equal(mine[0]!.url, `${s.url}/v1/chat/completions`);
+    assert.equal(mine[0]!.url, `${s.url}/v1/chat/completions?key=[redacted]`);
     assert.ok(mine[0]!.msInPhase >= 40);
     assert.ok(mine[0]!.bytesOut > 0);
     await waitFor(() => pendingCalls(other.signal)[0]?.phase === 'stream', 1000, 'the stream phase');

@@ -68,8 +68,8 @@ describe('lab: healthy', () => {
     assert.equal(s.finishReason, 'end_turn');
   });
 
-  it('Anthropic has no embeddings: llm.unsupported', async () => {
-    await rejectsWith(prov('healthy', { type: 'anthropic' }).embed(['x'], opts()), 'llm.unsupported');
+  it('Anthropic has no embeddings: PROVIDER_UNSUPPORTED', async () => {
+    await rejectsWith(prov('healthy', { type: 'anthropic' }).embed(['x'], opts()), 'PROVIDER_UNSUPPORTED');
   });
 
   it('embeddings, in order', async () => {

@@ -55,24 +55,24 @@ describe('ProviderRegistry', () => {
       { name: 'openai', type: 'openai', baseUrl: 'https://proxy.example/v1' },
       { name: 'anthropic', type: 'anthropic', baseUrl: 'https://api.anthropic.com' },
       { name: 'lab', type: 'lab', baseUrl: 'http://127.0.0.1:7401/v1' },
-      { name: 'local', type: 'openai', baseUrl: 'http://127.0.0.1:8000/v1' },
+      { name: 'local', type: 'openai', baseUrl: 'http://[redacted]@127.0.0.1:8000/v1?key=[redacted]' },
     ]);
   });
 
-  it('unknown names and a missing lab are llm.unknown_provider', () => {
+  it('unknown names and a missing lab are PROVIDER_UNKNOWN', () => {
     const r = reg({ env: {} });
-    assert.throws(() => r.get('nope'), isCode('llm.unknown_provider'));
-    assert.throws(() => r.get('lab'), (e) => isCode('llm.unknown_provider')(e) && /not running/.test((e as Error).message));
-    assert.throws(() => r.get(), isCode('llm.unknown_provider'), 'the default falls back to the lab');
-    assert.throws(() => new ProviderRegistry({ env: {}, defaultProvider: 'ghost' }), isCode('llm.unknown_provider'));
+    assert.throws(() => r.get('nope'), isCode('PROVIDER_UNKNOWN'));
+    assert.throws(() => r.get('lab'), (e) => isCode('PROVIDER_UNKNOWN')(e) && /not running/.test((e as Error).message));
+    assert.throws(() => r.get(), isCode('PROVIDER_UNKNOWN'), 'the default falls back to the lab');
+    assert.throws(() => new ProviderRegistry({ env: {}, defaultProvider: 'ghost' }), isCode('PROVIDER_UNKNOWN'));
   });
 
   it('rejects unknown config keys, bad types and bad timeouts, naming the problem', () => {
     assert.throws(() => new ProviderRegistry({ env: {}, providers: { x: { type: 'openai', apiKey: 'k' } as never } }), /unknown key "apiKey"/);
-    assert.throws(() => new ProviderRegistry({ env: {}, providers: { x: { type: 'gemini' } as never } }), isCode('llm.bad_config'));
+    assert.throws(() => new ProviderRegistry({ env: {}, providers: { x: { type: 'gemini' } as never } }), isCode('CONFIG_INVALID'));
     assert.throws(() => new ProviderRegistry({ env: {}, providers: { x: { type: 'openai', timeouts: { idleMs: -1 } } } }), /idleMs/);
     assert.throws(() => new ProviderRegistry({ env: {}, providers: { x: { type: 'openai', timeouts: { idle: 5 } as never } } }), /unknown timeout "idle"/);
-    assert.throws(() => new ProviderRegistry({ env: {}, providers: { x: { type: 'openai', baseUrl: 'ftp://x' } } }), isCode('llm.bad_config'));
+    assert.throws(() => new ProviderRegistry({ env: {}, providers: { x: { type: 'openai', baseUrl: 'ftp://x' } } }), isCode('CONFIG_INVALID'));
   });
 
   it('one instance per name; close() closes them and later use fails', () => {
@@ -80,7 +80,7 @@ describe('ProviderRegistry', () => {
     assert.equal(r.get('lab'), r.get('lab'));
     r.close();
     r.close();
-    assert.throws(() => r.get('lab'), isCode('llm.closed'));
+    assert.throws(() => r.get('lab'), isCode('PROVIDERS_CLOSED'));
   });
 });
 

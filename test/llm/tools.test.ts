@@ -104,7 +104,7 @@ describe('tools', () => {
   });
 
   it('llm: an unknown provider is a typed error', async () => {
-    await assert.rejects(run('llm', { prompt: 'a', provider: 'nope' }), (e) => codeOf(e) === 'llm.unknown_provider');
+    await assert.rejects(run('llm', { prompt: 'a', provider: 'nope' }), (e) => codeOf(e) === 'PROVIDER_UNKNOWN');
   });
 
   it('llm: the step signal aborts the call down to the socket', async () => {
@@ -147,7 +147,7 @@ describe('tools', () => {
     assert.match(out.text, /file=README\.md/);
   });
 
-  it('codegen: an answer without file blocks -> codegen.no_files, not retryable', async () => {
+  it('codegen: an answer without file blocks -> CODEGEN_NO_FILES, not retryable', async () => {
     const s = await startServer((_req, res) => {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(
@@ -161,7 +161,7 @@ describe('tools', () => {
     try {
       const t = createLlmTools({ providers: reg, vectors: new SqliteVectorStore(db) }).find((x) => x.name === 'codegen')!;
       await assert.rejects(Promise.resolve(t.run(ctx(), { prompt: 'x', provider: 'prose' })), (e) => {
-        assert.equal(codeOf(e), 'codegen.no_files');
+        assert.equal(codeOf(e), 'CODEGEN_NO_FILES');
         assert.equal((e as RunwardenError).retryable, false);
         return true;
       });
@@ -191,8 +191,8 @@ describe('tools', () => {
     assert.deepEqual(found.results[0].metadata, { n: 1 });
   });
 
-  it('retrieve from an unknown collection -> retrieve.unknown_collection', async () => {
-    await assert.rejects(run('retrieve', { collection: 'never-filled', query: 'x' }), (e) => codeOf(e) === 'retrieve.unknown_collection');
+  it('retrieve from an unknown collection -> COLLECTION_NOT_FOUND', async () => {
+    await assert.rejects(run('retrieve', { collection: 'never-filled', query: 'x' }), (e) => codeOf(e) === 'COLLECTION_NOT_FOUND');
   });
 });
 

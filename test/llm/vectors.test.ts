@@ -84,23 +84,23 @@ describe('SqliteVectorStore', () => {
 
   it('rejects mismatched dimensions with a typed error', async () => {
     const store = new SqliteVectorStore(db);
-    await assert.rejects(store.upsert('basic', [{ text: 't', vector: [1, 2] }]), isCode('vectors.dimension_mismatch'));
-    await assert.rejects(store.query('basic', [1, 2, 3, 4], 1), isCode('vectors.dimension_mismatch'));
+    await assert.rejects(store.upsert('basic', [{ text: 't', vector: [1, 2] }]), isCode('VECTOR_DIMENSION_MISMATCH'));
+    await assert.rejects(store.query('basic', [1, 2, 3, 4], 1), isCode('VECTOR_DIMENSION_MISMATCH'));
     await assert.rejects(
       store.upsert('fresh', [
         { text: 'a', vector: [1, 2] },
         { text: 'b', vector: [1, 2, 3] },
       ]),
-      isCode('vectors.dimension_mismatch'),
+      isCode('VECTOR_DIMENSION_MISMATCH'),
     );
     assert.equal(await store.count('fresh'), 0, 'nothing stored from a rejected batch');
   });
 
   it('rejects zero and non-finite vectors and bad k', async () => {
     const store = new SqliteVectorStore(db);
-    await assert.rejects(store.upsert('z', [{ text: 'zero', vector: [0, 0] }]), isCode('vectors.invalid'));
-    await assert.rejects(store.upsert('z', [{ text: 'nan', vector: [Number.NaN, 1] }]), isCode('vectors.invalid'));
-    await assert.rejects(store.query('basic', [1, 0, 0], 0), isCode('vectors.invalid'));
+    await assert.rejects(store.upsert('z', [{ text: 'zero', vector: [0, 0] }]), isCode('VECTOR_INVALID'));
+    await assert.rejects(store.upsert('z', [{ text: 'nan', vector: [Number.NaN, 1] }]), isCode('VECTOR_INVALID'));
+    await assert.rejects(store.query('basic', [1, 0, 0], 0), isCode('VECTOR_INVALID'));
   });
 
   it('extends its cache on upsert and sees rows written by another connection', async () => {

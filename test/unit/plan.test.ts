@@ -37,7 +37,7 @@ describe('plan validation', () => {
   });
 
   const cases: Array<[string, unknown, string]> = [
-    ['empty body', {}, 'EMPTY_BODY'],
+    ['empty body', {}, 'SCHEMA'],
     ['no plan', { labels: {} }, 'SCHEMA'],
     ['empty steps', plan([]), 'SCHEMA'],
     ['unknown top-level key', { plan: { steps: [{ name: 'a', tool: 'echo' }] }, extra: 1 }, 'SCHEMA'],

@@ -16,7 +16,8 @@ export function registerRunRoutes(app: FastifyInstance, ctx: HttpContext): void 
         { code: 'INVALID_TYPE', path: '', message: `expected an object, got ${body === null ? 'null' : Array.isArray(body) ? 'an array' : typeof body}` },
       ]);
     }
-    const { run, created } = await engine.createRun(body);
+    if (Object.keys(body).length === 0) throw httpError('EMPTY_BODY', 'request body is an empty object; send a JSON object with a "plan"');
+    const { run, created } = await engine.createRun(body as Record<string, unknown>);
     reply.code(created ? 201 : 200);
     if (created) reply.header('location', `/runs/${encodeURIComponent(run.id)}`);
     // The run itself, plus whether this request created it (false: an idempotencyKey repeat).

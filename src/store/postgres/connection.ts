@@ -1,4 +1,4 @@
-/** How the store talks to PostgreSQL: value parsing shared by every connection, and URL redaction. */
+/** How the store talks to PostgreSQL: value parsing shared by every connection. */
 import pg from 'pg';
 
 /** int8 as a JS number (epoch ms and counters stay far below 2^53); json as its text, parsed by rows.ts. */
@@ -9,16 +9,3 @@ export const TYPES: pg.CustomTypesConfig = {
     return pg.types.getTypeParser(oid, format);
   }) as pg.CustomTypesConfig['getTypeParser'],
 };
-
-/** The URL without its password, for logs, errors and `location`. */
-export function redactPostgresUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    u.searchParams.delete('password');
-    return u.toString();
-  } catch {
-    return 'postgres://(unparseable URL)';
-  }
-}
-

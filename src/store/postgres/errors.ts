@@ -56,10 +56,7 @@ export function isConflict(err: unknown): boolean {
 export function unavailable(err: unknown, location: string): RunwardenError {
   if (err instanceof RunwardenError && err.code === 'DATABASE_UNAVAILABLE') return err;
   const detail = err instanceof Error ? err.message : String(err);
-  return new RunwardenError('DATABASE_UNAVAILABLE', `PostgreSQL at ${location} is unavailable: ${detail}`, {
-    status: 503,
-    retryable: true,
-    cause: err,
+  return new RunwardenError('DATABASE_UNAVAILABLE', `PostgreSQL at ${location} is unavailable: ${detail}`, { cause: err,
   });
 }
 

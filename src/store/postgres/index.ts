@@ -24,7 +24,8 @@ import { storableText } from '../../domain/text.ts';
 import { loadMigrations, type Migration } from '../migrations.ts';
 import { StoreReads } from '../reads.ts';
 import type { MigrationStatus, Store, StoreNotification, Tx } from '../store.ts';
-import { redactPostgresUrl, TYPES } from './connection.ts';
+import { redactUrl } from '../../domain/redact-url.ts';
+import { TYPES } from './connection.ts';
 import { isConflict, isConnectionError, mapError, unavailable } from './errors.ts';
 import { applyMigrations } from './migrate.ts';
 import { PgNotifier } from './notify.ts';
@@ -106,11 +107,11 @@ export class PostgresStore extends StoreReads implements Store {
       url = new URL(opts.url);
     } catch {
       // Not echoed: the URL may hold a password.
-      throw new RunwardenError('CONFIG_INVALID', 'DATABASE_URL is not a valid URL (expected postgres://user:password@host:port/database)', { status: 400 });
+      throw new RunwardenError('CONFIG_INVALID', 'DATABASE_URL is not a valid URL (expected postgres://user:password@host:port/database)');
     }
     const poolParam = url.searchParams.get('pool_max');
     url.searchParams.delete('pool_max');
-    this.location = redactPostgresUrl(url.toString());
+    this.location = redactUrl(url);
     this.#log = opts.log ?? (() => undefined);
     this.#maxTxAttempts = opts.maxTxAttempts ?? 8;
     const statementTimeout = opts.statementTimeoutMs ?? 30_000;
@@ -342,4 +343,3 @@ export class PostgresStore extends StoreReads implements Store {
   }
 }
 
-export { redactPostgresUrl } from './connection.ts';
