@@ -2,6 +2,7 @@
  * The bench's output: the printed table, the SVG chart (written by hand, no dependency) and the
  * generated `docs/benchmarks.md`. Pure functions of the results; run.ts decides what to write.
  */
+import { existsSync, readFileSync } from 'node:fs';
 import type { Result } from './sqlite-engine.ts';
 
 /** A result row. `capped`: the measurement stopped at `value` (a cap) before the event happened. */
@@ -251,6 +252,12 @@ function groupResults(results: BenchResult[]): Array<{ workload: string; metric:
 // ---------------------------------------------------------------------------------------------
 // docs/benchmarks.md
 
+/** The `/health` under load section, written by `node bench/health-under-load.ts --write-docs` (its own run, not this one). */
+function healthSection(): string {
+  const file = new URL('../docs/benchmarks-health.md', import.meta.url);
+  return existsSync(file) ? `\n${readFileSync(file, 'utf8').trim()}\n` : '';
+}
+
 export function markdown(report: Report): string {
   const m = report.machine;
   const caps = report.params;
@@ -287,6 +294,7 @@ the measurement stopped; a ratio against a capped value is a bound (≤ or ≥).
 
 ${table}
 ${report.errors.length > 0 ? `\nStages that failed in this run:\n\n${report.errors.map((e) => `- ${e}`).join('\n')}\n` : ''}
+${healthSection()}
 ## How each peer is configured
 
 Each peer runs from its npm package (devDependencies), in-process with the bench except for the

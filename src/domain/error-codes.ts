@@ -44,6 +44,7 @@ export const ERROR_CODES = spec({
   INTERNAL: { status: 500, retryable: false, api: true },
   UNAVAILABLE: { status: 503, retryable: true, api: true },
   DATABASE_UNAVAILABLE: { status: 503, retryable: true, api: true },
+  OVERLOADED: { status: 503, retryable: true, api: true },
 
   // Configuration and startup (flags, environment, config file, tools modules, providers, the lab).
   CONFIG_INVALID: { status: 400, retryable: false },

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { RunwardenError, type ErrorDetail } from './errors.ts';
 import type { RetryPolicy } from './records.ts';
 import { findTemplates } from './templates.ts';
+import { slicer } from './slices.ts';
 import { textProblem } from './text.ts';
 import type { ToolRegistry } from '../tools/registry.ts';
 
@@ -101,17 +102,20 @@ export async function validateRunRequest(body: unknown, tools: ToolRegistry, lim
   const steps: ValidatedStep[] = [];
   const byName = new Map<string, ValidatedStep>();
 
-  rawSteps.forEach((raw, idx) => {
+  const slice = slicer();
+  for (let idx = 0; idx < rawSteps.length; idx++) {
+    if (slice.due()) await slice.pause();
+    const raw = rawSteps[idx];
     const r = stepSchema.safeParse(raw);
     const where = `plan.steps.${idx}`;
     if (!r.success) {
       for (const i of r.error.issues) problems.push({ code: 'SCHEMA', path: `${where}.${zodPath(i.path)}`.replace(/\.$/, ''), message: i.message });
-      return;
+      continue;
     }
     const s = r.data;
     if (byName.has(s.name)) {
       problems.push({ code: 'DUPLICATE_STEP', path: `${where}.name`, message: `step name "${s.name}" is used more than once` });
-      return;
+      continue;
     }
     let timeoutMs = s.timeoutMs ?? tools.get(s.tool)?.timeoutMs ?? limits.defaultTimeoutMs;
     if (s.timeoutMs !== undefined && (!Number.isInteger(s.timeoutMs) || s.timeoutMs <= 0 || s.timeoutMs > limits.maxTimeoutMs)) {
@@ -137,7 +141,7 @@ export async function validateRunRequest(body: unknown, tools: ToolRegistry, lim
     };
     byName.set(s.name, step);
     steps.push(step);
-  });
+  }
 
   for (const step of steps) {
     for (const dep of step.dependsOn) {
@@ -155,6 +159,7 @@ export async function validateRunRequest(body: unknown, tools: ToolRegistry, lim
   if (cycle) problems.push({ code: 'DEPENDENCY_CYCLE', path: 'plan.steps', message: `dependency cycle: ${cycle.join(' -> ')}` });
 
   for (const step of steps) {
+    if (slice.due()) await slice.pause();
     const refs = findTemplates(step.inputs);
     const templated = new Set<string>();
     for (const ref of refs) {

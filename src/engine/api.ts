@@ -8,7 +8,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 type IntervalHistogram = ReturnType<typeof monitorEventLoopDelay>;
 import { notFound, RunwardenError } from '../domain/errors.ts';
 import { validateRunRequest, type PlanLimits } from '../domain/plan.ts';
-import type { RunRecord, RunWithSteps, StepDetail, StepRecord, TextDelta } from '../domain/records.ts';
+import { MAX_INLINE_STEPS, type RunRecord, type RunWithSteps, type StepDetail, type StepRecord, type TextDelta } from '../domain/records.ts';
 import { RUN_STATES } from '../domain/states.ts';
 import { textProblem } from '../domain/text.ts';
 import type { RunRow, StepRow, Store } from '../store/store.ts';
@@ -113,8 +113,20 @@ export class EngineApi implements EngineFacade {
   async getRun(id: string): Promise<RunWithSteps> {
     const run = await this.store.getRun(id);
     if (!run) throw notFound('run', id);
+    if (run.stepsTotal > MAX_INLINE_STEPS) {
+      const steps = await this.store.getRunSteps(id, { afterIdx: -1, limit: MAX_INLINE_STEPS });
+      return { ...publicRun(run), steps: steps.map(publicStep), stepsTruncated: true };
+    }
     const steps = await this.store.getRunSteps(id);
     return { ...publicRun(run), steps: steps.map(publicStep) };
+  }
+
+  async listSteps(runId: string, afterIdx: number, limit: number): Promise<{ steps: StepRecord[]; nextAfter: number | null }> {
+    const run = await this.store.getRun(runId);
+    if (!run) throw notFound('run', runId);
+    const steps = await this.store.getRunSteps(runId, { afterIdx, limit });
+    const last = steps.at(-1);
+    return { steps: steps.map(publicStep), nextAfter: last && steps.length === limit && last.idx < run.stepsTotal - 1 ? last.idx : null };
   }
 
   async listRuns(q: ListRunsQuery): Promise<RunPage> {

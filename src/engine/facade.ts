@@ -2,7 +2,7 @@
  * What the HTTP API and the CLI may ask of the engine. The HTTP layer depends on this interface
  * only; `EngineApi` in api.ts implements it on top of a Store.
  */
-import type { ArtifactMeta, AttemptRecord, EventRecord, RunRecord, RunWithSteps, StepDetail, TextDelta, WorkerRecord } from '../domain/records.ts';
+import type { ArtifactMeta, AttemptRecord, EventRecord, RunRecord, RunWithSteps, StepDetail, StepRecord, TextDelta, WorkerRecord } from '../domain/records.ts';
 import type { RunState } from '../domain/states.ts';
 
 export interface ListRunsQuery {
@@ -102,6 +102,8 @@ export interface EngineFacade {
   /** Called with each `llm.delta` frame of runId's running steps (never stored); returns an unsubscribe. */
   onRunDeltas(runId: string, listener: (delta: TextDelta) => void): () => void;
   getStep(runId: string, name: string): Promise<StepDetail>;
+  /** A page of a run's steps in plan order: idx > afterIdx, at most `limit`; `nextAfter` null on the last page. */
+  listSteps(runId: string, afterIdx: number, limit: number): Promise<{ steps: StepRecord[]; nextAfter: number | null }>;
   listAttempts(runId: string, name: string): Promise<AttemptRecord[]>;
   listArtifacts(runId: string): Promise<ArtifactMeta[]>;
   getArtifact(id: string): Promise<{ meta: ArtifactMeta; content: Buffer }>;

@@ -119,6 +119,21 @@ export function openApiDocument(version: string): Json {
           },
         },
       },
+      '/runs/{id}/steps': {
+        get: {
+          operationId: 'listSteps',
+          summary: 'A page of a run\'s steps in plan order (a run over 500 steps shows only its first 500 inline).',
+          parameters: [
+            runId,
+            { name: 'after', in: 'query', description: 'The `nextAfter` of the previous page (a step idx); default: from the first step.', schema: { type: 'integer', minimum: 0 } },
+            { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 500, default: 500 } },
+          ],
+          responses: {
+            '200': json(obj({ steps: { type: 'array', items: ref('Step') }, nextAfter: { type: ['integer', 'null'] } }), 'One page of steps; `nextAfter` is null on the last page.'),
+            ...commonErrors(['404', '`NOT_FOUND`.']),
+          },
+        },
+      },
       '/runs/{id}/steps/{name}': {
         get: {
           operationId: 'getStep',
@@ -267,7 +282,15 @@ export function openApiDocument(version: string): Json {
           usage: obj({ inputTokens: { type: 'integer' }, outputTokens: { type: 'integer' }, calls: { type: 'integer' } }),
           error: { oneOf: [ref('SerializedError'), { type: 'null' }] },
         }),
-        Run: { allOf: [ref('RunSummary'), obj({ steps: { type: 'array', items: ref('Step') } })] },
+        Run: {
+          allOf: [
+            ref('RunSummary'),
+            obj({
+              steps: { type: 'array', items: ref('Step'), description: 'In plan order; at most the first 500 (then `stepsTruncated` is true: read the rest from GET /runs/{id}/steps).' },
+              stepsTruncated: { type: 'boolean', description: 'Present (true) when `steps` holds only the first 500 of `stepsTotal`.' },
+            }),
+          ],
+        },
         Step: obj({
           runId: { type: 'string' },
           name: { type: 'string' },

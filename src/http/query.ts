@@ -4,6 +4,7 @@
  * everything) and turn every problem into one 400 `INVALID_QUERY` with a detail per parameter.
  */
 import { z } from 'zod';
+import { MAX_INLINE_STEPS } from '../domain/records.ts';
 import { RUN_STATES } from '../domain/states.ts';
 import { storableText, textProblem } from '../domain/text.ts';
 import type { ListRunsQuery } from '../engine/facade.ts';
@@ -48,6 +49,11 @@ export const listRunsQuery = z.strictObject({
   tool: z.string().min(1).max(64).optional(),
   cursor: z.string().min(1).max(1000).optional(),
   limit: intString(1, MAX_RUNS_PAGE).optional(),
+});
+
+export const listStepsQuery = z.strictObject({
+  after: intString(0, Number.MAX_SAFE_INTEGER).optional(),
+  limit: intString(1, MAX_INLINE_STEPS).optional(),
 });
 
 export const listEventsQuery = z.strictObject({

@@ -8,7 +8,7 @@ import type { ArtifactMeta, AttemptRecord, EventRecord, WorkerRecord } from '../
 import { RUN_STATES, STEP_STATES, type RunState, type StepState } from '../domain/states.ts';
 import { labelNeedles } from './label-match.ts';
 import { toArtifact, toAttempt, toEvent, toRun, toStep, toWorker } from './rows.ts';
-import type { ListRunsFilter, RunRow, StepRow, Store } from './store.ts';
+import type { ListRunsFilter, RunRow, StepPage, StepRow, Store } from './store.ts';
 
 export type Row = Record<string, unknown>;
 
@@ -90,7 +90,8 @@ export abstract class StoreReads implements Reads {
     return (await this.rows(sql, params)).map(toRun);
   }
 
-  async getRunSteps(runId: string): Promise<StepRow[]> {
+  async getRunSteps(runId: string, page?: StepPage): Promise<StepRow[]> {
+    if (page) return (await this.rows('SELECT * FROM steps WHERE run_id = $1 AND idx > $2 ORDER BY idx LIMIT $3', [runId, page.afterIdx, page.limit])).map(toStep);
     return (await this.rows('SELECT * FROM steps WHERE run_id = $1 ORDER BY idx', [runId])).map(toStep);
   }
 

@@ -24,6 +24,11 @@ import type {
 import type { AttemptState, RunState, StepState } from '../domain/states.ts';
 import type { VectorStore } from '../domain/vectors.ts';
 
+export interface StepPage {
+  afterIdx: number;
+  limit: number;
+}
+
 export interface MigrationStatus {
   dialect: string;
   current: number;
@@ -263,7 +268,8 @@ export interface Store {
   getRun(id: string): Promise<RunRow | null>;
   findRunByIdempotencyKey(key: string): Promise<RunRow | null>;
   listRuns(filter: ListRunsFilter): Promise<RunRow[]>;
-  getRunSteps(runId: string): Promise<StepRow[]>;
+  /** The steps of a run in plan order; with `page`, those with idx > `afterIdx`, at most `limit`. */
+  getRunSteps(runId: string, page?: StepPage): Promise<StepRow[]>;
   getStep(runId: string, name: string): Promise<StepRow | null>;
   listAttempts(runId: string, stepName: string): Promise<AttemptRecord[]>;
   listEvents(runId: string, afterSeq: number, limit: number): Promise<EventRecord[]>;

@@ -169,3 +169,36 @@ cases(
   },
   pgSkip,
 );
+
+describe('huge runs: steps inline are capped, the rest paged', () => {
+  let rt: TestRuntime;
+  before(async () => {
+    rt = await startTestRuntime({ workers: 0 });
+  });
+  after(async () => rt.close());
+
+  test('a 1,200-step run shows its first 500 steps with stepsTruncated, and GET /runs/:id/steps pages through all', async () => {
+    const steps = Array.from({ length: 1200 }, (_, i) => ({ name: `s${i}`, tool: 'echo', inputs: { i } }));
+    const created = await http(rt.url, '/runs', { body: { plan: { steps } } });
+    assert.equal(created.status, 201);
+    assert.equal(created.body.steps.length, 500);
+    assert.equal(created.body.stepsTruncated, true);
+    const run = await http(rt.url, `/runs/${created.body.id}`);
+    assert.equal(run.body.steps.length, 500);
+    assert.equal(run.body.stepsTotal, 1200);
+    const names: string[] = [];
+    let after: number | null = null;
+    for (let page = 0; page < 10; page++) {
+      const res: { status: number; body: { steps: Array<{ name: string }>; nextAfter: number | null } } = await http(rt.url, `/runs/${created.body.id}/steps?limit=500${after === null ? '' : `&after=${after}`}`);
+      assert.equal(res.status, 200);
+      names.push(...res.body.steps.map((s) => s.name));
+      after = res.body.nextAfter;
+      if (after === null) break;
+    }
+    assert.deepEqual(names, steps.map((s) => s.name));
+    const small = await createRun(rt.url, plan([{ name: 'a', tool: 'echo' }]));
+    assert.equal(small.stepsTruncated, undefined);
+    assert.equal((await http(rt.url, '/runs/nope/steps')).status, 404);
+    assert.equal((await http(rt.url, `/runs/${small.id}/steps?limit=501`)).status, 400);
+  });
+});

@@ -2,7 +2,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { HttpContext } from '../context.ts';
 import { httpError } from '../errors.ts';
-import { listRunsQuery, noQuery, parseQuery, toListRunsQuery } from '../query.ts';
+import { MAX_INLINE_STEPS } from '../../domain/records.ts';
+import { listRunsQuery, listStepsQuery, noQuery, parseQuery, toListRunsQuery } from '../query.ts';
 
 export function registerRunRoutes(app: FastifyInstance, ctx: HttpContext): void {
   const { engine } = ctx;
@@ -17,7 +18,7 @@ export function registerRunRoutes(app: FastifyInstance, ctx: HttpContext): void 
       ]);
     }
     if (Object.keys(body).length === 0) throw httpError('EMPTY_BODY', 'request body is an empty object; send a JSON object with a "plan"');
-    const { run, created } = await engine.createRun(body as Record<string, unknown>);
+    const { run, created } = await ctx.admission.run(() => engine.createRun(body as Record<string, unknown>));
     reply.code(created ? 201 : 200);
     if (created) reply.header('location', `/runs/${encodeURIComponent(run.id)}`);
     // The run itself, plus whether this request created it (false: an idempotencyKey repeat).
@@ -38,6 +39,11 @@ export function registerRunRoutes(app: FastifyInstance, ctx: HttpContext): void 
   app.post<{ Params: { id: string } }>('/runs/:id/cancel', async (req) => {
     parseQuery(noQuery, req.query);
     return engine.cancelRun(req.params.id);
+  });
+
+  app.get<{ Params: { id: string } }>('/runs/:id/steps', async (req) => {
+    const q = parseQuery(listStepsQuery, req.query);
+    return engine.listSteps(req.params.id, q.after ?? -1, q.limit ?? MAX_INLINE_STEPS);
   });
 
   app.get<{ Params: { id: string; name: string } }>('/runs/:id/steps/:name', async (req) => {

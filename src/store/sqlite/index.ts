@@ -12,6 +12,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import type { VectorStore } from '../../domain/vectors.ts';
+import { yieldToLoop } from '../../domain/slices.ts';
 import { loadMigrations, type Migration } from '../migrations.ts';
 import type { MigrationStatus, Store, StoreNotification, Tx } from '../store.ts';
 import { StoreReads } from '../reads.ts';
@@ -19,6 +20,12 @@ import { SqliteTx } from './tx.ts';
 import { SqliteVectorStore } from './vectors.ts';
 
 const MIGRATIONS_DIR = join(import.meta.dirname, 'migrations');
+
+/** SQLITE_BUSY (5) and its extended codes (SQLITE_BUSY_RECOVERY 261, SQLITE_BUSY_SNAPSHOT 517, ...). */
+function isBusy(err: unknown): boolean {
+  const code = (err as { errcode?: unknown }).errcode;
+  return typeof code === 'number' && (code & 0xff) === 5;
+}
 
 export interface SqliteStoreOptions {
   /** File path, or ':memory:'. */
@@ -47,6 +54,7 @@ export class SqliteStore extends StoreReads implements Store {
   readonly #listeners = new Set<(n: StoreNotification) => void>();
   readonly #migrations: Migration[];
   #chain: Promise<unknown> = Promise.resolve();
+  readonly #busyTimeoutMs: number;
   /** The transaction whose function is running (see #outside). */
   readonly #transaction = new AsyncLocalStorage<{ open: boolean }>();
   #closed = false;
@@ -55,7 +63,8 @@ export class SqliteStore extends StoreReads implements Store {
     super();
     this.location = opts.path;
     if (opts.path !== ':memory:') mkdirSync(dirname(opts.path), { recursive: true });
-    this.db = new DatabaseSync(opts.path, { timeout: opts.busyTimeoutMs ?? 5000 });
+    this.#busyTimeoutMs = opts.busyTimeoutMs ?? 5000;
+    this.db = new DatabaseSync(opts.path, { timeout: this.#busyTimeoutMs });
     // WAL lets readers (API, CLI `db status`, other processes) proceed while a writer commits;
     // synchronous=NORMAL is durable across process crashes in WAL mode (only an OS crash can
     // lose the last commits), which is the failure model a run engine on one machine has.
@@ -120,8 +129,12 @@ export class SqliteStore extends StoreReads implements Store {
 
   transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
     return this.#exclusive(async () => {
+      // Every transaction starts in a macrotask of its own: queued transactions chained on promises
+      // would otherwise run back to back in one turn of the loop (a burst of 200 submissions kept a
+      // new connection's /health waiting 4.5 s for all of them).
+      await yieldToLoop();
+      await this.#beginImmediate();
       const scope = { open: true };
-      this.db.exec('BEGIN IMMEDIATE');
       try {
         const result = await this.#transaction.run(scope, () => fn(new SqliteTx(this)));
         scope.open = false;
@@ -133,6 +146,33 @@ export class SqliteStore extends StoreReads implements Store {
         throw err;
       }
     });
+  }
+
+  /**
+   * BEGIN IMMEDIATE without blocking the event loop. SQLite's busy handler waits for another
+   * process's write lock by sleeping inside the call, up to the busy timeout, with the whole loop
+   * stopped (the API's /health included) while worker processes commit. So the lock is tried with
+   * no busy wait and, while another process holds it, tried again after 1, 2, 4 ... 16 ms timers,
+   * until the same busy timeout has passed.
+   */
+  async #beginImmediate(): Promise<void> {
+    const deadline = performance.now() + this.#busyTimeoutMs;
+    let waitMs = 1;
+    this.db.exec('PRAGMA busy_timeout = 0');
+    try {
+      for (;;) {
+        try {
+          this.db.exec('BEGIN IMMEDIATE');
+          return;
+        } catch (err) {
+          if (!isBusy(err) || performance.now() >= deadline) throw err;
+        }
+        await new Promise((r) => setTimeout(r, waitMs));
+        waitMs = Math.min(16, waitMs * 2);
+      }
+    } finally {
+      this.db.exec(`PRAGMA busy_timeout = ${this.#busyTimeoutMs}`);
+    }
   }
 
   /**

@@ -1,4 +1,5 @@
 /** The write operations of one SQLite transaction (see Tx in ../store.ts). */
+import { slicer } from '../../domain/slices.ts';
 import type { SQLInputValue } from 'node:sqlite';
 import type { SerializedError } from '../../domain/errors.ts';
 import type { RunState } from '../../domain/states.ts';
@@ -55,7 +56,11 @@ export class SqliteTx implements Tx {
       `INSERT INTO steps (run_id, name, idx, tool, status, depends_on, dependents, pending_deps, inputs, resolved_inputs, timeout_ms, retries, ready_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
+    // A 10,000-step plan is ~100 ms of inserts: in slices, so the loop turns meanwhile (the
+    // transaction stays open and no other transaction of this process can start in between).
+    const slice = slicer();
     for (const s of steps) {
+      if (slice.due()) await slice.pause();
       st.run(
         s.runId,
         s.name,
