@@ -29,6 +29,12 @@ export default tseslint.config(
       'no-empty': ['error', { allowEmptyCatch: false }],
     },
   },
+  {
+    // The example app has a tsconfig.json of its own, for users who copy it; here it is checked with
+    // the repository's, under which `runwarden` resolves to src/ (see customConditions).
+    files: ['examples/**/*.ts'],
+    languageOptions: { parserOptions: { projectService: false, project: ['./tsconfig.json'], tsconfigRootDir: import.meta.dirname } },
+  },
   { files: ['**/*.js'], ...tseslint.configs.disableTypeChecked },
   // The dashboard runs in the browser (src/ui/ is served as is, see src/http/routes/ui.ts).
   {

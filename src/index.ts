@@ -11,6 +11,8 @@ export type { StandardSchemaV1 } from './tools/standard-schema.ts';
 export { jsonSchema } from './tools/json-schema.ts';
 export type { FromJsonSchema, JsonSchema, JsonSchemaType, TypedJsonSchema } from './tools/json-schema.ts';
 export { definePlan } from './sdk/define-plan.ts';
+export { builtins } from './sdk/builtins.ts';
+export type { ChatMessageInput, HttpToolInput, HttpToolOutput, LlmToolInput, LlmToolOutput } from './sdk/builtins.ts';
 export type { AnyRef, OutputRef, PlanBuilder, Ref, Refable, StepOptions, StepRefs } from './sdk/define-plan.ts';
 export { startRuntime } from './sdk/start-runtime.ts';
 export type { EmbeddedRuntime, RuntimeOptions, ToolEntry } from './sdk/start-runtime.ts';

@@ -3,25 +3,49 @@
  * promises rather than what a generator inferred. test/http/openapi.test.ts fails when a registered
  * route is missing here, or a path here has no route.
  */
-import { ATTEMPT_STATES, RUN_STATES, STEP_STATES } from '../domain/states.ts';
+import { RUN_STATES } from '../domain/states.ts';
+import { obj, ref, type Json } from './openapi-parts.ts';
+import { componentSchemas } from './openapi-schemas.ts';
 
-type Json = Record<string, unknown>;
-
-const ref = (name: string): Json => ({ $ref: `#/components/schemas/${name}` });
 const json = (schema: Json, description: string): Json => ({ description, content: { 'application/json': { schema } } });
 const err = (description: string): Json => json(ref('Error'), description);
 
 const runId: Json = { name: 'id', in: 'path', required: true, description: 'Run id.', schema: { type: 'string' } };
-const timestamp: Json = { type: 'string', format: 'date-time' };
-const nullableTimestamp: Json = { type: ['string', 'null'], format: 'date-time' };
 
-const commonErrors = (...extra: Array<[string, string]>): Json => {
-  const out: Json = {
-    '400': err('Invalid query parameters (`INVALID_QUERY`), or a path parameter holding a NUL or an unpaired surrogate (`BAD_URL`).'),
-    '401': err('Missing or wrong bearer token (`UNAUTHORIZED`), when the API requires one.'),
-    '500': err('Unexpected server error (`INTERNAL`); the message is generic and the cause is in the server log.'),
-  };
-  for (const [status, description] of extra) out[status] = err(description);
+interface ErrorsOf {
+  /** The route needs the bearer token when one is set. @default true */
+  auth?: boolean;
+  /** The route has path parameters: an unknown id is a 404, an overlong one a 414. */
+  params?: boolean;
+  /** The route reads a JSON body (POST). */
+  body?: boolean;
+  /** What else a 400 can be on this route. */
+  bad?: string;
+  /** What a 404 means here (besides an unknown route). */
+  notFound?: string;
+}
+
+/**
+ * Every error status a route can answer (docs/api.md "Errors"): those of any request (a malformed
+ * one, a slow upload, an unsupported Expect, oversized headers, a server shutting down or without
+ * its database, a bug), and those its parameters, body and token add.
+ */
+const errors = (o: ErrorsOf = {}): Json => {
+  const bad = ['`BAD_REQUEST`: a malformed request', '`INVALID_QUERY`: a bad, unknown or repeated query parameter'];
+  if (o.params) bad.push('`BAD_URL`: a path that cannot be decoded, or holds a NUL or an unpaired surrogate');
+  if (o.body) bad.push('`INVALID_JSON`, `BODY_TOO_DEEP` (over 100 levels): a body that cannot be read');
+  if (o.bad) bad.push(o.bad);
+  const out: Json = { '400': err(`${bad.join('; ')}.`) };
+  if (o.auth !== false) out['401'] = err('`UNAUTHORIZED`: the bearer token is missing or wrong (when the server has one).');
+  if (o.params || o.notFound) out['404'] = err(`\`NOT_FOUND\`: ${o.notFound ?? 'no such run'}.`);
+  out['408'] = err('`REQUEST_TIMEOUT`: the request was not received within 30 s.');
+  if (o.body) out['413'] = err('`BODY_TOO_LARGE`: the body exceeds `bodyLimitBytes`.');
+  if (o.params) out['414'] = err('`URI_TOO_LONG`: a path parameter longer than 500 characters.');
+  if (o.body) out['415'] = err('`UNSUPPORTED_MEDIA_TYPE`: a non-empty body that is not application/json.');
+  out['417'] = err('`EXPECTATION_FAILED`: an `Expect` header other than `100-continue`.');
+  out['431'] = err('`HEADERS_TOO_LARGE`: the request headers are too large.');
+  out['500'] = err('`INTERNAL`: a bug; the message is generic and the cause is in the server log.');
+  out['503'] = err('`UNAVAILABLE`: the server is shutting down (the connection is closed); `DATABASE_UNAVAILABLE`: the database cannot be reached.');
   return out;
 };
 
@@ -47,11 +71,7 @@ export function openApiDocument(version: string): Json {
           responses: {
             '201': json(ref('CreateRunResponse'), 'The run was created (`created: true`).'),
             '200': json(ref('CreateRunResponse'), 'A run with this idempotencyKey already existed; it is returned unchanged (`created: false`).'),
-            '400': err('Bad body: `EMPTY_BODY`, `INVALID_JSON`, `BODY_TOO_DEEP` (over 100 levels), `INVALID_BODY`, `PLAN_INVALID` (one detail per problem: unknown tool, duplicate name, unknown or cyclic dependsOn, bad template, inputs failing the tool schema).'),
-            '401': err('`UNAUTHORIZED`.'),
-            '413': err('`BODY_TOO_LARGE`: the body exceeds `bodyLimitBytes`.'),
-            '415': err('`UNSUPPORTED_MEDIA_TYPE`: the body is not application/json.'),
-            '500': err('`INTERNAL`.'),
+            ...errors({ body: true, bad: '`EMPTY_BODY`, `INVALID_BODY`: no plan; `PLAN_INVALID`: one detail per problem (unknown tool, duplicate name, unknown or cyclic dependsOn, bad template, inputs failing the tool schema)' }),
           },
         },
         get: {
@@ -67,7 +87,7 @@ export function openApiDocument(version: string): Json {
             { name: 'cursor', in: 'query', description: '`nextCursor` of the previous page.', schema: { type: 'string' } },
             { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 500, default: 50 } },
           ],
-          responses: { '200': json(ref('RunPage'), 'One page of runs.'), ...commonErrors() },
+          responses: { '200': json(ref('RunPage'), 'One page of runs.'), ...errors({ bad: '`INVALID_CURSOR`: a cursor this server did not issue' }) },
         },
       },
       '/runs/{id}': {
@@ -75,7 +95,7 @@ export function openApiDocument(version: string): Json {
           operationId: 'getRun',
           summary: 'One run with its steps.',
           parameters: [runId],
-          responses: { '200': json(ref('Run'), 'The run.'), ...commonErrors(['404', '`NOT_FOUND`.']) },
+          responses: { '200': json(ref('Run'), 'The run.'), ...errors({ params: true }) },
         },
       },
       '/runs/{id}/cancel': {
@@ -83,7 +103,7 @@ export function openApiDocument(version: string): Json {
           operationId: 'cancelRun',
           summary: 'Cancel a run: running attempts are aborted, pending and queued steps cancelled. Cancelling a finished run returns it unchanged.',
           parameters: [runId],
-          responses: { '200': json(ref('Run'), 'The run after cancellation was requested.'), ...commonErrors(['404', '`NOT_FOUND`.']) },
+          responses: { '200': json(ref('Run'), 'The run after cancellation was requested.'), ...errors({ params: true, body: true }) },
         },
       },
       '/runs/{id}/events': {
@@ -97,7 +117,7 @@ export function openApiDocument(version: string): Json {
           ],
           responses: {
             '200': json(obj({ events: { type: 'array', items: ref('Event') }, nextAfter: { type: 'integer', description: 'Pass as `after` to read the next page.' } }), 'A page of events.'),
-            ...commonErrors(['404', '`NOT_FOUND`.']),
+            ...errors({ params: true }),
           },
         },
       },
@@ -115,7 +135,7 @@ export function openApiDocument(version: string): Json {
           ],
           responses: {
             '200': { description: 'An event stream.', content: { 'text/event-stream': { schema: { type: 'string' } } } },
-            ...commonErrors(['404', '`NOT_FOUND`.']),
+            ...errors({ params: true }),
           },
         },
       },
@@ -130,7 +150,7 @@ export function openApiDocument(version: string): Json {
           ],
           responses: {
             '200': json(obj({ steps: { type: 'array', items: ref('Step') }, nextAfter: { type: ['integer', 'null'] } }), 'One page of steps; `nextAfter` is null on the last page.'),
-            ...commonErrors(['404', '`NOT_FOUND`.']),
+            ...errors({ params: true }),
           },
         },
       },
@@ -139,7 +159,7 @@ export function openApiDocument(version: string): Json {
           operationId: 'getStep',
           summary: 'One step with its attempts, outputs, error and hang reports.',
           parameters: [runId, { name: 'name', in: 'path', required: true, schema: { type: 'string' } }],
-          responses: { '200': json(ref('StepDetail'), 'The step.'), ...commonErrors(['404', '`NOT_FOUND`.']) },
+          responses: { '200': json(ref('StepDetail'), 'The step.'), ...errors({ params: true, notFound: 'no such run, or no such step in it' }) },
         },
       },
       '/runs/{id}/artifacts': {
@@ -147,7 +167,7 @@ export function openApiDocument(version: string): Json {
           operationId: 'listArtifacts',
           summary: 'Artifacts of a run (metadata).',
           parameters: [runId],
-          responses: { '200': json(obj({ artifacts: { type: 'array', items: ref('Artifact') } }), 'The artifacts.'), ...commonErrors(['404', '`NOT_FOUND`.']) },
+          responses: { '200': json(obj({ artifacts: { type: 'array', items: ref('Artifact') } }), 'The artifacts.'), ...errors({ params: true }) },
         },
       },
       '/artifacts/{id}': {
@@ -157,7 +177,7 @@ export function openApiDocument(version: string): Json {
           parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
           responses: {
             '200': { description: 'The content.', content: { '*/*': { schema: { type: 'string', contentMediaType: 'application/octet-stream' } } } },
-            ...commonErrors(['404', '`NOT_FOUND`.']),
+            ...errors({ params: true, notFound: 'no such artifact' }),
           },
         },
       },
@@ -166,7 +186,7 @@ export function openApiDocument(version: string): Json {
           operationId: 'health',
           summary: 'Liveness. Never touches the database; never requires a token.',
           security: [],
-          responses: { '200': json(obj({ status: { const: 'ok' }, version: { type: 'string' }, uptimeMs: { type: 'integer' } }), 'Alive.') },
+          responses: { '200': json(obj({ status: { const: 'ok' }, version: { type: 'string' }, uptimeMs: { type: 'integer' } }), 'Alive.'), ...errors({ auth: false }) },
         },
       },
       '/health/detailed': {
@@ -175,8 +195,11 @@ export function openApiDocument(version: string): Json {
           summary: 'Database, migrations, workers and their heartbeats, queue depth, event-loop delay, providers.',
           responses: {
             '200': json(ref('HealthDetailed'), 'Everything is healthy (`status: ok`).'),
-            '503': json(ref('HealthDetailed'), 'Something is wrong (`status: degraded`); the body says what.'),
-            ...commonErrors(),
+            ...errors(),
+            '503': json(
+              { oneOf: [ref('HealthDetailed'), ref('Error')] },
+              'Something is wrong (`status: degraded`; the body says what), or the server is shutting down (`UNAVAILABLE`, an error body).',
+            ),
           },
         },
       },
@@ -184,21 +207,21 @@ export function openApiDocument(version: string): Json {
         get: {
           operationId: 'stuckSteps',
           summary: 'Steps running past their deadline or on an expired lease (the reaper keeps this empty).',
-          responses: { '200': json(obj({ steps: { type: 'array', items: ref('StuckStep') } }), 'Stuck steps.'), ...commonErrors() },
+          responses: { '200': json(obj({ steps: { type: 'array', items: ref('StuckStep') } }), 'Stuck steps.'), ...errors() },
         },
       },
       '/metrics': {
         get: {
           operationId: 'metrics',
           summary: 'Prometheus text exposition format 0.0.4.',
-          responses: { '200': { description: 'Metrics.', content: { 'text/plain; version=0.0.4': { schema: { type: 'string' } } } }, ...commonErrors() },
+          responses: { '200': { description: 'Metrics.', content: { 'text/plain; version=0.0.4': { schema: { type: 'string' } } } }, ...errors() },
         },
       },
       '/openapi.json': {
         get: {
           operationId: 'openapi',
           summary: 'This document.',
-          responses: { '200': json({ type: 'object' }, 'OpenAPI 3.1 document.'), '401': err('`UNAUTHORIZED`.') },
+          responses: { '200': json({ type: 'object', additionalProperties: true }, 'OpenAPI 3.1 document.'), ...errors() },
         },
       },
       '/ui': {
@@ -206,7 +229,7 @@ export function openApiDocument(version: string): Json {
           operationId: 'dashboard',
           summary: 'The dashboard (HTML). Public: it holds no data; the page reads the API with the same bearer token as any client.',
           security: [],
-          responses: { '200': { description: 'The dashboard page.', content: { 'text/html': { schema: { type: 'string' } } } } },
+          responses: { '200': { description: 'The dashboard page.', content: { 'text/html': { schema: { type: 'string' } } } }, ...errors({ auth: false }) },
         },
       },
       '/ui/*': {
@@ -216,222 +239,14 @@ export function openApiDocument(version: string): Json {
           security: [],
           responses: {
             '200': { description: 'A file of the dashboard, or its page.', content: { 'text/html': { schema: { type: 'string' } }, 'text/javascript': { schema: { type: 'string' } }, 'text/css': { schema: { type: 'string' } } } },
-            '404': err('`NOT_FOUND`: no such file under /ui/assets or /ui/vendor.'),
+            ...errors({ auth: false, notFound: 'no such file under /ui/assets or /ui/vendor' }),
           },
         },
       },
     },
     components: {
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'The value of RUNWARDEN_TOKEN.' } },
-      schemas: {
-        Error: obj({
-          error: obj({
-            code: { type: 'string', description: 'Stable code, e.g. PLAN_INVALID, INVALID_JSON, EMPTY_BODY, NOT_FOUND, UNAUTHORIZED, BODY_TOO_LARGE.' },
-            message: { type: 'string' },
-            details: { type: 'array', items: ref('ErrorDetail') },
-          }),
-        }),
-        ErrorDetail: obj({ code: { type: 'string' }, message: { type: 'string' }, path: { type: 'string' } }, ['code', 'message']),
-        SerializedError: obj(
-          { code: { type: 'string' }, message: { type: 'string' }, retryable: { type: 'boolean' }, details: { type: 'array', items: ref('ErrorDetail') }, data: { type: 'object' } },
-          ['code', 'message'],
-        ),
-        CreateRunRequest: obj(
-          {
-            plan: obj(
-              {
-                goal: { type: 'string', maxLength: 10000, description: 'No NUL and no unpaired surrogate.' },
-                steps: { type: 'array', minItems: 1, items: ref('StepSpec') },
-              },
-              ['steps'],
-            ),
-            labels: {
-              type: 'object',
-              propertyNames: { pattern: '^[^:=]{1,128}$' },
-              additionalProperties: { type: 'string', maxLength: 1024 },
-              description: 'Keys without `:` or `=`; no NUL and no unpaired surrogate in keys or values.',
-            },
-            idempotencyKey: { type: 'string', minLength: 1, maxLength: 256, description: 'No NUL and no unpaired surrogate.' },
-          },
-          ['plan'],
-        ),
-        StepSpec: obj(
-          {
-            name: { type: 'string', description: 'Unique in the plan.' },
-            tool: { type: 'string', description: 'llm, codegen, embed, retrieve, http, echo, sleep, or a tool from a loaded module.' },
-            inputs: { type: 'object', description: 'May reference upstream outputs as "{{steps.<name>.outputs.<json.path>}}".' },
-            dependsOn: { type: 'array', items: { type: 'string' } },
-            timeoutMs: { type: 'integer', minimum: 1 },
-            retries: obj({ max: { type: 'integer', minimum: 0 }, backoffMs: { type: 'integer', minimum: 0 }, maxBackoffMs: { type: 'integer', minimum: 0 } }, []),
-          },
-          ['name', 'tool'],
-        ),
-        CreateRunResponse: { allOf: [ref('Run'), obj({ created: { type: 'boolean', description: 'false when an earlier run with the same idempotencyKey is returned' } })] },
-        RunPage: obj({ runs: { type: 'array', items: ref('RunSummary') }, nextCursor: { type: ['string', 'null'] } }),
-        RunSummary: obj({
-          id: { type: 'string' },
-          status: { type: 'string', enum: [...RUN_STATES] },
-          goal: { type: ['string', 'null'] },
-          labels: { type: 'object', additionalProperties: { type: 'string' } },
-          idempotencyKey: { type: ['string', 'null'] },
-          createdAt: timestamp,
-          startedAt: nullableTimestamp,
-          finishedAt: nullableTimestamp,
-          stepsTotal: { type: 'integer' },
-          stepsDone: { type: 'integer' },
-          usage: obj({ inputTokens: { type: 'integer' }, outputTokens: { type: 'integer' }, calls: { type: 'integer' } }),
-          error: { oneOf: [ref('SerializedError'), { type: 'null' }] },
-        }),
-        Run: {
-          allOf: [
-            ref('RunSummary'),
-            obj({
-              steps: { type: 'array', items: ref('Step'), description: 'In plan order; at most the first 500 (then `stepsTruncated` is true: read the rest from GET /runs/{id}/steps).' },
-              stepsTruncated: { type: 'boolean', description: 'Present (true) when `steps` holds only the first 500 of `stepsTotal`.' },
-            }),
-          ],
-        },
-        Step: obj({
-          runId: { type: 'string' },
-          name: { type: 'string' },
-          idx: { type: 'integer' },
-          tool: { type: 'string' },
-          status: { type: 'string', enum: [...STEP_STATES] },
-          dependsOn: { type: 'array', items: { type: 'string' } },
-          inputs: { type: 'object' },
-          resolvedInputs: { type: ['object', 'null'] },
-          outputs: {},
-          error: { oneOf: [ref('SerializedError'), { type: 'null' }] },
-          timeoutMs: { type: 'integer' },
-          retries: obj({ max: { type: 'integer' }, backoffMs: { type: 'integer' }, maxBackoffMs: { type: 'integer' } }),
-          attempts: { type: 'integer' },
-          lostAttempts: { type: 'integer' },
-          readyAt: nullableTimestamp,
-          startedAt: nullableTimestamp,
-          finishedAt: nullableTimestamp,
-          workerId: { type: ['string', 'null'] },
-          leaseExpiresAt: nullableTimestamp,
-          deadlineAt: nullableTimestamp,
-        }),
-        StepDetail: {
-          allOf: [
-            ref('Step'),
-            obj({ attemptsDetail: { type: 'array', items: ref('Attempt') }, hangReports: { type: 'array', items: ref('HangReport') } }),
-          ],
-        },
-        Attempt: obj({
-          runId: { type: 'string' },
-          stepName: { type: 'string' },
-          attempt: { type: 'integer', minimum: 1 },
-          status: { type: 'string', enum: [...ATTEMPT_STATES] },
-          workerId: { type: 'string' },
-          startedAt: timestamp,
-          finishedAt: nullableTimestamp,
-          deadlineAt: timestamp,
-          error: { oneOf: [ref('SerializedError'), { type: 'null' }] },
-          hangReport: { oneOf: [ref('HangReport'), { type: 'null' }] },
-        }),
-        HangReport: {
-          type: 'object',
-          description: 'Written when an attempt times out, is lost, or its worker stalls: classification, user-code frames, pending operations, event-loop delay, resources, redacted configuration, last log lines.',
-          additionalProperties: true,
-        },
-        Event: obj(
-          {
-            seq: { type: 'integer', minimum: 1 },
-            ts: timestamp,
-            type: {
-              type: 'string',
-              examples: ['run.created', 'run.started', 'step.queued', 'step.started', 'step.retrying', 'llm.request', 'llm.usage', 'step.log', 'artifact.created', 'step.hang_report', 'step.finished', 'run.finished'],
-            },
-            runId: { type: 'string' },
-            stepName: { type: 'string' },
-            attempt: { type: 'integer' },
-            data: { type: 'object' },
-          },
-          ['seq', 'ts', 'type', 'runId', 'data'],
-        ),
-        Artifact: obj({
-          id: { type: 'string' },
-          runId: { type: 'string' },
-          stepName: { type: 'string' },
-          attempt: { type: 'integer' },
-          name: { type: 'string' },
-          mime: { type: 'string' },
-          size: { type: 'integer' },
-          createdAt: timestamp,
-        }),
-        StuckStep: obj({
-          runId: { type: 'string' },
-          stepName: { type: 'string' },
-          attempt: { type: 'integer' },
-          workerId: { type: ['string', 'null'] },
-          reason: { type: 'string', enum: ['past_deadline', 'lease_expired'] },
-          deadlineAt: nullableTimestamp,
-          leaseExpiresAt: nullableTimestamp,
-        }),
-        HealthDetailed: obj(
-          {
-            status: { type: 'string', enum: ['ok', 'degraded'] },
-            version: { type: 'string' },
-            database: obj({ ok: { type: 'boolean' }, dialect: { type: 'string' }, error: { type: 'string' }, latencyMs: { type: 'number' } }, ['ok', 'dialect']),
-            migrations: obj({ current: { type: 'integer' }, latest: { type: 'integer' }, pending: { type: 'integer' } }),
-            workers: { type: 'array', items: ref('Worker') },
-            queue: obj({ queued: { type: 'integer' }, running: { type: 'integer' }, pending: { type: 'integer' } }),
-            eventLoop: obj({ delayP50Ms: { type: 'number' }, delayP99Ms: { type: 'number' }, delayMaxMs: { type: 'number' } }),
-            providers: { type: 'array', items: obj({ name: { type: 'string' }, type: { type: 'string' }, baseUrl: { type: 'string' } }, ['name', 'type']) },
-            oldestQueuedMs: { type: ['integer', 'null'], description: 'How long the oldest ready step has waited in the queue.' },
-            supervisor: ref('Supervisor'),
-          },
-          ['status', 'database', 'migrations', 'workers', 'queue', 'eventLoop', 'providers'],
-        ),
-        Supervisor: {
-          ...obj({
-            desired: { type: 'integer' },
-            alive: { type: 'integer' },
-            totals: obj({ restarts: { type: 'integer' }, crashes: { type: 'integer' }, stalls: { type: 'integer' }, stallKills: { type: 'integer' } }),
-            workers: {
-              type: 'array',
-              items: obj({
-                slot: { type: 'integer' },
-                pid: { type: ['integer', 'null'] },
-                state: { type: 'string', enum: ['starting', 'running', 'stalled', 'killing', 'stopping', 'restarting', 'stopped'] },
-                startedAt: nullableTimestamp,
-                restarts: { type: 'integer' },
-                lastHeartbeatAt: nullableTimestamp,
-                heartbeatAgeMs: { type: ['integer', 'null'] },
-                loopDelayP99Ms: { type: ['number', 'null'] },
-                rssBytes: { type: ['integer', 'null'] },
-                workerIds: { type: 'array', items: { type: 'string' } },
-                steps: { type: 'array', items: obj({ runId: { type: 'string' }, stepName: { type: 'string' }, attempt: { type: 'integer' } }) },
-                blockedMs: { type: ['integer', 'null'] },
-                blockingStep: { oneOf: [{ type: 'null' }, obj({ runId: { type: 'string' }, stepName: { type: 'string' }, attempt: { type: 'integer' } })] },
-                lastExit: {
-                  oneOf: [
-                    { type: 'null' },
-                    obj({ at: timestamp, code: { type: ['integer', 'null'] }, signal: { type: ['string', 'null'] }, classification: { type: 'string' } }),
-                  ],
-                },
-              }),
-            },
-          }),
-          description: 'The worker processes this API process supervises (absent with --workers 0). See docs/operations.md.',
-        },
-        Worker: obj({
-          id: { type: 'string' },
-          pid: { type: 'integer' },
-          host: { type: 'string' },
-          state: { type: 'string' },
-          startedAt: timestamp,
-          lastHeartbeatAt: timestamp,
-          info: { type: 'object' },
-        }),
-      },
+      schemas: componentSchemas(),
     },
   };
-}
-
-/** An object schema; every property required unless `required` says otherwise. */
-function obj(properties: Record<string, Json>, required: string[] = Object.keys(properties)): Json {
-  return { type: 'object', properties, required };
 }

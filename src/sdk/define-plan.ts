@@ -23,6 +23,8 @@ declare const refOf: unique symbol;
 /** A reference to an upstream output of type `T` (type-level: at run time it is a proxy). */
 export interface Ref<T> {
   readonly [refOf]: T;
+  /** The template, `{{steps.<name>.outputs.<path>}}`: inside a template literal it is interpolated as text. */
+  toString(): string;
 }
 
 type Primitive = string | number | boolean | bigint | symbol | null | undefined;

@@ -1,0 +1,201 @@
+/**
+ * The component schemas of the OpenAPI document (src/http/openapi.ts): what each route returns,
+ * written to fit code generators: free-form objects say `additionalProperties: true` (a generator
+ * types them as maps, not as empty objects), nullable fields list `null`. Events and hang reports
+ * are in openapi-events.ts.
+ */
+import { API_ERROR_STATUS } from '../domain/api-errors.ts';
+import { ATTEMPT_STATES, RUN_STATES, STEP_STATES } from '../domain/states.ts';
+import { eventSchemas } from './openapi-events.ts';
+import { freeForm, nullableTimestamp, obj, ref, timestamp, type Json } from './openapi-parts.ts';
+
+export function componentSchemas(): Record<string, Json> {
+  return {
+  Error: obj({
+    error: obj({
+      code: { type: 'string', description: `Stable code: ${Object.keys(API_ERROR_STATUS).join(', ')} (docs/api.md says when each is answered).` },
+      message: { type: 'string' },
+      details: { type: 'array', items: ref('ErrorDetail') },
+    }),
+  }),
+  ErrorDetail: obj({ code: { type: 'string' }, message: { type: 'string' }, path: { type: 'string' } }, ['code', 'message']),
+  SerializedError: obj(
+    { code: { type: 'string' }, message: { type: 'string' }, retryable: { type: 'boolean' }, details: { type: 'array', items: ref('ErrorDetail') }, data: freeForm('Facts about the failure (a classification, a provider, a status ...).') },
+    ['code', 'message'],
+  ),
+  CreateRunRequest: obj(
+    {
+      plan: obj(
+        {
+          goal: { type: 'string', maxLength: 10000, description: 'No NUL and no unpaired surrogate.' },
+          steps: { type: 'array', minItems: 1, items: ref('StepSpec') },
+        },
+        ['steps'],
+      ),
+      labels: {
+        type: 'object',
+        propertyNames: { pattern: '^[^:=]{1,128}$' },
+        additionalProperties: { type: 'string', maxLength: 1024 },
+        description: 'Keys without `:` or `=`; no NUL and no unpaired surrogate in keys or values.',
+      },
+      idempotencyKey: { type: 'string', minLength: 1, maxLength: 256, description: 'No NUL and no unpaired surrogate.' },
+    },
+    ['plan'],
+  ),
+  StepSpec: obj(
+    {
+      name: { type: 'string', description: 'Unique in the plan.' },
+      tool: { type: 'string', description: 'llm, codegen, embed, retrieve, http, echo, sleep, or a tool from a loaded module.' },
+      inputs: freeForm('The tool\'s inputs; any value may reference upstream outputs as "{{steps.<name>.outputs.<json.path>}}".'),
+      dependsOn: { type: 'array', items: { type: 'string' } },
+      timeoutMs: { type: 'integer', minimum: 1 },
+      retries: obj({ max: { type: 'integer', minimum: 0 }, backoffMs: { type: 'integer', minimum: 0 }, maxBackoffMs: { type: 'integer', minimum: 0 } }, []),
+    },
+    ['name', 'tool'],
+  ),
+  CreateRunResponse: { allOf: [ref('Run'), obj({ created: { type: 'boolean', description: 'false when an earlier run with the same idempotencyKey is returned' } })] },
+  RunPage: obj({ runs: { type: 'array', items: ref('RunSummary') }, nextCursor: { type: ['string', 'null'] } }),
+  RunSummary: obj({
+    id: { type: 'string' },
+    status: { type: 'string', enum: [...RUN_STATES] },
+    goal: { type: ['string', 'null'] },
+    labels: { type: 'object', additionalProperties: { type: 'string' } },
+    idempotencyKey: { type: ['string', 'null'] },
+    createdAt: timestamp,
+    startedAt: nullableTimestamp,
+    finishedAt: nullableTimestamp,
+    stepsTotal: { type: 'integer' },
+    stepsDone: { type: 'integer' },
+    usage: obj({ inputTokens: { type: 'integer' }, outputTokens: { type: 'integer' }, calls: { type: 'integer' } }),
+    error: { oneOf: [ref('SerializedError'), { type: 'null' }] },
+  }),
+  Run: {
+    allOf: [
+      ref('RunSummary'),
+      obj(
+        {
+          steps: { type: 'array', items: ref('Step'), description: 'In plan order; at most the first 500 (then `stepsTruncated` is true: read the rest from GET /runs/{id}/steps).' },
+          stepsTruncated: { type: 'boolean', description: 'Present (true) when `steps` holds only the first 500 of `stepsTotal`.' },
+        },
+        ['steps'],
+      ),
+    ],
+  },
+  Step: obj({
+    runId: { type: 'string' },
+    name: { type: 'string' },
+    idx: { type: 'integer' },
+    tool: { type: 'string' },
+    status: { type: 'string', enum: [...STEP_STATES] },
+    dependsOn: { type: 'array', items: { type: 'string' } },
+    inputs: freeForm('As submitted, templates unresolved.'),
+    resolvedInputs: { ...freeForm('With templates resolved; set when the step is queued.'), type: ['object', 'null'] },
+    outputs: { description: 'What the tool returned (any JSON value); null until it succeeds.' },
+    error: { oneOf: [ref('SerializedError'), { type: 'null' }] },
+    timeoutMs: { type: 'integer' },
+    retries: obj({ max: { type: 'integer' }, backoffMs: { type: 'integer' }, maxBackoffMs: { type: 'integer' } }),
+    attempts: { type: 'integer' },
+    lostAttempts: { type: 'integer' },
+    readyAt: nullableTimestamp,
+    startedAt: nullableTimestamp,
+    finishedAt: nullableTimestamp,
+    workerId: { type: ['string', 'null'] },
+    leaseExpiresAt: nullableTimestamp,
+    deadlineAt: nullableTimestamp,
+  }),
+  StepDetail: {
+    allOf: [
+      ref('Step'),
+      obj({ attemptsDetail: { type: 'array', items: ref('Attempt') }, hangReports: { type: 'array', items: ref('HangReport') } }),
+    ],
+  },
+  Attempt: obj({
+    runId: { type: 'string' },
+    stepName: { type: 'string' },
+    attempt: { type: 'integer', minimum: 1 },
+    status: { type: 'string', enum: [...ATTEMPT_STATES] },
+    workerId: { type: 'string' },
+    startedAt: timestamp,
+    finishedAt: nullableTimestamp,
+    deadlineAt: timestamp,
+    error: { oneOf: [ref('SerializedError'), { type: 'null' }] },
+    hangReport: { oneOf: [ref('HangReport'), { type: 'null' }] },
+  }),
+  ...eventSchemas(),
+  Artifact: obj({
+    id: { type: 'string' },
+    runId: { type: 'string' },
+    stepName: { type: 'string' },
+    attempt: { type: 'integer' },
+    name: { type: 'string' },
+    mime: { type: 'string' },
+    size: { type: 'integer' },
+    createdAt: timestamp,
+  }),
+  StuckStep: obj({
+    runId: { type: 'string' },
+    stepName: { type: 'string' },
+    attempt: { type: 'integer' },
+    workerId: { type: ['string', 'null'] },
+    reason: { type: 'string', enum: ['past_deadline', 'lease_expired'] },
+    deadlineAt: nullableTimestamp,
+    leaseExpiresAt: nullableTimestamp,
+  }),
+  HealthDetailed: obj(
+    {
+      status: { type: 'string', enum: ['ok', 'degraded'] },
+      version: { type: 'string' },
+      database: obj({ ok: { type: 'boolean' }, dialect: { type: 'string' }, error: { type: 'string' }, latencyMs: { type: 'number' } }, ['ok', 'dialect']),
+      migrations: obj({ current: { type: 'integer' }, latest: { type: 'integer' }, pending: { type: 'integer' } }),
+      workers: { type: 'array', items: ref('Worker') },
+      queue: obj({ queued: { type: 'integer' }, running: { type: 'integer' }, pending: { type: 'integer' } }),
+      eventLoop: obj({ delayP50Ms: { type: 'number' }, delayP99Ms: { type: 'number' }, delayMaxMs: { type: 'number' } }),
+      providers: { type: 'array', items: obj({ name: { type: 'string' }, type: { type: 'string' }, baseUrl: { type: 'string' } }, ['name', 'type']) },
+      oldestQueuedMs: { type: ['integer', 'null'], description: 'How long the oldest ready step has waited in the queue.' },
+      supervisor: ref('Supervisor'),
+    },
+    ['status', 'database', 'migrations', 'workers', 'queue', 'eventLoop', 'providers'],
+  ),
+  Supervisor: {
+    ...obj({
+      desired: { type: 'integer' },
+      alive: { type: 'integer' },
+      totals: obj({ restarts: { type: 'integer' }, crashes: { type: 'integer' }, stalls: { type: 'integer' }, stallKills: { type: 'integer' } }),
+      workers: {
+        type: 'array',
+        items: obj({
+          slot: { type: 'integer' },
+          pid: { type: ['integer', 'null'] },
+          state: { type: 'string', enum: ['starting', 'running', 'stalled', 'killing', 'stopping', 'restarting', 'stopped'] },
+          startedAt: nullableTimestamp,
+          restarts: { type: 'integer' },
+          lastHeartbeatAt: nullableTimestamp,
+          heartbeatAgeMs: { type: ['integer', 'null'] },
+          loopDelayP99Ms: { type: ['number', 'null'] },
+          rssBytes: { type: ['integer', 'null'] },
+          workerIds: { type: 'array', items: { type: 'string' } },
+          steps: { type: 'array', items: obj({ runId: { type: 'string' }, stepName: { type: 'string' }, attempt: { type: 'integer' } }) },
+          blockedMs: { type: ['integer', 'null'] },
+          blockingStep: { oneOf: [{ type: 'null' }, obj({ runId: { type: 'string' }, stepName: { type: 'string' }, attempt: { type: 'integer' } })] },
+          lastExit: {
+            oneOf: [
+              { type: 'null' },
+              obj({ at: timestamp, code: { type: ['integer', 'null'] }, signal: { type: ['string', 'null'] }, classification: { type: 'string' } }),
+            ],
+          },
+        }),
+      },
+    }),
+    description: 'The worker processes this API process supervises (absent with --workers 0). See docs/operations.md.',
+  },
+  Worker: obj({
+    id: { type: 'string' },
+    pid: { type: 'integer' },
+    host: { type: 'string' },
+    state: { type: 'string' },
+    startedAt: timestamp,
+    lastHeartbeatAt: timestamp,
+    info: freeForm('Numbers the worker reports: loop delay, in-flight steps, restarts ...'),
+  }),
+  };
+}
