@@ -9,7 +9,7 @@ import type { CreateRunRequest } from '../domain/plan-format.ts';
 import { RunwardenApiError } from './errors.ts';
 import { HttpCore, withQuery, type CallOptions } from './http.ts';
 import { streamRunEvents, type StreamOptions } from './stream.ts';
-import type { CreatedRun, EventPage, ListRunsQuery, Run, RunPage, StepDetail } from './types.ts';
+import type { CreatedRun, EventPage, ListRunsQuery, Run, RunPage, StepDetail, StepPage } from './types.ts';
 
 export { CLIENT_ERROR_CODES, isApiError, RunwardenApiError, type ClientErrorCode } from './errors.ts';
 export { API_ERROR_STATUS, type ApiErrorCode } from '../domain/api-errors.ts';
@@ -60,6 +60,8 @@ export interface RunwardenClient {
     rerun(id: string, body?: { from?: string[] }, call?: CallOptions): Promise<CreatedRun>;
     /** One step with its attempts, outputs, errors and hang reports. */
     step(id: string, name: string, call?: CallOptions): Promise<StepDetail>;
+    /** A page of the run's steps in plan order (a run shows at most its first 500 inline: `stepsTruncated`). */
+    steps(id: string, query?: { after?: number; limit?: number }, call?: CallOptions): Promise<StepPage>;
   };
   /** One page of stored events (`after` a seq; at most `limit`). */
   events(id: string, query?: { after?: number; limit?: number }, call?: CallOptions): Promise<EventPage>;
@@ -83,6 +85,7 @@ export function createClient(options: ClientOptions): RunwardenClient {
       list: async (query = {}, call) => (await http.request<RunPage>('GET', withQuery('/runs', { ...query }), undefined, call)).body,
       cancel: async (id, call) => (await http.request<Run>('POST', `${run(id)}/cancel`, undefined, call)).body,
       rerun: async (id, body = {}, call) => (await http.request<CreatedRun>('POST', `${run(id)}/rerun`, body, call)).body,
+      steps: async (id, query = {}, call) => (await http.request<StepPage>('GET', withQuery(`${run(id)}/steps`, query), undefined, call)).body,
       step: async (id, name, call) => (await http.request<StepDetail>('GET', `${run(id)}/steps/${encodeURIComponent(name)}`, undefined, call)).body,
     },
     events: async (id, query = {}, call) => (await http.request<EventPage>('GET', withQuery(`${run(id)}/events`, query), undefined, call)).body,

@@ -27,6 +27,12 @@ export interface RunPage {
   nextCursor: string | null;
 }
 
+export interface StepPage {
+  steps: Step[];
+  /** Pass as `after` for the next page; null on the last one. */
+  nextAfter: number | null;
+}
+
 export interface EventPage {
   events: RunEvent[];
   /** Pass as `after` for the next page. */

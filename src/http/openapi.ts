@@ -23,6 +23,8 @@ interface ErrorsOf {
   bad?: string;
   /** What a 404 means here (besides an unknown route). */
   notFound?: string;
+  /** Submissions wait their turn here: a full queue is a 503 OVERLOADED. */
+  admission?: boolean;
 }
 
 /**
@@ -45,7 +47,9 @@ const errors = (o: ErrorsOf = {}): Json => {
   out['417'] = err('`EXPECTATION_FAILED`: an `Expect` header other than `100-continue`.');
   out['431'] = err('`HEADERS_TOO_LARGE`: the request headers are too large.');
   out['500'] = err('`INTERNAL`: a bug; the message is generic and the cause is in the server log.');
-  out['503'] = err('`UNAVAILABLE`: the server is shutting down (the connection is closed); `DATABASE_UNAVAILABLE`: the database cannot be reached.');
+  const unavailable = ['`UNAVAILABLE`: the server is shutting down (the connection is closed)', '`DATABASE_UNAVAILABLE`: the database cannot be reached'];
+  if (o.admission) unavailable.push('`OVERLOADED`: 10,000 submissions already wait their turn; retry shortly');
+  out['503'] = err(`${unavailable.join('; ')}.`);
   return out;
 };
 
@@ -71,7 +75,7 @@ export function openApiDocument(version: string): Json {
           responses: {
             '201': json(ref('CreateRunResponse'), 'The run was created (`created: true`).'),
             '200': json(ref('CreateRunResponse'), 'A run with this idempotencyKey already existed; it is returned unchanged (`created: false`).'),
-            ...errors({ body: true, bad: '`EMPTY_BODY`, `INVALID_BODY`: no plan; `PLAN_INVALID`: one detail per problem (unknown tool, duplicate name, unknown or cyclic dependsOn, bad template, inputs failing the tool schema)' }),
+            ...errors({ body: true, admission: true, bad: '`EMPTY_BODY`, `INVALID_BODY`: no plan; `PLAN_INVALID`: one detail per problem (unknown tool, duplicate name, unknown or cyclic dependsOn, bad template, inputs failing the tool schema)' }),
           },
         },
         get: {
