@@ -49,7 +49,7 @@ export interface Params {
 
 export const PEERS = ['bullmq', 'graphile-worker', 'pg-boss'] as const;
 const SYSTEM_ORDER = ['runwarden-sqlite', 'runwarden-postgres', ...PEERS];
-const WORKLOAD_ORDER = ['noop-throughput', 'enqueue-to-start', 'crash-recovery', 'hang-cut', 'fanout-throughput', 'deadline-overshoot', 'forensics-overhead', 'llm-concurrency'];
+const WORKLOAD_ORDER = ['noop-throughput', 'enqueue-to-start', 'crash-recovery', 'hang-cut', 'fanout-throughput', 'deadline-overshoot', 'forensics-overhead', 'containment-cost', 'containment-stop', 'llm-concurrency'];
 
 /** Rates are better high; times, memory and the forensics slowdown ratio are better low. */
 export const higherIsBetter = (metric: string): boolean => /(^|_)per_s($|_)/.test(metric);
@@ -350,6 +350,16 @@ ${configs}
   \`rss_kb_per_step\`: peak heap (after a GC at the baseline) and RSS over the idle baseline, per
   in-flight step; \`overhead_ms_per_call\`: one llm step at a time against the lab at 0 latency,
   minus a bare \`fetch\` of the same request.
+- **containment-cost-noop / -llm** (runwarden-sqlite only, bench/containment.ts): single-step runs of
+  a user tool from a tools module, run in tool threads (\`toolIsolation: 'thread'\`, the default:
+  stoppable at the cut) against inline on the worker's loop, in alternating pairs; \`throughput_loss_pct\`
+  is the median loss of the pairs, \`step_p50_ms_*\` each step's own started -> finished. \`-llm\`: the
+  tool makes one chat request to the lab in a process of its own.
+- **containment-stop-burner / -writer / -stubborn-child** (runwarden-sqlite only): tools that ignore
+  their signal (a CPU burner in 10 ms slices, a file writer every 10 ms, a shell child trapping
+  SIGTERM that writes every 10 ms), 500 ms deadline, 500 ms grace, in tool threads; "work stopped" is
+  the last time the file the tool marks grew, measured from the deadline. Goal:
+  \`stop_after_grace_p99_ms\` <= 200.
 - runwarden only, when the run has them: **fanout-throughput** (one run with thousands of independent
   steps), **deadline-overshoot** (a \`sleep\` step past its deadline), **forensics-overhead** (\`ratio\`:
   throughput with forensics off / on, median of alternating pairs; \`ratio_llm\` for lab LLM steps),

@@ -56,7 +56,7 @@ interface SystemSpec {
 const SYSTEMS: SystemSpec[] = [
   {
     name: 'runwarden-sqlite',
-    modules: ['./sqlite-engine.ts', './forensics.ts', './llm-concurrency.ts'],
+    modules: ['./sqlite-engine.ts', './forensics.ts', './llm-concurrency.ts', './containment.ts'],
     configuration:
       'one process: the engine and one in-process `Worker` with concurrency N on a fresh SQLite file (node:sqlite, WAL); runs created one at a time with `engine.createRun`. ' +
       'crash-recovery and hang-cut run the CLI as users do instead: `runwarden start` on a fresh data directory at its defaults (the API and CPU-count supervised worker processes, ' +
@@ -148,6 +148,22 @@ const WORKLOADS: WorkloadSpec[] = [
       const f = fn(mods, 'forensicsOverhead') as ((o: object) => Promise<BenchResult[]>) | undefined;
       if (!f) return undefined;
       return async () => withOverheadRatio(await f({ noopJobs: quick ? 1000 : 5000, llmJobs: quick ? 400 : 1500, rounds: quick ? 3 : 7 }));
+    },
+  },
+  {
+    name: 'containment-cost',
+    budgetS: 900,
+    pick: (_s, mods) => {
+      const f = fn(mods, 'containmentCost') as ((o: object) => Promise<BenchResult[]>) | undefined;
+      return f && (() => f({ noopJobs: quick ? 1000 : 3000, llmJobs: quick ? 300 : 1000, rounds: quick ? 3 : 7, log }));
+    },
+  },
+  {
+    name: 'containment-stop',
+    budgetS: 300,
+    pick: (_s, mods) => {
+      const f = fn(mods, 'containmentStop') as ((o: object) => Promise<BenchResult[]>) | undefined;
+      return f && (() => f({ samples: quick ? 10 : 30, log }));
     },
   },
   {

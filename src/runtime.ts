@@ -164,12 +164,15 @@ export async function startRuntime(config: RunwardenConfig, opts: RuntimeOptions
         leaseMs: config.leaseMs,
         heartbeatMs: config.heartbeatMs,
         abortGraceMs: config.abortGraceMs,
+        warmThreads: config.toolThreadsWarm,
         log,
       });
       w.start();
       workers.push(w);
     }
     cleanups.push(() => Promise.all(workers.map((w) => w.stop({ drainMs: config.drainMs }))).then(() => undefined));
+    // A worker with tools in threads is ready when its first tool thread is.
+    await Promise.all(workers.map((w) => w.ready()));
 
     const app = buildApp({
       engine,

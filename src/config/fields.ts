@@ -78,6 +78,13 @@ export const FIELDS: Readonly<Record<ConfigKey, FieldSpec>> = Object.freeze({
   workers: { env: ['RUNWARDEN_WORKERS'], flag: '--workers', kind: 'int', schema: int(0, 1024) },
   concurrency: { env: ['RUNWARDEN_CONCURRENCY'], flag: '--concurrency', kind: 'int', schema: int(1, 100_000) },
   tools: { env: ['RUNWARDEN_TOOLS'], flag: '--tools', kind: 'list', schema: z.array(nonEmpty, { error: 'must be an array of module paths' }), path: 'list' },
+  toolIsolation: {
+    env: ['RUNWARDEN_TOOL_ISOLATION'],
+    flag: '--tool-isolation',
+    kind: 'string',
+    schema: z.enum(['thread', 'inline'], { error: 'must be thread or inline' }),
+  },
+  toolThreadsWarm: { env: ['RUNWARDEN_TOOL_THREADS_WARM'], kind: 'int', schema: int(0, 1024) },
   defaultProvider: { env: ['RUNWARDEN_DEFAULT_PROVIDER'], flag: '--default-provider', kind: 'string', schema: nonEmpty },
   providers: {
     env: ['RUNWARDEN_PROVIDERS'],
@@ -122,6 +129,8 @@ export function staticDefaults(): Omit<RunwardenConfig, 'configFile' | 'defaultP
     workers: Math.max(1, availableParallelism()),
     concurrency: 256,
     tools: [],
+    toolIsolation: 'thread',
+    toolThreadsWarm: 1,
     providers: {},
     leaseMs: 3000,
     heartbeatMs: 1000,

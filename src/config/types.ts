@@ -24,6 +24,21 @@ export interface RunwardenConfig {
   concurrency: number;
   /** Tool modules to load (each default-exports an array of tool definitions). @default [] */
   tools: string[];
+  /**
+   * How tools from `tools` modules run when their definition does not say (`isolation`): 'thread'
+   * runs each attempt in a worker thread of its own, terminated when the attempt is cut (its
+   * JavaScript, timers, sockets and threads stop with it); 'inline' runs it on the worker's event
+   * loop (a tool that ignores its signal is abandoned, its processes, threads and sockets closed,
+   * but its JavaScript cannot be stopped there). Built-in tools always run inline. @default 'thread'
+   */
+  toolIsolation: 'thread' | 'inline';
+  /**
+   * Tool threads each worker process keeps started ahead of need. Starting one loads the tools
+   * modules (~100-200 ms on an idle machine, seconds on a loaded one) and costs ~30 MB: more of them
+   * let a burst of thread-tool attempts start at once instead of waiting for threads (their
+   * deadlines include that wait). @default 1
+   */
+  toolThreadsWarm: number;
   /** Provider used when a step names none. @default first of: openai key, anthropic key, lab */
   defaultProvider: string | undefined;
   providers: Record<string, ProviderConfig>;

@@ -76,6 +76,10 @@ export const ERROR_CODES = spec({
   WORKER_SHUTDOWN: { status: 500, retryable: true },
   WORKER_CRASHED: { status: 500, retryable: true },
   LOOP_BLOCKED: { status: 500, retryable: false },
+  // A tool thread (isolation 'thread') that could not start, or ended under its tool.
+  TOOL_THREAD_FAILED: { status: 500, retryable: true },
+  TOOL_THREAD_EXITED: { status: 500, retryable: true },
+  TOOL_OUT_OF_MEMORY: { status: 500, retryable: true },
 
   // Built-in tools and vectors.
   HTTP_STATUS: { status: 502, retryable: false },

@@ -12,7 +12,7 @@ import { MAX_INLINE_STEPS, type RunRecord, type RunWithSteps, type StepDetail, t
 import { RUN_STATES } from '../domain/states.ts';
 import { textProblem } from '../domain/text.ts';
 import type { RunRow, StepRow, Store } from '../store/store.ts';
-import type { ToolRegistry } from '../tools/registry.ts';
+import type { ToolInfo, ToolRegistry } from '../tools/registry.ts';
 import { startReaper } from './reaper.ts';
 import { Transitions, type LostReportBuilder } from './transitions.ts';
 import type { EngineFacade, HealthDetailed, ListRunsQuery, RunPage, StuckStep, SupervisorStatus } from './facade.ts';
@@ -230,6 +230,10 @@ export class EngineApi implements EngineFacade {
       oldestQueuedMs: nextReady !== null && nextReady < Date.now() ? Date.now() - nextReady : 0,
       ...(supervisor ? { supervisor } : {}),
     };
+  }
+
+  listTools(): ToolInfo[] {
+    return this.tools.info();
   }
 
   async stuckSteps(): Promise<StuckStep[]> {

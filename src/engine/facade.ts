@@ -2,6 +2,7 @@
  * What the HTTP API and the CLI may ask of the engine. The HTTP layer depends on this interface
  * only; `EngineApi` in api.ts implements it on top of a Store.
  */
+import type { ToolInfo } from '../tools/registry.ts';
 import type { ArtifactMeta, AttemptRecord, EventRecord, RunRecord, RunWithSteps, StepDetail, StepRecord, TextDelta, WorkerRecord } from '../domain/records.ts';
 import type { RunState } from '../domain/states.ts';
 
@@ -109,6 +110,8 @@ export interface EngineFacade {
   getArtifact(id: string): Promise<{ meta: ArtifactMeta; content: Buffer }>;
   healthDetailed(): Promise<HealthDetailed>;
   stuckSteps(): Promise<StuckStep[]>;
+  /** The tools plans can use, and how each runs (isolation). */
+  listTools(): ToolInfo[];
   /** Prometheus text exposition. */
   metrics(): Promise<string>;
 }

@@ -145,6 +145,11 @@ export function forensicsEnabled(): boolean {
   return enabled;
 }
 
+/** Whether tracking is (or, once the first attempt starts, will be) on: what a tool thread should use. */
+export function forensicsWanted(): boolean {
+  return chosen ? enabled : true;
+}
+
 /** On, unless someone chose otherwise: called when the first attempt starts. */
 export function enableForensicsByDefault(): void {
   if (!chosen) setForensicsEnabled(true);

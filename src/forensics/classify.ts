@@ -26,7 +26,7 @@ export function fmtBytes(n: number | undefined): string {
 
 // What blocks a step most directly: waiting for a lock explains any I/O behind it; a request or a
 // child process explains the tracked promise that wraps it.
-const PRIORITY: Record<OpKind, number> = { lock: 0, http: 1, child: 2, socket: 3, tracked: 4 };
+const PRIORITY: Record<OpKind, number> = { lock: 0, http: 1, child: 2, thread: 2, socket: 3, tracked: 4 };
 
 /** The operation that best explains the stall, or undefined when nothing explains it. */
 export function primaryOp(ops: readonly OpSample[]): OpSample | undefined {
@@ -93,6 +93,12 @@ export function classifyOp(v: OpView): Classification {
     return {
       code: 'child.hung',
       summary: `child process "${v.command ?? '?'}"${v.pid !== undefined ? ` (pid ${v.pid})` : ''} was still running after ${d}${v.killed ? `; it was sent ${v.killed}` : ''}`,
+    };
+  }
+  if (v.kind === 'thread') {
+    return {
+      code: 'thread.running',
+      summary: `the step waited ${d} on ${v.what}, a worker thread it created that was still running${v.killed ? `; it was ${v.killed}` : ''}`,
     };
   }
   if (v.kind === 'lock') {

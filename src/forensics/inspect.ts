@@ -5,8 +5,9 @@
  *   callback.) Script ids are mapped to files with one best-effort coverage query (~16 ms with 300
  *   scripts loaded), cached.
  * - Which timers does a step still have pending? Node keeps no per-context list, but every Timeout
- *   carries the AsyncContextFrame it was created in (Node 24), and `Runtime.queryObjects` finds all
- *   Timeouts. It forces a full GC: ~110 ms with a 15 MB heap. So it runs only when a tool was
+ *   and Immediate carries the AsyncContextFrame it was created in (Node 24). `Runtime.queryObjects`
+ *   finds every Timeout; it forces a full GC: ~110 ms with a 15 MB heap. Queued Immediates are one
+ *   linked list, walked for free. So it runs only when a tool was
  *   abandoned with no other evidence, and is paced to at most 5 % of the loop's time (after a scan
  *   that took D ms, the next waits max(TIMER_SCAN_MIN_INTERVAL_MS, 20 D)); one scan serves every
  *   report written within SHARE_MS of it.
@@ -105,10 +106,14 @@ export function functionLocation(fn: unknown): SourceLocation | undefined {
 }
 
 export interface PendingTimer {
+  /** 'immediate': a setImmediate callback (a tool working in slices). */
+  kind: 'timeout' | 'immediate';
   delayMs: number;
   repeat: boolean;
   /** The callback, for its location (resolved lazily). */
   callback: unknown;
+  /** The Timeout or Immediate itself (containment clears those of a cut step). */
+  timer: NodeJS.Timeout | NodeJS.Immediate;
 }
 
 export interface TimerScan {
@@ -141,52 +146,69 @@ interface TimeoutLike {
   _destroyed?: boolean;
   _repeat?: number | null;
   _onTimeout?: unknown;
+  /** Immediates have this instead of _onTimeout. */
+  _onImmediate?: unknown;
 }
 
 /**
- * The live timers of every step, from one heap scan (or a scan made since `notBefore`, at most
- * SHARE_MS ago). null: not available (rate limit, no inspector, no AsyncContextFrame).
+ * The live timers and immediates of every step, from one heap scan (or a scan made since
+ * `notBefore`, at most SHARE_MS ago). null: not available (rate limit, no inspector, no
+ * AsyncContextFrame).
  */
-export function scanTimers(notBefore = 0): TimerScan | null {
+export function scanTimers(notBefore = 0, opts: { fresh?: boolean } = {}): TimerScan | null {
   const now = Date.now();
-  if (lastScan && lastScan.at >= notBefore && now - lastScan.at < SHARE_MS) return lastScan;
-  if (!scanEnabled || now < nextScanAt) return null;
+  if (!opts.fresh && lastScan && lastScan.at >= notBefore && now - lastScan.at < SHARE_MS) return lastScan;
+  // `fresh`: containment needs the timers pending now (a loop re-arms a new one each turn), and
+  // runs it once per abandoned inline attempt, so it is not paced.
+  if (!scanEnabled || (now < nextScanAt && !opts.fresh)) return null;
   const probe = setTimeout(() => undefined, 1);
   const proto: unknown = Object.getPrototypeOf(probe);
   clearTimeout(probe);
-  const timers = withSession((post, handOver) => {
-    const prototypeObjectId = handOver(proto);
-    const q = post('Runtime.queryObjects', { prototypeObjectId, objectGroup: GROUP });
+  const timeouts = withSession((post, handOver) => {
+    const q = post('Runtime.queryObjects', { prototypeObjectId: handOver(proto), objectGroup: GROUP });
     const arrayId = (q.objects as { objectId?: string } | undefined)?.objectId;
     if (!arrayId) return [];
-    let found: unknown[] = [];
+    let out: unknown[] = [];
     const sink = (arr: unknown[]): void => {
-      found = arr;
+      out = arr;
     };
-    const sinkId = handOver(sink);
     post('Runtime.callFunctionOn', {
-      objectId: sinkId,
+      objectId: handOver(sink),
       functionDeclaration: 'function (arr) { this(arr); }',
       arguments: [{ objectId: arrayId }],
       objectGroup: GROUP,
     });
-    return found;
+    return out;
   });
+  // Queued immediates need no heap scan: they form one linked list, which a probe appended at its
+  // tail walks back through.
+  const immediates: unknown[] = [];
+  const probeImmediate = setImmediate(() => undefined) as unknown as { _idlePrev?: unknown };
+  for (let i = probeImmediate._idlePrev as { _idlePrev?: unknown } | null | undefined; i && immediates.length < 100_000; i = i._idlePrev as typeof i) immediates.push(i);
+  clearImmediate(probeImmediate as unknown as NodeJS.Immediate);
+  const found = timeouts ? { timeouts, immediates } : undefined;
   const took = Date.now() - now;
   nextScanAt = Date.now() + Math.max(minIntervalMs, took * pacing);
-  if (!timers) return null;
+  if (!found) return null;
   const byStep = new Map<StepForensics, PendingTimer[]>();
   let frameSymbol: symbol | undefined;
-  for (const t of timers as TimeoutLike[]) {
-    if (t === probe || t._destroyed || (t._idleTimeout ?? -1) < 0 || internalTimerCallbacks.has(t._onTimeout)) continue;
-    frameSymbol ??= Object.getOwnPropertySymbols(t).find((s) => s.description === 'kAsyncContextFrame');
-    if (!frameSymbol) return null; // Node without AsyncContextFrame: timers cannot be attributed
+  const add = (t: TimeoutLike, kind: PendingTimer['kind']): boolean => {
+    const callback = kind === 'timeout' ? t._onTimeout : t._onImmediate;
+    if (t._destroyed || internalTimerCallbacks.has(callback)) return true;
+    if (kind === 'timeout' && (t === (probe as unknown) || (t._idleTimeout ?? -1) < 0)) return true;
+    if (kind === 'immediate' && (callback === null || callback === undefined)) return true;
+    frameSymbol ??= Object.getOwnPropertySymbols(t).find((x) => x.description === 'kAsyncContextFrame');
+    if (!frameSymbol) return false; // Node without AsyncContextFrame: timers cannot be attributed
     const fx = forensicsOfFrame((t as Record<symbol, unknown>)[frameSymbol]);
-    if (!fx) continue;
+    if (!fx) return true;
     const list = byStep.get(fx) ?? [];
-    list.push({ delayMs: t._idleTimeout ?? 0, repeat: typeof t._repeat === 'number', callback: t._onTimeout });
+    const timer = t as unknown as NodeJS.Timeout | NodeJS.Immediate;
+    list.push(kind === 'timeout' ? { kind, delayMs: t._idleTimeout ?? 0, repeat: typeof t._repeat === 'number', callback, timer } : { kind, delayMs: 0, repeat: false, callback, timer });
     byStep.set(fx, list);
-  }
+    return true;
+  };
+  for (const t of found.timeouts as TimeoutLike[]) if (!add(t, 'timeout')) return null;
+  for (const t of found.immediates as TimeoutLike[]) if (!add(t, 'immediate')) return null;
   lastScan = { at: now, byStep };
   return lastScan;
 }

@@ -10,11 +10,12 @@
  * arrive on a diagnostics channel).
  */
 import { ChildProcess } from 'node:child_process';
+import type { Worker as ThreadWorker } from 'node:worker_threads';
 import net from 'node:net';
 import { captureStack, type CaptureAbove, type StackCapture } from './frames.ts';
 import { redactText } from './redact.ts';
 
-export type OpKind = 'http' | 'socket' | 'child' | 'lock' | 'tracked';
+export type OpKind = 'http' | 'socket' | 'child' | 'thread' | 'lock' | 'tracked';
 
 export type Phase =
   | 'queued'
@@ -53,8 +54,10 @@ export interface OpView {
   msSinceLastByte?: number | null;
   label?: string;
   holder?: string;
-  /** Set on child processes the engine signalled. */
+  /** Set on child processes the engine signalled (and threads it terminated). */
   killed?: string;
+  /** Worker threads: the thread id. */
+  threadId?: number;
 }
 
 export interface OpOwner {
@@ -311,6 +314,34 @@ export class ChildOp extends Op {
     if (this.proc.pid !== undefined) v.pid = this.proc.pid;
     if (this.killed) v.killed = this.killed;
     return this.bytes(v, now);
+  }
+}
+
+/** A worker thread the step created (`new Worker(...)`): a step awaiting its message waits on it. */
+export class ThreadOp extends Op {
+  readonly kind = 'thread' as const;
+  readonly thread: ThreadWorker;
+  readonly #what: string;
+  readonly threadId: number;
+  killed: string | undefined;
+
+  constructor(owner: OpOwner, thread: ThreadWorker, what: string, now: number) {
+    super(owner, now);
+    this.thread = thread;
+    this.#what = redactText(what);
+    this.threadId = thread.threadId;
+    thread.once('exit', () => this.end());
+  }
+
+  override lateFacts(): Partial<OpView> {
+    return this.killed ? { killed: this.killed } : {};
+  }
+
+  view(now: number): OpView {
+    const v = this.base(now, `worker thread ${this.#what} (thread id ${this.threadId})`, 'running', this.createdAt);
+    v.threadId = this.threadId;
+    if (this.killed) v.killed = this.killed;
+    return v;
   }
 }
 

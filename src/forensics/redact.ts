@@ -94,6 +94,11 @@ function addSecret(v: string): void {
   secretList = [...secrets].sort((a, b) => b.length - a.length);
 }
 
+/** Every value registered so far (a tool thread starts with the same list as its worker). */
+export function registeredSecrets(): string[] {
+  return [...secrets];
+}
+
 /** Registers the values of every secret-named variable, and passwords inside URL-valued ones. */
 export function registerSecretsFromEnv(env: Record<string, string | undefined>): void {
   for (const [name, value] of Object.entries(env)) {

@@ -20,10 +20,10 @@ export type { Classification } from './classify.ts';
 
 /**
  * Why the report was written: the step's deadline; a time limit inside the tool (an LLM call's
- * headers or idle limit); a worker shutdown or lost lease the tool ignored; a lost attempt (reaper);
+ * headers or idle limit); a cancellation, worker shutdown or lost lease the tool ignored; a lost attempt (reaper);
  * a stalled worker (supervisor).
  */
-export type ReportTrigger = 'deadline' | 'limit' | 'shutdown' | 'lease_lost' | 'lost' | 'stall';
+export type ReportTrigger = 'deadline' | 'limit' | 'cancel' | 'shutdown' | 'lease_lost' | 'lost' | 'stall';
 
 export interface PendingOpReport extends OpView {
   /** The first user-code frame of the call that started it. */
@@ -51,7 +51,7 @@ export interface HangReport {
   /** Every operation the step had pending when it was stopped. */
   pending: PendingOpReport[];
   /** Timers the step still had when it was abandoned (only looked for when nothing else explains it). */
-  timers?: Array<{ delayMs: number; repeat: boolean; callback?: string }>;
+  timers?: Array<{ kind: 'timeout' | 'immediate'; delayMs: number; repeat: boolean; callback?: string }>;
   /** What the tool did after its signal aborted. */
   afterAbort?: string[];
   lastCheckpoint: { label: string; msBeforeReport: number; frame?: string } | null;
@@ -74,6 +74,8 @@ export interface HangReportInput {
   /** A stack captured from outside (Debugger.pause frames, a crash): formatted lines or V8 text. */
   capturedStack?: string | string[];
   forensics?: StepForensics;
+  /** The tool's run function, for where it is defined (when there is no `forensics` to ask). */
+  toolFn?: unknown;
   /** The pending operations at the moment that matters (before the abort tore them down). */
   snapshot?: Snapshot;
   /** How the tool's promise ended. */
@@ -103,6 +105,14 @@ function timersOf(fx: StepForensics | undefined): PendingTimer[] | null {
   return scan ? (scan.byStep.get(fx) ?? []) : null;
 }
 
+/** What a step's pending timers say: still waiting (a timeout), or still working (an immediate). */
+function describeTimers(found: readonly PendingTimer[]): string {
+  const immediates = found.filter((t) => t.kind === 'immediate').length;
+  if (immediates > 0) return `it was still working: it had ${immediates === 1 ? 'a setImmediate callback' : `${immediates} setImmediate callbacks`} queued (code running in slices)`;
+  const first = found[0] as PendingTimer;
+  return `it still had ${found.length === 1 ? `a ${fmtMs(first.delayMs)} timer` : `${found.length} timers`} pending${first.repeat ? ' (repeating)' : ''}`;
+}
+
 export function buildHangReport(input: HangReportInput): HangReport {
   const now = input.now ?? Date.now();
   const { step, forensics: fx } = input;
@@ -116,10 +126,13 @@ export function buildHangReport(input: HangReportInput): HangReport {
       ? `at the ${fmtMs(step.timeoutMs)} deadline`
       : input.trigger === 'shutdown'
         ? 'when the worker shut down'
-        : input.trigger === 'limit'
-          ? 'when its time limit fired'
-          : 'when its lease was lost';
-  const toolLoc = fx?.toolFn ? (functionLocation(fx.toolFn) ?? null) : null;
+        : input.trigger === 'cancel'
+          ? 'when its run was cancelled'
+          : input.trigger === 'limit'
+            ? 'when its time limit fired'
+            : 'when its lease was lost';
+  const toolFn = fx?.toolFn ?? input.toolFn;
+  const toolLoc = toolFn ? (functionLocation(toolFn) ?? null) : null;
 
   let classification = input.classification ?? toolClassification(input.toolError);
   const primary = primaryOp(snap.ops);
@@ -155,14 +168,14 @@ export function buildHangReport(input: HangReportInput): HangReport {
       } else if (found && found.length > 0) {
         timers = found.slice(0, 20).map((t) => {
           const loc = functionLocation(t.callback);
-          return { delayMs: t.delayMs, repeat: t.repeat, ...(loc ? { callback: `${loc.file}:${loc.line}:${loc.column}` } : {}) };
+          return { kind: t.kind, delayMs: t.delayMs, repeat: t.repeat, ...(loc ? { callback: `${loc.file}:${loc.line}:${loc.column}` } : {}) };
         });
         const first = found[0] as PendingTimer;
         const loc = functionLocation(first.callback);
         if (loc) where = { ...loc, source: 'pending timer callback' };
         classification = {
           code: 'handler.ignored_abort',
-          summary: `${base}; it still had ${found.length === 1 ? `a ${fmtMs(first.delayMs)} timer` : `${found.length} timers`} pending${first.repeat ? ' (repeating)' : ''}`,
+          summary: `${base}; ${describeTimers(found)}`,
         };
       } else if (found) {
         const cp = fx?.checkpoint;

@@ -4,8 +4,10 @@
  * AsyncLocalStorage scope, where the diagnostics-channel handlers (channels.ts) find it.
  */
 import { captureStack, methodOf, type StackCapture } from './frames.ts';
-import { FetchOp, SocketOp } from './net-ops.ts';
-import { CAPTURE_SHALLOW, ChildOp, recentCapture, TrackedOp, type Op, type OpOwner, type OpView } from './ops.ts';
+import type { Socket } from 'node:net';
+import type { Worker as ThreadWorker } from 'node:worker_threads';
+import { FetchOp, HttpOp, SocketOp } from './net-ops.ts';
+import { CAPTURE_SHALLOW, ChildOp, recentCapture, ThreadOp, TrackedOp, type Op, type OpOwner, type OpView } from './ops.ts';
 
 export interface StepIdentity {
   runId: string;
@@ -31,9 +33,6 @@ export interface Snapshot {
   ops: OpSample[];
 }
 
-/** After SIGTERM, how long a child gets before SIGKILL when no grace is given. @default 2000 */
-export const CHILD_KILL_GRACE_MS = 2000;
-
 export class StepForensics implements OpOwner {
   readonly id: StepIdentity;
   readonly startedAt: number;
@@ -55,10 +54,22 @@ export class StepForensics implements OpOwner {
     this.startedAt = opts.startedAt ?? Date.now();
   }
 
+  /** Called once if the attempt's code starts something after its end (it was cut, yet runs). */
+  onZombie: ((what: string) => void) | undefined;
+
   add(op: Op): void {
-    if (this.#disposed) return;
+    if (this.#disposed) {
+      this.#zombie(`started ${op.kind} operation (${op.view(Date.now()).what})`);
+      return;
+    }
     this.ops.add(op);
     if (this.abortedAt !== 0) this.#activity(`started ${op.kind} operation #${op.id}`);
+  }
+
+  #zombie(what: string): void {
+    const fn = this.onZombie;
+    this.onZombie = undefined;
+    fn?.(what);
   }
 
   remove(op: Op): void {
@@ -74,7 +85,8 @@ export class StepForensics implements OpOwner {
 
   /** A log line, an event or an artifact from the tool. */
   noteActivity(what: string): void {
-    if (this.abortedAt !== 0) this.#activity(what);
+    if (this.#disposed) this.#zombie(what);
+    else if (this.abortedAt !== 0) this.#activity(what);
   }
 
   #activity(what: string): void {
@@ -129,40 +141,41 @@ export class StepForensics implements OpOwner {
     return { at: now, ops: samples };
   }
 
-  children(): ChildOp[] {
-    const out: ChildOp[] = [];
-    for (const op of this.ops) if (op instanceof ChildOp && op.running) out.push(op);
+  /** A worker thread the step created (the containment guard saw it). */
+  trackThread(thread: ThreadWorker, what: string): void {
+    if (this.#disposed) return;
+    this.add(new ThreadOp(this, thread, what, Date.now()));
+  }
+
+  /** Containment signalled one of the step's processes: the report says so. */
+  noteSignalled(pid: number, signal: string): void {
+    for (const op of this.ops) if (op instanceof ChildOp && op.proc.pid === pid) op.killed = signal;
+  }
+
+  noteThreadTerminated(thread: ThreadWorker): void {
+    for (const op of this.ops) if (op instanceof ThreadOp && op.thread === thread) op.killed = 'terminated';
+  }
+
+  /** Sockets the step has open (raw, or under its HTTP requests): what containment closes on a cut. */
+  liveSockets(): Socket[] {
+    const out: Socket[] = [];
+    for (const op of this.ops) {
+      if (op instanceof SocketOp) out.push(op.socket);
+      else if ((op instanceof HttpOp || op instanceof FetchOp) && op.socket) out.push(op.socket);
+    }
     return out;
   }
 
-  /**
-   * SIGTERM to every child the step started that still runs, SIGKILL `graceMs` later to those that
-   * ignored it. Returns the children signalled.
-   */
-  killChildren(graceMs = CHILD_KILL_GRACE_MS): ChildOp[] {
-    const kids = this.children();
-    const signalled = kids.filter((c) => c.kill('SIGTERM'));
-    if (signalled.length > 0) {
-      setTimeout(() => {
-        for (const c of signalled) c.kill('SIGKILL');
-      }, graceMs).unref();
-    }
-    return signalled;
-  }
-
-  /** The signal aborted (deadline, cancel, shutdown, lost lease): stop the step's children now. */
-  onAbort(graceMs: number): ChildOp[] {
+  /** The signal aborted (deadline, cancel, shutdown, lost lease): what the tool does from now on is noted. */
+  onAbort(): void {
     if (this.abortedAt === 0) this.abortedAt = Date.now();
-    return this.killChildren(graceMs);
   }
 
-  /** The attempt is over: nothing it started may outlive it. */
-  dispose(graceMs: number): ChildOp[] {
-    const killed = this.killChildren(graceMs);
+  /** The attempt is over: stop sampling its operations. */
+  dispose(): void {
     this.#disposed = true;
     for (const op of this.ops) op.unwatch();
     this.ops.clear();
-    return killed;
   }
 }
 

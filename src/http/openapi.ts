@@ -214,6 +214,27 @@ export function openApiDocument(version: string): Json {
           responses: { '200': json(obj({ steps: { type: 'array', items: ref('StuckStep') } }), 'Stuck steps.'), ...errors() },
         },
       },
+      '/tools': {
+        get: {
+          operationId: 'listTools',
+          summary: 'The tools plans can use, and how each runs: in a tool thread of its own (isolation "thread") or on the worker\'s event loop ("inline").',
+          responses: {
+            '200': json(
+              obj({
+                tools: {
+                  type: 'array',
+                  items: obj(
+                    { name: { type: 'string' }, description: { type: 'string' }, isolation: { enum: ['thread', 'inline'] }, timeoutMs: { type: 'integer' }, module: { type: 'string' } },
+                    ['name', 'isolation'],
+                  ),
+                },
+              }),
+              'Tools.',
+            ),
+            ...commonErrors(),
+          },
+        },
+      },
       '/metrics': {
         get: {
           operationId: 'metrics',

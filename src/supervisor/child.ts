@@ -18,6 +18,7 @@ import { snapshotProcess } from '../telemetry/metrics.ts';
 import type { TextDelta } from '../domain/records.ts';
 import { setReportConfig } from '../forensics/resources.ts';
 import { currentStep } from '../worker/context.ts';
+import { killWorkerLeftovers, WORKER_TAG_ENV } from '../worker/containment/processes.ts';
 import { startWorkerProcess, type WorkerProcess } from '../worker/process.ts';
 import { REPORT_FD, type BeatMessage, type ExitReport, type FromWorker, type InitMessage, type StepRef, type ToWorker } from './protocol.ts';
 import { startWatchdog, type Watchdog } from './watchdog.ts';
@@ -97,6 +98,10 @@ async function main(init: InitMessage): Promise<void> {
       idPrefix: `${init.idPrefix}-${process.pid}`,
       migrate: false,
       reaper: false,
+      onUncontained: (why) => {
+        log(`asking to be replaced: ${why}`);
+        send({ t: 'recycle', why });
+      },
     });
   } catch (err) {
     send({ t: 'start_failed', message: (err as Error).message });
@@ -211,8 +216,16 @@ async function main(init: InitMessage): Promise<void> {
     // safety net: whoever runs next reaps them), stop the tools' own processes, exit.
     quiet = true;
     for (const w of workers) w.abandon();
-    // The aborts SIGTERM the tools' children, and SIGKILL those still there a grace later.
-    setTimeout(() => exit(0), config.abortGraceMs + 200);
+    // The aborts SIGTERM the tools' processes; what is still there a grace later is killed, found
+    // by this worker's tag (nobody else will look for them).
+    setTimeout(() => {
+      const tag = process.env[WORKER_TAG_ENV];
+      const sweep = tag !== undefined ? killWorkerLeftovers(tag) : Promise.resolve([]);
+      // Bounded: a worker whose supervisor is gone does not linger on /proc.
+      void Promise.race([sweep, new Promise((r) => setTimeout(r, 2000))])
+        .catch(() => undefined)
+        .finally(() => exit(0));
+    }, config.abortGraceMs + 200);
   });
   process.on('message', (m: ToWorker) => {
     if (m.t === 'stop') {

@@ -12,6 +12,7 @@
 import type { RunwardenConfig } from '../config/types.ts';
 import type { TextDelta } from '../domain/records.ts';
 import type { MetricSnapshot } from '../telemetry/metrics.ts';
+import type { SyncCall } from '../worker/containment/sync-calls.ts';
 
 /** The worker's fd of the report pipe. */
 export const REPORT_FD = 3;
@@ -103,7 +104,13 @@ export interface StartFailedMessage {
   message: string;
 }
 
-export type FromWorker = ReadyMessage | BeatMessage | NotifyUp | StartFailedMessage;
+/** Something a step started cannot be stopped inside the process (a tool thread in a system call): replace me. */
+export interface RecycleMessage {
+  t: 'recycle';
+  why: string;
+}
+
+export type FromWorker = ReadyMessage | BeatMessage | NotifyUp | StartFailedMessage | RecycleMessage;
 
 // ---- worker -> supervisor (report pipe) ----
 
@@ -130,6 +137,23 @@ export interface StallReport {
   native: boolean;
   captureMs: number;
   resources: { rssBytes: number; cpuUserMs: number; cpuSystemMs: number };
+  /** The step inside a blocking synchronous call (execSync, readFileSync ...) when the block was seen. */
+  syncCall?: SyncCall | null;
+  /** What Linux says about the blocked main thread, and the worker's child processes. */
+  os?: OsFacts | null;
+}
+
+/** The blocked thread as /proc shows it (src/forensics/procfs.ts). */
+export interface OsFacts {
+  state: string;
+  /** e.g. 'wait4', 'read', 'openat'. */
+  syscall?: string;
+  /** What the call's file descriptor is, for calls on one. */
+  fd?: string;
+  /** Kernel function the thread sleeps in. */
+  wchan?: string;
+  children: Array<{ pid: number; command: string }>;
+  openFiles: Array<{ fd: number; target: string }>;
 }
 
 export interface UnstallReport {

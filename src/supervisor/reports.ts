@@ -28,10 +28,23 @@ export function killBound(r: StallReport | undefined, loopKillMs: number): numbe
   return blockingStep(r) ? loopKillMs : Math.max(loopKillMs, UNPINNED_KILL_MS);
 }
 
-/** When a stalled worker is due to be killed, and why: its bound, or the blocking step's deadline if that comes first. */
-export function killDue(stall: { since: number; report: StallReport | undefined }, loopKillMs: number): { at: number; because: 'deadline' | 'bound' } {
+/**
+ * When a stalled worker is due to be killed, and why: its bound; the blocking step's deadline, if
+ * that comes first; and, for a block pinned on no step, the earliest deadline (plus the abort
+ * grace) of the steps running there: a worker that cannot stop them must not keep them past it.
+ */
+export function killDue(
+  stall: { since: number; report: StallReport | undefined },
+  loopKillMs: number,
+  running: { steps: ReadonlyArray<{ deadlineAt?: number }>; graceMs: number } = { steps: [], graceMs: 0 },
+): { at: number; because: 'deadline' | 'bound' } {
   const boundAt = stall.since + killBound(stall.report, loopKillMs);
-  const deadline = blockingStep(stall.report)?.deadlineAt;
+  const blamed = blockingStep(stall.report);
+  let deadline = blamed?.deadlineAt;
+  if (!blamed) {
+    const earliest = Math.min(...running.steps.map((s) => s.deadlineAt ?? Number.POSITIVE_INFINITY));
+    if (Number.isFinite(earliest)) deadline = earliest + running.graceMs;
+  }
   return deadline !== undefined && deadline < boundAt ? { at: deadline, because: 'deadline' } : { at: boundAt, because: 'bound' };
 }
 
@@ -55,14 +68,29 @@ export function stackLines(frames: readonly CapturedFrame[]): string[] {
 
 /**
  * The step a stall is the fault of: the one whose context was running, provided the thread was in
- * its code (the first frame outside Node's internals is user code). Not a step whose tool was
- * waiting inside runwarden's store (a SQLite lock another process holds), nor a thread caught in a
- * system call (no frames), nor runwarden's own code.
+ * its code (the first frame outside Node's internals is user code), or the one inside a blocking
+ * synchronous call (execSync, readFileSync of a FIFO) when the thread was caught in a system call.
+ * Not a step whose tool was waiting inside runwarden's store (a SQLite lock another process holds),
+ * nor a system call no step made, nor runwarden's own code.
  */
 export function blockingStep(r: StallReport | undefined): StallReport['step'] {
-  if (!r?.step || r.frames.length === 0) return null;
+  if (!r) return null;
+  if (r.native && r.syncCall) {
+    const c = r.syncCall;
+    return { runId: c.runId, stepName: c.stepName, attempt: c.attempt, tool: c.tool, ...(c.deadlineAt !== undefined ? { deadlineAt: c.deadlineAt } : {}) };
+  }
+  if (!r.step || r.frames.length === 0) return null;
   const first = parseFrames(stackLines(r.frames).join('\n')).find((f) => !f.file.startsWith('node:'));
   return first && isUserFrame(first) ? r.step : null;
+}
+
+/** The blocked system call in words, for a native stall: `execSync("sleep 600"), in system call wait4 (kernel wait: do_wait)`. */
+export function nativeWhere(r: StallReport | undefined): string {
+  if (!r?.native) return '';
+  const call = r.syncCall?.call;
+  const os = r.os;
+  const sys = os?.syscall ? `system call ${os.syscall}${os.fd ? ` on ${os.fd}` : ''}${os.wchan ? ` (kernel wait: ${os.wchan})` : ''}` : '';
+  return [call, sys].filter(Boolean).join(', in ');
 }
 
 function firstUserFrame(lines: string | string[]): Frame | undefined {
@@ -93,14 +121,16 @@ export function classify(d: Departure, step: { runId: string; stepName: string; 
           ? 'at once: it held the database write lock, which every other process was waiting on'
           : `when the block outlasted the ${fmtMs(d.boundMs)} bound (loopKillMs)`;
     if (culprit) {
-      const inNative = s?.native ? ' inside a system call (no JavaScript frame could be captured)' : '';
+      const native = nativeWhere(s);
+      const inNative = s?.native ? (native ? ` inside ${native}` : ' inside a system call (no JavaScript frame could be captured)') : '';
       return {
         code: 'loop.blocked',
         summary: `tool "${step.tool}" blocked the worker's event loop for ${fmtMs(d.blockedMs)}${where ? ` at ${where}` : ''}${inNative}; the worker (pid ${pid}) was killed ${why} and replaced`,
       };
     }
     const blamed = blockingStep(s);
-    const who = blamed ? `step "${blamed.stepName}" (run ${blamed.runId})` : s?.native ? 'a system call (a lock wait, execSync, a blocking read)' : 'code that could not be tied to a step';
+    const native = nativeWhere(s);
+    const who = blamed ? `step "${blamed.stepName}" (run ${blamed.runId})` : s?.native ? `a system call (${native || 'a lock wait, execSync, a blocking read'})` : 'code that could not be tied to a step';
     return {
       code: 'worker.crashed',
       summary: `the worker (pid ${pid}) running this step was killed: ${who} blocked its event loop for ${fmtMs(d.blockedMs)}${where ? ` at ${where}` : ''}; this step is retried elsewhere`,
@@ -136,7 +166,11 @@ export function departureReport(d: Departure, step: StepRow, culprit: boolean, w
     if (d.stall) {
       Object.assign(section, { captureMs: d.stall.captureMs, inTransaction: d.stall.inTransaction, blockingStep: blockingStep(d.stall), runningStep: d.stall.step });
       if (d.stall.frames.length > 0) capturedStack = stackLines(d.stall.frames);
-      if (d.stall.native) notes.push('the event loop was blocked inside a system call (execSync, a blocking read, a lock wait): the inspector could not pause it, so no JavaScript frame is known');
+      if (d.stall.native) {
+        notes.push('the event loop was blocked inside a system call (execSync, a blocking read, a lock wait): the inspector could not pause it, so no JavaScript frame is known');
+        if (d.stall.syncCall) Object.assign(section, { syncCall: d.stall.syncCall });
+        if (d.stall.os) Object.assign(section, { os: d.stall.os });
+      }
     } else {
       notes.push('the watchdog sent no report (the whole process was frozen, e.g. stopped or swapping): only the missing heartbeats are known');
     }

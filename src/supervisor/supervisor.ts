@@ -38,6 +38,7 @@ import { LastLines, type BeatMessage, type ExitReport, type FromWorker, type Ini
 import { blockingStep, departureError, departureReport, killBound, killDue, stackLines, type Departure } from './reports.ts';
 import { workerEnvironment } from './worker-env.ts';
 import { spawnWorkerProcess } from './spawn.ts';
+import { killWorkerLeftovers, WORKER_TAG_ENV } from '../worker/containment/processes.ts';
 import { loopsFor } from '../worker/process.ts';
 import { ownModuleUrl } from '../module-url.ts';
 
@@ -81,6 +82,11 @@ type SlotState = 'starting' | 'running' | 'stalled' | 'killing' | 'stopping' | '
 interface Stall {
   since: number;
   report: StallReport | undefined;
+  /**
+   * Deadlines of the steps the worker holds, from the store: a step claimed just before the block
+   * is in no heartbeat yet, and a block pinned on no step is killed by the earliest of them.
+   */
+  deadlines?: number[];
 }
 
 interface Slot {
@@ -108,6 +114,10 @@ interface Slot {
   pendingCancel: Set<string>;
   /** Resolves when the current process is gone and its attempts are settled. */
   gone: Promise<void>;
+  /** In the environment of the worker and of everything it starts: finds what it left behind. */
+  tag: string;
+  /** Being replaced (recycle): when it exits, it restarts at once, whatever its exit code. */
+  recycling: boolean;
 }
 
 function isAlive(pid: number): boolean {
@@ -160,6 +170,8 @@ export class Supervisor {
         pendingReady: false,
         pendingCancel: new Set(),
         gone: Promise.resolve(),
+        tag: '',
+        recycling: false,
       });
     }
   }
@@ -287,9 +299,10 @@ export class Supervisor {
     const args = [`--slot=${slot.index}`, `--supervisor=${process.pid}`, `--data=${where}`];
     let tag = `worker ${slot.index}`;
     const lines = new LastLines();
+    const workerTag = `${process.pid}.${slot.index}.${Date.now().toString(36)}.${Math.random().toString(36).slice(2, 8)}`;
     // Handlers check that the slot still runs this process: a late event of a replaced one is ignored.
     const { child, gone } = spawnWorkerProcess(
-      { entry: this.#o.entry ?? CHILD_ENTRY, args, env, cwd: this.#o.cwd, init },
+      { entry: this.#o.entry ?? CHILD_ENTRY, args, env: { ...env, [WORKER_TAG_ENV]: workerTag }, cwd: this.#o.cwd, init },
       {
         onLine: (line) => {
           lines.push(line);
@@ -318,6 +331,8 @@ export class Supervisor {
       exitReport: undefined,
       pendingReady: false,
       gone,
+      tag: workerTag,
+      recycling: false,
     } satisfies Partial<Slot>);
     slot.pendingCancel.clear();
   }
@@ -366,6 +381,8 @@ export class Supervisor {
       }
     } else if (m.t === 'start_failed') {
       this.#o.log(`worker ${slot.index} (pid ${slot.pid}) could not start: ${m.message}`);
+    } else if (m.t === 'recycle') {
+      this.#recycle(slot, m.why);
     }
   }
 
@@ -397,6 +414,7 @@ export class Supervisor {
     }
     this.#totals.stalls++;
     slot.stall = { since: r.blockedSince, report: r };
+    this.#learnDeadlines(slot, slot.stall);
     if (slot.state === 'running' || slot.state === 'starting') slot.state = 'stalled';
     const where = stackLines(r.frames.slice(0, 1))[0]?.trim() ?? (r.native ? 'inside a system call' : 'no frame');
     const who = r.step ? `step ${r.step.stepName} (run ${r.step.runId}, attempt ${r.step.attempt})` : 'no step';
@@ -432,6 +450,18 @@ export class Supervisor {
     this.#tick();
   }
 
+  /** Reads the deadlines of the attempts the stalled worker holds (see Stall.deadlines). */
+  #learnDeadlines(slot: Slot, stall: Stall): void {
+    const ids = this.#workerIds(slot);
+    this.#o.core.store
+      .transaction((tx) => tx.runningByWorkers(ids))
+      .then((rows) => {
+        stall.deadlines = rows.map((r) => (r.deadlineAt ? Date.parse(r.deadlineAt) : Number.NaN)).filter(Number.isFinite);
+        this.#tick();
+      })
+      .catch((err: unknown) => this.#o.log(`worker ${slot.index}: could not read the deadlines of its steps: ${(err as Error).message}`));
+  }
+
   #unstalled(slot: Slot, blockedMs: number): void {
     if (slot.kill) return;
     this.#o.log(`worker ${slot.index} (pid ${slot.pid}): event loop turning again after ${fmtMs(blockedMs)}`);
@@ -462,11 +492,13 @@ export class Supervisor {
       if (!s.stall && now - s.lastBeatAt > silentMs) {
         this.#totals.stalls++;
         s.stall = { since: s.lastBeatAt, report: undefined };
+        this.#learnDeadlines(s, s.stall);
         s.state = 'stalled';
         this.#o.log(`worker ${s.index} (pid ${s.pid}): no heartbeat for ${fmtMs(now - s.lastBeatAt)} and no watchdog report: the process is frozen`);
       }
       if (!s.stall) continue;
-      const due = killDue(s.stall, loopKillMs);
+      const known = [...(s.beat?.steps ?? []), ...(s.stall.deadlines ?? []).map((deadlineAt) => ({ deadlineAt }))];
+      const due = killDue(s.stall, loopKillMs, { steps: known, graceMs: this.#o.config.abortGraceMs });
       if (now >= due.at) this.#killStalled(s, due.because);
     }
   }
@@ -491,10 +523,33 @@ export class Supervisor {
       return;
     }
     // A frozen worker cannot complete anything: its attempts are handed over now, before their
-    // leases expire; if it wakes up, it finds its leases gone and drops its results.
-    proc.kill('SIGTERM');
-    slot.kill = { departure, timers: [setTimeout(() => proc.kill('SIGKILL'), this.#o.config.killGraceMs)] };
+    // leases expire; if it wakes up, it finds its leases gone and drops its results. One stuck in a
+    // system call cannot run its SIGTERM handler: it gets SIGKILL at once.
+    if (stall.report?.native) {
+      slot.kill = { departure, timers: [] };
+      proc.kill('SIGKILL');
+    } else {
+      proc.kill('SIGTERM');
+      slot.kill = { departure, timers: [setTimeout(() => proc.kill('SIGKILL'), this.#o.config.killGraceMs)] };
+    }
     this.#lose(slot, departure).catch((err: unknown) => this.#o.log(`worker ${slot.index}: could not hand over its attempts (their leases will expire): ${(err as Error).message}`));
+  }
+
+  /**
+   * The worker cannot stop something one of its steps started (a tool thread stuck in a system
+   * call): replace it. It drains like a stopping worker (its other steps get `drainMs`, then are
+   * handed back), and a fresh process takes its slot when it is gone.
+   */
+  #recycle(slot: Slot, why: string): void {
+    const proc = slot.proc;
+    if (!proc || slot.kill || slot.state === 'stopping' || this.#stopping) return;
+    this.#o.log(`worker ${slot.index} (pid ${slot.pid}): replacing it: ${why}`);
+    this.#send(slot, { t: 'stop' });
+    const patience = this.#o.config.drainMs + this.#o.config.abortGraceMs + 3000;
+    const term = setTimeout(() => proc.kill('SIGTERM'), patience);
+    const kill = setTimeout(() => proc.kill('SIGKILL'), patience + this.#o.config.killGraceMs);
+    slot.kill = { departure: { kind: 'shutdown_kill', signal: 'SIGKILL', waitedMs: patience }, timers: [term, kill] };
+    slot.recycling = true;
   }
 
   // ---- exits ----
@@ -502,10 +557,15 @@ export class Supervisor {
   async #onExit(slot: Slot, child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): Promise<void> {
     if (slot.proc !== child) return;
     for (const t of slot.kill?.timers ?? []) clearTimeout(t);
+    // Whatever the worker started and left behind (a dead worker's children are re-parented to
+    // init, out of any tree) dies with it.
+    const left = await killWorkerLeftovers(slot.tag).catch(() => []);
+    if (left.length > 0) this.#o.log(`worker ${slot.index} (pid ${slot.pid}) left ${left.length} process(es) behind, killed: ${left.map((p) => `${p.command} (pid ${p.pid})`).join(', ')}`);
     const kill = slot.kill;
     const upMs = Date.now() - slot.startedAt;
     let departure: Departure | undefined;
     if (kill?.departure.kind === 'stall_kill') departure = kill.departure;
+    else if (slot.recycling) departure = code === 0 && signal === null ? undefined : { kind: 'shutdown_kill', signal, waitedMs: upMs };
     else if (slot.stopAskedAt !== undefined) departure = code === 0 && signal === null ? undefined : { kind: 'shutdown_kill', signal, waitedMs: Date.now() - slot.stopAskedAt };
     else departure = { kind: 'crash', code, signal, exit: slot.exitReport };
     const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
@@ -539,7 +599,8 @@ export class Supervisor {
       slot.state = 'stopped';
       return;
     }
-    const delay = slot.backoff.next(upMs);
+    // A recycled worker did nothing wrong: its replacement starts at once.
+    const delay = slot.recycling ? 0 : slot.backoff.next(upMs);
     slot.state = 'restarting';
     this.#o.log(`worker ${slot.index}: restarting in ${fmtMs(delay)}${slot.backoff.streak > 1 ? ` (${slot.backoff.streak} exits in a row)` : ''}`);
     slot.restartTimer = setTimeout(() => {

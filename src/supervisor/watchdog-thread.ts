@@ -22,10 +22,14 @@
 import { writeSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { workerData } from 'node:worker_threads';
-import type { CapturedFrame, StallReport, StepRef } from './protocol.ts';
+import { commandLine, openFiles, taskFacts, threadChildren } from '../forensics/procfs.ts';
+import { readSyncCall } from '../worker/containment/sync-calls.ts';
+import type { CapturedFrame, OsFacts, StallReport, StepRef } from './protocol.ts';
 
 export interface WatchdogData {
   beat: SharedArrayBuffer;
+  /** Where a step inside a blocking synchronous call is named (sync-calls.ts). */
+  syncBoard: SharedArrayBuffer;
   stallMs: number;
   reportFd: number;
   /** The supervisor's pid when the worker started. */
@@ -145,8 +149,11 @@ async function capture(since: number): Promise<StallReport> {
     }
   }
   const usage = process.resourceUsage();
+  const syncCall = readSyncCall(data.syncBoard);
   return {
     t: 'stall',
+    syncCall,
+    os: native ? osFacts() : null,
     blockedSince: since,
     detectedAt: t0,
     frames,
@@ -155,6 +162,20 @@ async function capture(since: number): Promise<StallReport> {
     native,
     captureMs: Date.now() - t0,
     resources: { rssBytes: process.memoryUsage.rss(), cpuUserMs: Math.round(usage.userCPUTime / 1000), cpuSystemMs: Math.round(usage.systemCPUTime / 1000) },
+  };
+}
+
+/** The main thread (its tid is the pid) and the worker's children, as /proc shows them. */
+function osFacts(): OsFacts | null {
+  const f = taskFacts(process.pid, process.pid);
+  if (!f) return null;
+  const children = threadChildren(process.pid, process.pid).map((pid) => ({ pid, command: commandLine(pid) ?? '?' }));
+  return {
+    state: f.state,
+    ...(f.syscall ? { syscall: f.syscall.name, ...(f.syscall.fdTarget ? { fd: f.syscall.fdTarget } : {}) } : {}),
+    ...(f.wchan ? { wchan: f.wchan } : {}),
+    children,
+    openFiles: openFiles(process.pid, 20),
   };
 }
 

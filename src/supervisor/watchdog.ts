@@ -6,6 +6,7 @@
  * thread; no debugger is attached until a stall is seen.
  */
 import { Worker } from 'node:worker_threads';
+import { setSyncCallBoard, SYNC_MARKER_BYTES } from '../worker/containment/sync-calls.ts';
 import type { StepRef } from './protocol.ts';
 import type { WatchdogData } from './watchdog-thread.ts';
 import { ownModuleUrl } from '../module-url.ts';
@@ -36,7 +37,10 @@ export function startWatchdog(o: WatchdogOptions): Watchdog {
       return JSON.stringify({ step: null, inTransaction: false });
     }
   };
-  const data: WatchdogData = { beat: shared, stallMs: o.stallMs, reportFd: o.reportFd, ppid: process.ppid, probe: PROBE_GLOBAL };
+  // Steps inside blocking synchronous calls leave a note here for the watchdog (sync-calls.ts).
+  const syncBoard = new SharedArrayBuffer(SYNC_MARKER_BYTES);
+  setSyncCallBoard(syncBoard);
+  const data: WatchdogData = { beat: shared, syncBoard, stallMs: o.stallMs, reportFd: o.reportFd, ppid: process.ppid, probe: PROBE_GLOBAL };
   const thread = new Worker(ownModuleUrl(import.meta.url, './watchdog-thread'), { workerData: data });
   thread.on('error', (err) => o.onError?.(err));
   // The watchdog never keeps the process alive; the worker's own handles do.
@@ -46,6 +50,7 @@ export function startWatchdog(o: WatchdogOptions): Watchdog {
   return {
     async stop() {
       clearInterval(timer);
+      setSyncCallBoard(undefined);
       await thread.terminate();
     },
   };

@@ -12,11 +12,11 @@ import { loadToolModules } from './load.ts';
 import { ToolRegistry } from './registry.ts';
 import type { ToolDefinition } from './types.ts';
 
-export async function buildTools(config: Pick<RunwardenConfig, 'tools'>, deps: { providers: ProviderRegistry; store: Store; cwd: string; objects?: readonly ToolDefinition[] }): Promise<ToolRegistry> {
+export async function buildTools(config: Pick<RunwardenConfig, 'tools'> & Partial<Pick<RunwardenConfig, 'toolIsolation'>>, deps: { providers: ProviderRegistry; store: Store; cwd: string; objects?: readonly ToolDefinition[] }): Promise<ToolRegistry> {
   const tools = new ToolRegistry();
   for (const t of builtinTools) tools.register(t);
   for (const t of createLlmTools({ providers: deps.providers, vectors: deps.store.vectors })) tools.register(t);
-  await loadToolModules(tools, config.tools, deps.cwd);
+  await loadToolModules(tools, config.tools, deps.cwd, config.toolIsolation);
   for (const t of deps.objects ?? []) tools.register(t);
   return tools;
 }

@@ -7,9 +7,10 @@ import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { RunwardenError } from '../domain/errors.ts';
 import type { ToolRegistry } from './registry.ts';
-import type { ToolDefinition } from './types.ts';
+import type { ToolDefinition, ToolIsolation } from './types.ts';
 
-export async function loadToolModules(registry: ToolRegistry, modules: readonly string[], cwd: string): Promise<string[]> {
+/** `isolation`: how the modules' tools run when they do not say (the `toolIsolation` setting). */
+export async function loadToolModules(registry: ToolRegistry, modules: readonly string[], cwd: string, isolation?: ToolIsolation): Promise<string[]> {
   const loaded: string[] = [];
   for (const spec of modules) {
     const path = isAbsolute(spec) ? spec : resolve(cwd, spec);
@@ -25,7 +26,7 @@ export async function loadToolModules(registry: ToolRegistry, modules: readonly 
       throw new RunwardenError('TOOLS_INVALID', `tools module ${spec} must default-export an array of tool definitions`);
     }
     for (const def of list as ToolDefinition[]) {
-      registry.register(def);
+      registry.register(def, { module: path, ...(isolation ? { isolation } : {}) });
       loaded.push(def.name);
     }
   }

@@ -5,7 +5,7 @@
 import { Ajv, type ValidateFunction } from 'ajv';
 import { RunwardenError } from '../domain/errors.ts';
 import { isStandardSchema, type StandardIssue } from './standard-schema.ts';
-import type { ToolDefinition } from './types.ts';
+import type { ToolDefinition, ToolIsolation } from './types.ts';
 
 export interface InputIssue {
   /** Dot path inside the inputs ('' for the root). */
@@ -16,7 +16,21 @@ export interface InputIssue {
 interface Entry {
   def: ToolDefinition;
   jsonSchema: ValidateFunction | null;
+  isolation: ToolIsolation;
+  /** Absolute path of the tools module it came from (a thread imports it from there). */
+  module: string | undefined;
 }
+
+/** What a registered tool is, for listings (`GET /tools`) and worker start-up lines. */
+export interface ToolInfo {
+  name: string;
+  description?: string;
+  isolation: ToolIsolation;
+  timeoutMs?: number;
+  module?: string;
+}
+
+const ISOLATIONS: readonly ToolIsolation[] = ['thread', 'inline'];
 
 const NAME = /^[A-Za-z][A-Za-z0-9_.:-]{0,63}$/;
 
@@ -24,7 +38,11 @@ export class ToolRegistry {
   readonly #tools = new Map<string, Entry>();
   readonly #ajv = new Ajv({ allErrors: true, strict: false });
 
-  register(def: ToolDefinition, opts: { replace?: boolean } = {}): void {
+  /**
+   * `module`: the tools module the definition came from; `isolation`: how a tool from a module runs
+   * when it does not say (the `toolIsolation` setting). Tools without a module run inline.
+   */
+  register(def: ToolDefinition, opts: { replace?: boolean; module?: string; isolation?: ToolIsolation } = {}): void {
     if (typeof def !== 'object' || def === null || typeof def.name !== 'string' || typeof def.run !== 'function') {
       throw new RunwardenError('TOOL_INVALID', 'a tool needs a string `name` and a `run(ctx, input)` function');
     }
@@ -34,6 +52,15 @@ export class ToolRegistry {
     if (this.#tools.has(def.name) && !opts.replace) {
       throw new RunwardenError('TOOL_DUPLICATE', `tool "${def.name}" is registered twice`);
     }
+    if (def.isolation !== undefined && !ISOLATIONS.includes(def.isolation)) {
+      throw new RunwardenError('TOOL_INVALID', `tool "${def.name}": isolation must be one of ${ISOLATIONS.join(', ')}`, { status: 400 });
+    }
+    if (def.isolation === 'thread' && opts.module === undefined) {
+      throw new RunwardenError('TOOL_INVALID', `tool "${def.name}" asks for isolation 'thread', which needs it to be loaded from a tools module (--tools / "tools" in the config)`, {
+        status: 400,
+      });
+    }
+    const isolation: ToolIsolation = opts.module === undefined ? 'inline' : (def.isolation ?? opts.isolation ?? 'thread');
     let jsonSchema: ValidateFunction | null = null;
     if (def.input !== undefined && !isStandardSchema(def.input)) {
       try {
@@ -43,7 +70,31 @@ export class ToolRegistry {
         });
       }
     }
-    this.#tools.set(def.name, { def, jsonSchema });
+    this.#tools.set(def.name, { def, jsonSchema, isolation, module: opts.module });
+  }
+
+  isolation(name: string): ToolIsolation | undefined {
+    return this.#tools.get(name)?.isolation;
+  }
+
+  /** The tools modules a tool thread must load: those of every tool that runs in a thread. */
+  threadModules(): string[] {
+    const out = new Set<string>();
+    for (const e of this.#tools.values()) if (e.isolation === 'thread' && e.module !== undefined) out.add(e.module);
+    return [...out];
+  }
+
+  info(): ToolInfo[] {
+    return this.names().map((name) => {
+      const e = this.#tools.get(name) as Entry;
+      return {
+        name,
+        ...(e.def.description !== undefined ? { description: e.def.description } : {}),
+        isolation: e.isolation,
+        ...(e.def.timeoutMs !== undefined ? { timeoutMs: e.def.timeoutMs } : {}),
+        ...(e.module !== undefined ? { module: e.module } : {}),
+      };
+    });
   }
 
   get(name: string): ToolDefinition | undefined {

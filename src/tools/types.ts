@@ -58,6 +58,8 @@ export interface ToolContext {
   streamText?(text: string, call?: number): void;
 }
 
+export type ToolIsolation = 'thread' | 'inline';
+
 /** A JSON Schema object (validated with Ajv) or any Standard Schema (zod, valibot, arktype ...). */
 export type ToolInputSchema = StandardSchemaV1 | Record<string, unknown>;
 
@@ -82,6 +84,15 @@ export interface ToolDefinition<I = unknown, O = unknown, P = I> extends ToolRef
   input?: ToolInputSchema;
   /** Default deadline for steps using this tool when the plan gives none. */
   timeoutMs?: number;
+  /**
+   * Where the tool's code runs (docs/lifecycle.md, containment). 'thread': in a worker thread of its
+   * own, terminated when the attempt is cut, so a tool that ignores its signal stops all the same;
+   * only for tools loaded from a tools module (a thread must be able to import it). 'inline': on the
+   * worker's event loop (cheapest; a tool that ignores its signal is abandoned and its processes,
+   * threads and sockets are closed, but its JavaScript cannot be stopped).
+   * @default the `toolIsolation` setting for tools from modules ('thread'); 'inline' for tool objects
+   */
+  isolation?: ToolIsolation;
   run(ctx: ToolContext, input: I): Promise<O> | O;
 }
 
@@ -91,6 +102,8 @@ export interface ToolSpec<I, O> {
   description?: string;
   /** Default deadline for steps using this tool when the plan gives none. */
   timeoutMs?: number;
+  /** Where its code runs: see ToolDefinition.isolation. */
+  isolation?: ToolIsolation;
   run(ctx: ToolContext, input: I): Promise<O> | O;
 }
 

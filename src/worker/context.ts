@@ -5,16 +5,21 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { StepForensics } from '../forensics/step.ts';
+import type { AttemptContainment } from './containment/attempt.ts';
 
 export interface StepScope {
   runId: string;
   stepName: string;
   attempt: number;
   tool: string;
+  /** Epoch ms at which the attempt times out. */
+  deadlineAt: number;
   /** Called with (level, message, data) to record an event on this step. */
   record(type: string, data: Record<string, unknown>): void;
   /** Pending operations of this attempt (requests, sockets, child processes, locks, tracked promises). */
   forensics?: StepForensics;
+  /** What the attempt started that must stop with it (processes, threads). */
+  containment?: AttemptContainment;
 }
 
 export const stepContext = new AsyncLocalStorage<StepScope>();

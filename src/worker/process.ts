@@ -27,6 +27,7 @@ import type { Store } from '../store/store.ts';
 import { configuredSecrets } from '../config/secrets.ts';
 import { registerConfiguredSecret, registerSecretsFromEnv } from '../forensics/redact.ts';
 import { installProcessGuards } from './guards.ts';
+import { ToolThreadPool } from './isolation/pool.ts';
 import { Worker } from './worker.ts';
 import { startTracing } from '../telemetry/tracing.ts';
 
@@ -44,6 +45,8 @@ export interface WorkerProcessOptions {
   migrate?: boolean;
   /** Run a reaper in this process. @default true */
   reaper?: boolean;
+  /** A tool thread could not be stopped; only replacing this process will (see WorkerOptions). */
+  onUncontained?: (why: string) => void;
 }
 
 export interface WorkerProcess {
@@ -89,6 +92,9 @@ export async function startWorkerProcess(config: Readonly<RunwardenConfig>, opts
     cleanups.push(() => providers.close());
     const tools = await buildTools(config, { providers, store, cwd });
     const core = new Transitions(store, { lostReport: lostAttemptReport });
+    // One pool of tool threads for all claim loops; closed after they stopped (cleanups run in reverse).
+    const threads = new ToolThreadPool({ modules: tools.threadModules(), cwd, log, warm: config.toolThreadsWarm });
+    cleanups.push(() => threads.close());
 
     const id = opts.idPrefix ?? `${hostname()}-${process.pid}`;
     const loops = loopsFor(config.concurrency, store.dialect);
@@ -101,10 +107,14 @@ export async function startWorkerProcess(config: Readonly<RunwardenConfig>, opts
         leaseMs: config.leaseMs,
         heartbeatMs: config.heartbeatMs,
         abortGraceMs: config.abortGraceMs,
+        threads,
+        ...(opts.onUncontained ? { onUncontained: opts.onUncontained } : {}),
         log,
       }),
     );
     for (const w of workers) w.start();
+    // Ready once its tools can run: the first tool thread has loaded the tools modules.
+    await Promise.all(workers.map((w) => w.ready()));
     cleanups.push(() => Promise.all(workers.map((w) => w.stop({ drainMs: opts.drainMs ?? 5000 }))).then(() => undefined));
 
     if (opts.reaper !== false) cleanups.push(startReaper(core, { intervalMs: config.reaperIntervalMs, log }));

@@ -1,8 +1,12 @@
 /**
- * Runs one attempt of one step under its deadline. The step's AbortSignal fires at the deadline; a
- * tool that has not settled `abortGraceMs` later is abandoned and the attempt ends `timed_out`
- * anyway, recorded as having ignored its abort. Nothing a tool does can keep its attempt open:
- * child processes it started are killed with it (SIGTERM at the abort, SIGKILL a grace later).
+ * Runs one attempt of one step under its deadline, on the current thread (the worker's event loop,
+ * or a tool thread: isolation/tool-thread.ts runs this same class). The step's AbortSignal fires at
+ * the deadline; a tool that has not settled `abortGraceMs` later is abandoned and the attempt ends
+ * `timed_out` anyway, recorded as having ignored its abort. Nothing a tool does can keep its attempt
+ * open, and what it started is contained (containment/attempt.ts): its processes (process groups
+ * and marked descendants) get SIGTERM at the abort and SIGKILL when the attempt ends, worker
+ * threads it created are terminated, and an abandoned inline tool's sockets are destroyed. Its own
+ * JavaScript can only be stopped by running it in a thread (isolation/).
  *
  * Forensics: the attempt's pending operations are snapshotted the moment before its signal aborts
  * (the abort tears them down), and a timed-out attempt gets a hang report built from that snapshot.
@@ -13,9 +17,14 @@ import type { AttemptOutcome, ClaimedStep } from '../engine/transitions.ts';
 import { newArtifactId } from '../engine/ids.ts';
 import { enableForensicsByDefault, forensicsEnabled, installForensics } from '../forensics/channels.ts';
 import { buildHangReport, type ReportTrigger } from '../forensics/report.ts';
+import { scanTimers } from '../forensics/inspect.ts';
 import { installRedaction, redactDeep, redactText } from '../forensics/redact.ts';
 import { StepForensics, type Snapshot } from '../forensics/step.ts';
 import type { TextDelta } from '../domain/records.ts';
+import { AttemptContainment, type ContainmentRecord } from './containment/attempt.ts';
+import { installSpawnGuard } from './containment/processes.ts';
+import { installFsSyncMarkers } from './containment/sync-calls.ts';
+import { installThreadGuard } from './containment/threads.ts';
 import type { NewArtifact } from '../store/store.ts';
 import { DeltaCoalescer } from '../streaming/coalesce.ts';
 import type { ToolRegistry } from '../tools/registry.ts';
@@ -33,12 +42,62 @@ export interface AttemptResult {
   hangReport: Record<string, unknown> | null;
   /** Why the attempt was aborted, if it was. 'shutdown' and 'lease_lost' results are not recorded. */
   abortCause: AbortCause | null;
+  /** The tool did not settle within the grace after its abort: its code may still be running. */
+  abandoned: boolean;
+  /** What containment stopped when the attempt ended (set when there was something to stop). */
+  containment?: ContainmentRecord;
+  /**
+   * CPU this thread spent after the abort on the attempt's own forensics (the timer scan, the
+   * report), so that it is not counted as the tool's work.
+   */
+  forensicsCpuMs?: number;
+}
+
+/** One attempt as the worker drives it: on its own thread (StepRun) or in a tool thread (ThreadAttempt). */
+export interface Attempt {
+  readonly claim: ClaimedStep;
+  /** Epoch ms. */
+  readonly startedAt: number;
+  readonly aborted: boolean;
+  abort(cause: AbortCause): void;
+  /** Runs the attempt to its end; never rejects. */
+  execute(): Promise<AttemptResult>;
+}
+
+export interface StepRunOptions {
+  /** 'thread' when this runs inside a tool thread. @default 'inline' */
+  mode?: 'thread' | 'inline';
+  /** The attempt's process marker (a tool thread gets it from the worker, which kills by it). */
+  marker?: string;
+  onSpawned?: (info: { pid: number | undefined; command: string; sync: boolean }) => void;
+  /** An inline attempt that was cut still runs: only replacing the process stops it. */
+  onUncontained?: (why: string) => void;
+  /** Where text the tool streams (`ctx.streamText`) goes, as coalesced `llm.delta` frames. */
+  publishText?: (d: TextDelta) => void;
+  /**
+   * The report written ahead of a likely abandonment (REPORT_LEAD_MS before the grace ends): a tool
+   * thread sends it to the worker, which can then cut the thread the moment the grace ends.
+   */
+  onDraft?: (trigger: ReportTrigger, report: Record<string, unknown>) => void;
 }
 
 const LAST_LOGS = 20;
+/**
+ * The report of a tool that ignores its abort is written this long before its grace ends (the heap
+ * scan for its timers alone costs 100-200 ms, more on a busy machine), so that it is ready the
+ * moment the tool is abandoned and the cut is not late. What the tool does in between is added.
+ */
+const REPORT_LEAD_MS = 300;
+
+/** The report trigger of each abort cause. */
+export const TRIGGER_OF: Readonly<Record<AbortCause, ReportTrigger>> = { deadline: 'deadline', cancelled: 'cancel', shutdown: 'shutdown', lease_lost: 'lease_lost' };
 
 installRedaction();
 installForensics({ storage: stepContext, select: (scope) => scope.forensics });
+const stepOf = (): StepScope | undefined => stepContext.getStore();
+installSpawnGuard({ owner: () => stepOf()?.containment, step: stepOf });
+installFsSyncMarkers(stepOf);
+installThreadGuard(() => stepOf()?.containment);
 
 export class StepRun {
   readonly claim: ClaimedStep;
@@ -49,15 +108,28 @@ export class StepRun {
   readonly forensics: StepForensics;
   readonly #artifacts: NewArtifact[] = [];
   readonly #record: (type: string, data: Record<string, unknown>) => void;
-  #graceMs = 1000;
+  readonly #graceMs: number;
+  readonly containment: AttemptContainment;
+  readonly #tools: ToolRegistry;
+  readonly #onUncontained: ((why: string) => void) | undefined;
+  readonly #onDraft: StepRunOptions['onDraft'];
   /** Pending operations the moment before the signal aborted. */
   #atAbort: Snapshot | undefined;
   /** Text the tool streams (`ctx.streamText`), published as coalesced `llm.delta` frames. */
   readonly #text: DeltaCoalescer | undefined;
+  #prepareTimer: NodeJS.Timeout | undefined;
+  /** The report written ahead of a likely abandonment (REPORT_LEAD_MS). */
+  #prepared: { trigger: ReportTrigger; report: Record<string, unknown> } | undefined;
+  #ownCpuUs = 0;
 
-  constructor(claim: ClaimedStep, record: (type: string, data: Record<string, unknown>) => void, publishText?: (d: TextDelta) => void) {
+  constructor(claim: ClaimedStep, record: (type: string, data: Record<string, unknown>) => void, tools: ToolRegistry, graceMs: number, opts: StepRunOptions = {}) {
     this.claim = claim;
     this.#record = record;
+    this.#tools = tools;
+    this.#graceMs = graceMs;
+    this.#onUncontained = opts.onUncontained;
+    this.#onDraft = opts.onDraft;
+    const publishText = opts.publishText;
     if (publishText) {
       this.#text = new DeltaCoalescer(claim, (d) => stepContext.exit(() => publishText(d)), { clean: redactText });
     }
@@ -66,6 +138,16 @@ export class StepRun {
       { runId: claim.runId, stepName: claim.stepName, attempt: claim.attempt, tool: claim.tool },
       { capture: forensicsEnabled(), startedAt: this.startedAt },
     );
+    this.containment = new AttemptContainment({
+      mode: opts.mode ?? 'inline',
+      forensics: this.forensics,
+      ...(opts.marker !== undefined ? { marker: opts.marker } : {}),
+      ...(opts.onSpawned ? { onSpawned: opts.onSpawned } : {}),
+    });
+  }
+
+  get aborted(): boolean {
+    return this.controller.signal.aborted;
   }
 
   abort(cause: AbortCause): void {
@@ -74,9 +156,27 @@ export class StepRun {
     this.#atAbort = this.forensics.snapshot();
     const message =
       cause === 'deadline' ? `step deadline of ${this.claim.timeoutMs} ms exceeded` : cause === 'cancelled' ? 'run cancelled' : `attempt aborted: ${cause}`;
+    this.forensics.onAbort();
     this.controller.abort(new DOMException(message, cause === 'deadline' ? 'TimeoutError' : 'AbortError'));
-    // Children the tool did not tie to its signal: stop them now, so a tool awaiting one can settle.
-    this.forensics.onAbort(this.#graceMs);
+    // Processes the tool did not tie to its signal: stop them now, so a tool awaiting one can settle.
+    this.containment.onAbort();
+    const trigger = TRIGGER_OF[cause];
+    this.#prepareTimer = setTimeout(() => {
+      const report = this.#report(trigger, { kind: 'abandoned', graceMs: this.#graceMs });
+      this.#prepared = { trigger, report };
+      this.#onDraft?.(trigger, report);
+    }, Math.max(this.#graceMs / 2, this.#graceMs - REPORT_LEAD_MS));
+  }
+
+  /** Runs forensics work on this thread, counting its CPU apart from the tool's. */
+  #ownWork<T>(fn: () => T): T {
+    const before = process.threadCpuUsage();
+    try {
+      return fn();
+    } finally {
+      const d = process.threadCpuUsage(before);
+      this.#ownCpuUs += d.user + d.system;
+    }
   }
 
   /**
@@ -85,6 +185,11 @@ export class StepRun {
    */
   record(type: string, data: Record<string, unknown>): void {
     this.forensics.noteActivity(type === 'step.log' && typeof data.message === 'string' ? `log line "${data.message.slice(0, 80)}"` : `event ${type}`);
+    this.#note(type, data);
+  }
+
+  /** An event runwarden itself records on the step (not the tool's doing: no activity). */
+  #note(type: string, data: Record<string, unknown>): void {
     const clean = redactDeep(data);
     stepContext.exit(() => this.#record(type, clean));
   }
@@ -128,10 +233,12 @@ export class StepRun {
   }
 
   /** Executes the tool; never rejects. */
-  async execute(tools: ToolRegistry, graceMs: number): Promise<AttemptResult> {
+  async execute(): Promise<AttemptResult> {
     const { claim } = this;
-    this.#graceMs = graceMs;
+    const tools = this.#tools;
+    const graceMs = this.#graceMs;
     const timer = setTimeout(() => this.abort('deadline'), Math.max(0, claim.deadlineAt - Date.now()));
+    let result: AttemptResult | undefined;
     try {
       const def = tools.get(claim.tool);
       if (!def) return this.#failed(new RunwardenError('UNKNOWN_TOOL', `tool "${claim.tool}" is not loaded in this worker`));
@@ -148,30 +255,73 @@ export class StepRun {
         stepName: claim.stepName,
         attempt: claim.attempt,
         tool: claim.tool,
+        deadlineAt: claim.deadlineAt,
         record: (t, d) => this.record(t, d),
         forensics: this.forensics,
+        containment: this.containment,
       };
       const ctx = this.context();
       // The tool runs inside the step's async context; a synchronous throw becomes a rejection.
       const work = stepContext.run(scope, () => Promise.resolve().then(() => def.run(ctx, checked.value)));
       const settled = await settleOrAbandon(work, this.controller.signal, graceMs);
-      return this.#result(settled);
+      result = this.#result(settled);
     } catch (err) {
       // Only engine code above can throw here (tool errors are captured by settleOrAbandon).
-      return this.#failed(toRunwardenError(err, 'WORKER_ERROR'));
+      result = this.#failed(toRunwardenError(err, 'WORKER_ERROR'));
     } finally {
       clearTimeout(timer);
       // Published before the completion is even queued, so a follower sees the text before step.finished.
       this.#text?.close();
-      // Nothing the attempt started may outlive it.
-      for (const child of this.forensics.dispose(graceMs)) {
-        this.record('step.log', { level: 'warn', message: `killed child process ${child.command} (pid ${child.proc.pid}): still running when the attempt ended` });
-      }
+      clearTimeout(this.#prepareTimer);
     }
+    return await this.#contain(result);
   }
 
-  #failed(err: RunwardenError): AttemptResult {
-    return { outcome: 'failed', error: err.toJSON(), artifacts: [], hangReport: null, abortCause: this.abortCause };
+  /** Nothing the attempt started may outlive it: stop it, and say what was stopped. */
+  async #contain(result: AttemptResult): Promise<AttemptResult> {
+    const fx = this.forensics;
+    const record = await this.containment.end({
+      abandoned: result.abandoned,
+      graceMs: this.#graceMs,
+      onLater: (killed, sig) => {
+        for (const p of killed) {
+          this.#note('step.log', {
+            level: 'warn',
+            message: sig === 'SIGKILL' ? `killed process ${p.command} (pid ${p.pid}) with SIGKILL: it ignored SIGTERM after the attempt ended` : `sent SIGTERM to process ${p.command} (pid ${p.pid}): still running when the attempt ended`,
+          });
+        }
+      },
+    });
+    if (result.abandoned && this.containment.mode === 'inline') {
+      // Its code may go on in this thread. Should it still start something, the worker is replaced;
+      // and the timers and immediates it has pending now are cleared (a polling loop, a repeating
+      // writer, a burner in slices stop).
+      const step = `${this.claim.stepName} (run ${this.claim.runId}, attempt ${this.claim.attempt})`;
+      fx.onZombie = (what) => this.#onUncontained?.(`step ${step} kept running on the worker's event loop after it was cut: ${what}`);
+      // Unless its report's heap scan found it had none (never settled), the timers it has now
+      // are looked for: the report may have seen some, or not been allowed to look (the scan is paced).
+      const code = (result.hangReport?.classification as { code?: string } | undefined)?.code;
+      if (code !== 'promise.never_settled') {
+        clearTimersSoon(fx, (n) => {
+          if (n > 0) this.#note('step.log', { level: 'warn', kind: 'containment', message: `cleared ${n} timer(s) the cut attempt still had pending`, timersCleared: n });
+        });
+      }
+    }
+    fx.dispose();
+    for (const p of record.processes) {
+      this.#note('step.log', { level: 'warn', message: `sent ${p.signal} to process ${p.command} (pid ${p.pid}): still running when the attempt ended` });
+    }
+    for (const t of record.threads) this.#note('step.log', { level: 'warn', message: `terminated worker thread ${t.what} (thread id ${t.threadId}): still running when the attempt ended` });
+    const acted = record.processes.length > 0 || record.threads.length > 0 || record.socketsClosed > 0 || (result.abandoned && record.mode === 'inline');
+    const own = this.#ownCpuUs > 0 ? { forensicsCpuMs: Math.round(this.#ownCpuUs / 1000) } : {};
+    if (!acted) return { ...result, ...own };
+    const out = { ...result, ...own, containment: record };
+    if (out.hangReport) out.hangReport = { ...out.hangReport, containment: redactDeep(record) };
+    return out;
+  }
+
+  #failed(err: RunwardenError, abandoned = false): AttemptResult {
+    return { outcome: 'failed', error: err.toJSON(), artifacts: [], hangReport: null, abortCause: this.abortCause, abandoned };
   }
 
   #result(s: Settled): AttemptResult {
@@ -183,7 +333,7 @@ export class StepRun {
       } catch (err) {
         return this.#failed(new RunwardenError('OUTPUT_INVALID', `tool output is not JSON: ${(err as Error).message}`));
       }
-      return { outcome: 'succeeded', outputs, artifacts: this.#artifacts, hangReport: null, abortCause: null };
+      return { outcome: 'succeeded', outputs, artifacts: this.#artifacts, hangReport: null, abortCause: null, abandoned: false };
     }
     if (cause === null && s.kind === 'rejected' && this.#cutByDeadline(s.error)) {
       this.abortCause = 'deadline';
@@ -199,13 +349,15 @@ export class StepRun {
       return failed;
     }
     if (cause === 'cancelled') {
-      return { outcome: 'cancelled', error: { code: 'CANCELLED', message: 'run cancelled', retryable: false }, artifacts: [], hangReport: null, abortCause: cause };
+      // A tool that ignored the cancellation gets a report: what it kept doing, and what was stopped.
+      const hangReport = s.kind === 'abandoned' ? this.#report('cancel', s) : null;
+      return { outcome: 'cancelled', error: { code: 'CANCELLED', message: 'run cancelled', retryable: false }, artifacts: [], hangReport, abortCause: cause, abandoned: s.kind === 'abandoned' };
     }
     if (cause === 'deadline') return this.#timedOut(s);
     // shutdown / lease lost: the caller hands the step back or drops it. A tool that ignored that
     // abort still gets a report (the caller decides whether it can be stored).
     const hangReport = s.kind === 'abandoned' && cause !== null ? this.#report(cause, s) : null;
-    return { outcome: 'failed', error: { code: 'ABORTED', message: `attempt aborted: ${cause}`, retryable: true }, artifacts: [], hangReport, abortCause: cause };
+    return { outcome: 'failed', error: { code: 'ABORTED', message: `attempt aborted: ${cause}`, retryable: true }, artifacts: [], hangReport, abortCause: cause, abandoned: s.kind === 'abandoned' };
   }
 
   /**
@@ -223,7 +375,13 @@ export class StepRun {
 
   #report(trigger: ReportTrigger, s: Settled, toolErr?: RunwardenError | null): Record<string, unknown> {
     const { claim } = this;
-    return buildHangReport({
+    const ready = this.#prepared;
+    if (ready && ready.trigger === trigger && s.kind === 'abandoned' && !toolErr) {
+      // Written REPORT_LEAD_MS ago: only what the tool did since is added.
+      const fx = this.forensics;
+      return redactDeep({ ...ready.report, ranMs: Date.now() - this.startedAt, ...(fx.afterAbort.length > 0 ? { afterAbort: [...fx.afterAbort] } : {}) });
+    }
+    return this.#ownWork(() => buildHangReport({
       trigger,
       step: { runId: claim.runId, stepName: claim.stepName, attempt: claim.attempt, tool: claim.tool, timeoutMs: claim.timeoutMs, startedAt: this.startedAt },
       forensics: this.forensics,
@@ -232,7 +390,7 @@ export class StepRun {
       graceMs: this.#graceMs,
       toolError: toolErr ? { ...(toolErr.data ? { data: toolErr.data } : {}) } : null,
       lastLogs: this.lastLogs,
-    });
+    }));
   }
 
   #timedOut(s: Settled): AttemptResult {
@@ -250,8 +408,38 @@ export class StepRun {
       retryable: true,
       data: redactDeep({ classification, timeoutMs: claim.timeoutMs, ignoredAbort: abandoned, ...(toolErr?.data ? { tool: toolErr.data } : {}) }),
     };
-    return { outcome: 'timed_out', error, artifacts: [], hangReport, abortCause: 'deadline' };
+    return { outcome: 'timed_out', error, artifacts: [], hangReport, abortCause: 'deadline', abandoned };
   }
+}
+
+/**
+ * Clears the timers and immediates cut inline attempts still have. Finding them takes a heap scan
+ * (inspect.ts) that blocks the loop 100-300 ms, so it runs once the attempts' ends have been
+ * written (the worker's flush runs in this turn's immediates), and one scan serves every attempt
+ * cut in the same moment.
+ */
+const toClear = new Map<StepForensics, (cleared: number) => void>();
+let clearScheduled = false;
+
+function clearTimersSoon(fx: StepForensics, done: (cleared: number) => void): void {
+  if (!fx.capture) return;
+  toClear.set(fx, done);
+  if (clearScheduled) return;
+  clearScheduled = true;
+  setTimeout(() => {
+    clearScheduled = false;
+    const batch = [...toClear];
+    toClear.clear();
+    const scan = scanTimers(Date.now(), { fresh: true });
+    for (const [f, report] of batch) {
+      const timers = scan?.byStep.get(f) ?? [];
+      for (const t of timers) {
+        if (t.kind === 'timeout') clearTimeout(t.timer as NodeJS.Timeout);
+        else clearImmediate(t.timer as NodeJS.Immediate);
+      }
+      report(timers.length);
+    }
+  }, 10);
 }
 
 type Settled = { kind: 'fulfilled'; value: unknown } | { kind: 'rejected'; error: unknown } | { kind: 'abandoned'; graceMs: number };

@@ -11,8 +11,11 @@ import { CycleError, type ClaimedStep, type Completion, type CompletionResult, t
 import { newWorkerId } from '../engine/ids.ts';
 import type { StoreNotification } from '../store/store.ts';
 import type { ToolRegistry } from '../tools/registry.ts';
-import { StepRun, type AttemptResult } from './run-step.ts';
+import type { TextDelta } from '../domain/records.ts';
 import { attemptEnded } from '../telemetry/hooks.ts';
+import { ThreadAttempt } from './isolation/thread-attempt.ts';
+import { ToolThreadPool } from './isolation/pool.ts';
+import { StepRun, type Attempt, type AttemptResult } from './run-step.ts';
 
 export interface WorkerOptions {
   core: Transitions;
@@ -37,6 +40,18 @@ export interface WorkerOptions {
    * all. @default 32
    */
   startSlice?: number;
+  /**
+   * Threads for tools that run isolated (`isolation: 'thread'`); a process shares one between its
+   * claim loops. @default a pool of this worker's own, closed when it stops
+   */
+  threads?: ToolThreadPool;
+  /** Tool threads of its own pool (no `threads` given) kept started ahead of need. @default 1 */
+  warmThreads?: number;
+  /**
+   * A tool thread could not be stopped (it sits in a system call nothing can end): only replacing
+   * the process stops it. A supervised worker asks its supervisor to do that. @default log it
+   */
+  onUncontained?: (why: string) => void;
   log?: (line: string) => void;
 }
 
@@ -54,13 +69,13 @@ export class Worker {
   readonly #claimBatch: number;
   readonly #startSlice: number;
   /** Claimed steps not started yet (see startSlice). */
-  #starting: StepRun[] = [];
+  #starting: Attempt[] = [];
   #startScheduled = false;
   readonly #log: (line: string) => void;
-  readonly #inflight = new Map<string, StepRun>();
+  readonly #inflight = new Map<string, Attempt>();
   #events: StepEvent[] = [];
   #completions: Completion[] = [];
-  #releases: StepRun[] = [];
+  #releases: Attempt[] = [];
   #pumping = false;
   #again = false;
   #wantClaim = true;
@@ -72,6 +87,11 @@ export class Worker {
   #startedAt = Date.now();
   #idleWaiters: Array<() => void> = [];
   #abandoned = false;
+  #threads: ToolThreadPool | undefined;
+  #warming: Promise<void> = Promise.resolve();
+  readonly #ownThreads: boolean;
+  readonly #onUncontained: ((why: string) => void) | undefined;
+  readonly #warmThreads: number;
   stats = { claimed: 0, completed: 0, discarded: 0, flushErrors: 0 };
 
   constructor(o: WorkerOptions) {
@@ -86,6 +106,20 @@ export class Worker {
     this.#claimBatch = o.claimBatch ?? 256;
     this.#startSlice = Math.max(1, o.startSlice ?? 32);
     this.#log = o.log ?? (() => undefined);
+    this.#threads = o.threads;
+    this.#ownThreads = o.threads === undefined;
+    this.#warmThreads = o.warmThreads ?? 1;
+    this.#onUncontained = o.onUncontained ?? ((why) => this.#log(`worker ${this.id}: could not contain a step: ${why}; restart this process to stop it`));
+  }
+
+  #threadPool(): ToolThreadPool {
+    this.#threads ??= new ToolThreadPool({ modules: this.#tools.threadModules(), cwd: process.cwd(), log: this.#log, warm: this.#warmThreads });
+    return this.#threads;
+  }
+
+  /** Resolves when the worker can run every tool it has: its first tool thread is up, if it needs one. */
+  ready(): Promise<void> {
+    return this.#warming;
   }
 
   get state(): WorkerState {
@@ -104,6 +138,13 @@ export class Worker {
   start(): void {
     if (this.#state !== 'idle') return;
     this.#state = 'running';
+    // A tool thread takes tens of milliseconds to load its modules (more on a busy machine): have
+    // one started before the first step of such a tool is claimed (`ready()` waits for it).
+    if (this.#tools.threadModules().length > 0) {
+      this.#warming = this.#threadPool()
+        .warm()
+        .catch((err: unknown) => this.#log(`worker ${this.id}: a tool thread could not start: ${(err as Error).message}`));
+    }
     this.#startedAt = Date.now();
     this.#loop = monitorEventLoopDelay({ resolution: 20 });
     this.#loop.enable();
@@ -203,21 +244,31 @@ export class Worker {
   }
 
   /** Puts an unwritten batch back in front, so nothing is lost and order is kept. */
-  #requeue(events: StepEvent[], completions: Completion[], releases: StepRun[]): void {
+  #requeue(events: StepEvent[], completions: Completion[], releases: Attempt[]): void {
     this.#events = events.concat(this.#events);
     this.#completions = completions.concat(this.#completions);
     this.#releases = releases.concat(this.#releases);
   }
 
   #startStep(claim: ClaimedStep): void {
-    const run = new StepRun(
-      claim,
-      (type, data) => {
-        this.#events.push({ runId: claim.runId, stepName: claim.stepName, attempt: claim.attempt, type, ts: Date.now(), data });
-        this.#kick();
-      },
-      (delta) => this.#core.store.publish({ kind: 'delta', delta }),
-    );
+    const record = (type: string, data: Record<string, unknown>): void => {
+      this.#events.push({ runId: claim.runId, stepName: claim.stepName, attempt: claim.attempt, type, ts: Date.now(), data });
+      this.#kick();
+    };
+    const publishText = (delta: TextDelta): void => this.#core.store.publish({ kind: 'delta', delta });
+    const run: Attempt =
+      this.#tools.isolation(claim.tool) === 'thread'
+        ? new ThreadAttempt(claim, {
+            pool: this.#threadPool(),
+            graceMs: this.#graceMs,
+            record,
+            publishText,
+            log: this.#log,
+            // Only to find where the tool is defined; never called from here.
+            toolFn: (this.#tools.get(claim.tool) as { run?: unknown } | undefined)?.run,
+            ...(this.#onUncontained ? { onUncontained: this.#onUncontained } : {}),
+          })
+        : new StepRun(claim, record, this.#tools, this.#graceMs, { publishText, ...(this.#onUncontained ? { onUncontained: this.#onUncontained } : {}) });
     this.#inflight.set(claim.token, run);
     this.#starting.push(run);
     if (this.#startScheduled) return;
@@ -234,14 +285,14 @@ export class Worker {
     if (this.#abandoned) return;
     const slice = this.#starting.length <= this.#startSlice ? this.#starting : this.#starting.slice(0, this.#startSlice);
     this.#starting = slice === this.#starting ? [] : this.#starting.slice(this.#startSlice);
-    for (const run of slice) void run.execute(this.#tools, this.#graceMs).then((result) => this.#finished(run, result));
+    for (const run of slice) void run.execute().then((result) => this.#finished(run, result));
     if (this.#starting.length > 0) {
       this.#startScheduled = true;
       setImmediate(() => this.#startSome());
     }
   }
 
-  #finished(run: StepRun, result: AttemptResult): void {
+  #finished(run: Attempt, result: AttemptResult): void {
     const { claim } = run;
     if (this.#abandoned) return;
     attemptEnded({ ...claim, startedAt: run.startedAt, outcome: result.abortCause === 'lease_lost' || result.abortCause === 'shutdown' ? 'lost' : result.outcome, error: result.error, hangReport: result.hangReport });
@@ -279,7 +330,7 @@ export class Worker {
       const run = this.#inflight.get(t);
       if (!run) continue;
       // Not renewed: the lease expired and was reaped, or the step is past deadline + grace.
-      if (!ok.has(t) && !run.controller.signal.aborted) run.abort('lease_lost');
+      if (!ok.has(t) && !run.aborted) run.abort('lease_lost');
     }
     for (const t of cancel) this.#inflight.get(t)?.abort('cancelled');
     await this.#core.store.upsertWorker({
@@ -337,6 +388,7 @@ export class Worker {
     } catch (err) {
       this.#log(`worker ${this.id}: could not deregister: ${(err as Error).message}`);
     }
+    if (this.#ownThreads) await this.#threads?.close();
     this.#state = 'stopped';
   }
 
@@ -354,6 +406,11 @@ export class Worker {
     this.#unsubscribe?.();
     this.#loop?.disable();
     for (const r of this.#inflight.values()) r.abort('shutdown');
+    // A thread pool of its own goes once the aborted attempts had their grace (their cut needs it).
+    if (this.#ownThreads && this.#threads) {
+      const pool = this.#threads;
+      setTimeout(() => void pool.close(), this.#graceMs + 500).unref();
+    }
     this.#starting = [];
     this.#events = [];
     this.#completions = [];

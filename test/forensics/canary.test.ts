@@ -45,7 +45,7 @@ describe('redaction end to end: the canary never shows', () => {
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
     const port = (silent.address() as net.AddressInfo).port;
     dir = mkdtempSync(join(tmpdir(), 'rw-canary-'));
-    rt = await startRuntime(testConfig(dir, { tools: [join(import.meta.dirname, 'fixtures', 'canary-tools.ts')], abortGraceMs: 300 }), {
+    rt = await startRuntime(testConfig(dir, { tools: [join(import.meta.dirname, 'fixtures', 'canary-tools.ts')], abortGraceMs: 300, toolThreadsWarm: 4 }), {
       env: { ...process.env },
       log: (line) => logs.push(line),
     });
@@ -54,8 +54,9 @@ describe('redaction end to end: the canary never shows', () => {
         steps: [
           { name: 'throws', tool: 'leak_and_throw' },
           { name: 'data', tool: 'leak_in_error_data' },
-          { name: 'hangs', tool: 'leak_and_hang', inputs: { port }, timeoutMs: 500 },
-          { name: 'child', tool: 'leak_child', timeoutMs: 500 },
+          // The four run in tool threads at once (toolThreadsWarm: 4 below).
+          { name: 'hangs', tool: 'leak_and_hang', inputs: { port }, timeoutMs: 3000 },
+          { name: 'child', tool: 'leak_child', timeoutMs: 3000 },
         ],
       },
     });

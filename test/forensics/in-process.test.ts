@@ -270,7 +270,7 @@ describe('hang reports for in-process failures', { concurrency: true }, () => {
     const lines = text.split('\n');
     assert.match(lines[0] ?? '', /^s attempt 1: child\.hung - child process ".*setInterval.*" \(pid \d+\) was still running/);
     assert.match(lines[1] ?? '', /^ {2}where: .*fixtures\/tools\.ts:\d+:\d+/);
-    assert.ok(lines.some((l) => /^ {4}- child child process/.test(l)));
+    assert.ok(lines.some((l) => /^ {4}- child process/.test(l)));
     assert.ok(lines.some((l) => l.startsWith('  event loop during the step:')));
     assert.ok(lines.some((l) => l.startsWith('  process: pid')));
   });

@@ -53,6 +53,21 @@ test('a tool that calls process.exit: every attempt lost as worker.crashed, retr
   assert.equal((await d.supervisor()).totals.crashes, s.totals.crashes, 'no worker died of it');
 });
 
+test('process.exit from a tool thread ends only that thread: the step fails, no worker dies', async (t) => {
+  const d = await startDeployment(t, { workers: 1 });
+  const before = await d.supervisor();
+  const runId = await d.submit([{ name: 'exits', tool: 'exit_in_thread', inputs: { code: 9 }, retries: { max: 0 } }, { name: 'after', tool: 'sleep', inputs: { ms: 10 }, dependsOn: [] }]);
+  const run = await d.waitRun(runId, 30_000);
+  const step = await d.step(runId, 'exits');
+  assert.deepEqual(step.attemptsDetail.map((a) => a.status), ['failed']);
+  assert.equal(step.error?.code, 'TOOL_THREAD_EXITED');
+  assert.match(step.error?.message ?? '', /process\.exit\(9\)/);
+  assert.equal(run.steps.find((s) => s.name === 'after')?.status, 'succeeded');
+  const s = await d.supervisor();
+  assert.equal(s.totals.crashes, before.totals.crashes, 'no worker crashed');
+  assert.equal(s.workers[0]?.pid, before.workers[0]?.pid, 'the same worker process');
+});
+
 test('a worker holding a step is SIGKILLed from outside: the next attempt starts within 5 s and succeeds', async (t) => {
   const d = await startDeployment(t, { workers: 2 });
   const runId = await d.submit([{ name: 'nap', tool: 'sleep', inputs: { ms: 1500 }, timeoutMs: 20_000 }]);

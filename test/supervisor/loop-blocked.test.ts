@@ -5,13 +5,15 @@
  * report naming the spinning line.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import type { EventRecord } from '../../src/domain/records.ts';
 import type { StallReport } from '../../src/supervisor/protocol.ts';
 import { blockingStep, killDue, UNPINNED_KILL_MS } from '../../src/supervisor/reports.ts';
 import { TOOLS_FILE } from './fixtures/tools.ts';
-import { api, probeHealth, startDeployment, waitFor } from './helpers.ts';
+import { api, probeHealth, processesOf, startDeployment, waitFor } from './helpers.ts';
 
 const SPIN_LINE = readFileSync(TOOLS_FILE, 'utf8').split('\n').findIndex((l) => l.includes('// SPIN_LINE')) + 1;
 
@@ -76,19 +78,55 @@ test('a 60 s synchronous spin with timeoutMs 2000 is detected, reported at its l
   assert.deepEqual((await api<{ steps: unknown[] }>(d.url, '/steps/stuck')).body.steps, []);
 });
 
-test('a block inside a system call is reported but not pinned on a step, and does not get the worker killed within loopKillMs', async (t) => {
-  const d = await startDeployment(t, { workers: 1 });
+test('execFileSync("sleep") blocking the loop: pinned on its step through the note it left, killed by its deadline, the sleep dies with the worker', async (t) => {
+  const d = await startDeployment(t, { workers: 1, env: { RUNWARDEN_LOOP_KILL_MS: '5000' } });
   const pid = (await d.supervisor()).workers[0]?.pid;
-  const runId = await d.submit([{ name: 'exec', tool: 'exec_sleep', inputs: { ms: 2500 }, timeoutMs: 20_000 }]);
+  const seconds = 600 + (process.pid % 1000) / 1000;
+  const runId = await d.submit([{ name: 'exec', tool: 'exec_sleep', inputs: { ms: seconds * 1000 }, timeoutMs: 2000 }]);
   const stalled = await waitFor(async () => (await d.supervisor()).workers.find((w) => w.state === 'stalled'), 10_000, 'the stall to be seen');
-  assert.equal(stalled.blockingStep, null, 'no JavaScript frame: not pinned on the step');
-  await waitFor(async () => ((await d.supervisor()).workers[0]?.state === 'running' ? true : undefined), 10_000, 'the loop to turn again');
-  const s = await d.supervisor();
-  assert.equal(s.workers[0]?.pid, pid, 'the same worker, not killed');
-  assert.equal(s.totals.stallKills, 0);
-  assert.ok(s.totals.stalls >= 1);
-  await d.waitRun(runId, 20_000);
-  assert.match(d.server.output(), /event loop blocked for \S+ \w+: no step, inside a system call/);
+  assert.equal(stalled.blockingStep?.stepName, 'exec', 'pinned on the step inside execFileSync');
+  const run = await d.waitRun(runId, 20_000);
+  assert.equal(run.status, 'failed');
+  const step = await d.step(runId, 'exec');
+  const first = step.attemptsDetail[0];
+  assert.ok(first);
+  // Killed at its deadline (before loopKillMs, 5 s): within deadline + grace + 1 s.
+  const over = Date.parse(first.finishedAt as string) - Date.parse(first.deadlineAt);
+  assert.ok(over <= 1000 + 1000, `ended ${over} ms after its deadline`);
+  assert.equal(first.status, 'timed_out');
+  const report = first.hangReport as unknown as { classification: { code: string; summary: string }; worker: { os?: { syscall?: string; children: Array<{ command: string }> }; syncCall?: { call: string } } };
+  assert.equal(report.classification.code, 'loop.blocked');
+  assert.match(report.classification.summary, /execFileSync\("sleep/);
+  assert.match(report.worker.syncCall?.call ?? '', /execFileSync/);
+  assert.ok(report.worker.os?.syscall, `the system call is named: ${JSON.stringify(report.worker.os)}`);
+  assert.ok(report.worker.os?.children.some((c) => c.command.includes(`sleep ${seconds}`)), 'the worker\'s children are listed');
+  // The worker was replaced, and its sleep did not outlive it.
+  await waitFor(async () => ((await d.supervisor()).workers[0]?.pid !== pid ? true : undefined), 10_000, 'a new worker');
+  await waitFor(async () => (processesOf(`sleep ${seconds}`).length === 0 ? true : undefined), 3000, 'the orphaned sleep killed');
+});
+
+test('readFileSync of a FIFO with no writer blocks the loop: named, with the open call; the worker is replaced', async (t) => {
+  const d = await startDeployment(t, { workers: 1, env: { RUNWARDEN_LOOP_KILL_MS: '5000' } });
+  const fifo = join(d.dir, 'no-writer.fifo');
+  execFileSync('mkfifo', [fifo]);
+  const runId = await d.submit([{ name: 'fifo', tool: 'fifo_read', inputs: { path: fifo }, timeoutMs: 2000, retries: { max: 0 } }]);
+  const run = await d.waitRun(runId, 20_000);
+  assert.equal(run.status, 'failed');
+  const first = (await d.step(runId, 'fifo')).attemptsDetail[0];
+  const report = first?.hangReport as unknown as { classification: { code: string; summary: string }; worker: { os?: { syscall?: string; wchan?: string } } };
+  assert.equal(report.classification.code, 'loop.blocked');
+  assert.match(report.classification.summary, /readFileSync\(.*no-writer\.fifo/);
+  assert.match(report.worker.os?.syscall ?? '', /open/);
+});
+
+test('a block inside a system call no step made is not pinned, and is killed by the earliest deadline (plus grace) of the steps there', () => {
+  const base: StallReport = { t: 'stall', blockedSince: 1000, detectedAt: 1500, frames: [], step: null, inTransaction: false, native: true, captureMs: 1, resources: { rssBytes: 0, cpuUserMs: 0, cpuSystemMs: 0 } };
+  assert.equal(blockingStep(base), null);
+  assert.deepEqual(killDue({ since: 1000, report: base }, 1500, { steps: [{ deadlineAt: 4000 }, { deadlineAt: 3000 }], graceMs: 500 }), { at: 3500, because: 'deadline' });
+  assert.deepEqual(killDue({ since: 1000, report: base }, 1500, { steps: [{ deadlineAt: 90_000 }], graceMs: 500 }), { at: 1000 + UNPINNED_KILL_MS, because: 'bound' });
+  const pinned = { ...base, syncCall: { runId: 'r', stepName: 's', attempt: 1, tool: 'x', deadlineAt: 2200, call: 'execSync("sleep 9")', at: 1000 } };
+  assert.deepEqual(blockingStep(pinned), { runId: 'r', stepName: 's', attempt: 1, tool: 'x', deadlineAt: 2200 });
+  assert.deepEqual(killDue({ since: 1000, report: pinned }, 1500, { steps: [], graceMs: 500 }), { at: 2200, because: 'deadline' });
 });
 
 test('blockingStep pins a stall on a step only when the thread was in user code', () => {

@@ -20,6 +20,8 @@ export const startCommand: Command = {
   --concurrency n     steps one worker runs at once (default 256)          env RUNWARDEN_CONCURRENCY
   --config f          config file (default runwarden.config.{json,js,ts}) env RUNWARDEN_CONFIG
   --tools m           a tools module to load; repeatable                   env RUNWARDEN_TOOLS (comma-separated)
+  --tool-isolation thread|inline  how tools from modules run (default thread: a
+                      thread of their own, stopped when a step is cut)     env RUNWARDEN_TOOL_ISOLATION
   --default-provider p  provider for steps that name none                env RUNWARDEN_DEFAULT_PROVIDER
   --lab auto|on|off   start the in-process hang lab (auto: when no LLM key is set)  env RUNWARDEN_LAB
   --lab-port n        port of the in-process lab (default 7401)            env RUNWARDEN_LAB_PORT
@@ -42,6 +44,7 @@ exits at once. Every key is described in docs/configuration.md.`,
     concurrency: { type: 'string' },
     config: { type: 'string' },
     tools: { type: 'string', multiple: true },
+    'tool-isolation': { type: 'string' },
     'default-provider': { type: 'string' },
     lab: { type: 'string' },
     'lab-port': { type: 'string' },
@@ -89,6 +92,7 @@ function startFlags(args: ParsedArgs): ConfigFlags {
     workers: stringFlag(args, 'workers'),
     concurrency: stringFlag(args, 'concurrency'),
     tools: listFlag(args, 'tools'),
+    toolIsolation: stringFlag(args, 'tool-isolation'),
     defaultProvider: stringFlag(args, 'default-provider'),
     labPort: stringFlag(args, 'lab-port'),
     leaseMs: stringFlag(args, 'lease-ms'),

@@ -1,4 +1,4 @@
-/** Operations: liveness, detailed health, stuck steps, metrics, and the OpenAPI document. */
+/** Operations: liveness, detailed health, stuck steps, the tools, metrics, and the OpenAPI document. */
 import type { FastifyInstance } from 'fastify';
 import type { HttpContext } from '../context.ts';
 import { noQuery, parseQuery } from '../query.ts';
@@ -21,6 +21,11 @@ export function registerOpsRoutes(app: FastifyInstance, ctx: HttpContext): void 
   app.get('/steps/stuck', async (req) => {
     parseQuery(noQuery, req.query);
     return { steps: await engine.stuckSteps() };
+  });
+
+  app.get('/tools', async (req) => {
+    parseQuery(noQuery, req.query);
+    return { tools: engine.listTools() };
   });
 
   app.get('/metrics', async (req, reply) => {
