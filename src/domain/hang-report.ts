@@ -20,7 +20,7 @@ export interface HangSourceLocation {
 /** One operation the step had pending when it was stopped. */
 export interface HangPendingOp {
   id: number;
-  kind: 'http' | 'socket' | 'child' | 'lock' | 'tracked';
+  kind: 'http' | 'socket' | 'child' | 'thread' | 'lock' | 'tracked';
   what: string;
   phase: string;
   msInPhase: number;
@@ -40,17 +40,29 @@ export interface HangPendingOp {
   label?: string;
   holder?: string;
   killed?: string;
+  /** Worker threads: the thread id. */
+  threadId?: number;
   /** The first user-code frame of the call that started it. */
   frame?: string;
   /** Still pending when the attempt was abandoned: the abort did not stop it. */
   outlivedAbort?: boolean;
 }
 
+/** What containment stopped when an attempt ended. */
+export interface HangContainment {
+  mode: 'thread' | 'inline';
+  processes: Array<{ pid: number; command: string; signal: string }>;
+  threads: Array<{ threadId: number; what: string }>;
+  socketsClosed: number;
+  toolThread?: { terminated: boolean; ms: number; blockedIn?: string; released?: string };
+  notStopped: string[];
+}
+
 export interface HangReport {
   version: 1;
   classification: HangClassification;
   /** Why it was written. */
-  trigger: 'deadline' | 'limit' | 'shutdown' | 'lease_lost' | 'lost' | 'stall';
+  trigger: 'deadline' | 'limit' | 'cancel' | 'shutdown' | 'lease_lost' | 'lost' | 'stall';
   runId: string;
   stepName: string;
   tool: string;
@@ -64,9 +76,16 @@ export interface HangReport {
   /** User-code frames, innermost first. */
   frames: string[];
   pending: HangPendingOp[];
-  timers?: Array<{ delayMs: number; repeat: boolean; callback?: string }>;
+  /** Its timers still set, and its queued setImmediate callbacks (`kind: 'immediate'`). */
+  timers?: Array<{ kind: 'timeout' | 'immediate'; delayMs: number; repeat: boolean; callback?: string }>;
   /** What the tool did after its signal aborted. */
   afterAbort?: string[];
+  /** Tool threads: CPU and writes of the tool's thread between its abort and its cut (/proc). */
+  afterAbortUsage?: { windowMs: number; cpuMs: number; writeCalls: number; bytesWritten: number };
+  /** What was stopped when the attempt ended (docs/lifecycle.md, containment). */
+  containment?: HangContainment;
+  /** Tool threads: the thread as /proc showed it at the cut. */
+  thread?: { tid: number; state: string; cpuMs: number; syscall?: string; fd?: string; wchan?: string };
   lastCheckpoint: { label: string; msBeforeReport: number; frame?: string } | null;
   eventLoop: { maxDelayMs: number; p99DelayMs: number; meanDelayMs: number; utilization: number; seconds: number } | null;
   resources: {

@@ -76,7 +76,7 @@ const hangReport: Json = {
     {
       version: { const: 1 },
       classification: obj({ code: { type: 'string', description: 'Stable code (docs/forensics.md): net.connect_timeout, llm.no_headers, llm.stream_idle, loop.blocked, worker.crashed, ...' }, summary: str }),
-      trigger: { type: 'string', enum: ['deadline', 'limit', 'shutdown', 'lease_lost', 'lost', 'stall'] },
+      trigger: { type: 'string', enum: ['deadline', 'limit', 'cancel', 'shutdown', 'lease_lost', 'lost', 'stall'] },
       runId: str,
       stepName: str,
       tool: str,
@@ -88,7 +88,7 @@ const hangReport: Json = {
       ignoredAbort: { type: 'boolean' },
       frames: { type: 'array', items: str, description: 'User-code frames, innermost first.' },
       pending: { type: 'array', items: ref('PendingOperation') },
-      timers: { type: 'array', items: obj({ delayMs: num, repeat: { type: 'boolean' }, callback: str }, ['delayMs', 'repeat']) },
+      timers: { type: 'array', items: obj({ kind: { type: 'string', enum: ['timeout', 'immediate'] }, delayMs: num, repeat: { type: 'boolean' }, callback: str }, ['delayMs', 'repeat']) },
       afterAbort: { type: 'array', items: str },
       lastCheckpoint: { oneOf: [obj({ label: str, msBeforeReport: num, frame: str }, ['label', 'msBeforeReport']), { type: 'null' }] },
       eventLoop: { oneOf: [obj({ maxDelayMs: num, p99DelayMs: num, meanDelayMs: num, utilization: num, seconds: num }), { type: 'null' }] },
@@ -120,7 +120,7 @@ const hangReport: Json = {
 const pendingOperation: Json = obj(
   {
     id: int,
-    kind: { type: 'string', enum: ['http', 'socket', 'child', 'lock', 'tracked'] },
+    kind: { type: 'string', enum: ['http', 'socket', 'child', 'thread', 'lock', 'tracked'] },
     what: str,
     phase: str,
     msInPhase: num,

@@ -231,7 +231,7 @@ export function openApiDocument(version: string): Json {
               }),
               'Tools.',
             ),
-            ...commonErrors(),
+            ...errors(),
           },
         },
       },

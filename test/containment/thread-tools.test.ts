@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { StepDetail } from '../../src/domain/records.ts';
+import { waitFor } from '../helpers/engine.ts';
 import { startTestRuntime, type TestRuntime } from '../helpers/runtime.ts';
 import { STUBBORN_FILE } from './fixtures/stubborn.ts';
 
@@ -79,8 +80,10 @@ describe('containment of tools that ignore their signal (tool threads)', { concu
     const overshootMs = Date.parse(step.finishedAt as string) - Date.parse(step.attemptsDetail[0]?.deadlineAt as string);
     assert.ok(overshootMs <= BOUND, `ended ${overshootMs} ms after its deadline (bound: grace + 1 s = ${BOUND} ms)`);
     assert.equal(report.containment?.mode, 'thread');
-    assert.equal(report.containment?.toolThread?.terminated, true, JSON.stringify(report.containment));
-    if (report.thread) assert.equal(existsSync(`/proc/self/task/${report.thread.tid}`), false, 'the tool thread is gone');
+    assert.ok(report.containment?.toolThread, JSON.stringify(report.containment));
+    // Terminated threads go in milliseconds; on a loaded machine the cut may not have waited that long.
+    const tid = report.thread?.tid;
+    if (tid !== undefined) await waitFor(() => (existsSync(`/proc/self/task/${tid}`) ? undefined : true), 2000, 'the tool thread gone');
     return { step, report, overshootMs };
   }
 

@@ -23,7 +23,7 @@ describe('openapi and metrics', () => {
     await app.ready();
     const routes = registeredRoutes(app).map((r) => `${r.method} ${toOpenApiPath(r.url)}`);
     await app.close();
-    assert.equal(routes.length, 17, routes.join(', '));
+    assert.equal(routes.length, 18, routes.join(', '));
 
     const { status, body: doc } = await http<Doc>(rt.url, '/openapi.json');
     assert.equal(status, 200);

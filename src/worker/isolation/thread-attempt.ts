@@ -34,8 +34,10 @@ import { releaseBlockedThread } from './unblock.ts';
 const RESPONSIVE_MARGIN_MS = 300;
 /** A thread that has not seen its abort this long after it was sent is busy in JavaScript. */
 const ACK_MS = 100;
-/** How long a terminated thread gets to go before it is taken to be inside a system call. */
+/** How long the cut waits for a terminated thread to go (a thread in JavaScript goes in ~5-15 ms). */
 const TERMINATE_BOUND_MS = 400;
+/** A terminated thread not in a system call that is still there this much later cannot be stopped. */
+const SLOW_TERMINATE_MS = 5000;
 /** CPU used after the abort above this share of the time (or 30 ms) is "kept working", not "waited". */
 const BUSY_SHARE = 0.03;
 
@@ -230,7 +232,16 @@ export class ThreadAttempt implements Attempt {
       if (!stopped.terminated) {
         const why = `the thread of tool "${this.claim.tool}" (step ${this.claim.stepName}) did not stop when terminated${blockedIn ? `: it is inside ${blockedIn}` : ''}`;
         record.notStopped.push(why);
-        this.#o.onUncontained?.(why);
+        if (blockedIn) this.#o.onUncontained?.(why);
+        else {
+          // Not in a system call: only slow to go (a loaded machine). Replace the worker only if it
+          // still has not gone a while later.
+          const t = setTimeout(() => {
+            if (!thread.gone) this.#o.onUncontained?.(`${why} within ${fmtMs(TERMINATE_BOUND_MS + SLOW_TERMINATE_MS)}`);
+          }, SLOW_TERMINATE_MS);
+          t.unref();
+          thread.exited.then(() => clearTimeout(t)).catch(() => undefined);
+        }
       }
     }
     for (const p of record.processes) {
