@@ -97,6 +97,12 @@ export function installAndMeasure(tarball: string): Installed {
   }
 }
 
+/** The optional peer dependencies: what `npm install runwarden` leaves out. */
+export function optionalPeers(): string[] {
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { peerDependenciesMeta?: Record<string, { optional?: boolean }> };
+  return Object.entries(pkg.peerDependenciesMeta ?? {}).flatMap(([name, m]) => (m.optional ? [name] : []));
+}
+
 const mb = (n: number): string => `${(n / 1_048_576).toFixed(1)} MB`;
 
 if (import.meta.main) {
@@ -110,6 +116,7 @@ if (import.meta.main) {
       const lines = [
         `tarball          ${mb(packed.size)} (${packed.files} files, ${mb(packed.unpackedSize)} unpacked)`,
         `installed        ${mb(installed.bytes)} in node_modules, ${installed.packages} packages (runwarden and ${installed.packages - 1} dependencies)`,
+        `not installed    ${optionalPeers().join(', ')} (optional peer dependencies: install them for PostgreSQL, or to export traces)`,
         'largest packages:',
         ...installed.largest.slice(0, 12).map((p) => `  ${p.name.padEnd(40)} ${mb(p.bytes).padStart(9)}`),
       ];

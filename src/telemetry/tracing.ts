@@ -13,7 +13,11 @@
  * line (`tracer === undefined`).
  */
 import type { Attributes, Span, SpanContext, Tracer } from '@opentelemetry/api';
+import { RunwardenError } from '../domain/errors.ts';
 import { spanIdOf, traceIdOf, type SpanRef } from './ids.ts';
+
+/** What exporting traces needs (optional peer dependencies of the package). */
+export const OTEL_PACKAGES = ['@opentelemetry/api', '@opentelemetry/sdk-trace-base', '@opentelemetry/exporter-trace-otlp-http', '@opentelemetry/resources', '@opentelemetry/semantic-conventions'] as const;
 
 interface Loaded {
   tracer: Tracer;
@@ -33,13 +37,18 @@ export function tracingEnabled(): boolean {
 /** Starts exporting to `endpoint` (idempotent). Returns a function that flushes and stops. */
 export async function startTracing(endpoint: string, opts: { serviceName?: string; log?: (line: string) => void } = {}): Promise<() => Promise<void>> {
   if (loaded) return () => Promise.resolve();
+  // Optional peer dependencies of the package (half of its install size): present in the clone,
+  // installed by whoever exports traces.
   const [api, sdk, exporterMod, resources, semconv] = await Promise.all([
     import('@opentelemetry/api'),
     import('@opentelemetry/sdk-trace-base'),
     import('@opentelemetry/exporter-trace-otlp-http'),
     import('@opentelemetry/resources'),
     import('@opentelemetry/semantic-conventions'),
-  ]);
+  ]).catch((err: unknown) => {
+    if ((err as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw err;
+    throw new RunwardenError('CONFIG_INVALID', `traces are to be exported to ${endpoint}, but the OpenTelemetry packages are not installed: run \`npm install ${OTEL_PACKAGES.join(' ')}\` next to runwarden`, { cause: err });
+  });
   const force: Loaded['force'] = {};
   const random = new sdk.RandomIdGenerator();
   const idGenerator = {

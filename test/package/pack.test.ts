@@ -187,6 +187,17 @@ export const fine = first.step('count', countWords, (steps) => ({ text: steps.sh
     }
   });
 
+  test('what the install leaves out (optional peers) is named when it is needed', () => {
+    const base = ['runwarden', 'start', '--port', '0', '--workers', '1', '--lab', 'off', '--data-dir', join(work, 'peer-data')];
+    const pg = run('npx', base, { env: env({ DATABASE_URL: 'postgres://127.0.0.1:1/none' }) });
+    assert.notEqual(pg.code, 0);
+    assert.match(pg.out + pg.err, /DATABASE_URL names PostgreSQL, but its driver is not installed: run `npm install pg`/);
+    const otel = run('npx', base, { env: env({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:1' }) });
+    assert.notEqual(otel.code, 0);
+    assert.match(otel.out + otel.err, /the OpenTelemetry packages are not installed: run `npm install @opentelemetry\/api /);
+    for (const name of ['pg', '@opentelemetry/api', '@opentelemetry/sdk-trace-base']) assert.ok(!existsSync(join(app, 'node_modules', name)), `${name} was installed`);
+  });
+
   test('npx runwarden --help and lab work on Node 24', async () => {
     const help = run('npx', ['runwarden', '--help']);
     assert.equal(help.code, 0, help.err);
