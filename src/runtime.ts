@@ -8,6 +8,7 @@
 import { hostname } from 'node:os';
 import { isLoopbackHost } from './config/host.ts';
 import type { RunwardenConfig } from './config/types.ts';
+import { parseDuration } from './domain/duration.ts';
 import { RunwardenError } from './domain/errors.ts';
 import { EngineApi } from './engine/api.ts';
 import type { EngineFacade } from './engine/facade.ts';
@@ -141,6 +142,7 @@ export async function startRuntime(config: RunwardenConfig, opts: RuntimeOptions
       providers: () => providers.list(),
       log,
       lostReport: lostAttemptReport,
+      ...(config.retention !== undefined ? { retentionMs: parseDuration(config.retention) } : {}),
     });
     engine.start();
     cleanups.push(() => engine.stop());

@@ -7,11 +7,11 @@ import { readFileSync } from 'node:fs';
 import { RunwardenError } from '../domain/errors.ts';
 import { helpText, parseCommandArgs } from './command.ts';
 import type { Command } from './command.ts';
-import { dbMigrateCommand, dbStatusCommand } from './commands/db.ts';
+import { dbMigrateCommand, dbStatusCommand, dbVacuumCommand } from './commands/db.ts';
 import { doctorCommand } from './commands/doctor.ts';
 import { labCommand } from './commands/lab.ts';
 import { reportCommand } from './commands/report.ts';
-import { runsCancelCommand, runsEventsCommand, runsListCommand, runsShowCommand } from './commands/runs.ts';
+import { runsCancelCommand, runsEventsCommand, runsListCommand, runsPruneCommand, runsShowCommand } from './commands/runs.ts';
 import { startCommand } from './commands/start.ts';
 import { submitCommand } from './commands/submit.ts';
 import { workerCommand } from './commands/worker.ts';
@@ -26,11 +26,13 @@ export const COMMANDS: readonly Command[] = [
   runsShowCommand,
   runsCancelCommand,
   runsEventsCommand,
+  runsPruneCommand,
   reportCommand,
   doctorCommand,
   labCommand,
   dbMigrateCommand,
   dbStatusCommand,
+  dbVacuumCommand,
 ];
 
 const GROUPS = new Set(COMMANDS.filter((c) => c.name.includes(' ')).map((c) => c.name.split(' ')[0] ?? ''));

@@ -5,6 +5,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
+import { DURATION_HELP, parseDuration } from '../domain/duration.ts';
 import { MIN_CONFIGURED_SECRET_LENGTH } from '../domain/secrets.ts';
 import type { RunwardenConfig } from './types.ts';
 
@@ -106,6 +107,13 @@ export const FIELDS: Readonly<Record<ConfigKey, FieldSpec>> = Object.freeze({
   bodyLimitBytes: { env: ['RUNWARDEN_BODY_LIMIT_BYTES'], kind: 'int', schema: int(1024, 1024 * 1024 * 1024, 'an integer of bytes') },
   labPort: { env: ['RUNWARDEN_LAB_PORT'], flag: '--lab-port', kind: 'int', schema: port },
   lab: { env: ['RUNWARDEN_LAB'], flag: '--lab', kind: 'string', schema: z.enum(['auto', 'on', 'off'], { error: 'must be auto, on or off' }) },
+  retention: {
+    env: ['RUNWARDEN_RETENTION'],
+    kind: 'string',
+    schema: z.string({ error: 'must be a string' }).refine((s) => parseDuration(s) !== undefined && (parseDuration(s) ?? 0) >= 3_600_000, {
+      error: `must be ${DURATION_HELP}, at least 1h`,
+    }),
+  },
   otlpEndpoint: {
     env: ['RUNWARDEN_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_ENDPOINT'],
     kind: 'string',
@@ -147,6 +155,7 @@ export function staticDefaults(): Omit<RunwardenConfig, 'configFile' | 'defaultP
     bodyLimitBytes: 1_048_576,
     labPort: 7401,
     lab: 'auto',
+    retention: undefined,
     otlpEndpoint: undefined,
   };
 }

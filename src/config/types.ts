@@ -85,6 +85,12 @@ export interface RunwardenConfig {
   /** Start the in-process lab: 'auto' = when no provider key is configured. @default 'auto' */
   lab: 'auto' | 'on' | 'off';
   /**
+   * Keep finished runs this long (`30d`, `12h`, `2w`; at least `1h`): the API process deletes older
+   * ones with everything they own every hour, as `runwarden runs prune` does. Unset: keep them
+   * forever. @default undefined
+   */
+  retention: string | undefined;
+  /**
    * OpenTelemetry: export traces (run, step, attempt, LLM call) over OTLP/HTTP to this base URL
    * (`/v1/traces` is appended, as the OTLP specification says for OTEL_EXPORTER_OTLP_ENDPOINT).
    * Unset: no tracing, and nothing of it is loaded. @default undefined

@@ -12,9 +12,14 @@ export interface VectorHit {
   metadata: Record<string, unknown> | null;
 }
 
+export interface UpsertOptions {
+  /** The run whose step stores the items: pruning that run removes them. */
+  runId?: string;
+}
+
 export interface VectorStore {
   /** Appends items to a collection (created on first use); returns how many were stored. */
-  upsert(collection: string, items: VectorItem[]): Promise<number>;
+  upsert(collection: string, items: VectorItem[], opts?: UpsertOptions): Promise<number>;
   /** Exact top-k by cosine similarity. */
   query(collection: string, vector: Float32Array | number[], k: number): Promise<VectorHit[]>;
   count(collection: string): Promise<number>;

@@ -14,6 +14,7 @@ import { textProblem } from '../domain/text.ts';
 import type { RunRow, StepRow, Store } from '../store/store.ts';
 import type { ToolInfo, ToolRegistry } from '../tools/registry.ts';
 import { startReaper } from './reaper.ts';
+import { pruneRuns, startRetention, type PruneRequest, type PruneResult } from './retention.ts';
 import { Transitions, type LostReportBuilder } from './transitions.ts';
 import type { EngineFacade, HealthDetailed, ListRunsQuery, RunPage, StuckStep, SupervisorStatus } from './facade.ts';
 import { renderMetrics } from './metrics.ts';
@@ -29,6 +30,8 @@ export interface EngineOptions {
   log?: (line: string) => void;
   /** The report of an attempt reaped after its lease expired (see TransitionsOptions.lostReport). */
   lostReport?: LostReportBuilder;
+  /** Prune runs that finished longer ago than this, every hour (retention.ts). @default never */
+  retentionMs?: number;
 }
 
 export function publicRun(r: RunRow): RunRecord {
@@ -69,6 +72,8 @@ export class EngineApi implements EngineFacade {
   readonly #providers: () => Array<{ name: string; type: string; baseUrl?: string }>;
   readonly #log: (line: string) => void;
   #stopReaper: (() => void) | undefined;
+  readonly #retentionMs: number | undefined;
+  #stopRetention: (() => Promise<void>) | undefined;
   #supervisor: (() => SupervisorStatus) | undefined;
   /** Snapshots of the supervised worker processes' own metrics (steps, LLM calls), with those of exited ones. */
   #workerMetrics: (() => MetricSnapshot[][]) | undefined;
@@ -85,6 +90,7 @@ export class EngineApi implements EngineFacade {
     this.#providers = o.providers ?? (() => []);
     this.#log = o.log ?? (() => undefined);
     this.#loop = monitorEventLoopDelay({ resolution: 10 });
+    this.#retentionMs = o.retentionMs;
   }
 
   /** The worker processes this process supervises: shown by `/health/detailed` and `/metrics`. */
@@ -96,11 +102,14 @@ export class EngineApi implements EngineFacade {
   start(): void {
     this.#loop.enable();
     this.#stopReaper ??= startReaper(this.core, { intervalMs: this.#reaperMs, log: this.#log, onReaped: (n) => (this.reaped += n) });
+    if (this.#retentionMs !== undefined) this.#stopRetention ??= startRetention(this.store, { retentionMs: this.#retentionMs, log: this.#log });
   }
 
   async stop(): Promise<void> {
     this.#stopReaper?.();
     this.#stopReaper = undefined;
+    await this.#stopRetention?.();
+    this.#stopRetention = undefined;
     this.#loop.disable();
   }
 
@@ -147,6 +156,15 @@ export class EngineApi implements EngineFacade {
     const page = rows.slice(0, limit);
     const last = page.at(-1);
     return { runs: page.map(publicRun), nextCursor: rows.length > limit && last ? encodeCursor(last) : null };
+  }
+
+  /** `POST /runs/prune`: without `olderThanMs`, the `retention` setting's. */
+  async pruneRuns(req: Omit<PruneRequest, 'olderThanMs'> & { olderThanMs?: number }): Promise<PruneResult> {
+    const olderThanMs = req.olderThanMs ?? this.#retentionMs;
+    if (olderThanMs === undefined) {
+      throw new RunwardenError('INVALID_BODY', 'say how old the runs to prune must be ({"olderThan": "30d"}); this server has no retention setting to default to', { status: 400 });
+    }
+    return pruneRuns(this.store, { ...req, olderThanMs });
   }
 
   async cancelRun(id: string): Promise<RunWithSteps> {

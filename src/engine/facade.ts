@@ -5,6 +5,7 @@
 import type { ToolInfo } from '../tools/registry.ts';
 import type { ArtifactMeta, AttemptRecord, EventRecord, RunRecord, RunWithSteps, StepDetail, StepRecord, TextDelta, WorkerRecord } from '../domain/records.ts';
 import type { RunState } from '../domain/states.ts';
+import type { PruneRequest, PruneResult } from './retention.ts';
 
 export interface ListRunsQuery {
   status?: RunState;
@@ -97,6 +98,8 @@ export interface EngineFacade {
   getRun(id: string): Promise<RunWithSteps>;
   listRuns(query: ListRunsQuery): Promise<RunPage>;
   cancelRun(id: string): Promise<RunWithSteps>;
+  /** Deletes finished runs older than `olderThanMs` (default: the `retention` setting); see retention.ts. */
+  pruneRuns(req: Omit<PruneRequest, 'olderThanMs'> & { olderThanMs?: number }): Promise<PruneResult>;
   listEvents(runId: string, afterSeq: number, limit?: number): Promise<EventRecord[]>;
   /** Called (with no payload) whenever new events may exist for runId; returns an unsubscribe. */
   onRunEvents(runId: string, listener: () => void): () => void;

@@ -25,6 +25,7 @@ import { HttpMetrics } from './metrics.ts';
 import { registerArtifactRoutes } from './routes/artifacts.ts';
 import { registerEventRoutes } from './routes/events.ts';
 import { registerOpsRoutes } from './routes/ops.ts';
+import { registerRetentionRoutes } from './routes/retention.ts';
 import { registerRunRoutes } from './routes/runs.ts';
 import { registerUiRoutes } from './routes/ui.ts';
 import { DEFAULT_SSE_OPTIONS, SseHub } from './sse.ts';
@@ -163,6 +164,7 @@ export function buildApp(opts: BuildAppOptions): FastifyInstance {
   });
 
   registerRunRoutes(app, ctx);
+  registerRetentionRoutes(app, ctx);
   registerEventRoutes(app, ctx);
   registerArtifactRoutes(app, ctx);
   registerOpsRoutes(app, ctx);

@@ -102,6 +102,34 @@ export function openApiDocument(version: string): Json {
           responses: { '200': json(ref('Run'), 'The run.'), ...errors({ params: true }) },
         },
       },
+      '/runs/prune': {
+        post: {
+          operationId: 'pruneRuns',
+          summary: 'Delete runs that finished more than `olderThan` ago (default: the `retention` setting), with their steps, attempts, events, artifacts and the vectors they stored; then give the space back (SQLite). Runs that have not finished are never touched.',
+          description:
+            'Works in batches of 500 runs, one transaction each, pausing between them so workers keep writing. Answers after at most about 10 s: ' +
+            '`done: false` (with `remaining`) means call again to continue.',
+          requestBody: {
+            required: false,
+            content: {
+              'application/json': {
+                schema: obj(
+                  {
+                    olderThan: { type: 'string', description: 'A duration: `90s`, `15m`, `12h`, `30d`, `2w`, `1d12h`.', examples: ['30d'] },
+                    keepVectors: { type: 'boolean', default: false, description: 'Keep the vectors the pruned runs stored.' },
+                    dryRun: { type: 'boolean', default: false, description: 'Count the runs that would go (`runs`, `remaining`); delete nothing.' },
+                  },
+                  [],
+                ),
+              },
+            },
+          },
+          responses: {
+            '200': json(ref('PruneResult'), 'What was deleted, and the database size before and after.'),
+            ...errors({ body: true, bad: '`INVALID_BODY`: an unknown field, `olderThan` that is not a duration, or none given on a server without a `retention` setting' }),
+          },
+        },
+      },
       '/runs/{id}/cancel': {
         post: {
           operationId: 'cancelRun',

@@ -248,6 +248,38 @@ export interface ListRunsFilter {
   limit: number;
 }
 
+export interface PruneOptions {
+  /** Epoch ms: runs that finished before this. */
+  before: number;
+  /** Runs per transaction. */
+  limit: number;
+  /** Keep the vectors the pruned runs stored (a collection meant to outlive them). @default false */
+  keepVectors?: boolean;
+}
+
+/** Rows one prune deleted. */
+export interface PruneCounts {
+  runs: number;
+  steps: number;
+  attempts: number;
+  events: number;
+  artifacts: number;
+  vectors: number;
+}
+
+export interface SpaceUsage {
+  /** Bytes the database takes (SQLite: pages in the file; PostgreSQL: the runwarden tables with indexes and TOAST). */
+  bytes: number;
+  /** Of those, bytes free for reuse (SQLite: the freelist). PostgreSQL: unknown without scanning, 0. */
+  freeBytes: number;
+  /**
+   * How free space goes back to the file system: 'incremental' (SQLite, reclaimSpace does it),
+   * 'vacuum' (SQLite created before incremental auto-vacuum: `runwarden db vacuum`), 'server'
+   * (PostgreSQL: autovacuum makes it reusable; VACUUM FULL returns it).
+   */
+  reclaim: 'incremental' | 'vacuum' | 'server';
+}
+
 export type StoreNotification =
   | { kind: 'ready' }
   | { kind: 'events'; runIds: string[] }
@@ -285,6 +317,28 @@ export interface Store {
   upsertWorker(w: WorkerRecord): Promise<void>;
   listWorkers(): Promise<WorkerRecord[]>;
   deleteWorker(id: string): Promise<void>;
+
+  /**
+   * Deletes up to `limit` finished runs (succeeded, failed, cancelled) that finished before
+   * `before`, oldest first, with everything they own, in one transaction. Runs that have not
+   * finished are never touched. Returns what went; `runs < limit` means nothing older is left.
+   */
+  pruneRuns(o: PruneOptions): Promise<PruneCounts>;
+  /** How many runs `pruneRuns` with this `before` would delete in all. */
+  countPrunable(before: number): Promise<number>;
+  /** The database's size and the part of it that is free (deleted rows not yet returned). */
+  spaceUsage(): Promise<SpaceUsage>;
+  /**
+   * Returns up to `maxPages` free pages to the file system (SQLite in incremental auto-vacuum
+   * mode, one short write each call); 0 where the store cannot (PostgreSQL: its own VACUUM).
+   */
+  reclaimSpace(maxPages: number): Promise<number>;
+  /**
+   * A full vacuum. SQLite: rewrites the file without its free pages and switches it to incremental
+   * auto-vacuum (holds the write lock throughout: other writers wait). PostgreSQL: plain VACUUM
+   * (ANALYZE) of runwarden's tables, which makes deleted rows' space reusable without locking.
+   */
+  vacuum(): Promise<void>;
 
   /** Round trip to the database; resolves with the latency in ms or throws. */
   ping(): Promise<number>;

@@ -79,7 +79,7 @@ export function createEmbedTool(deps: { providers: ProviderRegistry; vectors: Ve
           return item;
         });
         ctx.checkpoint(`embed storing ${items.length} vectors in ${input.collection}`);
-        await ctx.track(`vectors.upsert ${input.collection}`, deps.vectors.upsert(input.collection, items));
+        await ctx.track(`vectors.upsert ${input.collection}`, deps.vectors.upsert(input.collection, items, { runId: ctx.runId }));
         out.collection = input.collection;
       } else {
         out.vectors = vectors;

@@ -6,7 +6,10 @@ import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import http from 'node:http';
 import type net from 'node:net';
+import { join } from 'node:path';
+import type { DatabaseSync } from 'node:sqlite';
 import { RunwardenError } from '../../src/domain/errors.ts';
+import { loadMigrations } from '../../src/store/migrations.ts';
 import type { ArtifactInput, ArtifactRef, ToolContext } from '../../src/tools/types.ts';
 
 export interface TestServer {
@@ -195,4 +198,9 @@ export function makeContext(timeoutMs = 5000): TestContext & { dispose(): void }
 /** Count of live TCP handles in this process (client and server sockets). */
 export function tcpHandles(): number {
   return process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap' || r === 'TCPWRAP').length;
+}
+
+/** The store's own schema (every SQLite migration, in order) on a bare connection: vector tests need no store. */
+export function applySqliteSchema(db: DatabaseSync): void {
+  for (const m of loadMigrations(join(import.meta.dirname, '../../src/store/sqlite/migrations'))) db.exec(m.sql);
 }

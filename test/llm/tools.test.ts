@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { RunwardenError } from '../../src/domain/errors.ts';
+import { applySqliteSchema } from './helpers.ts';
 import { validateRunRequest } from '../../src/domain/plan.ts';
 import { resolveTemplates } from '../../src/domain/templates.ts';
 import { startLab, type Lab } from '../../src/lab/index.ts';
@@ -32,9 +33,7 @@ before(async () => {
   lab = await startLab({ port: 0 });
   dir = mkdtempSync(join(tmpdir(), 'rw-tools-'));
   db = new DatabaseSync(join(dir, 'tools.db'));
-  db.exec(
-    'CREATE TABLE vectors (id INTEGER PRIMARY KEY, collection TEXT NOT NULL, text TEXT NOT NULL, dims INTEGER NOT NULL, vector BLOB NOT NULL, metadata TEXT, created_at TEXT NOT NULL); CREATE INDEX vectors_collection ON vectors(collection, id);',
-  );
+  applySqliteSchema(db);
   registry = new ProviderRegistry({ env: {}, labUrl: lab.url });
   tools = new Map(createLlmTools({ providers: registry, vectors: new SqliteVectorStore(db) }).map((t) => [t.name, t]));
 });

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { SqliteVectorStore } from '../../src/store/sqlite/vectors.ts';
+import { applySqliteSchema } from './helpers.ts';
 
 const args = process.argv.slice(2);
 const dims = Number(args.find((a) => a.startsWith('--dims='))?.slice(7) ?? 256);
@@ -27,9 +28,7 @@ try {
   for (const n of sizes) {
     const db = new DatabaseSync(join(dir, `b${n}.db`));
     db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL');
-    db.exec(
-      'CREATE TABLE vectors (id INTEGER PRIMARY KEY, collection TEXT NOT NULL, text TEXT NOT NULL, dims INTEGER NOT NULL, vector BLOB NOT NULL, metadata TEXT, created_at TEXT NOT NULL); CREATE INDEX vectors_collection ON vectors(collection, id);',
-    );
+    applySqliteSchema(db);
     const writer = new SqliteVectorStore(db);
     const t0 = performance.now();
     for (let i = 0; i < n; i += 5000) {

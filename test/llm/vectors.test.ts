@@ -6,9 +6,9 @@ import { DatabaseSync } from 'node:sqlite';
 import { after, before, describe, it } from 'node:test';
 import { RunwardenError } from '../../src/domain/errors.ts';
 import { SqliteVectorStore } from '../../src/store/sqlite/vectors.ts';
+import { applySqliteSchema } from './helpers.ts';
 
-export const VECTORS_DDL = `CREATE TABLE vectors (id INTEGER PRIMARY KEY, collection TEXT NOT NULL, text TEXT NOT NULL, dims INTEGER NOT NULL, vector BLOB NOT NULL, metadata TEXT, created_at TEXT NOT NULL);
-CREATE INDEX vectors_collection ON vectors(collection, id);`;
+
 
 let dir: string;
 let file: string;
@@ -19,7 +19,7 @@ before(() => {
   file = join(dir, 'v.db');
   db = new DatabaseSync(file);
   db.exec('PRAGMA journal_mode = WAL');
-  db.exec(VECTORS_DDL);
+  applySqliteSchema(db);
 });
 after(() => {
   db.close();

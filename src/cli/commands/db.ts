@@ -84,3 +84,35 @@ export const dbStatusCommand: Command = {
     });
   },
 };
+
+export const dbVacuumCommand: Command = {
+  name: 'db vacuum',
+  summary: 'Give deleted rows\' space back: a full VACUUM (see docs/operations.md, Retention).',
+  usage: '[--data-dir d] [--config f] [--json]',
+  help: `${DB_HELP}
+
+SQLite: rewrites the file without its free pages and switches it to incremental auto-vacuum, so
+that later prunes give space back as they go (databases created by runwarden 0.1 with schema 2
+already are). It holds the write lock while it runs: workers wait (or retry) meanwhile, so run it
+when the deployment is quiet, or stopped. PostgreSQL: VACUUM (ANALYZE) of runwarden's tables, which
+makes the space reusable without locking them (VACUUM FULL, which returns it to the file system,
+locks them: run that yourself).`,
+  options: dbOptions,
+  positionals: { min: 0, max: 0 },
+  async run(args, io) {
+    const config = await loadConfig(dbFlags(args), io);
+    return withStore(config, async (store) => {
+      const before = await store.spaceUsage();
+      const t0 = Date.now();
+      await store.vacuum();
+      const after = await store.spaceUsage();
+      if (boolFlag(args, 'json')) {
+        io.out(`${JSON.stringify({ database: store.location, before, after, durationMs: Date.now() - t0 }, null, 2)}\n`);
+        return EXIT.OK;
+      }
+      const mib = (n: number): string => `${(n / 1048576).toFixed(1)} MiB`;
+      io.out(`${store.location}: ${mib(before.bytes)} -> ${mib(after.bytes)}${after.reclaim === 'incremental' ? ' (incremental auto-vacuum on)' : ''} in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+      return EXIT.OK;
+    });
+  },
+};

@@ -6,7 +6,8 @@ import { ApiClient } from '../client.ts';
 import { boolFlag, intFlag, stringFlag } from '../command.ts';
 import type { Command, ParsedArgs } from '../command.ts';
 import { between, dateTime, duration, errorSummary, eventLine, table, truncate } from '../format.ts';
-import { EXIT, usageError } from '../io.ts';
+import { CliError, EXIT, usageError } from '../io.ts';
+import { describePrune, type PruneResult } from '../../engine/retention.ts';
 import { URL_HELP } from './submit.ts';
 
 const JSON_HELP = '  --json         print JSON for scripts';
@@ -192,3 +193,53 @@ ${URL_HELP}`,
     return EXIT.OK;
   },
 };
+
+export const runsPruneCommand: Command = {
+  name: 'runs prune',
+  summary: 'Delete runs that finished long enough ago, with everything they own, and give the space back.',
+  usage: '[--older-than d] [--keep-vectors] [--dry-run] [--json] [--url <url>]',
+  help: `  --older-than d   runs that finished more than d ago (${DURATION_HELP});
+                   default: the server's retention setting
+  --keep-vectors   keep the vectors the pruned runs stored (collections meant to outlive them)
+  --dry-run        count the runs that would go; delete nothing
+${JSON_HELP} (the totals, as the API's PruneResult)
+${URL_HELP}
+
+Runs that have not finished are never touched; workers keep running meanwhile. The server works
+in batches and answers within about 10 s; this command asks again until nothing older is left,
+printing progress on stderr. See docs/operations.md (Retention).`,
+  options: { 'older-than': { type: 'string' }, 'keep-vectors': { type: 'boolean' }, 'dry-run': { type: 'boolean' }, json: { type: 'boolean' }, url: { type: 'string' } },
+  positionals: { min: 0, max: 0 },
+  async run(args, io) {
+    const olderThan = stringFlag(args, 'older-than');
+    if (olderThan !== undefined && parseDuration(olderThan) === undefined) throw usageError(`--older-than must be ${DURATION_HELP}, got ${JSON.stringify(olderThan)}`);
+    const body = { ...(olderThan !== undefined ? { olderThan } : {}), ...(boolFlag(args, 'keep-vectors') ? { keepVectors: true } : {}), ...(boolFlag(args, 'dry-run') ? { dryRun: true } : {}) };
+    const client = ApiClient.fromEnv(stringFlag(args, 'url'), io.env);
+    let total: PruneResult | undefined;
+    // Each answer covers about 10 s of work; a prune of a million runs is a few dozen of them.
+    for (let call = 1; ; call++) {
+      const { body: r } = await client.post<PruneResult>('/runs/prune', body);
+      total = total === undefined ? r : addPrune(total, r);
+      if (r.done || r.dryRun) break;
+      io.err(r.remaining > 0 ? `pruned ${total.runs} runs so far, ${r.remaining} left...\n` : `pruned ${total.runs} runs; giving the space back...\n`);
+      if (r.runs === 0 && call > 1 && r.remaining > 0) throw new CliError(EXIT.FAILED, `the server pruned nothing in its last answer and ${r.remaining} runs are left; see its log`);
+    }
+    if (boolFlag(args, 'json')) io.out(`${JSON.stringify(total, null, 2)}\n`);
+    else io.out(`${describePrune(total)}\n`);
+    return EXIT.OK;
+  },
+};
+
+function addPrune(a: PruneResult, b: PruneResult): PruneResult {
+  return {
+    ...b,
+    runs: a.runs + b.runs,
+    steps: a.steps + b.steps,
+    attempts: a.attempts + b.attempts,
+    events: a.events + b.events,
+    artifacts: a.artifacts + b.artifacts,
+    vectors: a.vectors + b.vectors,
+    space: { before: a.space.before, after: b.space.after },
+    durationMs: a.durationMs + b.durationMs,
+  };
+}

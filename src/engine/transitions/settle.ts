@@ -24,7 +24,10 @@ export async function settleRuns(tx: Tx, fx: TxEffects): Promise<string[]> {
   const out: Array<NewEvent & { seq: number }> = [];
   for (const runId of runIds) {
     const book = books.get(runId);
-    if (!book) throw new Error(`run ${runId} does not exist`);
+    // A run pruned after it finished (retention): what is left of it in this transaction can only
+    // be late events of an attempt that outlived its step (an abandoned tool still logging), and
+    // they have nowhere to go. Completions of its steps already found no step and applied nothing.
+    if (!book) continue;
     const events = byRun.get(runId) ?? [];
     const d = fx.deltas.get(runId);
     const block = advanceBook(

@@ -23,12 +23,13 @@ import { RunwardenError } from '../../domain/errors.ts';
 import { storableText } from '../../domain/text.ts';
 import { loadMigrations, type Migration } from '../migrations.ts';
 import { StoreReads } from '../reads.ts';
-import type { MigrationStatus, Store, StoreNotification, Tx } from '../store.ts';
+import type { MigrationStatus, PruneCounts, PruneOptions, SpaceUsage, Store, StoreNotification, Tx } from '../store.ts';
 import { redactUrl } from '../../domain/redact-url.ts';
 import { TYPES } from './connection.ts';
 import { isConflict, isConnectionError, mapError, unavailable } from './errors.ts';
 import { applyMigrations } from './migrate.ts';
 import { PgNotifier } from './notify.ts';
+import { countPrunable, pruneBatch, spaceUsage } from './prune.ts';
 import { PgTx } from './tx.ts';
 import { PgVectorStore } from './vectors.ts';
 
@@ -307,6 +308,31 @@ export class PostgresStore extends StoreReads implements Store {
 
   protected rows(sql: string, params: unknown[]): Promise<Record<string, unknown>[]> {
     return this.#rows(sql, params);
+  }
+
+  async pruneRuns(o: PruneOptions): Promise<PruneCounts> {
+    const counts = await this.#withClient((client) => this.#inTransaction(client, () => pruneBatch((sql, params) => client.query(sql, textParams(params)), o)));
+    // Other processes see `deleted` move; this one's cache is dropped here as well.
+    if (counts.vectors > 0) this.vectors.invalidate();
+    return counts;
+  }
+
+  countPrunable(before: number): Promise<number> {
+    return countPrunable((sql, params) => this.#query(sql, params), before);
+  }
+
+  spaceUsage(): Promise<SpaceUsage> {
+    return spaceUsage((sql, params) => this.#query(sql, params));
+  }
+
+  /** PostgreSQL returns space with its own VACUUM: nothing to do here. */
+  async reclaimSpace(): Promise<number> {
+    return 0;
+  }
+
+  async vacuum(): Promise<void> {
+    // VACUUM cannot run in a transaction block: one statement on the pool.
+    await this.#query('VACUUM (ANALYZE) runs, run_plans, steps, attempts, events, artifacts, vectors, vector_collections', []);
   }
 
   protected textContains(column: string, param: string): string {

@@ -4,12 +4,13 @@
  * top-k over an in-memory copy of each collection.
  *
  * Freshness across processes without scanning: `vector_collections` holds each collection's row
- * count. A writer locks that row for the length of its insert, so ids within a collection are
- * allocated in commit order; a reader compares its cached count with the row (one primary-key
- * read), reads only `id > maxId` when it is behind, and rebuilds when the numbers disagree.
+ * count and how many rows were ever deleted from it (pruned runs). A writer locks that row for the
+ * length of its insert, so ids within a collection are allocated in commit order; a reader compares
+ * its cached count and deletions with the row (one primary-key read), reads only `id > maxId` when
+ * only inserts happened since, and rebuilds otherwise.
  */
 import type pg from 'pg';
-import type { VectorHit, VectorItem, VectorStore } from '../../domain/vectors.ts';
+import type { UpsertOptions, VectorHit, VectorItem, VectorStore } from '../../domain/vectors.ts';
 import { appendRows, assembleHits, checkCollection, checkK, MAX_DIMS, MAX_K, prepareItems, queryVector, toBlob, topK, upsertMismatch, type Collection } from '../vector-matrix.ts';
 
 export { MAX_DIMS, MAX_K };
@@ -25,12 +26,14 @@ export type Queryable = (sql: string, params: unknown[]) => Promise<pg.QueryResu
 export class PgVectorStore implements VectorStore {
   readonly #db: VectorDb;
   readonly #cache = new Map<string, Collection>();
+  /** `vector_collections.deleted` as each cached copy saw it. */
+  readonly #deletedSeen = new Map<string, number>();
 
   constructor(db: VectorDb) {
     this.#db = db;
   }
 
-  async upsert(collection: string, items: VectorItem[]): Promise<number> {
+  async upsert(collection: string, items: VectorItem[], opts: UpsertOptions = {}): Promise<number> {
     checkCollection(collection);
     if (items.length === 0) return 0;
     const { dims, rows } = prepareItems(collection, items);
@@ -42,9 +45,9 @@ export class PgVectorStore implements VectorStore {
       const existing = Number((locked.rows[0] as { dims: number }).dims);
       if (existing !== dims) throw upsertMismatch(collection, existing, dims);
       await q(
-        `INSERT INTO vectors (collection, text, dims, vector, metadata, created_at)
-         SELECT $1, t, $2, v, m, $3 FROM unnest($4::text[], $5::bytea[], $6::json[]) AS u(t, v, m)`,
-        [collection, dims, now, rows.map((r) => r.text), rows.map((r) => asBuffer(toBlob(r.vector))), rows.map((r) => r.metadata)],
+        `INSERT INTO vectors (collection, text, dims, vector, metadata, created_at, run_id)
+         SELECT $1, t, $2, v, m, $3, $7 FROM unnest($4::text[], $5::bytea[], $6::json[]) AS u(t, v, m)`,
+        [collection, dims, now, rows.map((r) => r.text), rows.map((r) => asBuffer(toBlob(r.vector))), rows.map((r) => r.metadata), opts.runId ?? null],
       );
       await q('UPDATE vector_collections SET rows = rows + $2 WHERE collection = $1', [collection, rows.length]);
     });
@@ -70,30 +73,37 @@ export class PgVectorStore implements VectorStore {
 
   /** Drops the in-memory copy of one collection (or all). */
   invalidate(collection?: string): void {
-    if (collection === undefined) this.#cache.clear();
-    else this.#cache.delete(collection);
+    if (collection === undefined) {
+      this.#cache.clear();
+      this.#deletedSeen.clear();
+    } else {
+      this.#cache.delete(collection);
+      this.#deletedSeen.delete(collection);
+    }
   }
 
   async #load(collection: string): Promise<Collection | undefined> {
-    const meta = await this.#db.query('SELECT dims, rows FROM vector_collections WHERE collection = $1', [collection]);
-    const row = meta.rows[0] as { dims: number; rows: number } | undefined;
+    const meta = await this.#db.query('SELECT dims, rows, deleted FROM vector_collections WHERE collection = $1', [collection]);
+    const row = meta.rows[0] as { dims: number; rows: number; deleted: number } | undefined;
     const rows = row ? Number(row.rows) : 0;
     if (!row || rows === 0) {
       this.#cache.delete(collection);
       return undefined;
     }
+    const deleted = Number(row.deleted);
     let c = this.#cache.get(collection);
-    if (c && c.dims === Number(row.dims)) {
+    if (c && c.dims === Number(row.dims) && this.#deletedSeen.get(collection) === deleted) {
       if (c.count === rows) return c;
       if (c.count < rows) {
         await this.#readRows(c, collection);
         if (c.count === rows) return c;
       }
     }
-    // Missing, or the numbers disagree (rows deleted by hand, a restore): rebuild.
+    // Missing, rows deleted since (a pruned run), or the numbers disagree (a restore): rebuild.
     c = { dims: Number(row.dims), matrix: new Float32Array(0), ids: new Float64Array(0), count: 0, maxId: 0 };
     await this.#readRows(c, collection);
     this.#cache.set(collection, c);
+    this.#deletedSeen.set(collection, deleted);
     return c;
   }
 

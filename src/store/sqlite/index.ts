@@ -14,8 +14,9 @@ import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlit
 import type { VectorStore } from '../../domain/vectors.ts';
 import { yieldToLoop } from '../../domain/slices.ts';
 import { loadMigrations, type Migration } from '../migrations.ts';
-import type { MigrationStatus, Store, StoreNotification, Tx } from '../store.ts';
+import type { MigrationStatus, PruneCounts, PruneOptions, SpaceUsage, Store, StoreNotification, Tx } from '../store.ts';
 import { StoreReads } from '../reads.ts';
+import { countPrunable, pruneBatch, reclaimPages, spaceUsage } from './prune.ts';
 import { SqliteTx } from './tx.ts';
 import { SqliteVectorStore } from './vectors.ts';
 
@@ -71,7 +72,10 @@ export class SqliteStore extends StoreReads implements Store {
     // Checkpoints every 10,000 WAL pages (~40 MB) instead of SQLite's 1,000: a busy worker rewrites
     // the same index and run pages commit after commit, and a checkpoint copies each page once
     // however often it changed (about 4 % more no-op steps/s measured with bench/sqlite-engine.ts).
-    this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 10000;');
+    // auto_vacuum first: it only takes effect on a database that has no table yet (a new file), and
+    // lets retention give deleted runs' pages back to the file system a few at a time
+    // (src/store/sqlite/prune.ts); on an existing database it changes nothing.
+    this.db.exec('PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 10000;');
     this.#migrations = loadMigrations(MIGRATIONS_DIR);
     this.vectors = new SqliteVectorStore(this.db, (fn) => this.#outside(fn));
   }
@@ -145,6 +149,59 @@ export class SqliteStore extends StoreReads implements Store {
         if (this.db.isTransaction) this.db.exec('ROLLBACK');
         throw err;
       }
+    });
+  }
+
+  async pruneRuns(o: PruneOptions): Promise<PruneCounts> {
+    return this.#exclusive(async () => {
+      await yieldToLoop();
+      await this.#beginImmediate();
+      let counts: PruneCounts;
+      try {
+        counts = pruneBatch(this.db, o);
+        this.db.exec('COMMIT');
+      } catch (err) {
+        if (this.db.isTransaction) this.db.exec('ROLLBACK');
+        throw err;
+      }
+      // This connection's own writes do not change data_version: drop its cached collections.
+      if (counts.vectors > 0) (this.vectors as SqliteVectorStore).invalidate();
+      return counts;
+    });
+  }
+
+  countPrunable(before: number): Promise<number> {
+    return this.#outside(() => countPrunable(this.db, before));
+  }
+
+  spaceUsage(): Promise<SpaceUsage> {
+    return this.#outside(() => spaceUsage(this.db));
+  }
+
+  reclaimSpace(maxPages: number): Promise<number> {
+    return this.#exclusive(async () => {
+      await yieldToLoop();
+      await this.#beginImmediate();
+      try {
+        const n = reclaimPages(this.db, maxPages);
+        this.db.exec('COMMIT');
+        // In WAL mode the file is cut when the truncation is checkpointed: start one now (PASSIVE
+        // never waits for readers or writers; the automatic checkpoints finish what it cannot).
+        if (n > 0 && n < maxPages) this.db.exec('PRAGMA wal_checkpoint(PASSIVE)');
+        return n;
+      } catch (err) {
+        if (this.db.isTransaction) this.db.exec('ROLLBACK');
+        throw err;
+      }
+    });
+  }
+
+  async vacuum(): Promise<void> {
+    await this.#exclusive(() => {
+      // Takes effect with this VACUUM: from then on retention returns pages as it frees them.
+      this.db.exec('PRAGMA auto_vacuum = INCREMENTAL');
+      this.db.exec('VACUUM');
+      this.db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
     });
   }
 

@@ -13,7 +13,7 @@
  * `invalidate()`. Measured numbers and where brute force stops being enough: docs/providers.md.
  */
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
-import type { VectorHit, VectorItem, VectorStore } from '../../domain/vectors.ts';
+import type { UpsertOptions, VectorHit, VectorItem, VectorStore } from '../../domain/vectors.ts';
 import { append, appendRows, assembleHits, checkCollection, checkK, MAX_DIMS, MAX_K, prepareItems, queryVector, toBlob, topK, upsertMismatch, type Collection } from '../vector-matrix.ts';
 
 export { MAX_DIMS, MAX_K };
@@ -46,8 +46,8 @@ export class SqliteVectorStore implements VectorStore {
     this.cache = cache;
   }
 
-  upsert(collection: string, items: VectorItem[]): Promise<number> {
-    return this.run(() => this.upsertNow(collection, items));
+  upsert(collection: string, items: VectorItem[], opts: UpsertOptions = {}): Promise<number> {
+    return this.run(() => this.upsertNow(collection, items, opts.runId ?? null));
   }
 
   query(collection: string, vector: Float32Array | number[], k: number): Promise<VectorHit[]> {
@@ -61,13 +61,13 @@ export class SqliteVectorStore implements VectorStore {
     });
   }
 
-  private upsertNow(collection: string, items: VectorItem[]): number {
+  private upsertNow(collection: string, items: VectorItem[], runId: string | null): number {
     checkCollection(collection);
     if (items.length === 0) return 0;
     const { dims, rows } = prepareItems(collection, items);
     const existing = this.collectionDims(collection);
     if (existing !== undefined && existing !== dims) throw upsertMismatch(collection, existing, dims);
-    const insert = this.stmt('INSERT INTO vectors (collection, text, dims, vector, metadata, created_at) VALUES (?, ?, ?, ?, ?, ?)');
+    const insert = this.stmt('INSERT INTO vectors (collection, text, dims, vector, metadata, created_at, run_id) VALUES (?, ?, ?, ?, ?, ?, ?)');
     const now = new Date().toISOString();
     const ids: number[] = [];
     const outer = this.db.isTransaction;
@@ -76,7 +76,7 @@ export class SqliteVectorStore implements VectorStore {
     this.db.exec('SAVEPOINT vectors_upsert');
     try {
       for (const r of rows) {
-        const res = insert.run(collection, r.text, dims, toBlob(r.vector), r.metadata, now);
+        const res = insert.run(collection, r.text, dims, toBlob(r.vector), r.metadata, now, runId);
         ids.push(Number(res.lastInsertRowid));
       }
       this.db.exec('RELEASE vectors_upsert');
