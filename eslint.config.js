@@ -1,5 +1,5 @@
 // Type-aware linting. The two promise rules are errors because a floating promise in a worker is a
-// lost completion: the exact failure of seed 004.
+// lost completion: a step whose tool finished stays `running` until its lease expires.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 

@@ -8,7 +8,6 @@ import type { RetryPolicy } from './records.ts';
 import { findTemplates } from './templates.ts';
 import { slicer } from './slices.ts';
 import { textProblem } from './text.ts';
-import type { ToolRegistry } from '../tools/registry.ts';
 
 export const STEP_NAME = /^[A-Za-z0-9_-]{1,128}$/;
 export const MAX_STEPS = 10_000;
@@ -92,7 +91,16 @@ function issueMessage(issue: z.core.$ZodIssue): string {
   return issue.message;
 }
 
-export async function validateRunRequest(body: unknown, tools: ToolRegistry, limits: PlanLimits): Promise<ValidatedRun> {
+/** What plan validation needs to know of the tools (src/tools/registry.ts ToolRegistry has it). */
+export interface ToolCatalog {
+  has(name: string): boolean;
+  names(): string[];
+  get(name: string): { timeoutMs?: number } | undefined;
+  /** Checks a step's inputs; each issue's path is a dot path inside the inputs ('' for the root). */
+  validate(name: string, input: unknown): Promise<{ ok: true; value: unknown } | { ok: false; issues: Array<{ path: string; message: string }> }>;
+}
+
+export async function validateRunRequest(body: unknown, tools: ToolCatalog, limits: PlanLimits): Promise<ValidatedRun> {
   const parsed = requestSchema.safeParse(body);
   if (!parsed.success) {
     throw invalid(parsed.error.issues.map((i) => ({ code: 'SCHEMA', path: zodPath(i.path), message: issueMessage(i) })));

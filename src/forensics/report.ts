@@ -1,9 +1,9 @@
 /**
  * Hang reports: what a stuck attempt was waiting on, where in the user's code, and the state of the
  * process around it. `buildHangReport` is the one builder; the worker calls it when an attempt times
- * out or is abandoned, and a supervisor (a later issue: `loop.blocked`, `worker.crashed`) calls it
- * with its own classification and the stack it captured from outside. `lostAttemptReport` is what
- * the reaper can say about an attempt whose worker vanished.
+ * out or is abandoned, and the supervisor (src/supervisor/reports.ts: `loop.blocked`,
+ * `worker.crashed`) calls it with its own classification and the stack it captured from outside.
+ * `lostAttemptReport` is what the reaper can say about an attempt whose worker vanished.
  *
  * Every report is redacted as a whole before it leaves this module.
  */
@@ -263,8 +263,8 @@ export interface LostAttemptInput {
 /**
  * The report for a `lost` attempt, written by whoever reaps it. It can only say what the store
  * knows: which worker held the lease and when that worker last reported. What the step was doing
- * is known inside the worker process only; a supervisor that captures it is a later issue, and
- * passes its classification and stack to buildHangReport.
+ * is known inside the worker process only: when a supervisor saw that process stall or die, it
+ * reports the attempt itself (src/supervisor/reports.ts) and this report is not needed.
  */
 export function lostAttemptReport(input: LostAttemptInput): HangReport {
   const now = input.now ?? Date.now();

@@ -3,8 +3,8 @@
  * for `engine.onRunEvents` wake-ups (with a slow poll as a safety net, so a missed notification
  * delays an event by at most `pollMs` instead of stalling the stream) and ends after `run.finished`.
  *
- * The failure modes it is built against (seed 004: "API becomes unresponsive after a few requests",
- * "verify SSE streams are properly closed"):
+ * The failure modes it is built against (an API that stops answering after a few requests because
+ * SSE streams were never closed):
  * - a client that disconnects: the `close` event removes the engine listener and both timers;
  * - a client that stops reading: writes honour backpressure (`write() === false` waits for `drain`)
  *   and a client that has not drained for `drainTimeoutMs` is disconnected, so a stalled reader

@@ -97,7 +97,7 @@ export function topK(c: Collection, q: Float32Array, k: number): Array<{ id: num
   let floor = -Infinity;
   for (let row = 0, off = 0; row < count; row++, off += dims) {
     // Four independent accumulators let V8 overlap the multiply-adds: 18 ms instead of 25 ms for
-    // 100k x 256 on this machine (test/llm/vectors-bench.ts; a single unrolled sum was no faster).
+    // 100k x 256 on this machine (bench/vectors.ts; a single unrolled sum was no faster).
     let a = 0;
     let b = 0;
     let e = 0;

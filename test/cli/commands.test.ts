@@ -5,6 +5,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { waitFor } from '../helpers/wait.ts';
 import { BIN, cleanEnv, killAll, NODE, ROOT, runCli, startServer } from './helpers.ts';
 
 // Whatever a failed test left running is killed (SIGTERM, then SIGKILL).
@@ -72,10 +73,7 @@ describe('runwarden CLI without a server', () => {
     const exited = new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c)));
     const killer = setTimeout(() => child.kill('SIGKILL'), 20_000);
     try {
-      const deadline = Date.now() + 15_000;
-      while (!/every mode with its parameters/.test(out) && Date.now() < deadline && child.exitCode === null) {
-        await new Promise((r) => setTimeout(r, 20));
-      }
+      await waitFor(() => /every mode with its parameters/.test(out) || child.exitCode !== null, 15_000, 'the lab to list its modes');
       const url = /^runwarden lab listening on (http:\/\/127\.0\.0\.1:\d+)$/m.exec(out)?.[1];
       assert.ok(url, out);
       assert.match(out, /^MODE\s+BASE URL\s+WHAT IT DOES$/m);
@@ -90,30 +88,32 @@ describe('runwarden CLI without a server', () => {
 
   test('start: a second signal while stopping exits at once (143)', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'rw-cli-sig-'));
-    const server = await startServer(['--data-dir', dir, '--lab', 'off', '--workers', '1']);
+    // A 60 s drain bound: the first SIGTERM keeps waiting for the running step well past the second.
+    const server = await startServer(['--data-dir', dir, '--lab', 'off', '--workers', '1', '--drain-ms', '60000']);
     try {
       const plan = join(dir, 'long.json');
       await writeFile(plan, JSON.stringify({ plan: { steps: [{ name: 'long', tool: 'sleep', inputs: { ms: 60_000 } }] } }));
       const id = (await runCli(['submit', plan, '--url', server.url])).stdout.trim();
-      const deadline = Date.now() + 10_000;
-      while (Date.now() < deadline) {
-        const run = JSON.parse((await runCli(['runs', 'show', id, '--json', '--url', server.url])).stdout) as { steps: Array<{ status: string }> };
-        if (run.steps[0]?.status === 'running') break;
-      }
+      await waitFor(
+        async () => {
+          const run = JSON.parse((await runCli(['runs', 'show', id, '--json', '--url', server.url])).stdout) as { steps: Array<{ status: string }> };
+          return run.steps[0]?.status === 'running';
+        },
+        15_000,
+        'the step to be running',
+      );
       server.child.kill('SIGTERM');
       const t0 = Date.now();
-      while (!/stopping runwarden/.test(server.output().stderr) && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 10));
+      await waitFor(() => /SIGTERM: stopping runwarden \(send it again to exit at once\)/.test(server.output().stderr), 5000, 'the first SIGTERM to be taken');
       // A repeat within 250 ms counts as the same Ctrl-C delivered twice (signals.ts); this test is
-      // about a deliberate second signal, so it waits out that window (the behaviour under test is a time window).
-      while (Date.now() - t0 < 400) await new Promise((r) => setTimeout(r, 10));
-      const stillStopping = !/runwarden stopped/.test(server.output().stderr);
+      // about a deliberate second signal, so it waits out that window: the behaviour under test is
+      // a time window, not a condition.
+      await new Promise((r) => setTimeout(r, Math.max(0, 400 - (Date.now() - t0))));
+      assert.doesNotMatch(server.output().stderr, /runwarden stopped/, 'still draining the running step');
       server.child.kill('SIGTERM');
       const code = await server.stop('SIGTERM');
-      if (stillStopping) {
-        assert.equal(code, 143, server.output().stderr);
-        assert.match(server.output().stderr, /SIGTERM again: exiting now/);
-      }
-      assert.match(server.output().stderr, /SIGTERM: stopping runwarden \(send it again to exit at once\)/);
+      assert.equal(code, 143, server.output().stderr);
+      assert.match(server.output().stderr, /SIGTERM again: exiting now/);
     } finally {
       await server.stop('SIGKILL');
       await rm(dir, { recursive: true, force: true });
@@ -126,8 +126,7 @@ describe('runwarden CLI without a server', () => {
     try {
       server.child.kill('SIGINT');
       server.child.kill('SIGINT');
-      const deadline = Date.now() + 20_000;
-      while (server.child.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      await waitFor(() => server.child.exitCode !== null, 20_000, 'the server to exit');
       // Exited on its own: stop() sends nothing more and waits for the output to be complete.
       assert.equal(await server.stop(), 0, server.output().stderr);
       assert.doesNotMatch(server.output().stderr, /again: exiting now/);

@@ -1,11 +1,11 @@
 /** The engine and real workers on each dialect: the store contract as the product uses it. */
 import assert from 'node:assert/strict';
-import { RUN_TERMINAL } from '../../src/domain/states.ts';
 import { Transitions } from '../../src/engine/transitions.ts';
 import { EngineApi } from '../../src/engine/api.ts';
 import type { Store } from '../../src/store/store.ts';
 import { Worker } from '../../src/worker/worker.ts';
-import { eventually, conformance } from './harness.ts';
+import { waitForRunEvent } from '../helpers/wait.ts';
+import { conformance } from './harness.ts';
 import { assertRunBooks, LIMITS, tools } from './fixtures.ts';
 
 function startWorker(store: Store, id: string): Worker {
@@ -14,15 +14,9 @@ function startWorker(store: Store, id: string): Worker {
   return w;
 }
 
-async function finished(store: Store, runId: string, timeoutMs = 30_000): Promise<string> {
-  return eventually(
-    async () => {
-      const r = await store.getRun(runId);
-      return r && RUN_TERMINAL.has(r.status) ? r.status : undefined;
-    },
-    timeoutMs,
-    `run ${runId} to finish`,
-  );
+async function finished(engine: EngineApi, runId: string, timeoutMs = 30_000): Promise<string> {
+  const e = await waitForRunEvent(engine, runId, (ev) => ev.type === 'run.finished', timeoutMs, `run ${runId} to finish`);
+  return (e.data as { status: string }).status;
 }
 
 conformance('engine on the store', (it) => {
@@ -36,7 +30,7 @@ conformance('engine on the store', (it) => {
       for (const name of layer) steps.push({ name, tool: 'echo', inputs: { from: '{{steps.source.outputs.label}}', name }, dependsOn: ['source'] });
       steps.push({ name: 'sink', tool: 'echo', inputs: { last: '{{steps.mid5.outputs.name}}', first: '{{steps.source.outputs.n}}' }, dependsOn: layer });
       const { run } = await engine.createRun({ plan: { goal: 'diamond', steps }, labels: { kind: 'dag' } });
-      assert.equal(await finished(ctx.store, run.id), 'succeeded');
+      assert.equal(await finished(engine, run.id), 'succeeded');
       const sink = await engine.getStep(run.id, 'sink');
       assert.deepEqual(sink.outputs, { last: 'mid5', first: 1 });
       const list = await assertRunBooks(ctx.store, run.id);
@@ -66,7 +60,7 @@ conformance('engine on the store', (it) => {
           ],
         },
       });
-      assert.equal(await finished(ctx.store, run.id), 'failed');
+      assert.equal(await finished(engine, run.id), 'failed');
       const done = await engine.getRun(run.id);
       assert.equal(done.error?.code, 'STEP_FAILED');
       assert.match(done.error?.message ?? '', /^step "stuck" timed out: STEP_TIMEOUT: step exceeded its 150 ms deadline/);
@@ -92,7 +86,7 @@ conformance('engine on the store', (it) => {
         runs.push((await engine.createRun({ plan: { steps } })).run.id);
       }
       for (const runId of runs) {
-        assert.equal(await finished(ctx.store, runId), 'succeeded');
+        assert.equal(await finished(engine, runId), 'succeeded');
         await assertRunBooks(ctx.store, runId);
         for (const s of await ctx.store.getRunSteps(runId)) assert.equal(s.attempts, 1, `${s.name} ran once`);
       }

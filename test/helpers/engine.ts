@@ -5,7 +5,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RunWithSteps } from '../../src/domain/records.ts';
-import { RUN_TERMINAL } from '../../src/domain/states.ts';
 import { EngineApi } from '../../src/engine/api.ts';
 import { lostAttemptReport } from '../../src/forensics/report.ts';
 import { SqliteStore } from '../../src/store/sqlite/index.ts';
@@ -14,6 +13,9 @@ import { ToolRegistry } from '../../src/tools/registry.ts';
 import type { ToolDefinition } from '../../src/tools/types.ts';
 import { installProcessGuards } from '../../src/worker/guards.ts';
 import { Worker, type WorkerOptions } from '../../src/worker/worker.ts';
+import { waitForRunEvent } from './wait.ts';
+
+export { waitFor } from './wait.ts';
 
 export interface TestEngine {
   dir: string;
@@ -48,11 +50,9 @@ export async function startTestEngine(
     async submit(plan) {
       return (await engine.createRun(plan)).run;
     },
-    waitRun(runId, timeoutMs = 15_000) {
-      return waitFor(async () => {
-        const run = await engine.getRun(runId);
-        return RUN_TERMINAL.has(run.status) ? run : undefined;
-      }, timeoutMs, `run ${runId} to finish`);
+    async waitRun(runId, timeoutMs = 15_000) {
+      await waitForRunEvent(engine, runId, (e) => e.type === 'run.finished', timeoutMs, `run ${runId} to finish`);
+      return engine.getRun(runId);
     },
     async close() {
       await worker.stop({ drainMs: 1000 });
@@ -63,13 +63,3 @@ export async function startTestEngine(
   };
 }
 
-/** Polls `check` until it returns a value; fails after `timeoutMs`. */
-export async function waitFor<T>(check: () => Promise<T | undefined> | T | undefined, timeoutMs: number, what: string): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}

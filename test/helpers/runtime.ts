@@ -6,7 +6,7 @@ import { staticDefaults } from '../../src/config/fields.ts';
 import type { RunwardenConfig } from '../../src/config/types.ts';
 import type { EventRecord, RunWithSteps } from '../../src/domain/records.ts';
 import { startRuntime, type Runtime } from '../../src/runtime.ts';
-import { waitFor } from './engine.ts';
+import { waitForRunEvent } from './wait.ts';
 
 /** The defaults (src/config/fields.ts), with what tests want instead: a free port, one worker, no lab. */
 export function testConfig(dataDir: string, overrides: Partial<RunwardenConfig> = {}): RunwardenConfig {
@@ -45,15 +45,9 @@ export async function startTestRuntime(overrides: Partial<RunwardenConfig> = {},
     async submit(body) {
       return (await rt.engine.createRun(body)).run;
     },
-    waitRun(runId, timeoutMs = 15_000) {
-      return waitFor(
-        async () => {
-          const run = await rt.engine.getRun(runId);
-          return ['succeeded', 'failed', 'cancelled'].includes(run.status) ? run : undefined;
-        },
-        timeoutMs,
-        `run ${runId}`,
-      );
+    async waitRun(runId, timeoutMs = 15_000) {
+      await waitForRunEvent(rt.engine, runId, (e) => e.type === 'run.finished', timeoutMs, `run ${runId} to finish`);
+      return rt.engine.getRun(runId);
     },
     events(runId) {
       return rt.engine.listEvents(runId, 0, 10_000);

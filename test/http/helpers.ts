@@ -10,6 +10,9 @@ import type { ConfigFlags } from '../../src/config/resolve.ts';
 import type { RunWithSteps } from '../../src/domain/records.ts';
 import { RUN_TERMINAL } from '../../src/domain/states.ts';
 import { startRuntime } from '../../src/runtime.ts';
+import { waitFor } from '../helpers/wait.ts';
+
+export { waitFor };
 import type { Runtime } from '../../src/runtime.ts';
 
 export interface TestRuntime {
@@ -66,21 +69,6 @@ export async function startTestRuntime(flags: ConfigFlags = {}, env: Record<stri
   };
 }
 
-/** Polls `fn` until it returns a value other than undefined; fails after `timeoutMs`. */
-export async function waitFor<T>(fn: () => T | undefined | Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last instanceof Error ? ` (last error: ${last.message})` : ''}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 export interface JsonResponse<T> {
   status: number;

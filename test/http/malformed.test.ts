@@ -1,6 +1,6 @@
 /**
  * Bad input never produces a 5xx: each malformed request gets a coded 4xx in the one error format,
- * and the API stays healthy afterwards (seed 004: "the API becomes unresponsive after a few requests").
+ * and the API stays healthy afterwards (it must not become unresponsive after a few bad requests).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';

@@ -111,16 +111,17 @@ describe('llm steps against every lab mode', { concurrency: true }, () => {
   }
 });
 
-describe('plans from the seeds and the examples, on the lab as default provider', () => {
+describe('the original failure report\'s plan and the examples, on the lab as default provider', () => {
   let rt: TestRuntime;
   before(async () => {
     rt = await startTestRuntime({ lab: 'on' });
   });
   after(() => rt?.close());
 
-  test('seed 004: the codegen plan, verbatim, succeeds with its artifact and events', async () => {
-    // The "Test Case That Failed" of seed 004 (shared/seeds/004_679cb878a79f2367.txt), byte for byte.
-    const json = readFileSync(join(import.meta.dirname, '../fixtures/seed-004-plan.json'), 'utf8');
+  test('the codegen plan of the failure report, verbatim, succeeds with its artifact and events', async () => {
+    // Byte for byte, the plan of the bug report runwarden started from: a codegen step whose LLM
+    // answered while the step stayed `running` with no artifact.
+    const json = readFileSync(join(import.meta.dirname, '../fixtures/codegen-readme-plan.json'), 'utf8');
     const run = await rt.submit(JSON.parse(json));
     const done = await rt.waitRun(run.id);
     assert.equal(done.status, 'succeeded');

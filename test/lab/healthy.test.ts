@@ -63,7 +63,7 @@ test('OpenAI streaming without include_usage has no usage chunk', async () => {
   });
 });
 
-test('codegen contract: the seed-004 prompt gives a Hello World README.md block', async () => {
+test('codegen contract: the Hello World README prompt gives a README.md block', async () => {
   await withLab(async (lab) => {
     const body = { model: 'lab-1', messages: [{ role: 'system', content: CODEGEN_SYSTEM }, { role: 'user', content: 'Write a simple Hello World README.md file' }] };
     const content: string = JSON.parse((await post(lab.port, '/v1/chat/completions', body)).text).choices[0].message.content;

@@ -25,8 +25,11 @@ import {
   type TestServer,
 } from './helpers.ts';
 
-/** Slack for a deadline to fire and the error to surface (timer granularity, a loaded CI box). */
-const SLACK = 250;
+/*
+ * Each limit test proves which limit ended the call (`data.limit`, the phase) with every other limit
+ * far away, and that it did not fire early; how soon after its limit a call ends is measured by
+ * bench/llm-limits.ts, not asserted here (a loaded machine delays timers).
+ */
 
 const open: Array<{ close(): unknown }> = [];
 afterEach(async () => {
@@ -63,7 +66,7 @@ describe('deadlines by phase', () => {
     });
     const p = provider(`${s.url}/v1?api_key=SECRET`, { timeouts: { headersMs: 300 } });
     const { err, ms } = await rejectsWith(p.chat(hello, opts()), 'llm.no_headers');
-    assert.ok(ms >= 295 && ms < 300 + SLACK, `took ${ms} ms`);
+    assert.ok(ms >= 295, `fired early: ${ms} ms`);
     const d = err.data!;
     assert.equal(d.phase, 'headers');
     assert.equal(d.limit, 'headers');
@@ -86,9 +89,9 @@ describe('deadlines by phase', () => {
       res.write(body.slice(0, 50));
     });
     const p = provider(`${s.url}/v1`, { timeouts: { idleMs: 300 } });
-    const { err, ms } = await rejectsWith(p.chat({ ...hello, stream: false }, opts()), 'llm.body_stall');
-    assert.ok(ms < 300 + SLACK, `took ${ms} ms`);
+    const { err } = await rejectsWith(p.chat({ ...hello, stream: false }, opts()), 'llm.body_stall');
     assert.equal(err.data!.phase, 'body');
+    assert.equal(err.data!.limit, 'idle');
     assert.equal(err.data!.status, 200);
     assert.ok((err.data!.bytesIn as number) > 50);
     await waitFor(() => s.closed === s.accepted, 1000, 'socket close');
@@ -102,7 +105,7 @@ describe('deadlines by phase', () => {
     });
     const p = provider(`${s.url}/v1`, { timeouts: { idleMs: 300 } });
     const { err, ms } = await rejectsWith(p.chat(hello, opts()), 'llm.stream_idle');
-    assert.ok(ms >= 295 && ms < 300 + SLACK, `took ${ms} ms`);
+    assert.ok(ms >= 295, `fired early: ${ms} ms`);
     assert.equal(err.data!.phase, 'stream');
     assert.equal(err.data!.limit, 'idle');
     assert.ok((err.data!.msSinceLastByte as number) >= 290);
@@ -115,8 +118,7 @@ describe('deadlines by phase', () => {
       res.write(`data: ${JSON.stringify({ choices: [{ index: 0, delta: { role: 'assistant' }, finish_reason: null }] })}\n\n`);
     });
     const p = provider(`${s.url}/v1`, { timeouts: { firstContentMs: 300, idleMs: 10_000 } });
-    const { err, ms } = await rejectsWith(p.chat(hello, opts()), 'llm.stream_idle');
-    assert.ok(ms < 300 + SLACK, `took ${ms} ms`);
+    const { err } = await rejectsWith(p.chat(hello, opts()), 'llm.stream_idle');
     assert.equal(err.data!.limit, 'first_content');
   });
 
@@ -128,7 +130,8 @@ describe('deadlines by phase', () => {
     });
     const p = provider(`${s.url}/v1`, { timeouts: { firstContentMs: 400, idleMs: 400 } });
     const { err, ms } = await rejectsWith(p.chat(hello, opts()), 'llm.trickle');
-    assert.ok(ms >= 395 && ms < 400 + SLACK, `took ${ms} ms`);
+    assert.ok(ms >= 395, `fired early: ${ms} ms`);
+    assert.equal(err.data!.limit, 'first_content');
     assert.ok((err.data!.msSinceLastByte as number) < 200, 'bytes kept arriving');
     assert.ok((err.data!.bytesIn as number) > 0);
     await waitFor(() => s.closed === s.accepted, 1000, 'socket close');
@@ -142,8 +145,7 @@ describe('deadlines by phase', () => {
       res.on('close', () => clearInterval(t));
     });
     const p = provider(`${s.url}/v1`, { timeouts: { idleMs: 300 } });
-    const { err, ms } = await rejectsWith(p.chat(hello, opts()), 'llm.trickle');
-    assert.ok(ms < 300 + SLACK, `took ${ms} ms`);
+    const { err } = await rejectsWith(p.chat(hello, opts()), 'llm.trickle');
     assert.equal(err.data!.limit, 'idle');
   });
 
@@ -155,7 +157,7 @@ describe('deadlines by phase', () => {
     });
     const p = provider(`${s.url}/v1`, { timeouts: { totalMs: 400, idleMs: 5000 } });
     const { err, ms } = await rejectsWith(p.chat(hello, opts()), 'llm.trickle');
-    assert.ok(ms >= 395 && ms < 400 + SLACK, `took ${ms} ms`);
+    assert.ok(ms >= 395, `fired early: ${ms} ms`);
     assert.equal(err.data!.limit, 'total');
   });
 
@@ -164,8 +166,7 @@ describe('deadlines by phase', () => {
       /* never answer */
     });
     const p = provider(`${s.url}/v1`);
-    const { err, ms } = await rejectsWith(p.chat(hello, opts(300)), 'llm.no_headers');
-    assert.ok(ms < 300 + SLACK, `took ${ms} ms`);
+    const { err } = await rejectsWith(p.chat(hello, opts(300)), 'llm.no_headers');
     assert.equal(err.data!.limit, 'step_deadline');
   });
 
@@ -174,8 +175,9 @@ describe('deadlines by phase', () => {
     open.push(dnsServer);
     const p = provider('http://never-answered.test:9/v1', { timeouts: { connectMs: 300 }, dnsServers: [dnsServer.server] });
     const { err, ms } = await rejectsWith(p.chat(hello, opts()), 'net.connect_timeout');
-    assert.ok(ms >= 290 && ms < 300 + SLACK, `took ${ms} ms`);
+    assert.ok(ms >= 290, `fired early: ${ms} ms`);
     assert.equal(err.data!.phase, 'dns');
+    assert.equal(err.data!.limit, 'connect');
     assert.ok(dnsServer.queries() >= 1);
     assert.ok(!process.getActiveResourcesInfo().includes('QueryReqWrap'), 'DNS query still pending');
   });
@@ -332,10 +334,10 @@ describe('abort by the step signal reaches the socket', () => {
     const ac = new AbortController();
     const call = p.chat(hello, { signal: ac.signal, deadline: Date.now() + 10_000 });
     await waitFor(() => s.requests.length === 1, 2000, 'request to arrive');
-    const t0 = Date.now();
     ac.abort();
+    // At once: the headers limit (60 s by default) and the 10 s deadline are far away, so an error
+    // whose limit is the abort was raised by the abort.
     const { err } = await rejectsWith(call, 'llm.no_headers');
-    assert.ok(Date.now() - t0 < 50);
     assert.equal(err.data!.aborted, true);
     assert.equal(err.data!.limit, 'abort');
     await waitFor(() => s.closed === 1, 1000, 'server to see the socket close');
@@ -349,10 +351,9 @@ describe('abort by the step signal reaches the socket', () => {
     const p = provider(`${s.url}/v1`);
     const ac = new AbortController();
     const call = p.chat(hello, { signal: ac.signal, deadline: Date.now() + 10_000 });
-    await waitFor(() => s.requests.length === 1, 2000, 'request to arrive');
-    await new Promise((r) => setTimeout(r, 30));
+    await waitFor(() => pendingCalls(ac.signal)[0]?.contentSeen === true, 2000, 'the first content to arrive');
     ac.abort();
-    // Content arrived 30 ms before the abort: the stream was alive, so not "idle".
+    // Content arrived before the abort: the stream was alive, so not "idle".
     const { err } = await rejectsWith(call, 'llm.trickle');
     assert.equal(err.data!.aborted, true);
     assert.equal(err.data!.phase, 'stream');
@@ -414,13 +415,19 @@ describe('keep-alive', () => {
       }
       healthyStream(res);
     });
-    const p = provider(`${s.url}/v1`); // maxRetries 0: the keep-alive retry is separate
+    // maxRetries 0: the retry policy allows none, so the one retry is the keep-alive retry, which
+    // goes out at once (it never enters the backoff phase).
+    const p = provider(`${s.url}/v1`);
     await p.chat(hello, opts());
-    const t0 = Date.now();
-    const r = await p.chat(hello, opts());
+    const phases = new Set<string>();
+    const ac = new AbortController();
+    const watch = setInterval(() => {
+      for (const c of pendingCalls(ac.signal)) phases.add(c.phase);
+    }, 1);
+    const r = await p.chat(hello, { signal: ac.signal, deadline: Date.now() + 5000 }).finally(() => clearInterval(watch));
     assert.equal(r.text, 'Hello, world');
     assert.equal(r.retries, 1);
-    assert.ok(Date.now() - t0 < 200, 'no backoff for the keep-alive retry');
+    assert.ok(!phases.has('backoff'), `no backoff for the keep-alive retry (phases seen: ${[...phases].join(', ')})`);
     assert.equal(s.accepted, 2);
   });
 
@@ -432,10 +439,10 @@ describe('keep-alive', () => {
       res.write(DONE);
     });
     const p = provider(`${s.url}/v1`);
-    const t0 = Date.now();
+    // The server never ends the response: the call returns only because the drain grace cut it
+    // (before the 5 s step deadline, which would have failed it).
     const r = await p.chat(hello, opts());
     assert.equal(r.text, 'complete');
-    assert.ok(Date.now() - t0 < 1000);
     await waitFor(() => s.closed === 1, 1000, 'socket close');
   });
 });
@@ -465,8 +472,7 @@ describe('more connect phases and the pending-call registry', () => {
     });
     const port = (srv.address() as net.AddressInfo).port;
     const p = provider(`https://127.0.0.1:${port}/v1`, { timeouts: { connectMs: 300 } });
-    const { err, ms } = await rejectsWith(p.chat(hello, opts()), 'net.connect_timeout');
-    assert.ok(ms < 300 + SLACK);
+    const { err } = await rejectsWith(p.chat(hello, opts()), 'net.connect_timeout');
     assert.equal(err.data!.phase, 'tls');
     await waitFor(() => sockets.size === 0, 1000, 'the server to see the close');
   });
@@ -483,7 +489,7 @@ describe('more connect phases and the pending-call registry', () => {
     const call = provider(`${s.url}/v1?key=SECRET`).chat(hello, { signal: ac.signal, deadline: Date.now() + 10_000 });
     const call2 = provider(`${s.url}/stream/v1`).chat(hello, { signal: other.signal, deadline: Date.now() + 10_000 });
     await waitFor(() => s.requests.length === 2, 2000, 'requests');
-    await new Promise((r) => setTimeout(r, 50));
+    await waitFor(() => (pendingCalls(ac.signal)[0]?.msInPhase ?? 0) >= 40, 2000, 'the call to wait 40 ms for headers');
     const mine = pendingCalls(ac.signal);
     assert.equal(mine.length, 1);
     assert.equal(mine[0]!.phase, 'headers');

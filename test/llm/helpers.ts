@@ -12,6 +12,8 @@ import { RunwardenError } from '../../src/domain/errors.ts';
 import { loadMigrations } from '../../src/store/migrations.ts';
 import type { ArtifactInput, ArtifactRef, ToolContext } from '../../src/tools/types.ts';
 
+export { waitFor } from '../helpers/wait.ts';
+
 export interface TestServer {
   url: string;
   port: number;
@@ -80,14 +82,6 @@ export async function startSilentDns(): Promise<{ server: string; queries: () =>
   };
 }
 
-/** Poll `cond` every 5 ms until it holds; fail after `timeoutMs`. */
-export async function waitFor(cond: () => boolean, timeoutMs = 2000, what = 'condition'): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > until) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 /** Await a rejection with a RunwardenError of `code`; returns it with the elapsed time. */
 export async function rejectsWith(p: Promise<unknown>, code: string): Promise<{ err: RunwardenError; ms: number }> {

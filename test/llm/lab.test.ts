@@ -103,6 +103,8 @@ describe('lab: connect level', () => {
     diagnostics_channel.unsubscribe('net.client.socket', onSocket);
     assert.equal(sockets.length, 1);
     const socket = sockets[0]!;
+    // Not a wait for a condition: the blackhole's promise is that nothing happens, so the test
+    // gives it 100 ms to (wrongly) connect.
     await new Promise((r) => setTimeout(r, 100));
     assert.equal(socket.connecting, true, 'still in SYN-SENT');
     ac.abort();

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
+import { pendingCalls } from '../../src/llm/pending.ts';
 import { parseRetryAfter } from '../../src/llm/retry.ts';
 import { ProviderRegistry } from '../../src/llm/registry.ts';
 import type { CallOptions, LlmProvider, ProviderConfig } from '../../src/llm/types.ts';
@@ -155,8 +156,7 @@ describe('retries', () => {
     const p = provider(`${s.url}/v1`);
     const ac = new AbortController();
     const call = p.chat(hello, { signal: ac.signal, deadline: Date.now() + 10_000 });
-    await waitFor(() => s.requests.length === 1, 2000, 'first request');
-    await new Promise((r) => setTimeout(r, 20));
+    await waitFor(() => pendingCalls(ac.signal)[0]?.phase === 'backoff', 2000, 'the backoff sleep to start');
     const timersBefore = process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
     const t0 = Date.now();
     ac.abort();

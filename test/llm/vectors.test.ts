@@ -137,7 +137,8 @@ describe('SqliteVectorStore', () => {
     );
   });
 
-  it('answers 10k x 256 in well under 100 ms', async () => {
+  // How fast it answers is measured by bench/vectors.ts, not asserted here.
+  it('finds the exact nearest of 10k x 256, from the cache it loaded', async () => {
     const store = new SqliteVectorStore(db);
     const next = rng(7);
     const n = 10_000;
@@ -146,11 +147,10 @@ describe('SqliteVectorStore', () => {
     await store.upsert('perf', items);
     const target = items[1234]!.vector;
     await store.query('perf', target, 4); // loads the cache
-    const t0 = performance.now();
     const hits = await store.query('perf', target, 4);
-    const ms = performance.now() - t0;
     assert.equal(hits[0]!.text, 'doc 1234');
     assert.ok(Math.abs(hits[0]!.score - 1) < 1e-5);
-    assert.ok(ms < 100, `query took ${ms.toFixed(1)} ms`);
+    assert.equal(hits.length, 4);
+    assert.ok(hits.every((h, i) => i === 0 || h.score <= (hits[i - 1]?.score ?? Infinity)), 'nearest first');
   });
 });

@@ -7,19 +7,11 @@ import { test } from 'node:test';
 import type { AttemptRecord, EventRecord, RunWithSteps } from '../../src/domain/records.ts';
 import { PostgresStore } from '../../src/store/postgres/index.ts';
 import { createTestDatabase, postgresSkip } from '../helpers/postgres.ts';
+import { waitFor } from '../helpers/wait.ts';
 import { api, startApi, startWorker, stopAll, type Proc } from './processes.ts';
 
 const skip = await postgresSkip();
 
-async function waitFor<T>(check: () => Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 test('API + 3 worker processes run a 600-step DAG; one worker SIGKILLed mid-run; the run succeeds, every step finished once', { skip, timeout: 120_000 }, async (t) => {
   const db = await createTestDatabase();

@@ -9,23 +9,9 @@ import type { TestContext } from 'node:test';
 import type { EventRecord, RunWithSteps } from '../../src/domain/records.ts';
 import { PostgresStore } from '../../src/store/postgres/index.ts';
 import { createTestDatabase } from '../helpers/postgres.ts';
+import { waitFor } from '../helpers/wait.ts';
 import { api, startApi, startWorker, stopAll, type Proc } from './processes.ts';
 
-async function waitFor<T>(check: () => Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    let v: T | undefined;
-    try {
-      v = await check();
-    } catch {
-      // The database or the API may be briefly unreachable during an outage: ask again.
-      v = undefined;
-    }
-    if (v !== undefined) return v;
-    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 export async function runThroughOutages(t: TestContext, outage: (dbName: string) => Promise<void>, opts: { outagesAt: number[] }): Promise<void> {
   const db = await createTestDatabase();

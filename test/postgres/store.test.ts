@@ -14,18 +14,10 @@ import { REAPER_LOCK } from '../../src/store/postgres/tx.ts';
 import type { StoreNotification, Tx } from '../../src/store/store.ts';
 import { createRun, validate } from '../conformance/fixtures.ts';
 import { adminQuery, createTestDatabase, postgresSkip, terminateConnections, type TestDatabase } from '../helpers/postgres.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const skip = await postgresSkip();
 
-async function waitFor<T>(check: () => Promise<T | undefined> | T | undefined, timeoutMs: number, what: string): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 test('an unreachable server is DATABASE_UNAVAILABLE (503, retryable), for reads and transactions alike', async () => {
   // Port 1 on loopback: connection refused at once.
@@ -42,7 +34,7 @@ test('an unreachable server is DATABASE_UNAVAILABLE (503, retryable), for reads 
     await assert.rejects(store.getRun('x'), check);
     await assert.rejects(store.transaction(async (tx) => tx.getRun('x')), check);
     await assert.rejects(store.ping(), check);
-    assert.equal(store.location, 'postgres://nobody:***@127.0.0.1:1/none');
+    assert.equal(store.location, 'postgres://[redacted]@127.0.0.1:1/none', 'neither the user nor the password');
   } finally {
     await store.close();
   }
@@ -94,10 +86,11 @@ describe('PostgreSQL store', { skip }, () => {
         gotB.filter((n) => n.kind === 'cancel'),
         [{ kind: 'cancel', runId: 'r-cancel' }],
       );
-      // Give a's own NOTIFY time to come back to it: it must be ignored.
+      // a's own NOTIFYs must not come back to it. PostgreSQL delivers a channel's notifications in
+      // commit order, and b sends this one after it heard a's: once a hears it, a's own would have
+      // arrived before it, had they not been ignored.
       b.publish({ kind: 'ready' });
-      await waitFor(() => (gotA.length === 4 ? true : undefined), 5000, 'a to hear b');
-      await new Promise((r) => setTimeout(r, 100));
+      await waitFor(() => gotA.length >= 4, 5000, 'a to hear b');
       assert.deepEqual(
         gotA.map((n) => n.kind),
         ['ready', 'events', 'cancel', 'ready'],
@@ -158,10 +151,13 @@ describe('PostgreSQL store', { skip }, () => {
   test('one reaper at a time; a reaper that dies mid-reap hands over at once', async () => {
     const a = open();
     const b = open();
-    const core = new Transitions(a, { now: () => Date.now() });
+    // One clock for both processes: the leases (1 ms) have expired by the time anyone reaps.
+    let now = Date.now();
+    const clock = (): number => now;
+    const core = new Transitions(a, { now: clock });
     const runId = await createRun(core, [{ name: 'x' }, { name: 'y' }]);
     assert.equal((await core.claim('w-dead', 2, 1)).length, 2);
-    await new Promise((r) => setTimeout(r, 5));
+    now += 5;
     // A reaper (on a raw connection, like a process frozen in the middle of its reap) holds the lock.
     const frozen = new pg.Client({ connectionString: db.url });
     frozen.on('error', () => undefined);
@@ -169,7 +165,7 @@ describe('PostgreSQL store', { skip }, () => {
     await frozen.query('BEGIN');
     const leader = await frozen.query<{ ok: boolean; pid: number }>('SELECT pg_try_advisory_xact_lock($1) AS ok, pg_backend_pid() AS pid', [REAPER_LOCK]);
     assert.equal(leader.rows[0]?.ok, true);
-    const coreB = new Transitions(b);
+    const coreB = new Transitions(b, { now: clock });
     assert.equal(await coreB.reap(), 0, 'another process is reaping: this one does not');
     assert.equal((await b.getStep(runId, 'x'))?.status, 'running');
     // That process dies: its lock goes with its session.

@@ -8,7 +8,7 @@ export function registerOpsRoutes(app: FastifyInstance, ctx: HttpContext): void 
   const { engine } = ctx;
 
   // Liveness: no database, no engine call, no allocation beyond the reply. It must answer while
-  // the database is locked or the queue is deep (seed 004: "API becomes unresponsive").
+  // the database is locked or the queue is deep (a health check that waits on them is no liveness check).
   app.get('/health', async () => ({ status: 'ok', version: ctx.version, uptimeMs: Date.now() - ctx.startedAt }));
 
   app.get('/health/detailed', async (req, reply) => {

@@ -18,7 +18,7 @@
  */
 import { BOOK_COLUMNS, toBook } from '../rows.ts';
 import type { RunBook } from '../store.ts';
-import type { TxQuery } from './tx.ts';
+import type { TxQuery } from './sql.ts';
 
 
 const WRITE = `UPDATE runs r SET status = u.status, started_at = u.started_at, finished_at = u.finished_at, last_seq = u.last_seq,

@@ -1,5 +1,9 @@
 /** SQL fragments of the PostgreSQL transaction: parameter style, set-based UPDATE and INSERT arrays. */
+import type pg from 'pg';
 import { encode, type Column, type ParamStyle } from '../columns.ts';
+
+/** Runs one statement on the transaction's connection; named so PostgreSQL plans it once per connection. */
+export type TxQuery = (sql: string, params: unknown[]) => Promise<pg.QueryResult>;
 
 /** `$n::type`: PostgreSQL infers nothing about a parameter used in SET, so each carries its type. */
 export const PG: ParamStyle = { placeholder: (n, pgType) => `$${n}::${pgType}`, bool: (v) => v };

@@ -40,46 +40,15 @@ import type {
   StepUpdate,
   Tx,
 } from '../store.ts';
-import { json, patchKeys, RUN_COLUMNS, setClause, STEP_COLUMNS } from '../columns.ts';
+import { json, RUN_COLUMNS, setClause } from '../columns.ts';
 import { toRun, toStep } from '../rows.ts';
 import { RunBooks } from './run-books.ts';
-import { EVENTS_UNNEST, PG, unnestSet } from './sql.ts';
+import { updateSteps } from './step-updates.ts';
+import { EVENTS_UNNEST, PG, type TxQuery } from './sql.ts';
 
 /** A transaction-scoped advisory lock key: "one reaper at a time" (any constant unique to runwarden). */
 export const REAPER_LOCK = 0x72_77_72_65_61_70; // 'rwreap'
 
-/** Runs one statement on the transaction's connection; named so PostgreSQL plans it once per connection. */
-export type TxQuery = (sql: string, params: unknown[]) => Promise<pg.QueryResult>;
-
-const stepKey = (k: { runId: string; name: string }): string => `${k.runId}\u0000${k.name}`;
-
-/**
- * The updates grouped by shape (same patch keys, same set of expected states, token or not), as
- * lists of their indexes in input order, groups in order of first appearance; or null when only
- * applying them one after another is right:
- * - a step listed twice (a set-based UPDATE changes a row once, and the second update must see
- *   what the first did);
- * - a patch giving a step a lease token: the unique index on lease_token is checked row by row,
- *   so moving a token between steps can succeed or fail depending on the order the rows change;
- * - a patch that writes no column (the plain UPDATE reports that error).
- */
-function shapes(updates: StepUpdate[]): number[][] | null {
-  const seen = new Set<string>();
-  const groups = new Map<string, number[]>();
-  for (const [i, u] of updates.entries()) {
-    const key = stepKey(u);
-    if (seen.has(key)) return null;
-    seen.add(key);
-    if (u.patch.leaseToken !== undefined && u.patch.leaseToken !== null) return null;
-    const keys = patchKeys(u.patch, STEP_COLUMNS);
-    if (keys.length === 0) return null;
-    const shape = `${keys.join(',')}|${[...new Set(u.expectStatus)].sort().join(',')}|${u.expectToken !== undefined ? 't' : ''}`;
-    const members = groups.get(shape);
-    if (members) members.push(i);
-    else groups.set(shape, [i]);
-  }
-  return [...groups.values()];
-}
 
 export class PgTx implements Tx {
   readonly #send: TxQuery;
@@ -252,76 +221,7 @@ export class PgTx implements Tx {
   }
 
   async updateSteps(updates: StepUpdate[]): Promise<boolean[]> {
-    if (updates.length === 0) return [];
-    const groups = updates.length > 1 ? shapes(updates) : null;
-    if (!groups) {
-      // One update, or a batch only applying them one after another gets right.
-      const out: boolean[] = [];
-      for (const u of updates) out.push(await this.#updateStep(u));
-      return out;
-    }
-    // One statement per shape, in sequence: the rows are distinct, so the order between the
-    // groups changes nothing, and each group's result is needed anyway.
-    const out = updates.map(() => false);
-    for (const members of groups) {
-      const [only] = members;
-      if (members.length === 1 && only !== undefined) {
-        out[only] = await this.#updateStep(updates[only] as StepUpdate);
-        continue;
-      }
-      const applied = await this.#updateGroup(members.map((i) => updates[i] as StepUpdate));
-      for (const i of members) out[i] = applied.has(stepKey(updates[i] as StepUpdate));
-    }
-    return out;
-  }
-
-  /** One update as a plain UPDATE (for a single row, cheaper than the unnest join). */
-  async #updateStep(u: StepUpdate): Promise<boolean> {
-    const params: unknown[] = [];
-    const sets = setClause(u.patch, STEP_COLUMNS, params, PG);
-    params.push(u.runId, u.name, u.expectStatus);
-    const n = params.length;
-    let sql = `UPDATE steps SET ${sets} WHERE run_id = $${n - 2} AND name = $${n - 1} AND status = ANY($${n}::text[])`;
-    if (u.expectToken !== undefined) {
-      params.push(u.expectToken);
-      sql += ` AND lease_token = $${params.length}`;
-    }
-    return (await this.#q(sql, params)).rowCount === 1;
-  }
-
-  /**
-   * Updates of distinct steps sharing one shape (patch keys, expected states, token or not), in
-   * one `UPDATE ... FROM unnest(...)`; returns the keys of the steps it changed. The rows go in
-   * key order: two such statements lock the steps they share in the same order when the join
-   * follows the arrays (the plan for batches this size: a nested loop over the primary key).
-   */
-  async #updateGroup(group: StepUpdate[]): Promise<Set<string>> {
-    const rows = [...group].sort((a, b) => (a.runId < b.runId ? -1 : a.runId > b.runId ? 1 : a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    const [first] = rows;
-    if (!first) return new Set();
-    const withToken = first.expectToken !== undefined;
-    const params: unknown[] = [rows.map((u) => u.runId), rows.map((u) => u.name), first.expectStatus];
-    const args = ['$1::text[]', '$2::text[]'];
-    const names = ['run_id', 'name'];
-    if (withToken) {
-      params.push(rows.map((u) => u.expectToken));
-      args.push(`$${params.length}::text[]`);
-      names.push('token');
-    }
-    const set = unnestSet(
-      patchKeys(first.patch, STEP_COLUMNS),
-      rows.map((u) => u.patch),
-      STEP_COLUMNS,
-      params,
-    );
-    const res = await this.#q(
-      `UPDATE steps s SET ${set.sets}
-       FROM unnest(${[...args, ...set.args].join(', ')}) AS u(${[...names, ...set.names].join(', ')})
-       WHERE s.run_id = u.run_id AND s.name = u.name AND s.status = ANY($3::text[])${withToken ? ' AND s.lease_token = u.token' : ''}
-       RETURNING s.run_id, s.name`,
-      params,
-    );
-    return new Set((res.rows as Array<{ run_id: string; name: string }>).map((r) => stepKey({ runId: r.run_id, name: r.name })));
+    return updateSteps(this.#q, updates);
   }
 
   async updateRun(id: string, expectStatus: readonly RunState[], patch: RunPatch): Promise<boolean> {
@@ -392,7 +292,8 @@ export class PgTx implements Tx {
     if (updates.length === 0) return [];
     const [only] = updates;
     if (updates.length === 1 && only) {
-      // The engine ends attempts one at a time; a plain UPDATE costs ~40% less than the unnest join.
+      // A batch of one (a single completion, a cancelled attempt): a plain UPDATE costs ~40% less
+      // than the unnest join.
       const res = await this.#q(
         `UPDATE attempts SET status = $4, finished_at = $5, error = $6::json, hang_report = coalesce($7::json, hang_report)
          WHERE run_id = $1 AND step_name = $2 AND attempt = $3 AND status = 'running'`,

@@ -1,13 +1,18 @@
 /**
  * Query time of SqliteVectorStore (exact cosine top-k over the in-memory cache).
- * Not part of `npm test`. Run: node_modules/.bin/node test/llm/vectors-bench.ts [sizes...] [--dims=256]
+ * Not part of `npm test`. Run: node_modules/.bin/node bench/vectors.ts [sizes...] [--dims=256]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { SqliteVectorStore } from '../../src/store/sqlite/vectors.ts';
-import { applySqliteSchema } from './helpers.ts';
+import { loadMigrations } from '../src/store/migrations.ts';
+import { SqliteVectorStore } from '../src/store/sqlite/vectors.ts';
+
+/** The real schema, every migration applied (the vectors table is what is measured). */
+function applySqliteSchema(db: DatabaseSync): void {
+  for (const m of loadMigrations(join(import.meta.dirname, '../src/store/sqlite/migrations'))) db.exec(m.sql);
+}
 
 const args = process.argv.slice(2);
 const dims = Number(args.find((a) => a.startsWith('--dims='))?.slice(7) ?? 256);
