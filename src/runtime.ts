@@ -15,20 +15,11 @@ import type { EngineFacade } from './engine/facade.ts';
 import { buildApp } from './http/app.ts';
 import { removeLabFile, writeLabFile } from './lab/discovery.ts';
 import { startLab, type Lab } from './lab/index.ts';
-import { ProviderRegistry } from './llm/index.ts';
-import { openStore } from './store/open.ts';
 import type { Store } from './store/store.ts';
-import { buildTools } from './tools/build.ts';
 import type { ToolDefinition } from './tools/types.ts';
-import { configuredSecrets } from './config/secrets.ts';
-import { registerConfiguredSecret, registerSecretsFromEnv } from './forensics/redact.ts';
 import { lostAttemptReport } from './forensics/report.ts';
-import { setReportConfig } from './forensics/resources.ts';
-import { redactedConfig } from './config/redact.ts';
+import { bootProcess, loadProcessTools, openProcessStore, startClaimLoops, within } from './process/boot.ts';
 import { Supervisor } from './supervisor/supervisor.ts';
-import { installProcessGuards } from './worker/guards.ts';
-import { Worker } from './worker/worker.ts';
-import { startTracing } from './telemetry/tracing.ts';
 
 export const VERSION = '0.1.0';
 
@@ -81,9 +72,6 @@ async function startLabOnPort(config: RunwardenConfig, log: (line: string) => vo
 }
 
 export async function startRuntime(config: RunwardenConfig, opts: RuntimeOptions = {}): Promise<Runtime> {
-  const env = opts.env ?? {};
-  const log = opts.log ?? (() => undefined);
-  const cwd = opts.cwd ?? process.cwd();
   const requireToken = !isLoopbackHost(config.host);
   if (requireToken && !config.token) {
     throw new RunwardenError('CONFIG_INVALID', `listening on ${config.host} (not loopback) requires a bearer token: set RUNWARDEN_TOKEN`);
@@ -92,47 +80,22 @@ export async function startRuntime(config: RunwardenConfig, opts: RuntimeOptions
     const names = (opts.tools ?? []).map((t) => t.name).join(', ');
     throw new RunwardenError('CONFIG_INVALID', `tool objects (${names}) can only run on the in-process worker; with workerMode 'processes' pass their module paths in tools instead`);
   }
-  installProcessGuards(log);
-  // Values that must never reach a log, event, error or report, whatever names them.
-  registerSecretsFromEnv(env);
-  for (const v of configuredSecrets(config, env)) registerConfiguredSecret(v);
-
-  const cleanups: Array<() => Promise<void> | void> = [];
-  const closeAll = async (): Promise<void> => {
-    for (const fn of cleanups.reverse()) {
-      try {
-        await fn();
-      } catch (err) {
-        log(`shutdown step failed: ${(err as Error).message}`);
-      }
-    }
-  };
-
-  try {
-    // Before anything that could write a span; flushed and stopped last (cleanups run in reverse).
-    if (config.otlpEndpoint) cleanups.push(await startTracing(config.otlpEndpoint, { log }));
-    const store = await openStore({ dataDir: config.dataDir, databaseUrl: config.databaseUrl });
-    cleanups.push(() => store.close());
-    await store.migrate();
+  const scope = await bootProcess(config, opts);
+  const { env, cwd, log } = scope;
+  return within(scope, async () => {
+    const store = await openProcessStore(scope);
 
     let lab: Lab | undefined;
     if (wantsLab(config, env)) {
       lab = await startLabOnPort(config, log);
-      cleanups.push(() => lab?.close());
+      scope.onClose(() => lab?.close());
       // Where `runwarden doctor` looks for this lab (its port may have been a free one).
       if (config.databaseUrl === undefined) {
         writeLabFile(config.dataDir, lab.url);
-        cleanups.push(() => removeLabFile(config.dataDir));
+        scope.onClose(() => removeLabFile(config.dataDir));
       }
     }
-    const providers = new ProviderRegistry({
-      providers: config.providers,
-      ...(config.defaultProvider ? { defaultProvider: config.defaultProvider } : {}),
-      env,
-      ...(lab ? { labUrl: lab.url } : {}),
-    });
-    cleanups.push(() => providers.close());
-    const tools = await buildTools(config, { providers, store, cwd, ...(opts.tools ? { objects: opts.tools } : {}) });
+    const { providers, tools } = await loadProcessTools(scope, store, { ...(lab ? { labUrl: lab.url } : {}), ...(opts.tools ? { objects: opts.tools } : {}) });
 
     const engine = new EngineApi({
       store,
@@ -145,36 +108,18 @@ export async function startRuntime(config: RunwardenConfig, opts: RuntimeOptions
       ...(config.retention !== undefined ? { retentionMs: parseDuration(config.retention) } : {}),
     });
     engine.start();
-    cleanups.push(() => engine.stop());
+    scope.onClose(() => engine.stop());
 
     let supervisor: Supervisor | undefined;
-    const workers: Worker[] = [];
-    if (opts.workerMode === 'processes' && config.workers > 0) {
-      setReportConfig(redactedConfig(config));
+    if (config.workers > 0 && opts.workerMode === 'processes') {
       const sup = new Supervisor({ config, core: engine.core, count: config.workers, env, cwd, ...(lab ? { labUrl: lab.url } : {}), log });
       supervisor = sup;
       engine.attachSupervisor(() => sup.status(), () => sup.metrics());
       await sup.start();
-      cleanups.push(() => sup.stop());
+      scope.onClose(() => sup.stop());
+    } else if (config.workers > 0) {
+      await startClaimLoops(scope, engine.core, tools, { idPrefix: `${hostname()}-${process.pid}`, loops: 1, drainMs: config.drainMs });
     }
-    for (let i = 0; i < (opts.workerMode !== 'processes' && config.workers > 0 ? 1 : 0); i++) {
-      const w = new Worker({
-        core: engine.core,
-        tools,
-        id: `${hostname()}-${process.pid}-${i}`,
-        concurrency: config.concurrency,
-        leaseMs: config.leaseMs,
-        heartbeatMs: config.heartbeatMs,
-        abortGraceMs: config.abortGraceMs,
-        warmThreads: config.toolThreadsWarm,
-        log,
-      });
-      w.start();
-      workers.push(w);
-    }
-    cleanups.push(() => Promise.all(workers.map((w) => w.stop({ drainMs: config.drainMs }))).then(() => undefined));
-    // A worker with tools in threads is ready when its first tool thread is.
-    await Promise.all(workers.map((w) => w.ready()));
 
     const app = buildApp({
       engine,
@@ -185,12 +130,11 @@ export async function startRuntime(config: RunwardenConfig, opts: RuntimeOptions
       log,
     });
     await app.listen({ host: config.host, port: config.port });
-    cleanups.push(() => app.close());
+    scope.onClose(() => app.close());
     const address = app.server.address();
     const port = typeof address === 'object' && address ? address.port : config.port;
     const host = config.host.includes(':') ? `[${config.host}]` : config.host;
 
-    let closing: Promise<void> | undefined;
     return {
       url: `http://${host}:${port}`,
       port,
@@ -198,10 +142,7 @@ export async function startRuntime(config: RunwardenConfig, opts: RuntimeOptions
       store,
       ...(lab ? { labUrl: lab.url } : {}),
       ...(supervisor ? { supervisor } : {}),
-      close: () => (closing ??= closeAll()),
+      close: () => scope.close(),
     };
-  } catch (err) {
-    await closeAll();
-    throw err;
-  }
+  });
 }

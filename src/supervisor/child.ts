@@ -13,13 +13,11 @@
  */
 import { writeSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { redactedConfig } from '../config/redact.ts';
 import { snapshotProcess } from '../telemetry/metrics.ts';
 import type { TextDelta } from '../domain/records.ts';
-import { setReportConfig } from '../forensics/resources.ts';
 import { currentStep } from '../worker/context.ts';
 import { killWorkerLeftovers, WORKER_TAG_ENV } from '../worker/containment/processes.ts';
-import { startWorkerProcess, type WorkerProcess } from '../worker/process.ts';
+import { startWorkerProcess, type WorkerProcess } from '../process/worker-process.ts';
 import { REPORT_FD, type BeatMessage, type ExitReport, type FromWorker, type InitMessage, type StepRef, type ToWorker } from './protocol.ts';
 import { startWatchdog, type Watchdog } from './watchdog.ts';
 
@@ -85,7 +83,6 @@ process.on('exit', (code) => {
 
 async function main(init: InitMessage): Promise<void> {
   const { config } = init;
-  setReportConfig(redactedConfig(config));
   let proc: WorkerProcess;
   try {
     // The supervisor's process migrated the schema and reaps expired leases.

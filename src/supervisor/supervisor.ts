@@ -39,7 +39,7 @@ import { blockingStep, departureError, departureReport, killBound, killDue, stac
 import { workerEnvironment } from './worker-env.ts';
 import { spawnWorkerProcess } from './spawn.ts';
 import { killWorkerLeftovers, WORKER_TAG_ENV } from '../worker/containment/processes.ts';
-import { loopsFor } from '../worker/process.ts';
+import { loopsFor } from '../worker/loops.ts';
 import { ownModuleUrl } from '../module-url.ts';
 
 export const CHILD_ENTRY = fileURLToPath(ownModuleUrl(import.meta.url, './child'));

@@ -45,7 +45,7 @@ describe('redaction end to end: the canary never shows', () => {
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
     const port = (silent.address() as net.AddressInfo).port;
     dir = mkdtempSync(join(tmpdir(), 'rw-canary-'));
-    rt = await startRuntime(testConfig(dir, { tools: [join(import.meta.dirname, 'fixtures', 'canary-tools.ts')], abortGraceMs: 300, toolThreadsWarm: 4 }), {
+    rt = await startRuntime(testConfig(dir, { tools: [join(import.meta.dirname, 'fixtures', 'canary-tools.ts')], abortGraceMs: 1000, toolThreadsWarm: 4 }), {
       env: { ...process.env },
       log: (line) => logs.push(line),
     });

@@ -51,10 +51,10 @@ the queue (exit 0); a second signal exits at once. See docs/deployment.md.`,
     let proc: { id: string; close(): Promise<void> };
     try {
       if (config.workers === 0) {
-        const { startWorkerProcess } = await import('../../worker/process.ts');
+        const { startWorkerProcess } = await import('../../process/worker-process.ts');
         proc = await startWorkerProcess(config, { env: io.env, cwd: io.cwd, log, drainMs: config.drainMs });
       } else {
-        const { startWorkerHost } = await import('../../supervisor/host.ts');
+        const { startWorkerHost } = await import('../../process/host.ts');
         proc = await startWorkerHost(config, { env: io.env, cwd: io.cwd, log });
       }
     } catch (err) {
