@@ -12,41 +12,8 @@ import { fmtMs, type Classification } from '../forensics/classify.ts';
 import { isUserFrame, parseFrames, type Frame } from '../forensics/frames.ts';
 import { buildHangReport, type HangReport } from '../forensics/report.ts';
 import type { StepRow } from '../store/store.ts';
-import type { CapturedFrame, ExitReport, StallReport } from './protocol.ts';
-
-/**
- * A block that cannot be pinned on a step's code (a system call such as a wait for the SQLite lock
- * another process holds, runwarden's own code, a process stopped as a whole) gets this long, at
- * least, before the worker is killed: killing a worker that waits on another's lock helps nobody,
- * and SQLite gives up waiting after its 5 s busy timeout. Its leases expire meanwhile, and the
- * reaper hands its steps to the other workers.
- */
-export const UNPINNED_KILL_MS = 10_000;
-
-/** How long a block may last before its worker is killed. */
-export function killBound(r: StallReport | undefined, loopKillMs: number): number {
-  return blockingStep(r) ? loopKillMs : Math.max(loopKillMs, UNPINNED_KILL_MS);
-}
-
-/**
- * When a stalled worker is due to be killed, and why: its bound; the blocking step's deadline, if
- * that comes first; and, for a block pinned on no step, the earliest deadline (plus the abort
- * grace) of the steps running there: a worker that cannot stop them must not keep them past it.
- */
-export function killDue(
-  stall: { since: number; report: StallReport | undefined },
-  loopKillMs: number,
-  running: { steps: ReadonlyArray<{ deadlineAt?: number }>; graceMs: number } = { steps: [], graceMs: 0 },
-): { at: number; because: 'deadline' | 'bound' } {
-  const boundAt = stall.since + killBound(stall.report, loopKillMs);
-  const blamed = blockingStep(stall.report);
-  let deadline = blamed?.deadlineAt;
-  if (!blamed) {
-    const earliest = Math.min(...running.steps.map((s) => s.deadlineAt ?? Number.POSITIVE_INFINITY));
-    if (Number.isFinite(earliest)) deadline = earliest + running.graceMs;
-  }
-  return deadline !== undefined && deadline < boundAt ? { at: deadline, because: 'deadline' } : { at: boundAt, because: 'bound' };
-}
+import { blockingStep, stackLines } from './liveness.ts';
+import type { ExitReport, StallReport } from './protocol.ts';
 
 /** Why a worker process is gone. */
 export type Departure =
@@ -54,34 +21,32 @@ export type Departure =
   | { kind: 'crash'; code: number | null; signal: NodeJS.Signals | null; exit: ExitReport | undefined }
   | { kind: 'shutdown_kill'; signal: NodeJS.Signals | null; waitedMs: number };
 
+/**
+ * Why a worker process is gone, from what the supervisor had decided (a stall kill), asked (a
+ * stop, a replacement) and saw (its exit). undefined: it stopped as asked, nothing to report.
+ */
+export function departureOf(
+  x: { decided: Departure | undefined; recycling: boolean; stopAskedAt: number | undefined; code: number | null; signal: NodeJS.Signals | null; exit: ExitReport | undefined },
+  now: number,
+): Departure | undefined {
+  const clean = x.code === 0 && x.signal === null;
+  if (x.decided?.kind === 'stall_kill') return x.decided;
+  if (x.recycling || x.stopAskedAt !== undefined) return clean ? undefined : { kind: 'shutdown_kill', signal: x.signal, waitedMs: x.stopAskedAt !== undefined ? now - x.stopAskedAt : 0 };
+  return { kind: 'crash', code: x.code, signal: x.signal, exit: x.exit };
+}
+
+/** The classification a slot's last exit shows. */
+export function exitClassification(d: Departure | undefined): string {
+  if (d === undefined) return 'stopped';
+  return d.kind === 'stall_kill' ? 'loop.blocked' : d.kind === 'crash' ? 'worker.crashed' : 'worker.killed';
+}
+
 export interface WorkerFacts {
   pid: number;
   slot: number;
   lastLines: string[];
   /** Last numbers the worker reported before it went (loop delay, memory). */
   lastBeat?: { loopDelayP99Ms: number; rssBytes: number; heapUsedBytes: number } | undefined;
-}
-
-export function stackLines(frames: readonly CapturedFrame[]): string[] {
-  return frames.map((f) => `    at ${f.fn || '<anonymous>'} (${f.url}:${f.line}:${f.column})`);
-}
-
-/**
- * The step a stall is the fault of: the one whose context was running, provided the thread was in
- * its code (the first frame outside Node's internals is user code), or the one inside a blocking
- * synchronous call (execSync, readFileSync of a FIFO) when the thread was caught in a system call.
- * Not a step whose tool was waiting inside runwarden's store (a SQLite lock another process holds),
- * nor a system call no step made, nor runwarden's own code.
- */
-export function blockingStep(r: StallReport | undefined): StallReport['step'] {
-  if (!r) return null;
-  if (r.native && r.syncCall) {
-    const c = r.syncCall;
-    return { runId: c.runId, stepName: c.stepName, attempt: c.attempt, tool: c.tool, ...(c.deadlineAt !== undefined ? { deadlineAt: c.deadlineAt } : {}) };
-  }
-  if (!r.step || r.frames.length === 0) return null;
-  const first = parseFrames(stackLines(r.frames).join('\n')).find((f) => !f.file.startsWith('node:'));
-  return first && isUserFrame(first) ? r.step : null;
 }
 
 /** The blocked system call in words, for a native stall: `execSync("sleep 600"), in system call wait4 (kernel wait: do_wait)`. */

@@ -22,20 +22,31 @@
  * - Shutdown: workers are asked to drain (`drainMs`), then SIGTERM, then SIGKILL. A worker never
  *   outlives the supervisor: it exits when the IPC channel closes, its watchdog kills it if it is
  *   frozen when that happens, and the supervisor's exit hook SIGKILLs any still running.
+ *
+ * This file is the pool: spawning, messages, exits and restarts, in one class because every handler
+ * reads and writes the same slots (~550 lines). What it decides lives elsewhere: the kill decision
+ * liveness.ts (pure), the slot states slot-states.ts, why a worker is gone and the reports about it
+ * reports.ts, the hand-over of its attempts handover.ts, the notification relay relay.ts, what the
+ * API shows status.ts.
  */
 import type { ChildProcess } from 'node:child_process';
 import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { redactUrl } from '../config/redact.ts';
 import type { RunwardenConfig } from '../config/types.ts';
-import type { Transitions, LostAttempt } from '../engine/transitions.ts';
+import type { LostAttempt, Transitions } from '../engine/transitions.ts';
 import type { SupervisedWorker, SupervisorStatus } from '../engine/facade.ts';
 import { fmtMs } from '../forensics/classify.ts';
 import { redactText } from '../forensics/redact.ts';
 import { mergeSnapshots, type MetricSnapshot } from '../telemetry/metrics.ts';
 import { RestartBackoff } from './backoff.ts';
+import { announceStall, forgetDeadLocalWorkers, handOverAttempts } from './handover.ts';
+import { blockingStep, killBound, liveness, stackLines } from './liveness.ts';
 import { LastLines, type BeatMessage, type ExitReport, type FromWorker, type InitMessage, type PipeReport, type StallReport, type ToWorker } from './protocol.ts';
-import { blockingStep, departureError, departureReport, killBound, killDue, stackLines, type Departure } from './reports.ts';
+import { NotificationRelay } from './relay.ts';
+import { slotStatus } from './status.ts';
+import { departureOf, exitClassification, type Departure } from './reports.ts';
+import { moveSlot, type SlotState } from './slot-states.ts';
 import { workerEnvironment } from './worker-env.ts';
 import { spawnWorkerProcess } from './spawn.ts';
 import { killWorkerLeftovers, WORKER_TAG_ENV } from '../worker/containment/processes.ts';
@@ -77,8 +88,6 @@ export interface SupervisorOptions {
   liveness?: boolean;
 }
 
-type SlotState = 'starting' | 'running' | 'stalled' | 'killing' | 'stopping' | 'restarting' | 'stopped';
-
 interface Stall {
   since: number;
   report: StallReport | undefined;
@@ -110,8 +119,6 @@ interface Slot {
   exitReport: ExitReport | undefined;
   lastExit: SupervisedWorker['lastExit'];
   restartTimer: NodeJS.Timeout | undefined;
-  pendingReady: boolean;
-  pendingCancel: Set<string>;
   /** Resolves when the current process is gone and its attempts are settled. */
   gone: Promise<void>;
   /** In the environment of the worker and of everything it starts: finds what it left behind. */
@@ -120,23 +127,13 @@ interface Slot {
   recycling: boolean;
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 export class Supervisor {
   readonly #o: SupervisorOptions;
   readonly #slots: Slot[] = [];
-  readonly #relay: boolean;
+  /** SQLite: notifications do not cross processes by themselves. */
+  readonly #relay: NotificationRelay | undefined;
   #retiredMetrics: MetricSnapshot[] = [];
   #check: NodeJS.Timeout | undefined;
-  #unsubscribe: (() => void) | undefined;
-  #flushScheduled = false;
   #stopping: Promise<void> | undefined;
   readonly #totals = { restarts: 0, crashes: 0, stalls: 0, stallKills: 0 };
   readonly #onProcessExit = (): void => {
@@ -146,7 +143,7 @@ export class Supervisor {
 
   constructor(o: SupervisorOptions) {
     this.#o = o;
-    this.#relay = o.core.store.dialect === 'sqlite';
+    this.#relay = o.core.store.dialect === 'sqlite' ? new NotificationRelay(o.core.store, (i, msg) => this.#sendTo(i, msg)) : undefined;
     for (let i = 0; i < o.count; i++) {
       this.#slots.push({
         index: i,
@@ -167,8 +164,6 @@ export class Supervisor {
         lastExit: null,
         restartTimer: undefined,
         metrics: undefined,
-        pendingReady: false,
-        pendingCancel: new Set(),
         gone: Promise.resolve(),
         tag: '',
         recycling: false,
@@ -182,16 +177,9 @@ export class Supervisor {
 
   /** Starts every worker process (does not wait for them to be ready). */
   async start(): Promise<void> {
-    await this.#forgetDeadLocalWorkers();
+    await forgetDeadLocalWorkers(this.#o.core.store, this.#o.log);
     process.on('exit', this.#onProcessExit);
-    if (this.#relay) {
-      this.#unsubscribe = this.#o.core.store.subscribe((n) => {
-        if (n.kind === 'ready') for (const s of this.#slots) s.pendingReady = true;
-        else if (n.kind === 'cancel') for (const s of this.#slots) s.pendingCancel.add(n.runId);
-        else return;
-        this.#scheduleFlush();
-      });
-    }
+    this.#relay?.start(this.#slots.map((s) => s.index));
     for (const s of this.#slots) this.#spawn(s);
     this.#check = setInterval(() => this.#tick(), CHECK_MS);
   }
@@ -210,7 +198,7 @@ export class Supervisor {
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
       clearInterval(this.#check);
-      this.#unsubscribe?.();
+      this.#relay?.stop();
       const drainMs = this.#o.config.drainMs;
       // A worker drains for drainMs, then gives its tools abortGraceMs to settle and hands back.
       const patience = drainMs + this.#o.config.abortGraceMs + 3000;
@@ -218,10 +206,10 @@ export class Supervisor {
         clearTimeout(s.restartTimer);
         const proc = s.proc;
         if (!proc) {
-          s.state = 'stopped';
+          moveSlot(s, 'stopped');
           continue;
         }
-        s.state = 'stopping';
+        if (s.state !== 'killing') moveSlot(s, 'stopping');
         s.stopAskedAt = Date.now();
         this.#send(s, { t: 'stop' });
         const term = setTimeout(() => {
@@ -244,27 +232,10 @@ export class Supervisor {
 
   status(): SupervisorStatus {
     const now = Date.now();
-    const iso = (t: number | undefined): string | null => (t ? new Date(t).toISOString() : null);
-    const workers: SupervisedWorker[] = this.#slots.map((s) => ({
-      slot: s.index,
-      pid: s.proc ? s.pid : null,
-      state: s.state,
-      startedAt: s.proc ? iso(s.startedAt) : null,
-      restarts: s.restarts,
-      lastHeartbeatAt: s.proc && s.beat ? iso(s.lastBeatAt) : null,
-      heartbeatAgeMs: s.proc && s.beat ? now - s.lastBeatAt : null,
-      loopDelayP99Ms: s.proc ? (s.beat?.loopDelayP99Ms ?? null) : null,
-      rssBytes: s.proc ? (s.beat?.rssBytes ?? null) : null,
-      workerIds: s.proc ? this.#workerIds(s) : [],
-      steps: s.proc ? (s.beat?.steps ?? []).map((r) => ({ runId: r.runId, stepName: r.stepName, attempt: r.attempt })) : [],
-      blockedMs: s.stall ? now - s.stall.since : null,
-      blockingStep: ((b) => (b ? { runId: b.runId, stepName: b.stepName, attempt: b.attempt } : null))(blockingStep(s.stall?.report)),
-      lastExit: s.lastExit,
-    }));
     return {
       desired: this.#slots.length,
       alive: this.#slots.filter((s) => s.state === 'running').length,
-      workers,
+      workers: this.#slots.map((s) => slotStatus(s, this.#workerIds(s), now)),
       totals: { ...this.#totals },
     };
   }
@@ -289,7 +260,7 @@ export class Supervisor {
       ...(this.#o.labUrl ? { labUrl: this.#o.labUrl } : {}),
       slot: slot.index,
       idPrefix: this.id,
-      relay: this.#relay,
+      relay: this.#relay !== undefined,
       beatMs: Math.max(10, Math.min(BEAT_MS, Math.floor(config.loopStallMs / 5))),
       reportMs: this.#o.liveness === false ? 0 : REPORT_MS,
       stallMs: this.#o.liveness === false ? 0 : config.loopStallMs,
@@ -316,8 +287,8 @@ export class Supervisor {
     );
     tag = `worker ${slot.index} (pid ${child.pid ?? '?'})`;
     const now = Date.now();
+    moveSlot(slot, 'starting');
     Object.assign(slot, {
-      state: 'starting',
       proc: child,
       pid: child.pid ?? null,
       startedAt: now,
@@ -329,12 +300,16 @@ export class Supervisor {
       kill: undefined,
       stopAskedAt: undefined,
       exitReport: undefined,
-      pendingReady: false,
       gone,
       tag: workerTag,
       recycling: false,
     } satisfies Partial<Slot>);
-    slot.pendingCancel.clear();
+    this.#relay?.reset(slot.index);
+  }
+
+  #sendTo(index: number, msg: ToWorker): void {
+    const slot = this.#slots[index];
+    if (slot) this.#send(slot, msg);
   }
 
   #send(slot: Slot, msg: ToWorker): void {
@@ -364,7 +339,7 @@ export class Supervisor {
     if (m.t === 'ready') {
       slot.workerIds = m.workerIds;
       slot.lastBeatAt = now;
-      if (slot.state === 'starting') slot.state = 'running';
+      if (slot.state === 'starting') moveSlot(slot, 'running');
     } else if (m.t === 'beat') {
       slot.beat = m;
       if (m.metrics) slot.metrics = m.metrics;
@@ -373,31 +348,17 @@ export class Supervisor {
       // reported ends with the watchdog's 'unstall' (a beat sent just before the block may arrive late).
       if (slot.state === 'stalled' && slot.stall && !slot.stall.report && m.at > slot.stall.since) this.#unstalled(slot, now - slot.stall.since);
     } else if (m.t === 'notify') {
-      if (m.runIds && m.runIds.length > 0) this.#o.core.store.publish({ kind: 'events', runIds: m.runIds });
-      for (const delta of m.deltas ?? []) this.#o.core.store.publish({ kind: 'delta', delta });
-      if (m.ready) {
-        for (const s of this.#slots) if (s !== slot) s.pendingReady = true;
-        this.#scheduleFlush();
+      if (this.#relay) this.#relay.up(slot.index, m);
+      else {
+        // Workers on PostgreSQL notify through the database; what they still send is published here.
+        if (m.runIds && m.runIds.length > 0) this.#o.core.store.publish({ kind: 'events', runIds: m.runIds });
+        for (const delta of m.deltas ?? []) this.#o.core.store.publish({ kind: 'delta', delta });
       }
     } else if (m.t === 'start_failed') {
       this.#o.log(`worker ${slot.index} (pid ${slot.pid}) could not start: ${m.message}`);
     } else if (m.t === 'recycle') {
       this.#recycle(slot, m.why);
     }
-  }
-
-  #scheduleFlush(): void {
-    if (this.#flushScheduled) return;
-    this.#flushScheduled = true;
-    setImmediate(() => {
-      this.#flushScheduled = false;
-      for (const s of this.#slots) {
-        if (!s.proc || (!s.pendingReady && s.pendingCancel.size === 0)) continue;
-        this.#send(s, { t: 'notify', ...(s.pendingReady ? { ready: true } : {}), ...(s.pendingCancel.size > 0 ? { cancel: [...s.pendingCancel] } : {}) });
-        s.pendingReady = false;
-        s.pendingCancel.clear();
-      }
-    });
   }
 
   // ---- stalls ----
@@ -415,7 +376,7 @@ export class Supervisor {
     this.#totals.stalls++;
     slot.stall = { since: r.blockedSince, report: r };
     this.#learnDeadlines(slot, slot.stall);
-    if (slot.state === 'running' || slot.state === 'starting') slot.state = 'stalled';
+    if (slot.state === 'running' || slot.state === 'starting') moveSlot(slot, 'stalled');
     const where = stackLines(r.frames.slice(0, 1))[0]?.trim() ?? (r.native ? 'inside a system call' : 'no frame');
     const who = r.step ? `step ${r.step.stepName} (run ${r.step.runId}, attempt ${r.step.attempt})` : 'no step';
     this.#o.log(
@@ -429,24 +390,7 @@ export class Supervisor {
     }
     // Said on the step right away (the report proper comes with the attempt's end, or not at all
     // if the loop turns again in time).
-    if (blamed && !r.inTransaction) {
-      const s = blamed;
-      this.#o.core
-        .flush(
-          [
-            {
-              runId: s.runId,
-              stepName: s.stepName,
-              attempt: s.attempt,
-              type: 'step.log',
-              ts: Date.now(),
-              data: { level: 'warn', kind: 'loop.blocked', message: `the event loop of worker pid ${slot.pid} is blocked by this step (${where})`, frames: stackLines(r.frames.slice(0, 5)).map((l) => l.trim()) },
-            },
-          ],
-          [],
-        )
-        .catch((err: unknown) => this.#o.log(`could not record the stall of ${s.stepName}: ${(err as Error).message}`));
-    }
+    if (blamed && !r.inTransaction) announceStall(this.#o.core, blamed, slot.pid, where, r.frames, this.#o.log);
     this.#tick();
   }
 
@@ -467,39 +411,30 @@ export class Supervisor {
     this.#o.log(`worker ${slot.index} (pid ${slot.pid}): event loop turning again after ${fmtMs(blockedMs)}`);
     slot.stall = undefined;
     slot.lastBeatAt = Date.now();
-    if (slot.state === 'stalled') slot.state = 'running';
+    if (slot.state === 'stalled') moveSlot(slot, 'running');
   }
 
   #tick(): void {
     const now = Date.now();
-    const { loopStallMs, loopKillMs } = this.#o.config;
-    // Beats come every REPORT_MS; the watchdog reports a block after loopStallMs. Silence well past
-    // both, without a watchdog report, means the whole process is frozen (stopped, swapping) or its
-    // watchdog is gone: a stall all the same.
-    const silentMs = loopStallMs + 4 * REPORT_MS;
+    const { config } = this.#o;
+    const limits = { loopStallMs: config.loopStallMs, loopKillMs: config.loopKillMs, abortGraceMs: config.abortGraceMs, reportMs: REPORT_MS, startTimeoutMs: START_TIMEOUT_MS };
     for (const s of this.#slots) {
       const proc = s.proc;
-      if (!proc || s.kill) continue;
-      if (s.state === 'starting') {
-        if (now - s.startedAt > START_TIMEOUT_MS) {
-          this.#o.log(`worker ${s.index} (pid ${s.pid}) did not start within ${fmtMs(START_TIMEOUT_MS)}: killing it`);
-          s.kill = { departure: { kind: 'crash', code: null, signal: 'SIGKILL', exit: undefined }, timers: [] };
-          proc.kill('SIGKILL');
-        }
-        continue;
-      }
-      if (s.state === 'stopping' || this.#o.liveness === false) continue;
-      if (!s.stall && now - s.lastBeatAt > silentMs) {
+      if (!proc || (this.#o.liveness === false && s.state !== 'starting')) continue;
+      const verdict = liveness({ state: s.state, startedAt: s.startedAt, lastBeatAt: s.lastBeatAt, stall: s.stall, beatSteps: s.beat?.steps ?? [], killing: s.kill !== undefined }, limits, now);
+      if (verdict.kind === 'start_timeout') {
+        this.#o.log(`worker ${s.index} (pid ${s.pid}) did not start within ${fmtMs(START_TIMEOUT_MS)}: killing it`);
+        s.kill = { departure: { kind: 'crash', code: null, signal: 'SIGKILL', exit: undefined }, timers: [] };
+        proc.kill('SIGKILL');
+      } else if (verdict.kind === 'silent') {
         this.#totals.stalls++;
-        s.stall = { since: s.lastBeatAt, report: undefined };
+        s.stall = { since: verdict.since, report: undefined };
         this.#learnDeadlines(s, s.stall);
-        s.state = 'stalled';
-        this.#o.log(`worker ${s.index} (pid ${s.pid}): no heartbeat for ${fmtMs(now - s.lastBeatAt)} and no watchdog report: the process is frozen`);
+        moveSlot(s, 'stalled');
+        this.#o.log(`worker ${s.index} (pid ${s.pid}): no heartbeat for ${fmtMs(now - verdict.since)} and no watchdog report: the process is frozen`);
+      } else if (verdict.kind === 'kill') {
+        this.#killStalled(s, verdict.because);
       }
-      if (!s.stall) continue;
-      const known = [...(s.beat?.steps ?? []), ...(s.stall.deadlines ?? []).map((deadlineAt) => ({ deadlineAt }))];
-      const due = killDue(s.stall, loopKillMs, { steps: known, graceMs: this.#o.config.abortGraceMs });
-      if (now >= due.at) this.#killStalled(s, due.because);
     }
   }
 
@@ -511,7 +446,7 @@ export class Supervisor {
     const boundMs = killBound(stall.report, this.#o.config.loopKillMs);
     const departure: Departure = { kind: 'stall_kill', stall: stall.report, blockedSince: stall.since, blockedMs: now - stall.since, because, boundMs };
     this.#totals.stallKills++;
-    slot.state = 'killing';
+    moveSlot(slot, 'killing');
     this.#o.log(
       `worker ${slot.index} (pid ${slot.pid}): event loop blocked for ${fmtMs(now - stall.since)} (${because === 'deadline' ? "past the step's deadline" : because === 'write_lock' ? 'holding the database write lock' : 'loopKillMs'}): killing it`,
     );
@@ -544,6 +479,7 @@ export class Supervisor {
     const proc = slot.proc;
     if (!proc || slot.kill || slot.state === 'stopping' || this.#stopping) return;
     this.#o.log(`worker ${slot.index} (pid ${slot.pid}): replacing it: ${why}`);
+    moveSlot(slot, 'stopping');
     this.#send(slot, { t: 'stop' });
     const patience = this.#o.config.drainMs + this.#o.config.abortGraceMs + 3000;
     const term = setTimeout(() => proc.kill('SIGTERM'), patience);
@@ -561,13 +497,8 @@ export class Supervisor {
     // init, out of any tree) dies with it.
     const left = await killWorkerLeftovers(slot.tag).catch(() => []);
     if (left.length > 0) this.#o.log(`worker ${slot.index} (pid ${slot.pid}) left ${left.length} process(es) behind, killed: ${left.map((p) => `${p.command} (pid ${p.pid})`).join(', ')}`);
-    const kill = slot.kill;
     const upMs = Date.now() - slot.startedAt;
-    let departure: Departure | undefined;
-    if (kill?.departure.kind === 'stall_kill') departure = kill.departure;
-    else if (slot.recycling) departure = code === 0 && signal === null ? undefined : { kind: 'shutdown_kill', signal, waitedMs: upMs };
-    else if (slot.stopAskedAt !== undefined) departure = code === 0 && signal === null ? undefined : { kind: 'shutdown_kill', signal, waitedMs: Date.now() - slot.stopAskedAt };
-    else departure = { kind: 'crash', code, signal, exit: slot.exitReport };
+    const departure = departureOf({ decided: slot.kill?.departure, recycling: slot.recycling, stopAskedAt: slot.stopAskedAt, code, signal, exit: slot.exitReport }, Date.now());
     const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
     if (departure) {
       if (departure.kind === 'crash') this.#totals.crashes++;
@@ -585,7 +516,7 @@ export class Supervisor {
       at: new Date().toISOString(),
       code,
       signal,
-      classification: departure === undefined ? 'stopped' : departure.kind === 'stall_kill' ? 'loop.blocked' : departure.kind === 'crash' ? 'worker.crashed' : 'worker.killed',
+      classification: exitClassification(departure),
       // What it printed last, for the dashboard's workers page (redacted like every report).
       lastLines: departure === undefined ? [] : slot.lines.list().slice(-LAST_EXIT_LINES).map((l) => redactText(l)),
     };
@@ -596,12 +527,12 @@ export class Supervisor {
     slot.stall = undefined;
     slot.kill = undefined;
     if (this.#stopping || slot.stopAskedAt !== undefined) {
-      slot.state = 'stopped';
+      moveSlot(slot, 'stopped');
       return;
     }
     // A recycled worker did nothing wrong: its replacement starts at once.
     const delay = slot.recycling ? 0 : slot.backoff.next(upMs);
-    slot.state = 'restarting';
+    moveSlot(slot, 'restarting');
     this.#o.log(`worker ${slot.index}: restarting in ${fmtMs(delay)}${slot.backoff.streak > 1 ? ` (${slot.backoff.streak} exits in a row)` : ''}`);
     slot.restartTimer = setTimeout(() => {
       if (this.#stopping) return;
@@ -613,7 +544,6 @@ export class Supervisor {
 
   /** Ends the attempts the slot's process holds, with what is known about why it is gone. */
   async #lose(slot: Slot, d: Departure): Promise<LostAttempt[]> {
-    const ids = this.#workerIds(slot);
     const pid = slot.pid ?? 0;
     const facts = {
       pid,
@@ -621,35 +551,10 @@ export class Supervisor {
       lastLines: slot.lines.list(),
       lastBeat: slot.beat ? { loopDelayP99Ms: slot.beat.loopDelayP99Ms, rssBytes: slot.beat.rssBytes, heapUsedBytes: slot.beat.heapUsedBytes } : undefined,
     };
-    const blamed = d.kind === 'stall_kill' ? blockingStep(d.stall) : undefined;
-    const now = Date.now();
-    const lost = await this.#o.core.loseWorker(ids, {
-      ...(blamed
-        ? { culprit: { runId: blamed.runId, stepName: blamed.stepName, attempt: blamed.attempt, outcome: blamed.deadlineAt !== undefined && now > blamed.deadlineAt ? 'timed_out' : 'failed' } }
-        : {}),
-      describe: (step, culprit) => {
-        const report = departureReport(d, step, culprit, facts, now);
-        // Another step is known to have brought the worker down: this one was only there.
-        const cause = d.kind === 'stall_kill' ? blockingStep(d.stall) : d.kind === 'crash' ? d.exit?.step : undefined;
-        const spared = cause != null && !(cause.runId === step.runId && cause.stepName === step.name && cause.attempt === step.attempts);
-        return { error: departureError(d, report.classification, culprit, pid), report, spared };
-      },
-    });
+    const lost = await handOverAttempts(this.#o.core, this.#workerIds(slot), d, facts);
     if (lost.length > 0) {
       this.#o.log(`worker ${slot.index} (pid ${pid}): attempts ended: ${lost.map((l) => `${l.stepName}#${l.attempt} ${l.status}`).join(', ')}`);
     }
     return lost;
-  }
-
-  /** Rows of the workers table left by processes of this host that no longer exist (a crash of a whole deployment). */
-  async #forgetDeadLocalWorkers(): Promise<void> {
-    try {
-      const host = hostname();
-      for (const w of await this.#o.core.store.listWorkers()) {
-        if (w.host === host && w.pid !== process.pid && !isAlive(w.pid)) await this.#o.core.store.deleteWorker(w.id);
-      }
-    } catch (err) {
-      this.#o.log(`could not clean up the workers table: ${(err as Error).message}`);
-    }
   }
 }

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import type { EventRecord } from '../../src/domain/records.ts';
 import type { StallReport } from '../../src/supervisor/protocol.ts';
-import { blockingStep, killDue, UNPINNED_KILL_MS } from '../../src/supervisor/reports.ts';
+import { blockingStep, killDue, UNPINNED_KILL_MS } from '../../src/supervisor/liveness.ts';
 import { TOOLS_FILE } from './fixtures/tools.ts';
 import { api, probeHealth, processesOf, startDeployment, waitFor } from './helpers.ts';
 
