@@ -45,6 +45,7 @@ export const ERROR_CODES = spec({
   UNAVAILABLE: { status: 503, retryable: true, api: true },
   DATABASE_UNAVAILABLE: { status: 503, retryable: true, api: true },
   OVERLOADED: { status: 503, retryable: true, api: true },
+  STORAGE_FULL: { status: 503, retryable: true, api: true },
 
   // Configuration and startup (flags, environment, config file, tools modules, providers, the lab).
   CONFIG_INVALID: { status: 400, retryable: false },

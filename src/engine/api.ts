@@ -229,11 +229,23 @@ export class EngineApi implements EngineFacade {
     } catch (err) {
       database = { ok: false, dialect: this.store.dialect, error: (err as Error).message };
     }
-    const m = database.ok ? await this.store.migrationStatus() : { current: 0, latest: 0, pending: [] };
-    const workers = database.ok ? await this.store.listWorkers() : [];
-    const counts = database.ok ? await this.store.stepCounts() : null;
+    // Reading is not enough: a full disk answers reads and refuses every write.
+    if (database.ok) {
+      try {
+        await this.store.probeWrite();
+        database.writable = true;
+      } catch (err) {
+        database = { ...database, ok: false, writable: false, error: (err as Error).message };
+      }
+    }
+    const freeBytes = (this.store as { freeBytes?: unknown }).freeBytes;
+    if (typeof freeBytes === 'number') database.freeBytes = freeBytes;
+    const readable = database.ok || database.writable === false;
+    const m = readable ? await this.store.migrationStatus() : { current: 0, latest: 0, pending: [] };
+    const workers = readable ? await this.store.listWorkers() : [];
+    const counts = readable ? await this.store.stepCounts() : null;
     const stale = workers.filter((w) => Date.now() - Date.parse(w.lastHeartbeatAt) > 10_000);
-    const nextReady = database.ok ? await this.store.nextReadyAt() : null;
+    const nextReady = readable ? await this.store.nextReadyAt() : null;
     const supervisor = this.#supervisor?.();
     // A worker process stalled, being replaced or missing; one starting up is not a problem yet.
     const unhealthy = supervisor?.workers.filter((w) => w.state !== 'running' && w.state !== 'starting').length ?? 0;

@@ -77,7 +77,8 @@ export interface SupervisorStatus {
 
 export interface HealthDetailed {
   status: 'ok' | 'degraded';
-  database: { ok: boolean; dialect: string; error?: string; latencyMs?: number };
+  /** `ok` is false when the database cannot be read, or (`writable: false`) cannot be written, e.g. a full disk. */
+  database: { ok: boolean; dialect: string; error?: string; latencyMs?: number; writable?: boolean; freeBytes?: number };
   migrations: { current: number; latest: number; pending: number };
   workers: WorkerRecord[];
   queue: { queued: number; running: number; pending: number };

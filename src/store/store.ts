@@ -343,6 +343,14 @@ export interface Store {
   /** Round trip to the database; resolves with the latency in ms or throws. */
   ping(): Promise<number>;
 
+  /**
+   * Commits a write that changes nothing (SQLite: the schema header's user_version set to itself;
+   * PostgreSQL: a transaction that takes a transaction id), and fails as a real write would:
+   * STORAGE_FULL when the disk is full, also when the last real write failed so and none has
+   * succeeded since (a one-page probe can fit where a run cannot).
+   */
+  probeWrite(): Promise<void>;
+
   /** Local and (for PostgreSQL) cross-process notifications. */
   publish(n: StoreNotification): void;
   subscribe(fn: (n: StoreNotification) => void): () => void;

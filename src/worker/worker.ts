@@ -3,6 +3,7 @@
  * heartbeat, and writes results in batches. One pump loop owns all store writes of the worker, so
  * claims, step events and completions of a busy moment share transactions.
  */
+import { FailureLog } from './failure-log.ts';
 import { hostname } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 
@@ -72,6 +73,8 @@ export class Worker {
   #starting: Attempt[] = [];
   #startScheduled = false;
   readonly #log: (line: string) => void;
+  readonly #writeFailures: FailureLog;
+  readonly #heartbeatFailures: FailureLog;
   readonly #inflight = new Map<string, Attempt>();
   #events: StepEvent[] = [];
   #completions: Completion[] = [];
@@ -106,6 +109,8 @@ export class Worker {
     this.#claimBatch = o.claimBatch ?? 256;
     this.#startSlice = Math.max(1, o.startSlice ?? 32);
     this.#log = o.log ?? (() => undefined);
+    this.#writeFailures = new FailureLog(`worker ${this.id}: store write`, this.#log);
+    this.#heartbeatFailures = new FailureLog(`worker ${this.id}: heartbeat`, this.#log);
     this.#threads = o.threads;
     this.#ownThreads = o.threads === undefined;
     this.#warmThreads = o.warmThreads ?? 1;
@@ -154,7 +159,10 @@ export class Worker {
       this.#kick();
     }, this.#pollMs);
     this.#beatTimer = setInterval(() => {
-      this.#heartbeat().catch((err: unknown) => this.#log(`worker ${this.id}: heartbeat failed: ${(err as Error).message}`));
+      this.#heartbeat().then(
+        () => this.#heartbeatFailures.ok(),
+        (err: unknown) => void this.#heartbeatFailures.failed(err),
+      );
     }, this.#heartbeatMs);
     this.#heartbeat().catch((err: unknown) => this.#log(`worker ${this.id}: first heartbeat failed: ${(err as Error).message}`));
     this.#kick();
@@ -178,13 +186,15 @@ export class Worker {
     this.#pumping = true;
     setImmediate(() => {
       this.#pump()
-        .catch((err: unknown) => {
-          this.stats.flushErrors++;
-          this.#log(`worker ${this.id}: store write failed, will retry: ${(err as Error).message}`);
-          // Results stay buffered; try again shortly. If the store never comes back the leases
-          // expire and the reaper hands the steps to another worker.
-          setTimeout(() => this.#kick(), 250).unref();
-        })
+        .then(
+          () => this.#writeFailures.ok(),
+          (err: unknown) => {
+            this.stats.flushErrors++;
+            // Results stay buffered; try again after a backoff. If the store never comes back the
+            // leases expire and the reaper hands the steps to another worker.
+            setTimeout(() => this.#kick(), this.#writeFailures.failed(err)).unref();
+          },
+        )
         .finally(() => {
           this.#pumping = false;
           if (this.#again) {

@@ -34,7 +34,7 @@ interface Check {
 interface Facts {
   target: string;
   api?: { ms: number };
-  database: { ok: boolean; dialect: string; latencyMs?: number; error?: string };
+  database: { ok: boolean; dialect: string; latencyMs?: number; error?: string; writable?: boolean };
   migrations: { current: number; latest: number; pending: number } | null;
   workers: WorkerRecord[];
   supervisor?: SupervisorStatus;
@@ -206,11 +206,19 @@ async function fromStore(args: ParsedArgs, io: Io): Promise<Facts> {
     store = await withTimeout(openStore({ dataDir: config.dataDir, databaseUrl: config.databaseUrl }), DB_TIMEOUT_MS, 'opening the database');
   } catch (err) {
     facts.database.error = (err as Error).message;
+    if ((err as { code?: unknown }).code === 'STORAGE_FULL') facts.database.writable = false;
     return facts;
   }
   try {
     const latencyMs = await withTimeout(store.ping(), DB_TIMEOUT_MS, 'database ping');
     facts.database = { ok: true, dialect: store.dialect, latencyMs: Math.round(latencyMs * 100) / 100 };
+    // A full disk still answers reads: only a write says so.
+    try {
+      await withTimeout(store.probeWrite(), DB_TIMEOUT_MS, 'database write probe');
+      facts.database.writable = true;
+    } catch (err) {
+      facts.database = { ...facts.database, ok: false, writable: false, error: (err as Error).message };
+    }
     const m = await withTimeout(store.migrationStatus(), DB_TIMEOUT_MS, 'migration status');
     facts.migrations = { current: m.current, latest: m.latest, pending: m.pending.length };
     if (m.pending.length === 0 || m.current > 0) {
@@ -252,7 +260,9 @@ function evaluate(f: Facts): Check[] {
   checks.push(
     db.ok
       ? { name: 'database', verdict: 'ok', detail: `${db.dialect}, ping ${db.latencyMs ?? '?'} ms`, problems: [] }
-      : { name: 'database', verdict: 'fail', detail: `unreachable: ${db.error ?? 'unknown error'}`, problems: [`database (${db.dialect}) unreachable: ${db.error ?? 'unknown error'}`] },
+      : db.writable === false
+        ? { name: 'database', verdict: 'fail', detail: `not writable: ${db.error ?? 'unknown error'}`, problems: [`database (${db.dialect}) not writable: ${db.error ?? 'unknown error'}`] }
+        : { name: 'database', verdict: 'fail', detail: `unreachable: ${db.error ?? 'unknown error'}`, problems: [`database (${db.dialect}) unreachable: ${db.error ?? 'unknown error'}`] },
   );
   const m = f.migrations;
   if (!m) checks.push({ name: 'migrations', verdict: 'skip', detail: 'database unreachable', problems: [] });

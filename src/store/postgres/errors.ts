@@ -60,7 +60,10 @@ export function unavailable(err: unknown, location: string): RunwardenError {
   });
 }
 
-/** Connection failures become DATABASE_UNAVAILABLE; everything else is returned as it is. */
+/** Connection failures become DATABASE_UNAVAILABLE, a full disk (SQLSTATE 53100) STORAGE_FULL; everything else is returned as it is. */
 export function mapError(err: unknown, location: string): unknown {
+  if ((err as { code?: unknown } | null)?.code === '53100') {
+    return new RunwardenError('STORAGE_FULL', `disk full: PostgreSQL at ${location} cannot write (${(err as Error).message})`, { cause: err });
+  }
   return isConnectionError(err) ? unavailable(err, location) : err;
 }

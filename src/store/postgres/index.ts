@@ -306,6 +306,16 @@ export class PostgresStore extends StoreReads implements Store {
     }
   }
 
+  async probeWrite(): Promise<void> {
+    // A transaction id is only assigned to a transaction that writes: taking one makes the commit
+    // a real WAL record, without touching a table.
+    await this.#withClient(async (client) => {
+      await client.query('BEGIN');
+      await client.query('SELECT pg_current_xact_id()');
+      await client.query('COMMIT');
+    });
+  }
+
   protected rows(sql: string, params: unknown[]): Promise<Record<string, unknown>[]> {
     return this.#rows(sql, params);
   }

@@ -8,10 +8,11 @@
  * Reads made inside the transaction's own function (its async context) run at once, as part of it.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statfsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import type { VectorStore } from '../../domain/vectors.ts';
+import { RunwardenError } from '../../domain/errors.ts';
 import { yieldToLoop } from '../../domain/slices.ts';
 import { loadMigrations, type Migration } from '../migrations.ts';
 import type { MigrationStatus, PruneCounts, PruneOptions, SpaceUsage, Store, StoreNotification, Tx } from '../store.ts';
@@ -21,6 +22,16 @@ import { SqliteTx } from './tx.ts';
 import { SqliteVectorStore } from './vectors.ts';
 
 const MIGRATIONS_DIR = join(import.meta.dirname, 'migrations');
+
+/** SQLITE_FULL (13): "database or disk is full" (the volume, or the WAL, cannot grow). */
+function isFull(err: unknown): boolean {
+  const code = (err as { errcode?: unknown }).errcode;
+  return typeof code === 'number' && (code & 0xff) === 13;
+}
+
+function storageFull(err: unknown, where: string): RunwardenError {
+  return new RunwardenError('STORAGE_FULL', `disk full: the SQLite database at ${where} cannot grow (${(err as Error).message}); free space on its volume, runwarden recovers by itself`, { cause: err });
+}
 
 /** SQLITE_BUSY (5) and its extended codes (SQLITE_BUSY_RECOVERY 261, SQLITE_BUSY_SNAPSHOT 517, ...). */
 function isBusy(err: unknown): boolean {
@@ -56,6 +67,12 @@ export class SqliteStore extends StoreReads implements Store {
   readonly #migrations: Migration[];
   #chain: Promise<unknown> = Promise.resolve();
   readonly #busyTimeoutMs: number;
+  /** A write failed with SQLITE_FULL and none has succeeded since. */
+  #full = false;
+  #tunedAt = 0;
+  #walPages = 10_000;
+  /** Free bytes on the database's volume at the last check (null for :memory: or before one). */
+  freeBytes: number | null = null;
   /** The transaction whose function is running (see #outside). */
   readonly #transaction = new AsyncLocalStorage<{ open: boolean }>();
   #closed = false;
@@ -75,7 +92,14 @@ export class SqliteStore extends StoreReads implements Store {
     // auto_vacuum first: it only takes effect on a database that has no table yet (a new file), and
     // lets retention give deleted runs' pages back to the file system a few at a time
     // (src/store/sqlite/prune.ts); on an existing database it changes nothing.
-    this.db.exec('PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 10000;');
+    try {
+      this.db.exec('PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 10000;');
+    } catch (err) {
+      // Opening on a full volume (doctor, a restart): say so rather than "unreachable".
+      this.db.close();
+      throw isFull(err) ? storageFull(err, opts.path) : err;
+    }
+    this.#tuneWal();
     this.#migrations = loadMigrations(MIGRATIONS_DIR);
     this.vectors = new SqliteVectorStore(this.db, (fn) => this.#outside(fn));
   }
@@ -137,16 +161,19 @@ export class SqliteStore extends StoreReads implements Store {
       // would otherwise run back to back in one turn of the loop (a burst of 200 submissions kept a
       // new connection's /health waiting 4.5 s for all of them).
       await yieldToLoop();
+      this.#tuneWal();
       await this.#beginImmediate();
       const scope = { open: true };
       try {
         const result = await this.#transaction.run(scope, () => fn(new SqliteTx(this)));
         scope.open = false;
         this.db.exec('COMMIT');
+        this.#full = false;
         return result;
       } catch (err) {
         scope.open = false;
         if (this.db.isTransaction) this.db.exec('ROLLBACK');
+        if (isFull(err)) throw this.#onFull(err);
         throw err;
       }
     });
@@ -206,6 +233,65 @@ export class SqliteStore extends StoreReads implements Store {
   }
 
   /**
+   * Keeps the WAL small enough for its volume. It grows until a checkpoint copies it back into the
+   * database (every `wal_autocheckpoint` pages; 10,000 = ~40 MB is ~4 % faster on a large disk) and
+   * keeps its size on disk after that unless `journal_size_limit` truncates it. On a small volume a
+   * 40 MB WAL filled the disk again as soon as space was freed. So, checked every 5 s (one statfs):
+   * the WAL may take an eighth of the free space, between 100 pages and 10,000.
+   */
+  #tuneWal(): void {
+    const now = Date.now();
+    if (this.location === ':memory:' || now - this.#tunedAt < 5000) return;
+    this.#tunedAt = now;
+    let free: number;
+    try {
+      const st = statfsSync(dirname(this.location));
+      free = st.bavail * st.bsize;
+    } catch {
+      // No statfs here (an exotic filesystem): keep the current setting.
+      return;
+    }
+    this.freeBytes = free;
+    const pages = Math.max(100, Math.min(10_000, Math.floor(free / 8 / 4096)));
+    if (pages === this.#walPages) return;
+    this.#walPages = pages;
+    this.db.exec(`PRAGMA wal_autocheckpoint = ${pages}; PRAGMA journal_size_limit = ${pages * 4096}`);
+  }
+
+  /**
+   * A write failed for want of space. What it wrote is rolled back; the WAL is checkpointed into
+   * the database and truncated (TRUNCATE: to zero bytes), so that the space it holds comes back and
+   * freeing space on the volume is enough to recover.
+   */
+  #onFull(err: unknown): RunwardenError {
+    this.#full = true;
+    this.#tunedAt = 0;
+    try {
+      this.db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
+    } catch {
+      // Readers in other processes hold the WAL, or the checkpoint itself needs space: the next
+      // failure (or the next automatic checkpoint) tries again.
+    }
+    return storageFull(err, this.location);
+  }
+
+  async probeWrite(): Promise<void> {
+    await this.#exclusive(async () => {
+      await this.#beginImmediate();
+      try {
+        const v = Number((this.get('PRAGMA user_version') as { user_version?: unknown } | undefined)?.user_version ?? 0);
+        this.db.exec(`PRAGMA user_version = ${v}`);
+        this.db.exec('COMMIT');
+      } catch (err) {
+        if (this.db.isTransaction) this.db.exec('ROLLBACK');
+        if (isFull(err)) throw this.#onFull(err);
+        throw err;
+      }
+    });
+    if (this.#full) throw storageFull(new Error('the last write failed: database or disk is full'), this.location);
+  }
+
+  /**
    * BEGIN IMMEDIATE without blocking the event loop. SQLite's busy handler waits for another
    * process's write lock by sleeping inside the call, up to the busy timeout, with the whole loop
    * stopped (the API's /health included) while worker processes commit. So the lock is tried with
@@ -256,7 +342,15 @@ export class SqliteStore extends StoreReads implements Store {
 
   protected rows(sql: string, params: unknown[]): Promise<Record<string, unknown>[]> {
     const text = numberedParams(sql);
-    return this.#outside(() => this.all(text, ...(params as SQLInputValue[])));
+    return this.#outside(() => {
+      try {
+        return this.all(text, ...(params as SQLInputValue[]));
+      } catch (err) {
+        // The worker-table upserts are the writes outside transactions.
+        if (isFull(err)) throw this.#onFull(err);
+        throw err;
+      }
+    });
   }
 
   protected textContains(column: string, param: string): string {
