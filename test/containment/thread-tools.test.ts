@@ -144,4 +144,23 @@ describe('containment of tools that ignore their signal (tool threads)', { concu
     await new Promise((r) => setTimeout(r, 600));
     assert.equal(existsSync(file) ? statSync(file).size : 0, size, 'the inner thread stopped writing');
   });
+
+  test('a cancelled run whose tool ignores the cancellation: the step is cancelled and its writing stops', async () => {
+    const file = join(dir, 'cancelled.log');
+    const run = await rt.submit({ plan: { steps: [{ name: 'stubborn', tool: 'append_forever', inputs: { file }, timeoutMs: 60_000 }] } });
+    await waitFor(() => (existsSync(file) && statSync(file).size > 0 ? true : undefined), 15_000, 'the tool writing');
+    const asked = Date.now();
+    await rt.engine.cancelRun(run.id);
+    const done = await rt.waitRun(run.id, 20_000);
+    assert.equal(done.status, 'cancelled');
+    const step = await rt.engine.getStep(run.id, 'stubborn');
+    assert.equal(step.status, 'cancelled');
+    const report = step.hangReports[0] as unknown as Report & { trigger: string };
+    assert.equal(report?.trigger, 'cancel', 'the tool ignored the cancellation: a report says so');
+    assert.ok(report.containment?.toolThread, JSON.stringify(report.containment));
+    const size = statSync(file).size;
+    await new Promise((r) => setTimeout(r, 600));
+    assert.equal(statSync(file).size, size, 'nothing written after the cut');
+    assert.ok(Date.parse(step.finishedAt as string) - asked <= GRACE + 1000 + 1000, 'cut within the grace (and the cancel\'s own delivery)');
+  });
 });
