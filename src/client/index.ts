@@ -16,7 +16,7 @@ export { API_ERROR_STATUS, type ApiErrorCode } from '../domain/api-errors.ts';
 export type { CallOptions } from './http.ts';
 export type { StreamOptions } from './stream.ts';
 export type * from './types.ts';
-export type { EventData, EventOf, EventType, RunEvent } from '../domain/events.ts';
+export type { CustomEvent, CustomEventType, EventData, EventOf, EventType, RunEvent } from '../domain/events.ts';
 export type { HangClassification, HangPendingOp, HangReport, HangSourceLocation } from '../domain/hang-report.ts';
 export type { CreateRunRequest, Plan, PlanStep } from '../domain/plan-format.ts';
 export type { ErrorDetail, SerializedError } from '../domain/errors.ts';

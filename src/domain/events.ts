@@ -61,8 +61,16 @@ export interface EventData {
   };
 }
 
+/**
+ * An event a tool emitted itself (`ctx.emit('custom.<name>', data)`): stored and streamed like the
+ * others, with the data the tool gave. The OpenAPI document leaves these out of its `Event` union
+ * (a catch-all member would make every generated event type lose its `data` shape).
+ */
+export type CustomEventType = `custom.${string}`;
+export type CustomEvent = Omit<EventBase<EventType, Record<string, unknown>>, 'type'> & { type: CustomEventType };
+
 /** One event of a run; switch on `type` to get its `data` typed. */
-export type RunEvent = { [T in EventType]: EventBase<T, EventData[T]> }[EventType];
+export type RunEvent = { [T in EventType]: EventBase<T, EventData[T]> }[EventType] | CustomEvent;
 
 /** The event of one type. */
 export type EventOf<T extends EventType> = Extract<RunEvent, { type: T }>;

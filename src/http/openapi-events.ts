@@ -149,7 +149,8 @@ export function eventSchemas(): Record<string, Json> {
     Event: {
       oneOf: EVENT_TYPES.map((t) => ref(EVENT_DATA[t].name)),
       discriminator: { propertyName: 'type', mapping: Object.fromEntries(EVENT_TYPES.map((t) => [t, `#/components/schemas/${EVENT_DATA[t].name}`])) },
-      description: 'One event of a run; `type` says which, and the shape of `data`.',
+      description:
+        'One event of a run; `type` says which, and the shape of `data`. A tool may also emit events of its own, typed `custom.<name>` with the data it gave: they are stored and streamed too, and are not part of this union.',
     },
     HangReport: hangReport,
     PendingOperation: pendingOperation,

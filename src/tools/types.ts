@@ -4,6 +4,7 @@
  */
 import type { StandardSchemaV1 } from './standard-schema.ts';
 import type { JsonSchemaType, TypedJsonSchema } from './json-schema.ts';
+import type { CustomEventType, EventType } from '../domain/events.ts';
 
 /** Structured log line of a step; becomes a `step.log` event (redacted). */
 export interface StepLogger {
@@ -48,8 +49,11 @@ export interface ToolContext {
   checkpoint(label: string): void;
   /** Await `promise` under a label so a hang report can name it if it never settles. */
   track<T>(label: string, promise: Promise<T>): Promise<T>;
-  /** Emit an event on this step (used by built-in tools for `llm.request`, `llm.usage`). */
-  emit(type: string, data: Record<string, unknown>): void;
+  /**
+   * Emit an event on this step: `llm.request` and `llm.usage` (the built-in LLM tools), or one of
+   * the tool's own, named `custom.<name>` (readers type events by src/domain/events.ts).
+   */
+  emit(type: EventType | CustomEventType, data: Record<string, unknown>): void;
   /**
    * Publish text as it is generated: coalesced into `llm.delta` frames (every 75 ms) on the run's
    * event stream, never stored (return the final text as output). `call` numbers the provider
