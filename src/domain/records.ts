@@ -138,3 +138,18 @@ export interface StepDetail extends StepRecord {
   attemptsDetail: AttemptRecord[];
   hangReports: Record<string, unknown>[];
 }
+
+/** Which runs a list shows (GET /runs, `runwarden runs list`, Store.listRuns). */
+export interface RunFilter {
+  status?: RunState;
+  /** `key=value` label filter. */
+  label?: { key: string; value: string };
+  /** Created at or after this time (epoch ms). */
+  createdAfter?: number;
+  /** Created before this time (epoch ms). */
+  createdBefore?: number;
+  /** The goal contains this text, case-insensitively (ASCII case folding in SQLite). */
+  goal?: string;
+  /** At least one step of the run uses this tool. */
+  tool?: string;
+}

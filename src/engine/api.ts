@@ -14,6 +14,7 @@ import { textProblem } from '../domain/text.ts';
 import type { RunRow, StepRow, Store } from '../store/store.ts';
 import type { ToolInfo, ToolRegistry } from '../tools/registry.ts';
 import { startReaper } from './reaper.ts';
+import { stuckStep } from './stuck.ts';
 import { pruneRuns, startRetention, type PruneRequest, type PruneResult } from './retention.ts';
 import { Transitions, type LostReportBuilder } from './transitions.ts';
 import type { EngineFacade, HealthDetailed, ListRunsQuery, RunPage, StuckStep, SupervisorStatus } from './facade.ts';
@@ -268,15 +269,7 @@ export class EngineApi implements EngineFacade {
 
   async stuckSteps(): Promise<StuckStep[]> {
     const now = Date.now();
-    return (await this.store.stuckSteps(now)).map((s) => ({
-      runId: s.runId,
-      stepName: s.name,
-      attempt: s.attempts,
-      workerId: s.workerId,
-      reason: s.leaseExpiresAt && Date.parse(s.leaseExpiresAt) < now ? 'lease_expired' : 'past_deadline',
-      deadlineAt: s.deadlineAt,
-      leaseExpiresAt: s.leaseExpiresAt,
-    }));
+    return (await this.store.stuckSteps(now)).map((s) => stuckStep(s, now));
   }
 
   async metrics(): Promise<string> {

@@ -3,22 +3,10 @@
  * only; `EngineApi` in api.ts implements it on top of a Store.
  */
 import type { ToolInfo } from '../tools/registry.ts';
-import type { ArtifactMeta, AttemptRecord, EventRecord, RunRecord, RunWithSteps, StepDetail, StepRecord, TextDelta, WorkerRecord } from '../domain/records.ts';
-import type { RunState } from '../domain/states.ts';
+import type { ArtifactMeta, AttemptRecord, EventRecord, RunFilter, RunRecord, RunWithSteps, StepDetail, StepRecord, TextDelta, WorkerRecord } from '../domain/records.ts';
 import type { PruneRequest, PruneResult } from './retention.ts';
 
-export interface ListRunsQuery {
-  status?: RunState;
-  /** `key=value` label filter. */
-  label?: { key: string; value: string };
-  /** Created at or after this time (epoch ms). */
-  createdAfter?: number;
-  /** Created before this time (epoch ms). */
-  createdBefore?: number;
-  /** The goal contains this text (case-insensitive). */
-  goal?: string;
-  /** A step of the run uses this tool. */
-  tool?: string;
+export interface ListRunsQuery extends RunFilter {
   /** Opaque cursor from a previous page. */
   cursor?: string;
   /** @default 50, at most 500 */

@@ -24,12 +24,13 @@ export const STEP_COLUMNS: Readonly<Record<keyof StepPatch, Column>> = {
   cancelRequested: ['cancel_requested', 'bool', 'boolean'],
 };
 
+/** The run columns a patch may write: the same columns, spelled the same, as a step's. */
 export const RUN_COLUMNS: Readonly<Record<keyof RunPatch, Column>> = {
-  status: ['status', 'plain', 'text'],
-  startedAt: ['started_at', 'plain', 'bigint'],
-  finishedAt: ['finished_at', 'plain', 'bigint'],
-  error: ['error', 'json', 'json'],
-  cancelRequested: ['cancel_requested', 'bool', 'boolean'],
+  status: STEP_COLUMNS.status,
+  startedAt: STEP_COLUMNS.startedAt,
+  finishedAt: STEP_COLUMNS.finishedAt,
+  error: STEP_COLUMNS.error,
+  cancelRequested: STEP_COLUMNS.cancelRequested,
 };
 
 /** How a dialect spells parameter n (1-based) of a type, and stores a boolean. */

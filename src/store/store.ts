@@ -15,6 +15,7 @@ import type {
   AttemptRecord,
   EventRecord,
   RetryPolicy,
+  RunFilter,
   RunRecord,
   StepRecord,
   TextDelta,
@@ -72,14 +73,9 @@ export interface NewEvent {
   ts: number;
 }
 
-export interface NewArtifact {
-  id: string;
-  runId: string;
-  stepName: string;
-  attempt: number;
-  name: string;
-  mime: string;
+export interface NewArtifact extends Omit<ArtifactMeta, 'size' | 'createdAt'> {
   content: Uint8Array;
+  /** Epoch ms. */
   createdAt: number;
 }
 
@@ -232,17 +228,7 @@ export interface Tx {
   runningByWorkers(workerIds: string[]): Promise<StepRow[]>;
 }
 
-export interface ListRunsFilter {
-  status?: RunState;
-  label?: { key: string; value: string };
-  /** created_at >= this (epoch ms). */
-  createdAfter?: number;
-  /** created_at < this (epoch ms). */
-  createdBefore?: number;
-  /** The goal contains this text, case-insensitively (ASCII case folding in SQLite). */
-  goal?: string;
-  /** At least one step of the run uses this tool. */
-  tool?: string;
+export interface ListRunsFilter extends RunFilter {
   /** Return runs strictly before this (createdAt, id) position, newest first. */
   before?: { createdAt: number; id: string };
   limit: number;

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { redactUrl } from '../../config/redact.ts';
 import type { RunwardenConfig } from '../../config/types.ts';
 import type { WorkerRecord } from '../../domain/records.ts';
+import { stuckStep } from '../../engine/stuck.ts';
 import type { HealthDetailed, StuckStep, SupervisorStatus } from '../../engine/facade.ts';
 import { apiUrl, networkReason } from '../client.ts';
 import { boolFlag, stringFlag } from '../command.ts';
@@ -224,15 +225,7 @@ async function fromStore(args: ParsedArgs, io: Io): Promise<Facts> {
     if (m.pending.length === 0 || m.current > 0) {
       const now = Date.now();
       facts.workers = await store.listWorkers();
-      facts.stuck = (await store.stuckSteps(now)).map((s) => ({
-        runId: s.runId,
-        stepName: s.name,
-        attempt: s.attempts,
-        workerId: s.workerId,
-        reason: s.leaseExpiresAt && Date.parse(s.leaseExpiresAt) < now ? 'lease_expired' : 'past_deadline',
-        deadlineAt: s.deadlineAt,
-        leaseExpiresAt: s.leaseExpiresAt,
-      }));
+      facts.stuck = (await store.stuckSteps(now)).map((s) => stuckStep(s, now));
       const counts = await store.stepCounts();
       const next = await store.nextReadyAt();
       facts.queue = { queued: counts.queued, running: counts.running, pending: counts.pending, oldestQueuedMs: next !== null && next < now ? now - next : 0 };

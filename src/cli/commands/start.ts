@@ -1,12 +1,12 @@
 /** `runwarden start`: the API and supervised workers on one machine. */
 import { isLoopbackHost } from '../../config/host.ts';
 import { redactUrl } from '../../config/redact.ts';
-import { listFlag, stringFlag } from '../command.ts';
+import { stringFlag } from '../command.ts';
 import type { Command, ParsedArgs } from '../command.ts';
 import type { ConfigFlags } from '../../config/resolve.ts';
 import { CliError, EXIT } from '../io.ts';
 import { handleShutdownSignals } from '../signals.ts';
-import { loadConfig } from './config-flags.ts';
+import { loadConfig, WORKER_OPTIONS, workerConfigFlags } from './config-flags.ts';
 
 export const startCommand: Command = {
   name: 'start',
@@ -37,20 +37,12 @@ restarted with a backoff; their steps are retried on the others. See docs/operat
 Prints "runwarden listening on <url>". SIGINT/SIGTERM stop it gracefully (exit 0); a second signal
 exits at once. Every key is described in docs/configuration.md.`,
   options: {
+    ...WORKER_OPTIONS,
     port: { type: 'string' },
     host: { type: 'string' },
-    'data-dir': { type: 'string' },
-    workers: { type: 'string' },
-    concurrency: { type: 'string' },
-    config: { type: 'string' },
-    tools: { type: 'string', multiple: true },
     'tool-isolation': { type: 'string' },
-    'default-provider': { type: 'string' },
     lab: { type: 'string' },
     'lab-port': { type: 'string' },
-    'lease-ms': { type: 'string' },
-    'heartbeat-ms': { type: 'string' },
-    'drain-ms': { type: 'string' },
   },
   positionals: { min: 0, max: 0 },
   async run(args, io) {
@@ -85,21 +77,12 @@ exits at once. Every key is described in docs/configuration.md.`,
 };
 
 function startFlags(args: ParsedArgs): ConfigFlags {
-  const flags: ConfigFlags = {
+  return {
+    ...workerConfigFlags(args),
     port: stringFlag(args, 'port'),
     host: stringFlag(args, 'host'),
-    dataDir: stringFlag(args, 'data-dir'),
-    workers: stringFlag(args, 'workers'),
-    concurrency: stringFlag(args, 'concurrency'),
-    tools: listFlag(args, 'tools'),
     toolIsolation: stringFlag(args, 'tool-isolation'),
-    defaultProvider: stringFlag(args, 'default-provider'),
     labPort: stringFlag(args, 'lab-port'),
-    leaseMs: stringFlag(args, 'lease-ms'),
-    heartbeatMs: stringFlag(args, 'heartbeat-ms'),
-    drainMs: stringFlag(args, 'drain-ms'),
     lab: stringFlag(args, 'lab'),
-    config: stringFlag(args, 'config'),
   };
-  return flags;
 }

@@ -3,11 +3,9 @@
  * against one PostgreSQL, or more processes on one SQLite data directory.
  */
 import { redactUrl } from '../../config/redact.ts';
-import { listFlag, stringFlag } from '../command.ts';
-import type { Command, ParsedArgs } from '../command.ts';
-import type { ConfigFlags } from '../../config/resolve.ts';
+import type { Command } from '../command.ts';
 import { handleShutdownSignals } from '../signals.ts';
-import { loadConfig } from './config-flags.ts';
+import { loadConfig, WORKER_OPTIONS, workerConfigFlags } from './config-flags.ts';
 
 export const workerCommand: Command = {
   name: 'worker',
@@ -32,20 +30,10 @@ supervises its worker processes: one that hangs, spins or crashes is killed if n
 replaced, its steps retried on the others (docs/operations.md). Prints "runwarden worker <id>
 ready". SIGINT/SIGTERM drain it: running steps get --drain-ms to finish, then are handed back to
 the queue (exit 0); a second signal exits at once. See docs/deployment.md.`,
-  options: {
-    workers: { type: 'string' },
-    concurrency: { type: 'string' },
-    'data-dir': { type: 'string' },
-    config: { type: 'string' },
-    tools: { type: 'string', multiple: true },
-    'default-provider': { type: 'string' },
-    'lease-ms': { type: 'string' },
-    'heartbeat-ms': { type: 'string' },
-    'drain-ms': { type: 'string' },
-  },
+  options: WORKER_OPTIONS,
   positionals: { min: 0, max: 0 },
   async run(args, io) {
-    const config = await loadConfig(workerFlags(args), io);
+    const config = await loadConfig(workerConfigFlags(args), io);
     const shutdown = handleShutdownSignals(io, 'runwarden worker');
     const log = (line: string): void => io.err(`${line}\n`);
     let proc: { id: string; close(): Promise<void> };
@@ -68,17 +56,3 @@ the queue (exit 0); a second signal exits at once. See docs/deployment.md.`,
     return shutdown.done;
   },
 };
-
-function workerFlags(args: ParsedArgs): ConfigFlags {
-  return {
-    workers: stringFlag(args, 'workers'),
-    concurrency: stringFlag(args, 'concurrency'),
-    dataDir: stringFlag(args, 'data-dir'),
-    config: stringFlag(args, 'config'),
-    tools: listFlag(args, 'tools'),
-    defaultProvider: stringFlag(args, 'default-provider'),
-    leaseMs: stringFlag(args, 'lease-ms'),
-    heartbeatMs: stringFlag(args, 'heartbeat-ms'),
-    drainMs: stringFlag(args, 'drain-ms'),
-  };
-}

@@ -24,22 +24,7 @@
 import type pg from 'pg';
 import type { SerializedError } from '../../domain/errors.ts';
 import type { RunState } from '../../domain/states.ts';
-import type {
-  AttemptUpdate,
-  ClaimOptions,
-  NewArtifact,
-  NewAttempt,
-  NewEvent,
-  NewRun,
-  NewStep,
-  RenewResult,
-  RunPatch,
-  RunBook,
-  RunRow,
-  StepRow,
-  StepUpdate,
-  Tx,
-} from '../store.ts';
+import type { AttemptUpdate, ClaimOptions, NewArtifact, NewAttempt, NewEvent, NewRun, NewStep, RenewResult, RunPatch, RunBook, RunRow, StepRow, StepUpdate, Tx } from '../store.ts';
 import { json, RUN_COLUMNS, setClause } from '../columns.ts';
 import { toRun, toStep } from '../rows.ts';
 import { RunBooks } from './run-books.ts';

@@ -5,23 +5,7 @@ import type { SerializedError } from '../../domain/errors.ts';
 import type { RunState } from '../../domain/states.ts';
 import { RUN_COLUMNS, setClause, STEP_COLUMNS, type ParamStyle } from '../columns.ts';
 import { BOOK_COLUMNS, toBook, toRun, toStep } from '../rows.ts';
-import type {
-  AttemptUpdate,
-  ClaimedRow,
-  ClaimOptions,
-  NewArtifact,
-  NewAttempt,
-  NewEvent,
-  NewRun,
-  NewStep,
-  RenewResult,
-  RunBook,
-  RunPatch,
-  RunRow,
-  StepRow,
-  StepUpdate,
-  Tx,
-} from '../store.ts';
+import type { AttemptUpdate, ClaimedRow, ClaimOptions, NewArtifact, NewAttempt, NewEvent, NewRun, NewStep, RenewResult, RunBook, RunPatch, RunRow, StepRow, StepUpdate, Tx } from '../store.ts';
 import type { SqliteStore } from './index.ts';
 
 /** Numbered parameters (?1, ?2 ...): a SET list and the WHERE after it can be built in any order. */
