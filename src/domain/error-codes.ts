@@ -82,6 +82,12 @@ export const ERROR_CODES = spec({
   TOOL_THREAD_EXITED: { status: 500, retryable: true },
   TOOL_OUT_OF_MEMORY: { status: 500, retryable: true },
 
+  // Steps added at runtime (docs/dynamic-runs.md): the adding step fails with these.
+  STEPS_INVALID: { status: 400, retryable: false },
+  MAX_STEPS_EXCEEDED: { status: 400, retryable: false },
+  // A step waiting for an added step's outputs (outputsFrom) fails when that step does not succeed.
+  AWAITED_STEP_FAILED: { status: 500, retryable: false },
+
   // Built-in tools and vectors.
   HTTP_STATUS: { status: 502, retryable: false },
   HTTP_REQUEST_FAILED: { status: 502, retryable: true },

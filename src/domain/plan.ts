@@ -11,6 +11,11 @@ import { textProblem } from './text.ts';
 
 export const STEP_NAME = /^[A-Za-z0-9_-]{1,128}$/;
 export const MAX_STEPS = 10_000;
+/**
+ * The most steps a run may reach by adding steps at runtime, unless its request says (`maxSteps`).
+ * A plan may start with more; it then cannot grow.
+ */
+export const DEFAULT_MAX_STEPS = 1_000;
 
 const retriesSchema = z
   .object({
@@ -20,7 +25,7 @@ const retriesSchema = z
   })
   .strict();
 
-const stepSchema = z
+export const stepSchema = z
   .object({
     name: z.string().regex(STEP_NAME, 'step names use letters, digits, _ and -, at most 128 characters'),
     tool: z.string().min(1).max(64),
@@ -54,6 +59,8 @@ const requestSchema = z
       .strict(),
     labels: z.record(labelKey, storedText(1024)).optional(),
     idempotencyKey: storedText(256).pipe(z.string().min(1)).optional(),
+    /** The most steps the run may reach by adding steps at runtime. @default DEFAULT_MAX_STEPS */
+    maxSteps: z.number().int().min(1).max(MAX_STEPS).optional(),
   })
   .strict();
 
@@ -63,6 +70,8 @@ export interface ValidatedStep {
   tool: string;
   inputs: Record<string, unknown>;
   dependsOn: string[];
+  /** Whether the step said its dependsOn (a step added at runtime that does not depends on the step that added it). */
+  dependsOnGiven: boolean;
   /** Steps that list this one in their dependsOn. */
   dependents: string[];
   timeoutMs: number;
@@ -73,6 +82,8 @@ export interface ValidatedRun {
   goal: string | null;
   labels: Record<string, string>;
   idempotencyKey: string | null;
+  /** As given; null: DEFAULT_MAX_STEPS. */
+  maxSteps: number | null;
   steps: ValidatedStep[];
 }
 
@@ -105,8 +116,39 @@ export async function validateRunRequest(body: unknown, tools: ToolCatalog, limi
   if (!parsed.success) {
     throw invalid(parsed.error.issues.map((i) => ({ code: 'SCHEMA', path: zodPath(i.path), message: issueMessage(i) })));
   }
-  const problems: ErrorDetail[] = [];
   const rawSteps = parsed.data.plan.steps;
+  const { steps, problems } = await checkSteps(rawSteps, tools, limits, { at: (idx) => `plan.steps.${idx}`, outside: 'refuse' });
+  const maxSteps = parsed.data.maxSteps;
+  if (maxSteps !== undefined && maxSteps < rawSteps.length) {
+    problems.push({ code: 'SCHEMA', path: 'maxSteps', message: `maxSteps (${maxSteps}) is below the plan's ${rawSteps.length} steps` });
+  }
+  if (problems.length > 0) throw invalid(problems);
+  return {
+    goal: parsed.data.plan.goal ?? null,
+    labels: parsed.data.labels ?? {},
+    idempotencyKey: parsed.data.idempotencyKey ?? null,
+    maxSteps: maxSteps ?? null,
+    steps,
+  };
+}
+
+export interface CheckStepsOptions {
+  /** Where step `idx` is, for problem paths: `plan.steps.3`. */
+  at: (idx: number) => string;
+  /**
+   * Names outside `rawSteps` in `dependsOn` and templates: a plan refuses them; steps added at
+   * runtime may name the run's existing steps, which only the engine knows ('defer': left to it).
+   */
+  outside: 'refuse' | 'defer';
+}
+
+/**
+ * Checks a list of steps (a plan's, or the steps a tool adds to its run): shapes, names, tools,
+ * deadlines, dependencies and cycles among them, templates and tool inputs. Every problem is
+ * collected; the steps that could be read are returned either way.
+ */
+export async function checkSteps(rawSteps: readonly unknown[], tools: ToolCatalog, limits: PlanLimits, o: CheckStepsOptions): Promise<{ steps: ValidatedStep[]; problems: ErrorDetail[] }> {
+  const problems: ErrorDetail[] = [];
   const steps: ValidatedStep[] = [];
   const byName = new Map<string, ValidatedStep>();
 
@@ -115,7 +157,7 @@ export async function validateRunRequest(body: unknown, tools: ToolCatalog, limi
     if (slice.due()) await slice.pause();
     const raw = rawSteps[idx];
     const r = stepSchema.safeParse(raw);
-    const where = `plan.steps.${idx}`;
+    const where = o.at(idx);
     if (!r.success) {
       for (const i of r.error.issues) problems.push({ code: 'SCHEMA', path: `${where}.${zodPath(i.path)}`.replace(/\.$/, ''), message: i.message });
       continue;
@@ -143,6 +185,7 @@ export async function validateRunRequest(body: unknown, tools: ToolCatalog, limi
       tool: s.tool,
       inputs: s.inputs ?? {},
       dependsOn: [...new Set(s.dependsOn ?? [])],
+      dependsOnGiven: s.dependsOn !== undefined,
       dependents: [],
       timeoutMs,
       retries: { ...DEFAULT_RETRIES, ...s.retries },
@@ -154,29 +197,29 @@ export async function validateRunRequest(body: unknown, tools: ToolCatalog, limi
   for (const step of steps) {
     for (const dep of step.dependsOn) {
       const target = byName.get(dep);
-      if (!target) {
-        problems.push({ code: 'UNKNOWN_DEPENDENCY', path: `plan.steps.${step.idx}.dependsOn`, message: `step "${step.name}" depends on unknown step "${dep}"` });
-      } else if (dep === step.name) {
-        problems.push({ code: 'DEPENDENCY_CYCLE', path: `plan.steps.${step.idx}.dependsOn`, message: `step "${step.name}" depends on itself` });
-      } else {
+      if (dep === step.name) {
+        problems.push({ code: 'DEPENDENCY_CYCLE', path: `${o.at(step.idx)}.dependsOn`, message: `step "${step.name}" depends on itself` });
+      } else if (target) {
         target.dependents.push(step.name);
+      } else if (o.outside === 'refuse') {
+        problems.push({ code: 'UNKNOWN_DEPENDENCY', path: `${o.at(step.idx)}.dependsOn`, message: `step "${step.name}" depends on unknown step "${dep}"` });
       }
     }
   }
   const cycle = findCycle(steps, byName);
-  if (cycle) problems.push({ code: 'DEPENDENCY_CYCLE', path: 'plan.steps', message: `dependency cycle: ${cycle.join(' -> ')}` });
+  if (cycle) problems.push({ code: 'DEPENDENCY_CYCLE', path: o.at(0).replace(/\.0$/, ''), message: `dependency cycle: ${cycle.join(' -> ')}` });
 
   for (const step of steps) {
     if (slice.due()) await slice.pause();
     const refs = findTemplates(step.inputs);
     const templated = new Set<string>();
     for (const ref of refs) {
-      const path = `plan.steps.${step.idx}.inputs.${ref.path}`;
+      const path = `${o.at(step.idx)}.inputs.${ref.path}`;
       templated.add(ref.path);
       if (ref.problem || ref.step === null) {
         problems.push({ code: 'BAD_TEMPLATE', path, message: ref.problem ?? 'bad template' });
       } else if (!byName.has(ref.step)) {
-        problems.push({ code: 'BAD_TEMPLATE', path, message: `{{${ref.expr}}} refers to unknown step "${ref.step}"` });
+        if (o.outside === 'refuse') problems.push({ code: 'BAD_TEMPLATE', path, message: `{{${ref.expr}}} refers to unknown step "${ref.step}"` });
       } else if (!cycle && !isUpstream(ref.step, step, byName)) {
         problems.push({
           code: 'BAD_TEMPLATE',
@@ -193,26 +236,19 @@ export async function validateRunRequest(body: unknown, tools: ToolCatalog, limi
         if ([...templated].some((t) => issue.path === t || issue.path.startsWith(`${t}.`))) continue;
         problems.push({
           code: 'INPUT_INVALID',
-          path: `plan.steps.${step.idx}.inputs${issue.path ? `.${issue.path}` : ''}`,
+          path: `${o.at(step.idx)}.inputs${issue.path ? `.${issue.path}` : ''}`,
           message: `step "${step.name}" (${step.tool}): ${issue.message}`,
         });
       }
     }
   }
-
-  if (problems.length > 0) throw invalid(problems);
-  return {
-    goal: parsed.data.plan.goal ?? null,
-    labels: parsed.data.labels ?? {},
-    idempotencyKey: parsed.data.idempotencyKey ?? null,
-    steps,
-  };
+  return { steps, problems };
 }
 
-function invalid(details: ErrorDetail[]): RunwardenError {
+export function invalid(details: ErrorDetail[], code = 'PLAN_INVALID', what = 'the plan'): RunwardenError {
   const n = details.length;
   const first = details[0]?.message ?? 'invalid plan';
-  return new RunwardenError('PLAN_INVALID', n === 1 ? first : `${n} problems in the plan; first: ${first}`, { details: details.slice(0, 200) });
+  return new RunwardenError(code, n === 1 ? first : `${n} problems in ${what}; first: ${first}`, { details: details.slice(0, 200) });
 }
 
 /** Iterative DFS (plans can have 10,000 steps; recursion could overflow). */

@@ -26,8 +26,11 @@ export interface RunRecord {
   createdAt: string;
   startedAt: string | null;
   finishedAt: string | null;
+  /** Its steps, those added at runtime included. */
   stepsTotal: number;
   stepsDone: number;
+  /** The most steps it may reach by adding steps at runtime. */
+  maxSteps: number;
   usage: UsageTotals;
   error: SerializedError | null;
 }
@@ -35,7 +38,7 @@ export interface RunRecord {
 export interface StepRecord {
   runId: string;
   name: string;
-  /** Position in the plan, for stable ordering. */
+  /** Position in the plan (steps added at runtime follow, in the order they were added), for stable ordering. */
   idx: number;
   tool: string;
   status: StepState;
@@ -53,6 +56,13 @@ export interface StepRecord {
   readyAt: string | null;
   startedAt: string | null;
   finishedAt: string | null;
+  /** The step whose tool added this one at runtime; null for a step of the plan. */
+  addedBy: string | null;
+  /**
+   * An added step whose outputs this step takes (its tool asked for them with `outputsFrom`): it is
+   * `pending` until that step ends. Null otherwise.
+   */
+  outputsFrom: string | null;
   /** Present while running. */
   workerId: string | null;
   leaseExpiresAt: string | null;

@@ -25,10 +25,12 @@ export const RUN_TRANSITIONS: Readonly<Record<RunState, readonly RunState[]>> = 
 });
 
 export const STEP_TRANSITIONS: Readonly<Record<StepState, readonly StepState[]>> = Object.freeze({
-  pending: ['queued', 'skipped', 'cancelled', 'failed'],
+  // pending -> succeeded: a step waiting for the outputs of a step it added (outputsFrom) gets them.
+  pending: ['queued', 'skipped', 'cancelled', 'failed', 'succeeded'],
   queued: ['running', 'cancelled', 'failed'],
   // running -> queued: an attempt failed, timed out or was lost and the retry policy allows another.
-  running: ['succeeded', 'failed', 'timed_out', 'cancelled', 'queued'],
+  // running -> pending: the attempt succeeded and added steps, one of which gives it its outputs.
+  running: ['succeeded', 'failed', 'timed_out', 'cancelled', 'queued', 'pending'],
   succeeded: [],
   failed: [],
   timed_out: [],

@@ -7,7 +7,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 
 type IntervalHistogram = ReturnType<typeof monitorEventLoopDelay>;
 import { notFound, RunwardenError } from '../domain/errors.ts';
-import { validateRunRequest, type PlanLimits } from '../domain/plan.ts';
+import { DEFAULT_MAX_STEPS, validateRunRequest, type PlanLimits } from '../domain/plan.ts';
 import { MAX_INLINE_STEPS, type RunRecord, type RunWithSteps, type StepDetail, type StepRecord, type TextDelta } from '../domain/records.ts';
 import { RUN_STATES } from '../domain/states.ts';
 import { textProblem } from '../domain/text.ts';
@@ -36,8 +36,8 @@ export interface EngineOptions {
 }
 
 export function publicRun(r: RunRow): RunRecord {
-  const { stepsFailed: _f, cancelRequested: _c, ...rest } = r;
-  return rest;
+  const { stepsFailed: _f, cancelRequested: _c, maxSteps, ...rest } = r;
+  return { ...rest, maxSteps: maxSteps ?? DEFAULT_MAX_STEPS };
 }
 
 export function publicStep(s: StepRow): StepRecord {

@@ -33,6 +33,8 @@ export interface RunDelta {
   events: number;
   stepsDone: number;
   stepsFailed: number;
+  /** Steps added to the run at runtime. */
+  stepsAdded?: number;
   usage?: UsageTotals;
   /** A step of the run was claimed at this time: a queued run starts. */
   startAt?: number;
@@ -57,7 +59,7 @@ export interface SeqBlock {
  * then rolls back).
  */
 export function advanceBook(b: RunBook, d: RunDelta, now: number): SeqBlock {
-  let changed = d.events !== 0 || d.stepsDone !== 0 || d.stepsFailed !== 0;
+  let changed = d.events !== 0 || d.stepsDone !== 0 || d.stepsFailed !== 0 || (d.stepsAdded ?? 0) !== 0;
   let started: number | null = null;
   if (d.startAt !== undefined && b.status === 'queued') {
     assertTransition('run', RUN_TRANSITIONS, b.status, 'running');
@@ -69,6 +71,7 @@ export function advanceBook(b: RunBook, d: RunDelta, now: number): SeqBlock {
   const firstEvent = b.lastSeq + 1;
   b.lastSeq += d.events;
   b.stepsDone += d.stepsDone;
+  b.stepsTotal += d.stepsAdded ?? 0;
   b.stepsFailed += d.stepsFailed;
   if (d.usage && d.usage.calls + d.usage.inputTokens + d.usage.outputTokens !== 0) {
     b.usage = {

@@ -15,7 +15,7 @@ import { recordResults } from './transitions/complete.ts';
 import { insertRun } from './transitions/create-run.ts';
 import { newEffects, type TxEffects } from './transitions/effects.ts';
 import { loseWorkerAttempts, reapExpired, releaseAttempts } from './transitions/lose.ts';
-import { settleRuns } from './transitions/settle.ts';
+import { settleRuns, TransactionRace } from './transitions/settle.ts';
 import { CycleError, type ClaimedStep, type Completion, type CompletionResult, type LostAttempt, type LostReportBuilder, type LoseWorkerOptions, type StepEvent } from './transitions/types.ts';
 
 export * from './transitions/types.ts';
@@ -42,7 +42,19 @@ export class Transitions {
   }
 
   async #tx<T>(fn: (tx: Tx, fx: TxEffects) => Promise<T>): Promise<T> {
-    const fx = newEffects(this.#now());
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#txOnce(fn, attempt > 1);
+      } catch (err) {
+        // Two transactions added steps to one run at once (see TransactionRace); rare, and the
+        // second one to lock the run simply runs again with what the first one left.
+        if (!(err instanceof TransactionRace) || attempt >= 8) throw err;
+      }
+    }
+  }
+
+  async #txOnce<T>(fn: (tx: Tx, fx: TxEffects) => Promise<T>, rerun: boolean): Promise<T> {
+    const fx = newEffects(this.#now(), rerun);
     let runIds: string[] = [];
     const result = await this.store.transaction(async (tx) => {
       // A PostgreSQL transaction that lost a race runs again: its effects start over.

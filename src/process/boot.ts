@@ -142,6 +142,7 @@ export async function startClaimLoops(scope: ProcessScope, core: Transitions, to
         leaseMs: config.leaseMs,
         heartbeatMs: config.heartbeatMs,
         abortGraceMs: config.abortGraceMs,
+        limits: config,
         threads,
         ...(o.onUncontained ? { onUncontained: o.onUncontained } : {}),
         log,

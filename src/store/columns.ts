@@ -22,6 +22,8 @@ export const STEP_COLUMNS: Readonly<Record<keyof StepPatch, Column>> = {
   deadlineAt: ['deadline_at', 'plain', 'bigint'],
   lostAttempts: ['lost_attempts', 'plain', 'integer'],
   cancelRequested: ['cancel_requested', 'bool', 'boolean'],
+  pendingDeps: ['pending_deps', 'plain', 'integer'],
+  outputsFrom: ['outputs_from', 'plain', 'text'],
 };
 
 /** The run columns a patch may write: the same columns, spelled the same, as a step's. */

@@ -44,6 +44,8 @@ export interface NewRun {
   idempotencyKey: string | null;
   plan: unknown;
   stepsTotal: number;
+  /** Null or absent: DEFAULT_MAX_STEPS. */
+  maxSteps?: number | null;
   createdAt: number;
 }
 
@@ -61,6 +63,10 @@ export interface NewStep {
   timeoutMs: number;
   retries: RetryPolicy;
   readyAt: number | null;
+  /** The step that added it at runtime. @default null (a step of the plan) */
+  addedBy?: string | null;
+  /** @default null */
+  outputsFrom?: string | null;
 }
 
 export interface NewEvent {
@@ -101,6 +107,8 @@ export interface StepPatch {
   deadlineAt?: number | null;
   lostAttempts?: number;
   cancelRequested?: boolean;
+  pendingDeps?: number;
+  outputsFrom?: string | null;
 }
 
 export interface StepUpdate {
@@ -111,6 +119,15 @@ export interface StepUpdate {
   /** ... and, when given, still holds this lease token. */
   expectToken?: string;
   patch: StepPatch;
+}
+
+/** Steps to append to a step's dependents (steps added at runtime that depend on it). */
+export interface DependentsAppend {
+  runId: string;
+  name: string;
+  add: string[];
+  /** Only while the step still holds this lease (the step adding them checks it still owns itself). */
+  expectToken?: string;
 }
 
 export interface AttemptUpdate {
@@ -160,9 +177,11 @@ export interface RunBook {
 }
 
 /** A run row plus internals. */
-export interface RunRow extends RunRecord {
+export interface RunRow extends Omit<RunRecord, 'maxSteps'> {
   stepsFailed: number;
   cancelRequested: boolean;
+  /** As the request gave it; null: DEFAULT_MAX_STEPS. */
+  maxSteps: number | null;
 }
 
 export interface ClaimOptions {
@@ -202,6 +221,19 @@ export interface Tx {
   getRunSteps(runId: string): Promise<StepRow[]>;
   /** Applies each update whose expectations hold; returns which did (same order). */
   updateSteps(updates: StepUpdate[]): Promise<boolean[]>;
+  /**
+   * updateSteps for updates that end steps: for each that applied, the step's dependents as its
+   * row holds them after the update, else null. Steps added at runtime may have joined them since
+   * the transaction read the step (PostgreSQL transactions interleave: the store returns the row's
+   * own); a store whose transactions never interleave (SQLite) may return `dependents`, what was read.
+   */
+  endSteps(updates: Array<StepUpdate & { dependents: string[] }>): Promise<Array<string[] | null>>;
+  /**
+   * Appends to the dependents of steps that have not ended (pending, queued, running) and, with
+   * `expectToken`, still hold that lease; returns which applied (same order). A step that ended
+   * meanwhile is left as it is: the caller reads it again. Each step at most once per call.
+   */
+  appendDependents(appends: DependentsAppend[]): Promise<boolean[]>;
   updateRun(id: string, expectStatus: readonly RunState[], patch: RunPatch): Promise<boolean>;
   /** Decrements pending_deps of the named steps; returns the rows (after the update). */
   decrementPending(runId: string, names: string[]): Promise<StepRow[]>;

@@ -2,6 +2,8 @@
  * What a tool is. Users write `defineTool({ name, input, run(ctx, input) })` or a plain object of the
  * same shape; a tools module default-exports an array of them.
  */
+import type { AddStepsOptions } from '../domain/added-steps.ts';
+import type { PlanStep } from '../domain/plan-format.ts';
 import type { StandardSchemaV1 } from './standard-schema.ts';
 import type { JsonSchemaType, TypedJsonSchema } from './json-schema.ts';
 import type { CustomEventType, EventType } from '../domain/events.ts';
@@ -60,6 +62,12 @@ export interface ToolContext {
    * exchange: a new number means a retry started the text over. Never blocks.
    */
   streamText?(text: string, call?: number): void;
+  /**
+   * Adds steps to this run (docs/dynamic-runs.md): plan steps, checked like a plan's. Unless they
+   * say `dependsOn`, they depend on this step. They are added only if this attempt succeeds, in the
+   * transaction that records it; a bad step throws STEPS_INVALID at once. Returns their names.
+   */
+  addSteps(steps: PlanStep[], options?: AddStepsOptions): string[];
 }
 
 export type ToolIsolation = 'thread' | 'inline';

@@ -12,6 +12,7 @@
  * (the abort tears them down), and a timed-out attempt gets a hang report built from that snapshot.
  * Everything recorded (events, log lines, errors, reports) is redacted on the way out.
  */
+import { AdditionsCollector, type StepAdditions } from '../domain/added-steps.ts';
 import { RunwardenError, toRunwardenError, type SerializedError } from '../domain/errors.ts';
 import type { AttemptOutcome, ClaimedStep } from '../engine/transitions.ts';
 import { newArtifactId } from '../engine/ids.ts';
@@ -51,6 +52,8 @@ export interface AttemptResult {
    * report), so that it is not counted as the tool's work.
    */
   forensicsCpuMs?: number;
+  /** Steps the tool added (`ctx.addSteps`), as plain JSON: kept only when the attempt succeeded. */
+  added?: StepAdditions;
 }
 
 /** One attempt as the worker drives it: on its own thread (StepRun) or in a tool thread (ThreadAttempt). */
@@ -107,6 +110,7 @@ export class StepRun {
   readonly lastLogs: string[] = [];
   readonly forensics: StepForensics;
   readonly #artifacts: NewArtifact[] = [];
+  readonly #added = new AdditionsCollector();
   readonly #record: (type: string, data: Record<string, unknown>) => void;
   readonly #graceMs: number;
   readonly containment: AttemptContainment;
@@ -228,6 +232,11 @@ export class StepRun {
       checkpoint: (label) => this.forensics.setCheckpoint(label),
       track: <T>(label: string, promise: Promise<T>): Promise<T> => this.forensics.track(label, promise),
       emit: (type, data) => this.record(type, data),
+      addSteps: (steps, options) => {
+        const names = this.#added.add(steps, options);
+        this.forensics.noteActivity(`added ${names.length} step(s)`);
+        return names;
+      },
       ...(this.#text ? { streamText: (text: string, call?: number) => this.#text?.push(String(text), call) } : {}),
     };
   }
@@ -333,7 +342,8 @@ export class StepRun {
       } catch (err) {
         return this.#failed(new RunwardenError('OUTPUT_INVALID', `tool output is not JSON: ${(err as Error).message}`));
       }
-      return { outcome: 'succeeded', outputs, artifacts: this.#artifacts, hangReport: null, abortCause: null, abandoned: false };
+      const added = this.#added.result();
+      return { outcome: 'succeeded', outputs, artifacts: this.#artifacts, hangReport: null, abortCause: null, abandoned: false, ...(added ? { added } : {}) };
     }
     if (cause === null && s.kind === 'rejected' && this.#cutByDeadline(s.error)) {
       this.abortCause = 'deadline';

@@ -13,6 +13,9 @@ import { newWorkerId } from '../engine/ids.ts';
 import type { StoreNotification } from '../store/store.ts';
 import type { ToolRegistry } from '../tools/registry.ts';
 import type { TextDelta } from '../domain/records.ts';
+import { additionsRefused, validateAdditions, type StepAdditions } from '../domain/added-steps.ts';
+import type { PlanLimits } from '../domain/plan.ts';
+import { staticDefaults } from '../config/fields.ts';
 import { attemptEnded } from '../telemetry/hooks.ts';
 import { ThreadAttempt } from './isolation/thread-attempt.ts';
 import { ToolThreadPool } from './isolation/pool.ts';
@@ -53,6 +56,8 @@ export interface WorkerOptions {
    * the process stops it. A supervised worker asks its supervisor to do that. @default log it
    */
   onUncontained?: (why: string) => void;
+  /** Deadlines steps added at runtime get and may ask for (as the API's for plans). @default the configuration's defaults */
+  limits?: PlanLimits;
   log?: (line: string) => void;
 }
 
@@ -69,6 +74,7 @@ export class Worker {
   readonly #pollMs: number;
   readonly #claimBatch: number;
   readonly #startSlice: number;
+  readonly #limits: PlanLimits;
   /** Claimed steps not started yet (see startSlice). */
   #starting: Attempt[] = [];
   #startScheduled = false;
@@ -108,6 +114,8 @@ export class Worker {
     this.#pollMs = o.pollMs ?? 200;
     this.#claimBatch = o.claimBatch ?? 256;
     this.#startSlice = Math.max(1, o.startSlice ?? 32);
+    const defaults = o.limits ?? staticDefaults();
+    this.#limits = { defaultTimeoutMs: defaults.defaultTimeoutMs, maxTimeoutMs: defaults.maxTimeoutMs };
     this.#log = o.log ?? (() => undefined);
     this.#writeFailures = new FailureLog(`worker ${this.id}: store write`, this.#log);
     this.#heartbeatFailures = new FailureLog(`worker ${this.id}: heartbeat`, this.#log);
@@ -315,20 +323,29 @@ export class Worker {
     }
     if (result.abortCause === 'shutdown') {
       this.#releases.push(run);
-    } else {
-      this.#completions.push({
-        runId: claim.runId,
-        stepName: claim.stepName,
-        attempt: claim.attempt,
-        token: claim.token,
-        outcome: result.outcome,
-        ...(result.outcome === 'succeeded' ? { outputs: result.outputs } : {}),
-        ...(result.error ? { error: result.error } : {}),
-        artifacts: result.artifacts,
-        hangReport: result.hangReport,
+    } else if (result.outcome === 'succeeded' && result.added) {
+      // Steps the tool added are checked against this worker's tools first (its slot stays taken).
+      void this.#withAdditions(claim, result, result.added).then((c) => {
+        if (this.#abandoned) return;
+        this.#completions.push(c);
+        this.#kick();
       });
+      return;
+    } else {
+      this.#completions.push(completionOf(claim, result));
     }
     this.#kick();
+  }
+
+  /** The completion of an attempt that added steps: with them checked, or failed (STEPS_INVALID). Never rejects. */
+  async #withAdditions(claim: ClaimedStep, result: AttemptResult, additions: StepAdditions): Promise<Completion> {
+    try {
+      const added = await validateAdditions(additions, claim.stepName, this.#tools, this.#limits);
+      return { ...completionOf(claim, result), added };
+    } catch (err) {
+      const error = additionsRefused(err).toJSON();
+      return completionOf(claim, { ...result, outcome: 'failed', error, artifacts: [] });
+    }
   }
 
   async #heartbeat(): Promise<void> {
@@ -441,4 +458,18 @@ export class Worker {
       this.#idleWaiters.push(done);
     });
   }
+}
+
+function completionOf(claim: ClaimedStep, result: AttemptResult): Completion {
+  return {
+    runId: claim.runId,
+    stepName: claim.stepName,
+    attempt: claim.attempt,
+    token: claim.token,
+    outcome: result.outcome,
+    ...(result.outcome === 'succeeded' ? { outputs: result.outputs } : {}),
+    ...(result.error ? { error: result.error } : {}),
+    artifacts: result.artifacts,
+    hangReport: result.hangReport,
+  };
 }

@@ -1,37 +1,17 @@
 /**
  * Upgrading in place: a database at migration 1 with a finished run and a vector collection in it
  * is migrated to the latest schema; the run, its events and the collection are all there after,
- * the old vectors belong to no run (never pruned), and new ones record their run.
+ * the old vectors belong to no run (never pruned), and new ones record their run. The old rows
+ * are written as version 1 wrote them, in SQL: today's engine writes columns version 1 lacks.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { PostgresStore } from '../../src/store/postgres/index.ts';
 import type { SqliteStore } from '../../src/store/sqlite/index.ts';
 import type { Store } from '../../src/store/store.ts';
 import { toBlob } from '../../src/store/vector-matrix.ts';
 import { conformance, type Ctx } from './harness.ts';
 import { Clock, coreAt, createRun, done } from './fixtures.ts';
-
-const ROOT = join(import.meta.dirname, '..', '..');
-
-/** Applies migration 1 alone, as the release before this one left databases. */
-async function atMigration1(ctx: Ctx, store: Store): Promise<void> {
-  const dir = ctx.dialect === 'sqlite' ? 'src/store/sqlite/migrations' : 'src/store/postgres/migrations';
-  const sql = readFileSync(join(ROOT, dir, '000001_initial.sql'), 'utf8');
-  const ledger = 'CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at bigint NOT NULL)';
-  if (ctx.dialect === 'sqlite') {
-    const db = (store as SqliteStore).db;
-    db.exec(sql);
-    db.exec(ledger);
-    db.prepare('INSERT INTO schema_migrations VALUES (1, ?, ?)').run('initial', Date.now());
-  } else {
-    const pool = (store as PostgresStore).pool;
-    await pool.query(sql);
-    await pool.query(ledger);
-    await pool.query('INSERT INTO schema_migrations VALUES (1, $1, $2)', ['initial', Date.now()]);
-  }
-}
+import { migrateTo, rawExec } from './upgrade.ts';
 
 /** A vector written the way version 1 wrote them (no run_id column yet). */
 async function oldVector(ctx: Ctx, store: Store, text: string, v: number[]): Promise<void> {
@@ -49,20 +29,30 @@ async function oldVector(ctx: Ctx, store: Store, text: string, v: number[]): Pro
 conformance('upgrade from the previous schema', (it) => {
   it('a database at migration 1 with runs and vectors is upgraded in place', async (ctx) => {
     const { store } = await ctx.unmigrated();
-    await atMigration1(ctx, store);
+    await migrateTo(ctx.dialect, store, 1);
     assert.deepEqual((await store.migrationStatus()).current, 1);
     const clock = new Clock();
     const core = coreAt(store, clock);
-    const runId = await createRun(core, [{ name: 'a' }]);
-    const [c] = await core.claim('w1', 1, 60_000);
-    assert.ok(c);
-    await core.flush([], [done(c)]);
+    const runId = 'v1-run';
+    const t = clock.now();
+    await rawExec(
+      ctx.dialect,
+      store,
+      `INSERT INTO runs (id, status, goal, labels, idempotency_key, created_at, started_at, finished_at, steps_total, steps_done, last_seq) VALUES ('${runId}', 'succeeded', NULL, '{}', NULL, ${t}, ${t}, ${t}, 1, 1, 3);
+       INSERT INTO run_plans (run_id, plan) VALUES ('${runId}', '{"steps":[{"name":"a","tool":"echo"}]}');
+       INSERT INTO steps (run_id, name, idx, tool, status, depends_on, dependents, pending_deps, inputs, resolved_inputs, outputs, timeout_ms, retries, attempts, started_at, finished_at)
+         VALUES ('${runId}', 'a', 0, 'echo', 'succeeded', '[]', '[]', 0, '{}', '{}', '{"from":"a"}', 30000, '{"max":0,"backoffMs":1000,"maxBackoffMs":60000}', 1, ${t}, ${t});
+       INSERT INTO attempts (run_id, step_name, attempt, status, worker_id, started_at, finished_at, deadline_at) VALUES ('${runId}', 'a', 1, 'succeeded', 'w1', ${t}, ${t}, ${t + 30_000});
+       INSERT INTO events (run_id, seq, ts, type, step_name, attempt, data) VALUES ('${runId}', 1, ${t}, 'run.created', NULL, NULL, '{"goal":null,"steps":1,"labels":{}}');
+       INSERT INTO events (run_id, seq, ts, type, step_name, attempt, data) VALUES ('${runId}', 2, ${t}, 'step.finished', 'a', 1, '{"status":"succeeded","error":null,"durationMs":0,"attempts":1}');
+       INSERT INTO events (run_id, seq, ts, type, step_name, attempt, data) VALUES ('${runId}', 3, ${t}, 'run.finished', NULL, NULL, '{"status":"succeeded"}');`,
+    );
     await oldVector(ctx, store, 'old fact', [1, 0, 0]);
     await oldVector(ctx, store, 'other fact', [0, 1, 0]);
     const eventsBefore = await store.listEvents(runId, 0, 1000);
 
     const { applied } = await store.migrate();
-    assert.deepEqual(applied, [2]);
+    assert.deepEqual(applied, [2, 3]);
     assert.deepEqual((await store.migrationStatus()).pending, []);
     assert.equal((await store.getRun(runId))?.status, 'succeeded');
     assert.deepEqual(await store.listEvents(runId, 0, 1000), eventsBefore);

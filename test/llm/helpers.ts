@@ -10,6 +10,8 @@ import { join } from 'node:path';
 import type { DatabaseSync } from 'node:sqlite';
 import { RunwardenError } from '../../src/domain/errors.ts';
 import { loadMigrations } from '../../src/store/migrations.ts';
+import type { AddStepsOptions } from '../../src/domain/added-steps.ts';
+import type { PlanStep } from '../../src/domain/plan-format.ts';
 import type { ArtifactInput, ArtifactRef, ToolContext } from '../../src/tools/types.ts';
 
 export { waitFor } from '../helpers/wait.ts';
@@ -135,6 +137,9 @@ export interface TestContext extends ToolContext {
   logs: Array<{ level: string; message: string }>;
   stored: Array<ArtifactInput & { id: string }>;
   tracked: string[];
+  /** What the tool added with ctx.addSteps, and the options of its last call. */
+  added: PlanStep[];
+  addOptions: AddStepsOptions | undefined;
 }
 
 /** A ToolContext-shaped object with a real AbortController that fires at the deadline. */
@@ -147,6 +152,7 @@ export function makeContext(timeoutMs = 5000): TestContext & { dispose(): void }
   const stored: TestContext['stored'] = [];
   const refs: ArtifactRef[] = [];
   const tracked: string[] = [];
+  const added: PlanStep[] = [];
   const log = Object.assign((message: string) => logs.push({ level: 'info', message }), {
     info: (message: string) => logs.push({ level: 'info', message }),
     warn: (message: string) => logs.push({ level: 'warn', message }),
@@ -184,6 +190,13 @@ export function makeContext(timeoutMs = 5000): TestContext & { dispose(): void }
     },
     emit: (type: string, data: Record<string, unknown>) => {
       events.push({ type, data });
+    },
+    added,
+    addOptions: undefined,
+    addSteps(steps: PlanStep[], options?: AddStepsOptions): string[] {
+      added.push(...steps);
+      if (options) this.addOptions = options;
+      return steps.map((s) => s.name);
     },
     dispose: () => clearTimeout(timer),
   };

@@ -5,6 +5,7 @@
 import type { StepRow, Tx } from '../../store/store.ts';
 import { backoffDelay } from '../backoff.ts';
 import { runEffect, type TxEffects } from './effects.ts';
+import { addSteps, stepKey, type AddingItem } from './add-steps.ts';
 import { finishSteps, type FinishItem } from './finish.ts';
 import { retrySteps, type RetryItem } from './retry.ts';
 import type { Completion, CompletionResult, Refusal, StepEvent } from './types.ts';
@@ -55,8 +56,15 @@ export async function recordResults(tx: Tx, fx: TxEffects, events: StepEvent[], 
  * Records what a batch of attempts did: the attempts end, hang reports and artifacts are written,
  * and each step finishes or is queued for a retry — each kind of write once for the whole batch.
  */
-export async function completeAttempts(tx: Tx, fx: TxEffects, items: ReadonlyArray<{ step: StepRow; c: Completion }>): Promise<void> {
-  if (items.length === 0) return;
+export async function completeAttempts(tx: Tx, fx: TxEffects, given: ReadonlyArray<{ step: StepRow; c: Completion }>): Promise<void> {
+  if (given.length === 0) return;
+  // Steps the attempts added go in first; an attempt whose additions are refused fails.
+  const adding = given.filter((i): i is AddingItem => i.c.outcome === 'succeeded' && i.c.added !== undefined && i.c.added.steps.length > 0);
+  const { refused, waiting } = await addSteps(tx, fx, adding);
+  const items = refused.size === 0 ? given : given.map((i) => {
+    const error = refused.get(stepKey(i.c.runId, i.c.stepName));
+    return error ? { step: i.step, c: { ...i.c, outcome: 'failed' as const, error, artifacts: [] } } : i;
+  });
   await tx.finishAttempts(
     items.map(({ c }) => ({
       runId: c.runId,
@@ -88,6 +96,8 @@ export async function completeAttempts(tx: Tx, fx: TxEffects, items: ReadonlyArr
   const finishes: FinishItem[] = [];
   const retries: RetryItem[] = [];
   for (const { step, c } of items) {
+    // Waits for the outputs of a step it added: it ends when that step does.
+    if (waiting.has(stepKey(c.runId, c.stepName))) continue;
     if (c.outcome === 'succeeded') {
       finishes.push({ step, status: 'succeeded', opts: { outputs: c.outputs ?? null, from: ['running'], token: c.token } });
       continue;

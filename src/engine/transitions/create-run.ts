@@ -11,6 +11,7 @@ export async function insertRun(tx: Tx, fx: TxEffects, id: string, run: Validate
     idempotencyKey: run.idempotencyKey,
     plan: rawPlan,
     stepsTotal: run.steps.length,
+    maxSteps: run.maxSteps,
     createdAt: fx.now,
   });
   await tx.insertSteps(

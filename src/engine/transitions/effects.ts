@@ -14,6 +14,8 @@ export interface TxEffects {
   queued: number;
   /** Every event the transaction wrote, run.started and run.finished included (set by settleRuns). */
   written: NewEvent[];
+  /** This transaction is running again after a TransactionRace: take the run locks first. */
+  rerun: boolean;
 }
 
 export interface RunEffect {
@@ -22,6 +24,13 @@ export interface RunEffect {
   usage: UsageTotals;
   /** A step of this run was claimed: the run starts if it has not yet. */
   start: boolean;
+  /** Steps added to the run at runtime by this transaction. */
+  stepsAdded: number;
+  /**
+   * The run's step count the additions were checked against (read, not locked): the transaction
+   * runs again if the locked count differs (another transaction added steps meanwhile).
+   */
+  expectTotal?: number;
   /** The first step of this run that failed or timed out in this transaction. */
   failure?: StepFailure;
 }
@@ -44,14 +53,14 @@ export function guarded(u: StepUpdate): StepUpdate {
   return u;
 }
 
-export function newEffects(now: number): TxEffects {
-  return { now, events: [], deltas: new Map(), queued: 0, written: [] };
+export function newEffects(now: number, rerun = false): TxEffects {
+  return { now, events: [], deltas: new Map(), queued: 0, written: [], rerun };
 }
 
 export function runEffect(fx: TxEffects, runId: string): RunEffect {
   let d = fx.deltas.get(runId);
   if (!d) {
-    d = { stepsDone: 0, stepsFailed: 0, usage: { inputTokens: 0, outputTokens: 0, calls: 0 }, start: false };
+    d = { stepsDone: 0, stepsFailed: 0, usage: { inputTokens: 0, outputTokens: 0, calls: 0 }, start: false, stepsAdded: 0 };
     fx.deltas.set(runId, d);
   }
   return d;

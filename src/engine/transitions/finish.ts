@@ -1,7 +1,8 @@
 /**
  * Finishing steps and advancing the DAG inside a transaction: releasing or skipping what depends on
  * a finished step. Every path that makes a step terminal goes through `finishSteps`, which is what
- * guarantees exactly one `step.finished` per step.
+ * guarantees exactly one `step.finished` per step. A step waiting for the outputs of a step it added
+ * (`outputsFrom`) is one of that step's dependents: it finishes with it, instead of being queued.
  */
 import { RunwardenError, type SerializedError } from '../../domain/errors.ts';
 import type { StepState } from '../../domain/states.ts';
@@ -34,9 +35,10 @@ export interface FinishItem {
  */
 export async function finishSteps(tx: Tx, fx: TxEffects, items: readonly FinishItem[]): Promise<boolean[]> {
   if (items.length === 0) return [];
-  const oks = await tx.updateSteps(
-    items.map(({ step, status, opts }) =>
-      guarded({
+  const fresh = await tx.endSteps(
+    items.map(({ step, status, opts }) => ({
+      dependents: step.dependents,
+      ...guarded({
         runId: step.runId,
         name: step.name,
         expectStatus: opts.from,
@@ -52,12 +54,15 @@ export async function finishSteps(tx: Tx, fx: TxEffects, items: readonly FinishI
           ...(opts.lostAttempts !== undefined ? { lostAttempts: opts.lostAttempts } : {}),
         },
       }),
-    ),
+    })),
   );
   const advancing: FinishItem[] = [];
   for (const [i, item] of items.entries()) {
-    if (oks[i] !== true) continue;
-    const { step, status, opts } = item;
+    const dependents = fresh[i];
+    if (dependents === null || dependents === undefined) continue;
+    const { status, opts } = item;
+    // Its dependents as the row holds them now: steps added at runtime may have joined them.
+    const step = dependents === item.step.dependents ? item.step : { ...item.step, dependents };
     const startedAt = step.startedAt ? Date.parse(step.startedAt) : null;
     fx.events.push({
       runId: step.runId,
@@ -76,10 +81,10 @@ export async function finishSteps(tx: Tx, fx: TxEffects, items: readonly FinishI
     d.stepsDone++;
     if (status !== 'succeeded') d.stepsFailed++;
     if ((status === 'failed' || status === 'timed_out') && d.failure === undefined) d.failure = { step: step.name, status, error: opts.error ?? null };
-    if (step.dependents.length > 0) advancing.push(item);
+    if (step.dependents.length > 0) advancing.push({ step, status, opts });
   }
   for (const { step, status, opts } of advancing) await advance(tx, fx, step, status === 'succeeded' ? opts.outputs : undefined, status);
-  return oks;
+  return fresh.map((d) => d !== null);
 }
 
 export async function finishStep(tx: Tx, fx: TxEffects, step: StepRow, status: TerminalStep, opts: FinishOptions): Promise<boolean> {
@@ -97,10 +102,23 @@ async function advance(tx: Tx, fx: TxEffects, step: StepRow, outputs: unknown, s
       retryable: false,
     };
     const to = status === 'cancelled' ? 'cancelled' : 'skipped';
+    // A step that waits for this one's outputs did run: it fails (or is cancelled) with it.
+    const awaited: SerializedError = {
+      code: 'AWAITED_STEP_FAILED',
+      message: `step "${step.name}", whose outputs it waits for, ended ${status}`,
+      retryable: false,
+      data: { step: step.name, status },
+    };
     await finishSteps(
       tx,
       fx,
-      rows.filter((dep) => dep.status === 'pending').map((dep) => ({ step: dep, status: to, opts: { error: reason, from: ['pending'] } })),
+      rows
+        .filter((dep) => dep.status === 'pending')
+        .map((dep): FinishItem =>
+          dep.outputsFrom === step.name
+            ? { step: dep, status: status === 'cancelled' ? 'cancelled' : 'failed', opts: { error: awaited, from: ['pending'] } }
+            : { step: dep, status: to, opts: { error: reason, from: ['pending'] } },
+        ),
     );
     return;
   }
@@ -112,15 +130,23 @@ async function advance(tx: Tx, fx: TxEffects, step: StepRow, outputs: unknown, s
     await finishSteps(tx, fx, released.map((next) => ({ step: next, status: 'cancelled', opts: { from: ['pending'], error } })));
     return;
   }
-  for (const next of released) await queueStep(tx, fx, next, step, outputs);
+  const waiting = released.filter((r) => r.outputsFrom === step.name);
+  if (waiting.length > 0) {
+    await finishSteps(tx, fx, waiting.map((w) => ({ step: w, status: 'succeeded', opts: { outputs: outputs ?? null, from: ['pending'] } })));
+  }
+  const upstream = new Map<string, unknown>([[step.name, outputs]]);
+  for (const next of released) if (next.outputsFrom !== step.name) await queueStep(tx, fx, next, upstream);
 }
 
-/** pending -> queued with its templates resolved from upstream outputs. */
-async function queueStep(tx: Tx, fx: TxEffects, next: StepRow, justFinished: StepRow, finishedOutputs: unknown): Promise<void> {
-  const upstream = new Map<string, unknown>([[justFinished.name, finishedOutputs]]);
+/**
+ * pending -> queued with its templates resolved from upstream outputs: those in `known` (the step
+ * that just finished), the others read.
+ */
+export async function queueStep(tx: Tx, fx: TxEffects, next: StepRow, known: ReadonlyMap<string, unknown>): Promise<void> {
+  const upstream = new Map<string, unknown>(known);
   // Templates may name any upstream step, not only direct dependencies; load exactly those named.
   const named = new Set(findTemplates(next.inputs).flatMap((t) => (t.step ? [t.step] : [])));
-  const others = [...named].filter((d) => d !== justFinished.name);
+  const others = [...named].filter((d) => !upstream.has(d));
   if (others.length > 0) {
     for (const row of await tx.getSteps(others.map((name) => ({ runId: next.runId, name })))) upstream.set(row.name, row.outputs);
   }

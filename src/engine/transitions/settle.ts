@@ -5,6 +5,14 @@ import { advanceBook, runError } from '../run-books.ts';
 import type { TxEffects } from './effects.ts';
 
 /**
+ * What this transaction read changed before it could lock it (PostgreSQL), and Transitions run it
+ * again: steps were added to a run by another transaction between this one's read of the run's step
+ * count and its lock on the run (the positions and the maxSteps check of its own additions used a
+ * stale count), or a step adding steps lost its lease meanwhile.
+ */
+export class TransactionRace extends Error {}
+
+/**
  * Writes the run bookkeeping of a transaction: the books of every run it touched are locked in one
  * call, advanced here (run-books.ts: seq block, counters, start, and the finish of runs whose last
  * step just ended), written back in one call, then the events with their seqs, including
@@ -30,12 +38,14 @@ export async function settleRuns(tx: Tx, fx: TxEffects): Promise<string[]> {
     if (!book) continue;
     const events = byRun.get(runId) ?? [];
     const d = fx.deltas.get(runId);
+    if (d?.expectTotal !== undefined && d.expectTotal !== book.stepsTotal) throw new TransactionRace(`run ${runId} has ${book.stepsTotal} steps, not the ${d.expectTotal} this transaction added to`);
     const block = advanceBook(
       book,
       {
         events: events.length,
         stepsDone: d?.stepsDone ?? 0,
         stepsFailed: d?.stepsFailed ?? 0,
+        ...(d?.stepsAdded ? { stepsAdded: d.stepsAdded } : {}),
         ...(d && d.usage.calls > 0 ? { usage: d.usage } : {}),
         ...(d?.start ? { startAt: fx.now } : {}),
       },

@@ -1,4 +1,5 @@
 /** What workers and supervisors hand to the transitions, and what they get back. */
+import type { Additions } from '../../domain/added-steps.ts';
 import type { SerializedError } from '../../domain/errors.ts';
 import type { NewArtifact, StepRow } from '../../store/store.ts';
 
@@ -26,6 +27,8 @@ export interface Completion {
   error?: SerializedError;
   artifacts: NewArtifact[];
   hangReport?: Record<string, unknown> | null;
+  /** Steps a succeeded attempt added to its run (checked by the worker: validateAdditions). */
+  added?: Additions;
 }
 
 /** An event produced by a running step (a log line, LLM usage ...), written as it happens. */

@@ -22,9 +22,10 @@ import type { TxQuery } from './sql.ts';
 
 
 const WRITE = `UPDATE runs r SET status = u.status, started_at = u.started_at, finished_at = u.finished_at, last_seq = u.last_seq,
-    steps_done = u.steps_done, steps_failed = u.steps_failed, input_tokens = u.input_tokens, output_tokens = u.output_tokens, llm_calls = u.llm_calls
-  FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::integer[], $7::integer[], $8::bigint[], $9::bigint[], $10::integer[])
-    AS u(id, status, started_at, finished_at, last_seq, steps_done, steps_failed, input_tokens, output_tokens, llm_calls)
+    steps_done = u.steps_done, steps_failed = u.steps_failed, input_tokens = u.input_tokens, output_tokens = u.output_tokens, llm_calls = u.llm_calls,
+    steps_total = u.steps_total
+  FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::integer[], $7::integer[], $8::bigint[], $9::bigint[], $10::integer[], $11::integer[])
+    AS u(id, status, started_at, finished_at, last_seq, steps_done, steps_failed, input_tokens, output_tokens, llm_calls, steps_total)
   WHERE r.id = u.id`;
 
 const copy = (b: RunBook): RunBook => ({ ...b, usage: { ...b.usage } });
@@ -100,7 +101,7 @@ export class RunBooks {
     }
   }
 
-  /** The pending writes as unnest parameters ($1..$10), marking them written. */
+  /** The pending writes as unnest parameters ($1..$11), marking them written. */
   take(): { params: unknown[]; count: number } | null {
     const dirty = [...this.#locked.values()].filter((k) => k.dirty);
     if (dirty.length === 0) return null;
@@ -119,6 +120,7 @@ export class RunBooks {
         col((b) => b.usage.inputTokens),
         col((b) => b.usage.outputTokens),
         col((b) => b.usage.calls),
+        col((b) => b.stepsTotal),
       ],
     };
   }

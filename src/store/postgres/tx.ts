@@ -24,11 +24,11 @@
 import type pg from 'pg';
 import type { SerializedError } from '../../domain/errors.ts';
 import type { RunState } from '../../domain/states.ts';
-import type { AttemptUpdate, ClaimOptions, NewArtifact, NewAttempt, NewEvent, NewRun, NewStep, RenewResult, RunPatch, RunBook, RunRow, StepRow, StepUpdate, Tx } from '../store.ts';
+import type { AttemptUpdate, ClaimOptions, DependentsAppend, NewArtifact, NewAttempt, NewEvent, NewRun, NewStep, RenewResult, RunPatch, RunBook, RunRow, StepRow, StepUpdate, Tx } from '../store.ts';
 import { json, RUN_COLUMNS, setClause } from '../columns.ts';
 import { toRun, toStep } from '../rows.ts';
 import { RunBooks } from './run-books.ts';
-import { updateSteps } from './step-updates.ts';
+import { appendDependents, endSteps, updateSteps } from './step-updates.ts';
 import { EVENTS_UNNEST, PG, type TxQuery } from './sql.ts';
 
 /** A transaction-scoped advisory lock key: "one reaper at a time" (any constant unique to runwarden). */
@@ -107,19 +107,19 @@ export class PgTx implements Tx {
     this.#books.seedNew(run.id, run.stepsTotal, run.createdAt);
     this.#defer(
       `WITH r AS (
-         INSERT INTO runs (id, status, goal, labels, idempotency_key, created_at, steps_total)
-         VALUES ($1, 'queued', $2, $3::json, $4, $5, $6) RETURNING id)
+         INSERT INTO runs (id, status, goal, labels, idempotency_key, created_at, steps_total, max_steps)
+         VALUES ($1, 'queued', $2, $3::json, $4, $5, $6, $8) RETURNING id)
        INSERT INTO run_plans (run_id, plan) SELECT id, $7::json FROM r`,
-      [run.id, run.goal, JSON.stringify(run.labels), run.idempotencyKey, run.createdAt, run.stepsTotal, JSON.stringify(run.plan ?? null)],
+      [run.id, run.goal, JSON.stringify(run.labels), run.idempotencyKey, run.createdAt, run.stepsTotal, JSON.stringify(run.plan ?? null), run.maxSteps ?? null],
     );
   }
 
   async insertSteps(steps: NewStep[]): Promise<void> {
     if (steps.length === 0) return;
     this.#defer(
-      `INSERT INTO steps (run_id, name, idx, tool, status, depends_on, dependents, pending_deps, inputs, resolved_inputs, timeout_ms, retries, ready_at)
+      `INSERT INTO steps (run_id, name, idx, tool, status, depends_on, dependents, pending_deps, inputs, resolved_inputs, timeout_ms, retries, ready_at, added_by, outputs_from)
        SELECT * FROM unnest($1::text[], $2::text[], $3::integer[], $4::text[], $5::text[], $6::json[], $7::json[], $8::integer[],
-                            $9::json[], $10::json[], $11::bigint[], $12::json[], $13::bigint[])`,
+                            $9::json[], $10::json[], $11::bigint[], $12::json[], $13::bigint[], $14::text[], $15::text[])`,
       [
         steps.map((s) => s.runId),
         steps.map((s) => s.name),
@@ -134,6 +134,8 @@ export class PgTx implements Tx {
         steps.map((s) => s.timeoutMs),
         steps.map((s) => JSON.stringify(s.retries)),
         steps.map((s) => s.readyAt),
+        steps.map((s) => s.addedBy ?? null),
+        steps.map((s) => s.outputsFrom ?? null),
       ],
     );
   }
@@ -170,7 +172,7 @@ export class PgTx implements Tx {
     // The run bookkeeping of the transaction rides along: one statement for both, pipelined with
     // the COMMIT that normally follows; its check runs when the transaction settles.
     const sent = this.#send(
-      `WITH ${RunBooks.CTE}, ev AS (INSERT INTO events (run_id, seq, ts, type, step_name, attempt, data) SELECT * FROM ${EVENTS_UNNEST(11)} RETURNING 1)
+      `WITH ${RunBooks.CTE}, ev AS (INSERT INTO events (run_id, seq, ts, type, step_name, attempt, data) SELECT * FROM ${EVENTS_UNNEST(12)} RETURNING 1)
        SELECT (SELECT count(*) FROM books)::int AS runs`,
       [...books.params, ...columns],
     ).then((res) => {
@@ -207,6 +209,14 @@ export class PgTx implements Tx {
 
   async updateSteps(updates: StepUpdate[]): Promise<boolean[]> {
     return updateSteps(this.#q, updates);
+  }
+
+  async endSteps(updates: Array<StepUpdate & { dependents: string[] }>): Promise<Array<string[] | null>> {
+    return endSteps(this.#q, updates);
+  }
+
+  async appendDependents(appends: DependentsAppend[]): Promise<boolean[]> {
+    return appendDependents(this.#q, appends);
   }
 
   async updateRun(id: string, expectStatus: readonly RunState[], patch: RunPatch): Promise<boolean> {

@@ -5,14 +5,17 @@ import type { SerializedError } from '../../domain/errors.ts';
 import type { RunState } from '../../domain/states.ts';
 import { RUN_COLUMNS, setClause, STEP_COLUMNS, type ParamStyle } from '../columns.ts';
 import { BOOK_COLUMNS, toBook, toRun, toStep } from '../rows.ts';
-import type { AttemptUpdate, ClaimedRow, ClaimOptions, NewArtifact, NewAttempt, NewEvent, NewRun, NewStep, RenewResult, RunBook, RunPatch, RunRow, StepRow, StepUpdate, Tx } from '../store.ts';
+import type { AttemptUpdate, ClaimedRow, ClaimOptions, DependentsAppend, NewArtifact, NewAttempt, NewEvent, NewRun, NewStep, RenewResult, RunBook, RunPatch, RunRow, StepRow, StepUpdate, Tx } from '../store.ts';
 import type { SqliteStore } from './index.ts';
 
 /** Numbered parameters (?1, ?2 ...): a SET list and the WHERE after it can be built in any order. */
 const SQLITE: ParamStyle = { placeholder: (n) => `?${n}`, bool: (v) => (v ? 1 : 0) };
 
-const WRITE_BOOK = `UPDATE runs SET status = ?, started_at = ?, finished_at = ?, last_seq = ?, steps_done = ?, steps_failed = ?,
+const WRITE_BOOK = `UPDATE runs SET status = ?, started_at = ?, finished_at = ?, last_seq = ?, steps_done = ?, steps_total = ?, steps_failed = ?,
     input_tokens = ?, output_tokens = ?, llm_calls = ? WHERE id = ?`;
+
+/** The states in which a step has not ended (it can still gain dependents). */
+const OPEN_STATES = "('pending', 'queued', 'running')";
 
 /** Events per multi-row INSERT (7 parameters each, far below SQLite's limit of 32,766). */
 const EVENT_CHUNK = 32;
@@ -30,15 +33,15 @@ export class SqliteTx implements Tx {
 
   async insertRun(run: NewRun): Promise<void> {
     this.#s
-      .stmt('INSERT INTO runs (id, status, goal, labels, idempotency_key, created_at, steps_total) VALUES (?, ?, ?, ?, ?, ?, ?)')
-      .run(run.id, 'queued', run.goal, JSON.stringify(run.labels), run.idempotencyKey, run.createdAt, run.stepsTotal);
+      .stmt('INSERT INTO runs (id, status, goal, labels, idempotency_key, created_at, steps_total, max_steps) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(run.id, 'queued', run.goal, JSON.stringify(run.labels), run.idempotencyKey, run.createdAt, run.stepsTotal, run.maxSteps ?? null);
     this.#s.stmt('INSERT INTO run_plans (run_id, plan) VALUES (?, ?)').run(run.id, JSON.stringify(run.plan));
   }
 
   async insertSteps(steps: NewStep[]): Promise<void> {
     const st = this.#s.stmt(
-      `INSERT INTO steps (run_id, name, idx, tool, status, depends_on, dependents, pending_deps, inputs, resolved_inputs, timeout_ms, retries, ready_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO steps (run_id, name, idx, tool, status, depends_on, dependents, pending_deps, inputs, resolved_inputs, timeout_ms, retries, ready_at, added_by, outputs_from)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     // A 10,000-step plan is ~100 ms of inserts: in slices, so the loop turns meanwhile (the
     // transaction stays open and no other transaction of this process can start in between).
@@ -59,6 +62,8 @@ export class SqliteTx implements Tx {
         s.timeoutMs,
         JSON.stringify(s.retries),
         s.readyAt,
+        s.addedBy ?? null,
+        s.outputsFrom ?? null,
       );
     }
   }
@@ -75,7 +80,7 @@ export class SqliteTx implements Tx {
   async writeRuns(books: readonly RunBook[]): Promise<void> {
     const st = this.#s.stmt(WRITE_BOOK);
     for (const b of books) {
-      const changes = st.run(b.status, b.startedAt, b.finishedAt, b.lastSeq, b.stepsDone, b.stepsFailed, b.usage.inputTokens, b.usage.outputTokens, b.usage.calls, b.id).changes;
+      const changes = st.run(b.status, b.startedAt, b.finishedAt, b.lastSeq, b.stepsDone, b.stepsTotal, b.stepsFailed, b.usage.inputTokens, b.usage.outputTokens, b.usage.calls, b.id).changes;
       if (Number(changes) !== 1) throw new Error(`run bookkeeping: run ${b.id} does not exist`);
     }
   }
@@ -146,6 +151,19 @@ export class SqliteTx implements Tx {
       }
       return Number(this.#s.stmt(sql).run(...(params as SQLInputValue[])).changes) === 1;
     });
+  }
+
+  async endSteps(updates: Array<StepUpdate & { dependents: string[] }>): Promise<Array<string[] | null>> {
+    // One writer at a time (BEGIN IMMEDIATE): nothing changed the rows since this transaction read them.
+    return (await this.updateSteps(updates)).map((ok, i) => (ok ? (updates[i] as { dependents: string[] }).dependents : null));
+  }
+
+  async appendDependents(appends: DependentsAppend[]): Promise<boolean[]> {
+    const st = this.#s.stmt(
+      `UPDATE steps SET dependents = (SELECT json_group_array(value) FROM (SELECT value FROM json_each(steps.dependents) UNION ALL SELECT value FROM json_each(?1)))
+       WHERE run_id = ?2 AND name = ?3 AND status IN ${OPEN_STATES} AND (?4 IS NULL OR lease_token = ?4)`,
+    );
+    return appends.map((a) => Number(st.run(JSON.stringify(a.add), a.runId, a.name, a.expectToken ?? null).changes) === 1);
   }
 
   async updateRun(id: string, expectStatus: readonly RunState[], patch: RunPatch): Promise<boolean> {

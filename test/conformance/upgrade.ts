@@ -1,0 +1,31 @@
+/**
+ * Databases at an earlier schema version, for upgrade tests: the dialect's first `n` migrations
+ * applied (and recorded in schema_migrations as the store records them), nothing after.
+ */
+import { join } from 'node:path';
+import { loadMigrations } from '../../src/store/migrations.ts';
+import type { PostgresStore } from '../../src/store/postgres/index.ts';
+import type { SqliteStore } from '../../src/store/sqlite/index.ts';
+import type { Store } from '../../src/store/store.ts';
+import type { DialectName } from './harness.ts';
+
+const DIR = (dialect: DialectName): string => join(import.meta.dirname, '..', '..', 'src', 'store', dialect, 'migrations');
+
+/** Runs SQL (literal values only: the same text runs on both dialects) on an unmigrated store's database. */
+export async function rawExec(dialect: DialectName, store: Store, sql: string): Promise<void> {
+  if (dialect === 'sqlite') (store as SqliteStore).db.exec(sql);
+  else await (store as PostgresStore).pool.query(sql);
+}
+
+/** Applies the first `n` migrations of the dialect to `store`'s empty database. */
+export async function migrateTo(dialect: DialectName, store: Store, n: number): Promise<void> {
+  const create =
+    dialect === 'sqlite'
+      ? 'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)'
+      : 'CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at bigint NOT NULL)';
+  await rawExec(dialect, store, create);
+  for (const m of loadMigrations(DIR(dialect)).slice(0, n)) {
+    await rawExec(dialect, store, m.sql);
+    await rawExec(dialect, store, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (${m.version}, '${m.name}', ${Date.now()})`);
+  }
+}
