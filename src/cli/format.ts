@@ -98,6 +98,15 @@ export function eventDetail(e: EventRecord): string {
     case 'step.started':
       if (attempt !== undefined) parts.push(`attempt ${attempt}`);
       break;
+    case 'step.added': {
+      parts.push(`${str(d, 'tool') ?? '?'} added by ${str(d, 'addedBy') ?? '?'}`);
+      const deps = Array.isArray(d.dependsOn) ? (d.dependsOn as unknown[]).filter((x): x is string => typeof x === 'string') : [];
+      if (deps.length > 0) parts.push(`after ${truncate(deps.join(', '), 80)}`);
+      break;
+    }
+    case 'step.awaiting':
+      parts.push(`waits for ${str(d, 'step') ?? '?'}`);
+      break;
     case 'step.retrying': {
       if (attempt !== undefined) parts.push(`attempt ${attempt}`);
       const delay = num(d, 'delayMs') ?? num(d, 'backoffMs');

@@ -78,8 +78,17 @@ export class ProgressView {
     }
     const attempt = e.attempt ?? (typeof d.attempt === 'number' ? d.attempt : undefined);
     switch (e.type) {
+      case 'step.added':
+        if (typeof d.tool === 'string') s.tool = d.tool;
+        if (typeof d.addedBy === 'string') s.note = `added by ${d.addedBy}`;
+        break;
+      case 'step.awaiting':
+        s.status = 'pending';
+        s.note = typeof d.step === 'string' ? `waits for ${d.step}` : 'waiting';
+        break;
       case 'step.queued':
         s.status = 'queued';
+        if (s.note.startsWith('added by')) s.note = '';
         break;
       case 'step.started':
         s.status = 'running';
@@ -100,7 +109,7 @@ export class ProgressView {
         s.status = typeof d.status === 'string' ? d.status : 'finished';
         s.finishedMs = typeof d.durationMs === 'number' ? d.durationMs : s.startedAt !== undefined ? Date.parse(e.ts) - s.startedAt : undefined;
         s.error = d.error ? errorSummary(d.error) : '';
-        if (s.note === 'retrying') s.note = '';
+        if (s.note === 'retrying' || s.note.startsWith('waits for') || s.note.startsWith('added by')) s.note = '';
         break;
       default:
         break;

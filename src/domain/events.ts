@@ -12,6 +12,7 @@ import type { HangReport } from './hang-report.ts';
 export const EVENT_TYPES = [
   'run.created',
   'run.started',
+  'step.added',
   'step.queued',
   'step.started',
   'step.retrying',
@@ -20,6 +21,7 @@ export const EVENT_TYPES = [
   'step.log',
   'artifact.created',
   'step.hang_report',
+  'step.awaiting',
   'step.finished',
   'run.finished',
 ] as const;
@@ -40,6 +42,8 @@ interface EventBase<T extends EventType, D> {
 export interface EventData {
   'run.created': { goal: string | null; steps: number; labels: Record<string, string> };
   'run.started': Record<string, never>;
+  /** A step a tool added at runtime (docs/dynamic-runs.md); `outputsFrom` when its adder takes its outputs. */
+  'step.added': { tool: string; dependsOn: string[]; addedBy: string; attempt: number; outputsFrom?: string };
   'step.queued': Record<string, never>;
   'step.started': { tool: string; workerId: string; deadlineAt: string };
   'step.retrying': { nextAttempt: number; delayMs: number; error: SerializedError | null };
@@ -52,6 +56,8 @@ export interface EventData {
   'step.log': { level: 'info' | 'warn' | 'error'; message: string; data?: Record<string, unknown>; kind?: string; frames?: string[] };
   'artifact.created': { id: string; name: string; mime: string; size: number };
   'step.hang_report': HangReport;
+  /** The attempt succeeded and the step now waits, pending, for the outputs of `step`, which it added. */
+  'step.awaiting': { step: string };
   'step.finished': { status: Exclude<StepState, 'pending' | 'queued' | 'running'>; error: SerializedError | null; durationMs: number; attempts: number };
   'run.finished': {
     status: Exclude<RunState, 'queued' | 'running'>;

@@ -19,6 +19,11 @@ const usage = obj({ inputTokens: int, outputTokens: int, calls: int });
 const EVENT_DATA: Readonly<Record<EventType, { name: string; data: Json; description: string }>> = {
   'run.created': { name: 'RunCreatedEvent', description: 'The run was accepted.', data: obj({ goal: { type: ['string', 'null'] }, steps: int, labels: { type: 'object', additionalProperties: str } }) },
   'run.started': { name: 'RunStartedEvent', description: 'Its first step started.', data: empty },
+  'step.added': {
+    name: 'StepAddedEvent',
+    description: 'A tool added this step to the run (ctx.addSteps, docs/dynamic-runs.md); `addedBy` is the step whose attempt added it.',
+    data: obj({ tool: str, dependsOn: { type: 'array', items: str }, addedBy: str, attempt: int, outputsFrom: str }, ['tool', 'dependsOn', 'addedBy', 'attempt']),
+  },
   'step.queued': { name: 'StepQueuedEvent', description: 'The step is ready to run.', data: empty },
   'step.started': { name: 'StepStartedEvent', description: 'A worker claimed an attempt.', data: obj({ tool: str, workerId: str, deadlineAt: timestamp }) },
   'step.retrying': { name: 'StepRetryingEvent', description: 'The attempt failed; another follows after `delayMs`.', data: obj({ nextAttempt: int, delayMs: int, error: nullableError }) },
@@ -38,6 +43,11 @@ const EVENT_DATA: Readonly<Record<EventType, { name: string; data: Json; descrip
   },
   'artifact.created': { name: 'ArtifactCreatedEvent', description: 'The step stored an artifact.', data: obj({ id: str, name: str, mime: str, size: int }) },
   'step.hang_report': { name: 'StepHangReportEvent', description: 'A hang report was written for the attempt.', data: ref('HangReport') },
+  'step.awaiting': {
+    name: 'StepAwaitingEvent',
+    description: 'The attempt succeeded and added steps; the step now waits (pending) for the outputs of `step`, one of them (outputsFrom).',
+    data: obj({ step: str }),
+  },
   'step.finished': {
     name: 'StepFinishedEvent',
     description: 'The step reached a terminal state (exactly once per step).',

@@ -23,6 +23,8 @@ describe('format', () => {
     assert.match(eventLine(ev(8, 'llm.usage', { stepName: 'g', data: { provider: 'lab', model: 'm', inputTokens: 10, outputTokens: 20, totalMs: 900 } })), /llm\.usage g lab\/m tokens in=10 out=20 total 900ms$/);
     assert.match(eventLine(ev(9, 'step.hang_report', { stepName: 'g', data: { classification: { code: 'llm.body_stall', summary: 'no body' } } })), /step\.hang_report g llm\.body_stall: no body$/);
     assert.match(eventLine(ev(10, 'custom.thing', { data: { k: 'v' } })), /custom\.thing \{"k":"v"\}$/);
+    assert.match(eventLine(ev(11, 'step.added', { stepName: 'c1', data: { tool: 'echo', dependsOn: ['split', 'x'], addedBy: 'split', attempt: 1 } })), /step\.added c1 echo added by split after split, x$/);
+    assert.match(eventLine(ev(12, 'step.awaiting', { stepName: 'agent', attempt: 1, data: { step: 'agent-turn-1' } })), /step\.awaiting agent waits for agent-turn-1$/);
   });
 
   test('duration and table', () => {
@@ -42,6 +44,16 @@ describe('ProgressView (TTY)', () => {
     id: 'r1', status: 'queued', goal: null, labels: {}, idempotencyKey: null, createdAt: '2025-03-04T12:00:00.000Z', startedAt: null, finishedAt: null,
     stepsTotal: 2, stepsDone: 0, usage: { inputTokens: 0, outputTokens: 0, calls: 0 }, error: null, steps: [step('fetch'), step('summarize')],
   } as RunWithSteps;
+
+  test('steps added at runtime join the table as their events arrive', () => {
+    const v = new ProgressView(run);
+    v.apply(ev(1, 'step.added', { stepName: 'extra', data: { tool: 'echo', dependsOn: ['fetch'], addedBy: 'fetch', attempt: 1 } }));
+    v.apply(ev(2, 'step.awaiting', { stepName: 'fetch', attempt: 1, data: { step: 'extra' } }));
+    const lines = v.render({ now: Date.parse('2025-03-04T12:00:02.000Z'), color: false });
+    assert.match(lines[0] ?? '', /0\/3 steps/);
+    assert.match(lines[2] ?? '', /^fetch\s+pending\s+-\s+-\s+waits for extra$/);
+    assert.match(lines[4] ?? '', /^extra\s+pending\s+-\s+-\s+added by fetch$/);
+  });
 
   test('a row per step with status, attempt, elapsed and error; redrawn in place', () => {
     const v = new ProgressView(run);

@@ -1,7 +1,7 @@
 /**
  * The schemas of /openapi.json describe what the API really sends: every event of runs that produce
  * every event type (a retry, a log line, an artifact, an LLM call on the lab, a step cut at its
- * deadline with its hang report), from the JSON route and from the SSE stream, validates against
+ * deadline with its hang report, a step added at runtime that its adder waits for), from the JSON route and from the SSE stream, validates against
  * `Event`; the run, the step with its hang report, a page of runs and an error body against theirs.
  * And every event type the code writes is one the document (and src/domain/events.ts) lists.
  */
@@ -39,6 +39,14 @@ const chatty = defineTool({
   },
 });
 
+const grower = defineTool({
+  name: 'grower',
+  run(ctx) {
+    ctx.addSteps([{ name: 'grown', tool: 'echo', dependsOn: [], inputs: { said: 'grown' } }], { outputsFrom: 'grown' });
+    return null;
+  },
+});
+
 function validator(): (name: string, value: unknown) => string[] {
   const doc = openApiDocument('test') as { components: { schemas: Record<string, unknown> } };
   // OpenAPI 3.1 schemas are JSON Schema 2020-12; `discriminator` is OpenAPI's annotation (the
@@ -60,10 +68,11 @@ describe('the OpenAPI schemas fit what the API sends', () => {
 
   before(async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'rw-fit-'));
-    rt = await startRuntime({ port: 0, dataDir, workers: 1, lab: 'on', labPort: 0, abortGraceMs: 200, tools: [flaky, chatty], env: {} });
+    rt = await startRuntime({ port: 0, dataDir, workers: 1, lab: 'on', labPort: 0, abortGraceMs: 200, tools: [flaky, chatty, grower], env: {} });
     const plan = definePlan({ goal: 'every event type' })
       .step('flaky', flaky, {}, { retries: { max: 1, backoffMs: 10 } })
       .step('chatty', chatty, {})
+      .step('grower', grower, {})
       .step('ask', builtins.llm, { prompt: 'say something', provider: 'lab', stream: true }, { timeoutMs: 10_000 })
       .step('nap', builtins.sleep, { ms: 5000 }, { timeoutMs: 300 })
       .build();

@@ -136,20 +136,29 @@ export function showRun(run: RunWithSteps): string[] {
     `created   ${dateTime(run.createdAt)}`,
     `started   ${dateTime(run.startedAt)}`,
     `finished  ${dateTime(run.finishedAt)}${run.finishedAt ? `  (${duration(between(run.startedAt ?? run.createdAt, run.finishedAt))})` : ''}`,
-    `steps     ${run.stepsDone}/${run.stepsTotal} done`,
+    `steps     ${run.stepsDone}/${run.stepsTotal} done${addedNote(run)}`,
     `usage     ${run.usage.calls} LLM calls, ${run.usage.inputTokens} input + ${run.usage.outputTokens} output tokens`,
   ];
   if (run.error) lines.push(`error     ${errorSummary(run.error, 200)}`);
+  // Runs that grew get a column saying which step added each step (plans alone look as before).
+  const grown = run.steps.some((s) => s.addedBy);
   const rows = run.steps.map((s) => [
     s.name,
     s.tool,
-    s.status,
+    s.status === 'pending' && s.outputsFrom ? `pending: waits for ${s.outputsFrom}` : s.status,
     String(s.attempts),
-    duration(between(s.startedAt, s.finishedAt ?? (s.status === 'running' ? undefined : s.startedAt))),
+    duration(between(s.startedAt, s.finishedAt ?? (s.status === 'running' || s.outputsFrom ? undefined : s.startedAt))),
+    ...(grown ? [s.addedBy ?? '-'] : []),
     errorSummary(s.error, 60),
   ]);
-  lines.push('', ...table(['STEP', 'TOOL', 'STATUS', 'ATTEMPTS', 'DURATION', 'ERROR'], rows));
+  lines.push('', ...table(['STEP', 'TOOL', 'STATUS', 'ATTEMPTS', 'DURATION', ...(grown ? ['ADDED BY'] : []), 'ERROR'], rows));
   return lines;
+}
+
+/** `  (56 added at runtime, at most 1000 steps)` for a run that grew ("56+": more beyond the steps shown). */
+function addedNote(run: RunWithSteps): string {
+  const added = run.steps.filter((s) => s.addedBy).length;
+  return added > 0 ? `  (${added}${run.stepsTruncated ? '+' : ''} added at runtime, at most ${run.maxSteps} steps)` : '';
 }
 
 export const runsCancelCommand: Command = {

@@ -40,6 +40,8 @@ export function StepPage({ runId, name }) {
       <div><dt>Attempts</dt><dd>${step.attempts}${step.retries?.max > 0 ? ` (up to ${step.retries.max} retries)` : ' (no retries)'}</dd></div>
       <div><dt>Deadline</dt><dd>${duration(step.timeoutMs)} per attempt</dd></div>
       ${step.dependsOn?.length > 0 && html`<div><dt>Depends on</dt><dd>${step.dependsOn.map((d) => html`<a href=${`${runPath(runId)}/steps/${encodeURIComponent(d)}`}>${d}</a> `)}</dd></div>`}
+      ${step.addedBy && html`<div><dt>Added by</dt><dd><a href=${`${runPath(runId)}/steps/${encodeURIComponent(step.addedBy)}`}>${step.addedBy}</a> (at runtime)</dd></div>`}
+      ${step.outputsFrom && html`<div><dt>Outputs from</dt><dd><a href=${`${runPath(runId)}/steps/${encodeURIComponent(step.outputsFrom)}`}>${step.outputsFrom}</a>${step.status === 'pending' ? ' (waiting for it)' : ''}</dd></div>`}
       <div><dt>Started</dt><dd>${dateTime(step.startedAt)}</dd></div>
       <div><dt>Finished</dt><dd>${dateTime(step.finishedAt)}</dd></div>
     </dl>
