@@ -26,7 +26,9 @@ test('API + 3 worker processes run a 600-step DAG; one worker SIGKILLed mid-run;
   });
   const api0 = await startApi(db.url, ['--workers', '0']);
   procs.push(api0);
-  const workerArgs = ['--lease-ms', '1000', '--heartbeat-ms', '250', '--concurrency', '24'];
+  // A 3 s lease: short enough that the killed worker's steps come back quickly, long enough that a
+  // surviving worker whose loop a loaded machine stalls for a second or two keeps its leases.
+  const workerArgs = ['--lease-ms', '3000', '--heartbeat-ms', '500', '--concurrency', '24'];
   const workers = await Promise.all([startWorker(db.url, workerArgs), startWorker(db.url, workerArgs), startWorker(db.url, workerArgs)]);
   procs.push(...workers);
   assert.equal(new Set(workers.map((w) => w.ref)).size, 3);
@@ -82,9 +84,20 @@ test('API + 3 worker processes run a 600-step DAG; one worker SIGKILLed mid-run;
     90_000,
     'the run to finish',
   );
-  assert.equal(run.status, 'succeeded', JSON.stringify(run.steps.filter((s) => s.status !== 'succeeded').slice(0, 3)));
-  assert.equal(run.steps.length, 600);
-  assert.ok(run.steps.every((s) => s.status === 'succeeded'));
+  // GET /runs/:id carries the first 500 steps inline; the rest are read a page at a time.
+  const finalSteps: RunWithSteps['steps'] = [];
+  for (let after: number | null = -1; after !== null; ) {
+    const page: { steps: RunWithSteps['steps']; nextAfter: number | null } = (
+      await api<{ steps: RunWithSteps['steps']; nextAfter: number | null }>(api0.ref, after < 0 ? `/runs/${runId}/steps` : `/runs/${runId}/steps?after=${after}`)
+    ).body;
+    finalSteps.push(...page.steps);
+    after = page.nextAfter;
+  }
+  assert.equal(run.status, 'succeeded', JSON.stringify(finalSteps.filter((s) => s.status !== 'succeeded').slice(0, 3)));
+  assert.equal(run.stepsTotal, 600);
+  assert.equal(finalSteps.length, 600);
+  assert.equal(new Set(finalSteps.map((s) => s.name)).size, 600);
+  assert.ok(finalSteps.every((s) => s.status === 'succeeded'));
 
   const events = (await api<EventRecord[] | { events: EventRecord[] }>(api0.ref, `/runs/${runId}/events?limit=10000`)).body;
   const list = Array.isArray(events) ? events : events.events;
@@ -96,7 +109,7 @@ test('API + 3 worker processes run a 600-step DAG; one worker SIGKILLed mid-run;
 
   // No step had two attempts running at once, unless the first was lost (its worker was killed).
   let lost = 0;
-  for (const s of run.steps) {
+  for (const s of finalSteps) {
     const attempts: AttemptRecord[] = await store.listAttempts(runId, s.name);
     assert.equal(attempts.at(-1)?.status, 'succeeded');
     for (let i = 0; i < attempts.length - 1; i++) {
