@@ -4,8 +4,8 @@
  * message_stop), as the official `@anthropic-ai/sdk` accumulates them.
  */
 import { DEFAULT_MODEL } from './openai.ts';
-import type { ChatRequest, Finish, Reply, StreamScript, Usage } from './wire.ts';
-import { HUGE_MARK, isRecord, optionalPositiveInt, sseData, splitAroundMark, textOf } from './wire.ts';
+import type { ChatRequest, Finish, Reply, StreamScript, ToolCallSpec, Usage } from './wire.ts';
+import { chop, HUGE_MARK, isRecord, optionalPositiveInt, sseData, splitAroundMark, textOf } from './wire.ts';
 
 export function parseMessages(body: unknown): ChatRequest | string {
   if (!isRecord(body)) return 'request body must be a JSON object';
@@ -71,4 +71,47 @@ export function messagesReply(req: ChatRequest, id: string, pieces: string[], fi
     };
   }
   return { json: JSON.stringify(message(pieces.join(''))), stream, hugeJson: () => splitAroundMark(JSON.stringify(message(HUGE_MARK))) };
+}
+
+/**
+ * A message that calls tools: one `tool_use` block per call, stop_reason "tool_use". Streaming: per
+ * call a content_block_start (its id and name, `input: {}`), `input_json_delta` pieces of the
+ * arguments and a content_block_stop, then message_delta and message_stop.
+ */
+export function messagesToolUseReply(req: ChatRequest, id: string, calls: ToolCallSpec[], usage: Usage): Reply {
+  const message = (done: boolean, inputOf: (c: ToolCallSpec) => unknown): Record<string, unknown> => ({
+    id,
+    type: 'message',
+    role: 'assistant',
+    model: req.model,
+    content: done ? calls.map((c) => ({ type: 'tool_use', id: c.id, name: c.name, input: inputOf(c) })) : [],
+    stop_reason: done ? 'tool_use' : null,
+    stop_sequence: null,
+    usage: { input_tokens: usage.input, output_tokens: done ? usage.output : 1 },
+  });
+  let stream: StreamScript | null = null;
+  if (req.stream) {
+    const text = (index: number, t: string): string => sseData({ type: 'content_block_delta', index, delta: { type: 'text_delta', text: t } }, 'content_block_delta');
+    const content: string[] = [];
+    calls.forEach((c, index) => {
+      content.push(sseData({ type: 'content_block_start', index, content_block: { type: 'tool_use', id: c.id, name: c.name, input: {} } }, 'content_block_start'));
+      for (const piece of chop(c.args)) content.push(sseData({ type: 'content_block_delta', index, delta: { type: 'input_json_delta', partial_json: piece } }, 'content_block_delta'));
+      content.push(sseData({ type: 'content_block_stop', index }, 'content_block_stop'));
+    });
+    const tailFor = (stop: string, outputTokens: number): string[] => [
+      sseData({ type: 'message_delta', delta: { stop_reason: stop, stop_sequence: null }, usage: { output_tokens: outputTokens } }, 'message_delta'),
+    ];
+    stream = {
+      head: [sseData({ type: 'message_start', message: message(false, () => ({})) }, 'message_start'), sseData({ type: 'ping' }, 'ping')],
+      content,
+      tail: tailFor('tool_use', usage.output),
+      end: sseData({ type: 'message_stop' }, 'message_stop'),
+      contentFrame: (t) => text(calls.length, t),
+      emptyFrame: () => text(calls.length, ''),
+      errorFrame: (msg) => sseData({ type: 'error', error: { type: 'overloaded_error', message: msg } }, 'error'),
+      cutTail: (outputTokens) => tailFor('max_tokens', outputTokens),
+    };
+  }
+  const json = JSON.stringify(message(true, (c) => JSON.parse(c.args) as unknown));
+  return { json, stream, hugeJson: () => splitAroundMark(JSON.stringify(message(true, () => HUGE_MARK))) };
 }

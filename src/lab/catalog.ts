@@ -20,6 +20,7 @@ export const MODE_NAMES = [
   'slow_dns',
   'huge_response',
   'echo_headers',
+  'tool_calls',
 ] as const;
 
 export type ModeName = (typeof MODE_NAMES)[number];
@@ -140,6 +141,21 @@ const CATALOG: Record<ModeName, CatalogEntry> = {
     description:
       'Refuses the request with an error whose message repeats every request header, name and value, as providers that quote a bad key back do: tests that a client never records its own secrets.',
     params: { status: 'status of the refusal: 400, 401 or 403 (default 401)', latency_ms: LATENCY },
+  },
+  tool_calls: {
+    description:
+      'An agent loop\'s model: for the first `turns` turns of a conversation (turn = 1 + the assistant messages sent) it answers with tool calls (OpenAI tool_calls, Anthropic tool_use), then with a healthy final answer. GET /requests shows which turns were asked.',
+    params: {
+      turns: 'turns answered with tool calls before the final answer (default 1)',
+      calls: 'tool calls per turn (default 1)',
+      tool: 'the tool to call (default: the first tool the request offers)',
+      args: 'the calls\' arguments, a JSON object (default {"turn":<turn>,"call":<n>})',
+      slow_turn: 'the first request (per key) of this turn waits slow_ms before its answer (default: none)',
+      slow_ms: 'ms the slow turn waits (default 60000)',
+      key: 'counter key of slow_turn (default: the request path, including the mode segment)',
+      chunk_ms: 'ms between streamed chunks (default 0)',
+      latency_ms: LATENCY,
+    },
   },
 };
 

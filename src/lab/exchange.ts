@@ -27,6 +27,8 @@ export interface LabExchangeInit {
   format: Format;
   reply: Reply;
   requestId: string;
+  /** The parsed request body (null for GET). */
+  body: unknown;
 }
 
 export class LabExchange {
@@ -39,6 +41,7 @@ export class LabExchange {
   readonly format: Format;
   readonly reply: Reply;
   readonly requestId: string;
+  readonly body: unknown;
   #alive = true;
   readonly #waiters = new Set<Waiter>();
 
@@ -52,6 +55,7 @@ export class LabExchange {
     this.format = init.format;
     this.reply = init.reply;
     this.requestId = init.requestId;
+    this.body = init.body;
     // 'close' fires both when the response completes and when the connection dies under it; the
     // socket listener is a second line and is removed again, since a keep-alive socket serves many
     // exchanges and would otherwise collect one listener per request.

@@ -5,8 +5,8 @@
  */
 import { embed, toBase64 } from './embeddings.ts';
 import { estimateTokens } from './content.ts';
-import type { ChatRequest, Finish, Reply, StreamScript, Usage } from './wire.ts';
-import { HUGE_MARK, isRecord, optionalPositiveInt, sseData, splitAroundMark, textOf } from './wire.ts';
+import type { ChatRequest, Finish, Reply, StreamScript, ToolCallSpec, Usage } from './wire.ts';
+import { chop, HUGE_MARK, isRecord, optionalPositiveInt, sseData, splitAroundMark, textOf } from './wire.ts';
 
 export const DEFAULT_MODEL = 'lab-1';
 
@@ -47,56 +47,91 @@ const finishReason = (finish: Finish): string => finish;
 export function chatReply(req: ChatRequest, id: string, pieces: string[], finish: Finish, usage: Usage): Reply {
   const created = Math.floor(Date.now() / 1000);
   const answer = pieces.join('');
-  const completion = (content: string): Record<string, unknown> => ({
+  const completion = (content: string): Record<string, unknown> =>
+    completionBody(req, id, created, { role: 'assistant', content, refusal: null, annotations: [] }, finishReason(finish), usage);
+
+  const stream = req.stream
+    ? chunkStream(req, id, created, { role: 'assistant', content: '' }, pieces.map((p) => ({ content: p })), finishReason(finish), usage)
+    : null;
+  return { json: JSON.stringify(completion(answer)), stream, hugeJson: () => splitAroundMark(JSON.stringify(completion(HUGE_MARK))) };
+}
+
+function completionBody(req: ChatRequest, id: string, created: number, message: Record<string, unknown>, finish: string, usage: Usage): Record<string, unknown> {
+  return {
     id,
     object: 'chat.completion',
     created,
     model: req.model,
-    choices: [
-      {
-        index: 0,
-        message: { role: 'assistant', content, refusal: null, annotations: [] },
-        logprobs: null,
-        finish_reason: finishReason(finish),
-      },
-    ],
+    choices: [{ index: 0, message, logprobs: null, finish_reason: finish }],
     usage: usageOf(usage),
     system_fingerprint: null,
-  });
+  };
+}
 
-  let stream: StreamScript | null = null;
-  if (req.stream) {
-    // With include_usage the real API puts `usage: null` on every chunk but the last.
-    const usageField = req.includeUsage ? { usage: null } : {};
-    const chunk = (delta: Record<string, unknown>, finishValue: string | null): string =>
-      sseData({
-        id,
-        object: 'chat.completion.chunk',
-        created,
-        model: req.model,
-        system_fingerprint: null,
-        choices: [{ index: 0, delta, logprobs: null, finish_reason: finishValue }],
-        ...usageField,
-      });
-    const tailFor = (f: Finish, u: Usage): string[] => {
-      const frames = [chunk({}, finishReason(f))];
-      if (req.includeUsage) {
-        frames.push(sseData({ id, object: 'chat.completion.chunk', created, model: req.model, system_fingerprint: null, choices: [], usage: usageOf(u) }));
-      }
-      return frames;
-    };
-    stream = {
-      head: [chunk({ role: 'assistant', content: '', refusal: null }, null)],
-      content: pieces.map((p) => chunk({ content: p }, null)),
-      tail: tailFor(finish, usage),
-      end: sseData('[DONE]'),
-      contentFrame: (text) => chunk({ content: text }, null),
-      emptyFrame: () => chunk({ content: '' }, null),
-      errorFrame: (message) => sseData({ error: { message, type: 'server_error', param: null, code: null } }, 'error'),
-      cutTail: (outputTokens) => tailFor('length', { input: usage.input, output: outputTokens }),
-    };
-  }
-  return { json: JSON.stringify(completion(answer)), stream, hugeJson: () => splitAroundMark(JSON.stringify(completion(HUGE_MARK))) };
+/**
+ * The `chat.completion.chunk` stream of one answer: a role chunk, one chunk per content delta, the
+ * finish chunk, the usage chunk (with include_usage) and `[DONE]`.
+ */
+function chunkStream(req: ChatRequest, id: string, created: number, role: Record<string, unknown>, deltas: Array<Record<string, unknown>>, finish: string, usage: Usage): StreamScript {
+  // With include_usage the real API puts `usage: null` on every chunk but the last.
+  const usageField = req.includeUsage ? { usage: null } : {};
+  const chunk = (delta: Record<string, unknown>, finishValue: string | null): string =>
+    sseData({
+      id,
+      object: 'chat.completion.chunk',
+      created,
+      model: req.model,
+      system_fingerprint: null,
+      choices: [{ index: 0, delta, logprobs: null, finish_reason: finishValue }],
+      ...usageField,
+    });
+  const tailFor = (f: string, u: Usage): string[] => {
+    const frames = [chunk({}, f)];
+    if (req.includeUsage) {
+      frames.push(sseData({ id, object: 'chat.completion.chunk', created, model: req.model, system_fingerprint: null, choices: [], usage: usageOf(u) }));
+    }
+    return frames;
+  };
+  return {
+    head: [chunk({ ...role, refusal: null }, null)],
+    content: deltas.map((d) => chunk(d, null)),
+    tail: tailFor(finish, usage),
+    end: sseData('[DONE]'),
+    contentFrame: (text) => chunk({ content: text }, null),
+    emptyFrame: () => chunk({ content: '' }, null),
+    errorFrame: (message) => sseData({ error: { message, type: 'server_error', param: null, code: null } }, 'error'),
+    cutTail: (outputTokens) => tailFor('length', { input: usage.input, output: outputTokens }),
+  };
+}
+
+/**
+ * An assistant message that calls tools (`tool_calls`, finish_reason "tool_calls"). Streaming as the
+ * real API does it: the role chunk, per call a chunk with its index, id, type and name (arguments
+ * ""), then chunks of argument text for that index, then the finish chunk and the usage chunk.
+ */
+export function chatToolCallsReply(req: ChatRequest, id: string, calls: ToolCallSpec[], usage: Usage): Reply {
+  const created = Math.floor(Date.now() / 1000);
+  const completion = (argsOf: (c: ToolCallSpec) => string): Record<string, unknown> =>
+    completionBody(
+      req,
+      id,
+      created,
+      {
+        role: 'assistant',
+        content: null,
+        refusal: null,
+        annotations: [],
+        tool_calls: calls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: argsOf(c) } })),
+      },
+      'tool_calls',
+      usage,
+    );
+  const deltas = calls.flatMap((c, index) => [
+    { tool_calls: [{ index, id: c.id, type: 'function', function: { name: c.name, arguments: '' } }] },
+    ...chop(c.args).map((piece) => ({ tool_calls: [{ index, function: { arguments: piece } }] })),
+  ]);
+  const stream = req.stream ? chunkStream(req, id, created, { role: 'assistant', content: null }, deltas, 'tool_calls', usage) : null;
+  return { json: JSON.stringify(completion((c) => c.args)), stream, hugeJson: () => splitAroundMark(JSON.stringify(completion(() => HUGE_MARK))) };
 }
 
 export interface EmbeddingsRequest {

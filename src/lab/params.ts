@@ -11,6 +11,7 @@ export type Endpoint = 'chat' | 'messages' | 'embeddings' | 'models';
 
 export type Route =
   | { kind: 'index' }
+  | { kind: 'requests'; since: number }
   | { kind: 'api'; mode: string; params: Params; endpoint: Endpoint | null; rest: string }
   | { kind: 'unknown' };
 
@@ -25,6 +26,10 @@ export function parseRoute(rawUrl: string): Route {
   const url = new URL(rawUrl, 'http://lab.invalid');
   const segments = url.pathname.split('/').filter((s) => s !== '');
   if (segments.length === 0 || (segments.length === 1 && segments[0] === 'modes')) return { kind: 'index' };
+  if (segments.length === 1 && segments[0] === 'requests') {
+    const since = Number(url.searchParams.get('since') ?? '0');
+    return { kind: 'requests', since: Number.isInteger(since) && since > 0 ? since : 0 };
+  }
 
   let modeSegment = 'healthy';
   let restSegments = segments;

@@ -14,6 +14,8 @@ import { LabExchange } from './exchange.ts';
 import { runMode } from './modes/index.ts';
 import { ParamError, parseRoute } from './params.ts';
 import { buildReply } from './replies.ts';
+import { conversationOf } from './conversation.ts';
+import { RequestLog } from './requests.ts';
 import { LabState } from './state.ts';
 import type { Lab, LabOptions, ModeInfo } from './types.ts';
 import type { Format } from './wire.ts';
@@ -33,6 +35,7 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
   }
   const log = opts.log ?? ((): void => undefined);
   const state = new LabState(opts.latencyMs ?? 0, log);
+  const requests = new RequestLog();
 
   // Node's requestTimeout (300 s) and headersTimeout (60 s) only bound *receiving* a request; checked
   // on Node 24, a response held for longer than requestTimeout is left alone, so the defaults stay.
@@ -87,6 +90,10 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
       sendJson(res, 200, JSON.stringify(index(url, blackhole.port, dns.port, modes()), null, 2));
       return;
     }
+    if (route.kind === 'requests') {
+      sendJson(res, 200, JSON.stringify(requests.since(route.since)));
+      return;
+    }
     const format: Format =
       route.kind === 'api' && (route.endpoint === 'messages' || (route.endpoint === 'models' && req.headers['anthropic-version'] !== undefined))
         ? 'anthropic'
@@ -118,12 +125,17 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
         return;
       }
     }
+    const chat = route.endpoint === 'chat' || route.endpoint === 'messages';
+    requests.add(
+      { method, path: new URL(req.url ?? '/', 'http://lab.invalid').pathname, mode: route.mode, endpoint: route.endpoint, format, stream: isStreaming(body) },
+      chat ? conversationOf(format, body) : undefined,
+    );
     const reply = buildReply(route.endpoint, body, state.nextId('lab'));
     if (typeof reply === 'string') {
       sendJson(res, 400, errorBody(format, 400, reply));
       return;
     }
-    const ex = new LabExchange({ req, res, mode: route.mode, params: route.params, endpoint: route.endpoint, format, reply, requestId: state.nextId('req_lab') });
+    const ex = new LabExchange({ req, res, mode: route.mode, params: route.params, endpoint: route.endpoint, format, reply, requestId: state.nextId('req_lab'), body });
     try {
       await runMode(ex, state);
     } catch (err) {
@@ -150,6 +162,10 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
   };
 
   return { url, port, close, modes };
+}
+
+function isStreaming(body: unknown): boolean {
+  return body !== null && typeof body === 'object' && (body as { stream?: unknown }).stream === true;
 }
 
 function listen(server: http.Server, host: string, port: number): Promise<number> {
@@ -197,6 +213,7 @@ function index(url: string, blackholePort: number, dnsPort: number, modes: ModeI
       'Point a client at a mode by its base URL. Tune it with matrix parameters in the mode segment ' +
       '(/stream_stall;after=3;latency_ms=50/v1) or a query string on the request (?after=3); the query string wins.',
     endpoints: ['POST /v1/chat/completions', 'POST /v1/embeddings', 'GET /v1/models', 'POST /v1/messages'],
+    requests: `${url}/requests (the last 1,000 requests, ?since=<seq>)`,
     connect_blackhole: { host: '127.0.0.1', port: blackholePort },
     slow_dns: { server: `127.0.0.1:${dnsPort}`, protocol: 'udp' },
     modes,

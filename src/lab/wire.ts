@@ -122,3 +122,17 @@ export function optionalPositiveInt(body: Record<string, unknown>, field: string
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) return `${field} must be a positive integer`;
   return value;
 }
+
+/** One tool call the lab answers with (tool_calls mode): `args` is the JSON text of its arguments. */
+export interface ToolCallSpec {
+  id: string;
+  name: string;
+  args: string;
+}
+
+/** Fixed-size pieces of `text` (tool-call arguments have no spaces to split at), at least one. */
+export function chop(text: string, size = 16): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < text.length; i += size) out.push(text.slice(i, i + size));
+  return out.length === 0 ? [''] : out;
+}

@@ -1,5 +1,6 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { LabExchange } from '../exchange.ts';
+import type { Reply } from '../wire.ts';
 import { fullStream } from '../wire.ts';
 import type { Runner } from './types.ts';
 
@@ -11,12 +12,12 @@ export function healthy(ex: LabExchange): Runner {
 /**
  * The correct answer. With no gap between chunks the whole stream goes out in one write: at 2,000
  * concurrent requests one syscall per response instead of ~20 matters, and the client still sees
- * several content events.
+ * several content events. `reply` is the exchange's own unless a mode built another (tool_calls).
  */
-export async function sendHealthy(ex: LabExchange, chunkMs = 0, headers: OutgoingHttpHeaders = {}): Promise<void> {
-  const stream = ex.reply.stream;
+export async function sendHealthy(ex: LabExchange, chunkMs = 0, headers: OutgoingHttpHeaders = {}, reply: Reply = ex.reply): Promise<void> {
+  const stream = reply.stream;
   if (!stream) {
-    ex.sendJson(200, ex.reply.json, headers);
+    ex.sendJson(200, reply.json, headers);
     return;
   }
   if (chunkMs === 0) {

@@ -10,6 +10,7 @@ import { hugeResponse } from './huge.ts';
 import { overloaded, rateLimited } from './limits.ts';
 import { malformedSse } from './malformed.ts';
 import { headersNoBody, noHeaders, streamStall, trickle } from './stalls.ts';
+import { toolCalls } from './tool-calls.ts';
 import type { Mode } from './types.ts';
 
 // connect_blackhole cannot happen on a connection that already exists: a request that got here used
@@ -35,6 +36,7 @@ const MODES: Record<ModeName, Mode> = {
   slow_dns: healthy,
   huge_response: hugeResponse,
   echo_headers: echoHeaders,
+  tool_calls: toolCalls,
 };
 
 /** Validates the parameters (throws ParamError before any byte is sent), waits the latency, runs the mode. */
