@@ -6,8 +6,8 @@ import { HttpClient, contentType, errorStatusConsumer, isRecord, isSuccess, json
 import { unsupported } from './openai.ts';
 import { SseParser } from './sse.ts';
 import { ConsumerError, type BodyConsumer, type BodyControl, type ResponseHead } from './http-attempt.ts';
-import { chatResult, textSink } from './result.ts';
-import type { CallOptions, ChatRequest, ChatResult, EmbedOptions, EmbedResult, LlmProvider, ProviderType } from './types.ts';
+import { chatResult, textSink, ToolCallAccumulator } from './result.ts';
+import type { CallOptions, ChatMessage, ChatRequest, ChatResult, EmbedOptions, EmbedResult, LlmProvider, ProviderType, ToolCall } from './types.ts';
 
 export const ANTHROPIC_VERSION = '2023-06-01';
 /** Anthropic requires max_tokens. @default 4096 */
@@ -22,6 +22,7 @@ export interface AnthropicInit extends Omit<HttpClientInit, 'headers'> {
 interface Message {
   text: string;
   finishReason: string | null;
+  toolCalls: ToolCall[];
   inputTokens: number;
   outputTokens: number;
   model: string | undefined;
@@ -54,9 +55,12 @@ export class AnthropicProvider implements LlmProvider {
     const body: Record<string, unknown> = {
       model,
       max_tokens: req.maxTokens ?? ANTHROPIC_DEFAULT_MAX_TOKENS,
-      messages: req.messages.filter((m) => m.role !== 'system').map((m) => ({ role: m.role, content: m.content })),
+      messages: wireMessages(req.messages),
       stream,
     };
+    if (req.tools && req.tools.length > 0) {
+      body.tools = req.tools.map((t) => ({ name: t.name, ...(t.description ? { description: t.description } : {}), input_schema: t.parameters }));
+    }
     if (system.length > 0) body.system = system.join('\n\n');
     if (req.temperature !== undefined) body.temperature = req.temperature;
     const onText = textSink(opts);
@@ -81,6 +85,46 @@ export class AnthropicProvider implements LlmProvider {
   }
 }
 
+/**
+ * Messages as the Messages API takes them: the system prompt apart, tool calls as `tool_use` blocks
+ * of the assistant message, and the results of consecutive tool messages as `tool_result` blocks of
+ * one user message (the API wants every result of a turn in the message that follows it).
+ */
+function wireMessages(messages: ChatMessage[]): Array<Record<string, unknown>> {
+  const out: Array<Record<string, unknown>> = [];
+  let results: Array<Record<string, unknown>> | null = null;
+  for (const m of messages) {
+    if (m.role === 'system') continue;
+    if (m.role === 'tool') {
+      if (results === null) {
+        results = [];
+        out.push({ role: 'user', content: results });
+      }
+      results.push({ type: 'tool_result', tool_use_id: m.toolCallId, content: m.content });
+      continue;
+    }
+    results = null;
+    if (m.role === 'assistant' && m.toolCalls && m.toolCalls.length > 0) {
+      const blocks: Array<Record<string, unknown>> = m.content === '' ? [] : [{ type: 'text', text: m.content }];
+      for (const c of m.toolCalls) blocks.push({ type: 'tool_use', id: c.id, name: c.name, input: inputOf(c) });
+      out.push({ role: 'assistant', content: blocks });
+    } else {
+      out.push({ role: m.role, content: m.content });
+    }
+  }
+  return out;
+}
+
+/** A call's arguments as the object `tool_use.input` must be (`{}` when they are not one). */
+function inputOf(c: ToolCall): Record<string, unknown> {
+  try {
+    const v: unknown = JSON.parse(c.arguments);
+    return isRecord(v) ? v : {};
+  } catch {
+    return {}; // not JSON: the caller fed the model's own text back; an object is all the API takes
+  }
+}
+
 function chooseConsumer(head: ResponseHead, stream: boolean, onText: ((text: string) => void) | undefined): BodyConsumer<Message> {
   if (!isSuccess(head)) return errorStatusConsumer(head);
   if (stream && !contentType(head).includes('json')) return anthropicStreamConsumer(onText);
@@ -90,13 +134,19 @@ function chooseConsumer(head: ResponseHead, stream: boolean, onText: ((text: str
 function parseMessage(json: unknown): Message {
   if (!isRecord(json) || !Array.isArray(json.content)) throw new ConsumerError('llm.malformed', 'message has no "content" array');
   let text = '';
+  const toolCalls: ToolCall[] = [];
   for (const block of json.content as unknown[]) {
     if (isRecord(block) && block.type === 'text' && typeof block.text === 'string') text += block.text;
+    if (isRecord(block) && block.type === 'tool_use') {
+      if (typeof block.name !== 'string') throw new ConsumerError('llm.malformed', 'a tool_use block has no name');
+      toolCalls.push({ id: typeof block.id === 'string' ? block.id : '', name: block.name, arguments: JSON.stringify(block.input ?? {}) });
+    }
   }
   const usage = isRecord(json.usage) ? json.usage : {};
   return {
     text,
     finishReason: typeof json.stop_reason === 'string' ? json.stop_reason : null,
+    toolCalls,
     inputTokens: num(usage.input_tokens),
     outputTokens: num(usage.output_tokens),
     model: typeof json.model === 'string' ? json.model : undefined,
@@ -105,7 +155,8 @@ function parseMessage(json: unknown): Message {
 
 /** Progress = non-empty text/thinking/tool-input deltas and the stop reason; `ping` is not. */
 export function anthropicStreamConsumer(onText?: (text: string) => void): BodyConsumer<Message> {
-  const out: Message = { text: '', finishReason: null, inputTokens: 0, outputTokens: 0, model: undefined };
+  const out: Message = { text: '', finishReason: null, toolCalls: [], inputTokens: 0, outputTokens: 0, model: undefined };
+  const calls = new ToolCallAccumulator();
   let sawStop = false;
   let ctl: BodyControl | undefined;
   const parser = new SseParser({
@@ -131,8 +182,19 @@ export function anthropicStreamConsumer(onText?: (text: string) => void): BodyCo
           out.outputTokens = num(usage.output_tokens);
           break;
         }
+        case 'content_block_start': {
+          const block = isRecord(json.content_block) ? json.content_block : {};
+          if (block.type === 'tool_use' && typeof json.index === 'number') {
+            calls.start(json.index, typeof block.id === 'string' ? block.id : undefined, typeof block.name === 'string' ? block.name : undefined);
+            ctl?.progress();
+          }
+          break;
+        }
         case 'content_block_delta': {
           const d = isRecord(json.delta) ? json.delta : {};
+          if (d.type === 'input_json_delta' && typeof d.partial_json === 'string' && typeof json.index === 'number' && calls.has(json.index)) {
+            calls.append(json.index, d.partial_json);
+          }
           if (d.type === 'text_delta' && typeof d.text === 'string' && d.text.length > 0) {
             out.text += d.text;
             onText?.(d.text);
@@ -167,7 +229,7 @@ export function anthropicStreamConsumer(onText?: (text: string) => void): BodyCo
           throw new ConsumerError('llm.malformed', `provider reported an error mid-stream: ${etype} ${emsg}`.trim());
         }
         default:
-          // ping, content_block_start, content_block_stop: bytes, not progress.
+          // ping, content_block_stop: bytes, not progress.
           break;
       }
     },
@@ -187,6 +249,7 @@ export function anthropicStreamConsumer(onText?: (text: string) => void): BodyCo
           extra: { partialChars: out.text.length, finishReason: out.finishReason },
         });
       }
+      out.toolCalls = calls.calls();
       return out;
     },
   };

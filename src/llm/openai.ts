@@ -6,8 +6,8 @@ import { RunwardenError } from '../domain/errors.ts';
 import { HttpClient, contentType, errorStatusConsumer, isRecord, isSuccess, jsonConsumer, num, type HttpClientInit } from './http-client.ts';
 import { SseParser } from './sse.ts';
 import { ConsumerError, type BodyConsumer, type BodyControl, type ResponseHead } from './http-attempt.ts';
-import { chatResult, textSink } from './result.ts';
-import type { CallOptions, ChatRequest, ChatResult, EmbedOptions, EmbedResult, LlmProvider, ProviderType } from './types.ts';
+import { chatResult, textSink, ToolCallAccumulator } from './result.ts';
+import type { CallOptions, ChatMessage, ChatRequest, ChatResult, EmbedOptions, EmbedResult, LlmProvider, ProviderType, ToolCall } from './types.ts';
 
 export interface OpenAiInit extends Omit<HttpClientInit, 'headers'> {
   apiKey?: string;
@@ -19,6 +19,7 @@ export interface OpenAiInit extends Omit<HttpClientInit, 'headers'> {
 interface Completion {
   text: string;
   finishReason: string | null;
+  toolCalls: ToolCall[];
   inputTokens: number;
   outputTokens: number;
   model: string | undefined;
@@ -49,7 +50,10 @@ export class OpenAiProvider implements LlmProvider {
   async chat(req: ChatRequest, opts: CallOptions): Promise<ChatResult> {
     const model = req.model ?? this.model;
     const stream = req.stream ?? true;
-    const body: Record<string, unknown> = { model, messages: req.messages.map((m) => ({ role: m.role, content: m.content })), stream };
+    const body: Record<string, unknown> = { model, messages: req.messages.map(wireMessage), stream };
+    if (req.tools && req.tools.length > 0) {
+      body.tools = req.tools.map((t) => ({ type: 'function', function: { name: t.name, ...(t.description ? { description: t.description } : {}), parameters: t.parameters } }));
+    }
     if (stream) body.stream_options = { include_usage: true };
     if (req.maxTokens !== undefined) body[this.officialApi ? 'max_completion_tokens' : 'max_tokens'] = req.maxTokens;
     if (req.temperature !== undefined) body.temperature = req.temperature;
@@ -106,6 +110,19 @@ export class OpenAiProvider implements LlmProvider {
   }
 }
 
+/** A message as chat completions take it: tool calls as `tool_calls`, results as `role: "tool"`. */
+function wireMessage(m: ChatMessage): Record<string, unknown> {
+  if (m.role === 'tool') return { role: 'tool', tool_call_id: m.toolCallId, content: m.content };
+  if (m.role === 'assistant' && m.toolCalls && m.toolCalls.length > 0) {
+    return {
+      role: 'assistant',
+      content: m.content === '' ? null : m.content,
+      tool_calls: m.toolCalls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } })),
+    };
+  }
+  return { role: m.role, content: m.content };
+}
+
 function chooseChatConsumer(head: ResponseHead, stream: boolean, onText: ((text: string) => void) | undefined): BodyConsumer<Completion> {
   if (!isSuccess(head)) return errorStatusConsumer(head);
   // Some compatible servers ignore `stream: true` and answer with one JSON body: accept it. Any
@@ -122,9 +139,17 @@ function parseCompletion(json: unknown): Completion {
   if (!isRecord(choice)) throw new ConsumerError('llm.malformed', 'chat completion has no choice');
   const message = isRecord(choice.message) ? choice.message : {};
   const usage = isRecord(json.usage) ? json.usage : {};
+  const toolCalls: ToolCall[] = [];
+  if (Array.isArray(message.tool_calls)) {
+    for (const c of message.tool_calls as unknown[]) {
+      if (!isRecord(c) || !isRecord(c.function) || typeof c.function.name !== 'string') throw new ConsumerError('llm.malformed', 'a tool call has no function name');
+      toolCalls.push({ id: typeof c.id === 'string' ? c.id : '', name: c.function.name, arguments: typeof c.function.arguments === 'string' && c.function.arguments !== '' ? c.function.arguments : '{}' });
+    }
+  }
   return {
     text: typeof message.content === 'string' ? message.content : '',
     finishReason: typeof choice.finish_reason === 'string' ? choice.finish_reason : null,
+    toolCalls,
     inputTokens: num(usage.prompt_tokens),
     outputTokens: num(usage.completion_tokens),
     model: typeof json.model === 'string' ? json.model : undefined,
@@ -136,7 +161,8 @@ function parseCompletion(json: unknown): Completion {
  * deltas, empty strings, usage chunks and comments are bytes but not progress (the trickle case).
  */
 export function openAiStreamConsumer(onText?: (text: string) => void): BodyConsumer<Completion> {
-  const out: Completion = { text: '', finishReason: null, inputTokens: 0, outputTokens: 0, model: undefined };
+  const out: Completion = { text: '', finishReason: null, toolCalls: [], inputTokens: 0, outputTokens: 0, model: undefined };
+  const calls = new ToolCallAccumulator();
   let sawDone = false;
   let events = 0;
   let ctl: BodyControl | undefined;
@@ -184,7 +210,18 @@ export function openAiStreamConsumer(onText?: (text: string) => void): BodyConsu
           const v = delta[k];
           if (typeof v === 'string' && v.length > 0) progressed = true;
         }
-        if (Array.isArray(delta.tool_calls) && delta.tool_calls.length > 0) progressed = true;
+        if (Array.isArray(delta.tool_calls)) {
+          for (const [i, c] of (delta.tool_calls as unknown[]).entries()) {
+            if (!isRecord(c)) continue;
+            const index = typeof c.index === 'number' ? c.index : i;
+            const fn = isRecord(c.function) ? c.function : {};
+            if (typeof c.id === 'string' || typeof fn.name === 'string' || !calls.has(index)) {
+              calls.start(index, typeof c.id === 'string' ? c.id : undefined, typeof fn.name === 'string' ? fn.name : undefined);
+            }
+            if (typeof fn.arguments === 'string') calls.append(index, fn.arguments);
+            progressed = true;
+          }
+        }
         if (typeof choice.finish_reason === 'string') {
           out.finishReason = choice.finish_reason;
           progressed = true;
@@ -208,6 +245,7 @@ export function openAiStreamConsumer(onText?: (text: string) => void): BodyConsu
           extra: { partialChars: out.text.length, finishReason: out.finishReason },
         });
       }
+      out.toolCalls = calls.calls();
       return out;
     },
   };

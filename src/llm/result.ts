@@ -1,11 +1,12 @@
 /** The end of a successful chat call, the same for every provider: the result and its llm.usage event. */
-import type { CallOptions, ChatResult } from './types.ts';
+import type { CallOptions, ChatResult, ToolCall } from './types.ts';
 
 export interface ParsedChat {
   text: string;
   /** The model the server says answered, when it says. */
   model?: string | null | undefined;
   finishReason: string | null;
+  toolCalls?: ToolCall[];
   inputTokens: number;
   outputTokens: number;
 }
@@ -22,6 +23,7 @@ export function chatResult(
     provider,
     model: parsed.model ?? requestedModel,
     finishReason: parsed.finishReason,
+    toolCalls: parsed.toolCalls ?? [],
     usage: { inputTokens: parsed.inputTokens, outputTokens: parsed.outputTokens },
     ttfbMs: timing.ttfbMs,
     totalMs: timing.totalMs,
@@ -53,4 +55,31 @@ export function textSink(opts: CallOptions): () => ((text: string) => void) | un
     const n = call++;
     return (text) => onText(text, n);
   };
+}
+
+/** Tool calls assembled from stream deltas, by the index (or content block) they arrive at. */
+export class ToolCallAccumulator {
+  readonly #calls = new Map<number, ToolCall>();
+
+  start(index: number, id: string | undefined, name: string | undefined): void {
+    const c = this.#calls.get(index) ?? { id: '', name: '', arguments: '' };
+    if (id) c.id = id;
+    if (name) c.name += name;
+    this.#calls.set(index, c);
+  }
+
+  append(index: number, text: string): void {
+    const c = this.#calls.get(index) ?? { id: '', name: '', arguments: '' };
+    c.arguments += text;
+    this.#calls.set(index, c);
+  }
+
+  has(index: number): boolean {
+    return this.#calls.has(index);
+  }
+
+  /** In index order; a call whose arguments never came has `{}`. */
+  calls(): ToolCall[] {
+    return [...this.#calls.entries()].sort((a, b) => a[0] - b[0]).map(([, c]) => ({ ...c, arguments: c.arguments === '' ? '{}' : c.arguments }));
+  }
 }

@@ -4,9 +4,30 @@
  * the socket.
  */
 
-export interface ChatMessage {
-  role: 'system' | 'user' | 'assistant';
-  content: string;
+/**
+ * One message of a conversation, the same for every provider. Tool calls and their results map to
+ * OpenAI `tool_calls` / `role: "tool"` messages and to Anthropic `tool_use` / `tool_result` blocks.
+ */
+export type ChatMessage =
+  | { role: 'system' | 'user'; content: string }
+  | { role: 'assistant'; content: string; toolCalls?: ToolCall[] }
+  /** The result of the tool call `toolCallId`, as text (JSON for structured results). */
+  | { role: 'tool'; toolCallId: string; content: string };
+
+/** A tool call the model asked for. */
+export interface ToolCall {
+  id: string;
+  name: string;
+  /** Its arguments as the JSON text the model produced (Anthropic's `input` object serialised). */
+  arguments: string;
+}
+
+/** A tool the model may call: its input schema goes to the provider as the tool's parameters. */
+export interface ToolSpec {
+  name: string;
+  description?: string;
+  /** A JSON Schema of an object. */
+  parameters: Record<string, unknown>;
 }
 
 export interface ChatRequest {
@@ -18,6 +39,8 @@ export interface ChatRequest {
   temperature?: number;
   /** @default true */
   stream?: boolean;
+  /** Tools the model may call; its calls come back in `ChatResult.toolCalls`. */
+  tools?: ToolSpec[];
 }
 
 /**
@@ -68,6 +91,8 @@ export interface ChatResult {
   provider: string;
   model: string;
   finishReason: string | null;
+  /** The tools the model asked to call (empty when it answered). */
+  toolCalls: ToolCall[];
   usage: ChatUsage;
   /** Time from the start of the successful attempt to the first response byte. */
   ttfbMs: number;
