@@ -18,6 +18,14 @@ const ENTRY = ownModuleUrl(import.meta.url, './tool-thread');
 /** How long a thread gets to load its modules before it counts as failed. */
 const START_TIMEOUT_MS = 30_000;
 
+/**
+ * With no thread idle, an attempt waits this long for one to be released before it starts a new
+ * one. Short attempts end far sooner than a thread starts (100-200 ms idle, seconds loaded): in the
+ * containment-cost bench, starting a thread per concurrent no-op attempt ran 41 steps/s where
+ * inline ran 412. The wait counts against the attempt's deadline, so it stays small.
+ */
+const GROW_AFTER_MS = 20;
+
 export interface ToolThreadPoolOptions {
   /** Absolute paths of the tools modules whose tools run in threads. */
   modules: readonly string[];
@@ -100,6 +108,8 @@ export class ToolThreadPool {
   /** Started ahead of need, perhaps not ready yet. */
   readonly #spares: ToolThread[] = [];
   readonly #warm: number;
+  /** Attempts waiting (at most GROW_AFTER_MS) for a thread to be released. */
+  readonly #waiters: Array<(t: ToolThread | undefined) => void> = [];
   #sweeper: NodeJS.Timeout | undefined;
   #closed = false;
 
@@ -128,10 +138,10 @@ export class ToolThreadPool {
     while (!this.#closed && this.#idle.length + this.#spares.length < this.#warm) this.#spares.push(this.#start());
   }
 
-  /** A ready thread for one attempt: an idle one, a spare, or a new one. */
+  /** A ready thread for one attempt: an idle one, a spare, one released soon, or a new one. */
   async acquire(): Promise<ToolThread> {
     if (this.#closed) throw new Error('the tool thread pool is closed');
-    const t = this.#idle.pop() ?? this.#spares.shift() ?? this.#start();
+    const t = this.#idle.pop() ?? this.#spares.shift() ?? (await this.#releasedSoon()) ?? this.#start();
     t.worker.ref();
     // Whoever comes next finds threads started.
     this.#topUp();
@@ -148,12 +158,38 @@ export class ToolThreadPool {
     return t;
   }
 
-  /** The thread's attempt settled: it may run the next one. */
+  /** A thread released within GROW_AFTER_MS, or undefined (also when the pool closed meanwhile). */
+  #releasedSoon(): Promise<ToolThread | undefined> {
+    // Only a thread that is running an attempt can be released.
+    if (this.#all.size === 0) return Promise.resolve(undefined);
+    return new Promise((resolve) => {
+      const waiter = (t: ToolThread | undefined): void => {
+        clearTimeout(timer);
+        resolve(t);
+      };
+      const timer = setTimeout(() => {
+        const i = this.#waiters.indexOf(waiter);
+        if (i >= 0) this.#waiters.splice(i, 1);
+        resolve(undefined);
+      }, GROW_AFTER_MS);
+      this.#waiters.push(waiter);
+    }).then((t) => {
+      if (this.#closed) throw new Error('the tool thread pool is closed');
+      return t as ToolThread | undefined;
+    });
+  }
+
+  /** The thread's attempt settled: it may run the next one (an attempt waiting for one first). */
   release(t: ToolThread): void {
     t.listen(undefined);
     if (this.#closed || t.gone) {
       this.#forget(t);
       void t.worker.terminate().catch(() => undefined);
+      return;
+    }
+    const waiter = this.#waiters.shift();
+    if (waiter) {
+      waiter(t);
       return;
     }
     t.idleSince = Date.now();
@@ -186,6 +222,7 @@ export class ToolThreadPool {
   async close(): Promise<void> {
     this.#closed = true;
     clearInterval(this.#sweeper);
+    for (const waiter of this.#waiters.splice(0)) waiter(undefined);
     const all = [...this.#all];
     this.#all.clear();
     this.#idle.length = 0;
