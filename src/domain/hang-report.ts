@@ -39,6 +39,7 @@ export interface HangPendingOp {
   msSinceLastByte?: number | null;
   label?: string;
   holder?: string;
+  /** Set on child processes the engine signalled (and threads it terminated). */
   killed?: string;
   /** Worker threads: the thread id. */
   threadId?: number;
@@ -96,7 +97,9 @@ export interface HangReport {
     heapTotalBytes: number;
     heapLimitBytes: number;
     externalBytes: number;
+    /** Handles and requests keeping the loop alive, by type (TCPSocketWrap, Timeout, FSReqCallback ...). */
     activeResources: Record<string, number>;
+    /** Open file descriptors (Linux: /proc/self/fd); null where unknown. */
     openFds: number | null;
     cpuUserMs: number;
     cpuSystemMs: number;

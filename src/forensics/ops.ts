@@ -14,6 +14,7 @@ import type { Worker as ThreadWorker } from 'node:worker_threads';
 import net from 'node:net';
 import { captureStack, type CaptureAbove, type StackCapture } from './frames.ts';
 import { redactText } from './redact.ts';
+import type { HangPendingOp } from '../domain/hang-report.ts';
 
 export type OpKind = 'http' | 'socket' | 'child' | 'thread' | 'lock' | 'tracked';
 
@@ -30,34 +31,13 @@ export type Phase =
   | 'running'
   | 'waiting';
 
-/** What a report shows of one pending operation (frames are added by the report builder). */
-export interface OpView {
-  id: number;
+/**
+ * What a report shows of one pending operation: the report's own shape (domain/hang-report.ts) with
+ * the kind and phase typed, before the report builder adds the frame.
+ */
+export interface OpView extends Omit<HangPendingOp, 'kind' | 'phase' | 'frame'> {
   kind: OpKind;
-  /** One line: what the operation is. */
-  what: string;
   phase: Phase;
-  msInPhase: number;
-  ageMs: number;
-  client?: 'fetch' | 'node:http';
-  method?: string;
-  /** Redacted: no credentials, no query string. */
-  url?: string;
-  peer?: string;
-  status?: number;
-  /** Redacted. */
-  command?: string;
-  pid?: number;
-  bytesIn?: number;
-  bytesOut?: number;
-  /** null: no byte was ever received. */
-  msSinceLastByte?: number | null;
-  label?: string;
-  holder?: string;
-  /** Set on child processes the engine signalled (and threads it terminated). */
-  killed?: string;
-  /** Worker threads: the thread id. */
-  threadId?: number;
 }
 
 export interface OpOwner {

@@ -6,23 +6,10 @@ import { readdirSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import v8 from 'node:v8';
 import { isSecretEnvName, REDACTED, redactDeep, redactText } from './redact.ts';
+import type { HangReport } from '../domain/hang-report.ts';
 
-export interface ProcessResources {
-  pid: number;
-  uptimeS: number;
-  rssBytes: number;
-  heapUsedBytes: number;
-  heapTotalBytes: number;
-  heapLimitBytes: number;
-  externalBytes: number;
-  /** Handles and requests keeping the loop alive, by type (TCPSocketWrap, Timeout, FSReqCallback ...). */
-  activeResources: Record<string, number>;
-  /** Open file descriptors (Linux: /proc/self/fd); null where unknown. */
-  openFds: number | null;
-  cpuUserMs: number;
-  cpuSystemMs: number;
-  loadAvg1m: number;
-}
+/** The process's resources as a hang report holds them (domain/hang-report.ts). */
+export type ProcessResources = HangReport['resources'];
 
 function countFds(): number | null {
   if (process.platform !== 'linux') return null;

@@ -10,6 +10,9 @@
  *
  * Why one re-armed timer and not one per phase: content progress only ever moves the due time later,
  * so the timer does not need touching per chunk; when it fires early it re-arms for the remainder.
+ *
+ * Why one file of ~540 lines: the phases are one state machine over one request, sharing the timer,
+ * the abort listener and `settle()`; split by phase, every part would need all of that state.
  */
 import http from 'node:http';
 import https from 'node:https';

@@ -25,6 +25,7 @@ import { workerData } from 'node:worker_threads';
 import { commandLine, openFiles, taskFacts, threadChildren } from '../forensics/procfs.ts';
 import { readSyncCall } from '../worker/containment/sync-calls.ts';
 import type { CapturedFrame, OsFacts, StallReport, StepRef } from './protocol.ts';
+import { withTimeout } from '../time-limit.ts';
 
 export interface WatchdogData {
   beat: SharedArrayBuffer;
@@ -70,21 +71,6 @@ function write(obj: unknown): void {
   }
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error('timeout')), ms);
-    p.then(
-      (v) => {
-        clearTimeout(t);
-        resolve(v);
-      },
-      (err: unknown) => {
-        clearTimeout(t);
-        reject(err instanceof Error ? err : new Error(String(err)));
-      },
-    );
-  });
-}
 
 interface PausedFrame {
   callFrameId: string;

@@ -11,6 +11,10 @@
  * Forensics: the attempt's pending operations are snapshotted the moment before its signal aborts
  * (the abort tears them down), and a timed-out attempt gets a hang report built from that snapshot.
  * Everything recorded (events, log lines, errors, reports) is redacted on the way out.
+ *
+ * Why one file of ~480 lines: the deadline, the grace, the snapshot and the containment of one
+ * attempt read and settle the same state in a fixed order; what can stand alone lives elsewhere
+ * (containment/, forensics/, the tool context in context.ts).
  */
 import { AdditionsCollector, type StepAdditions } from '../domain/added-steps.ts';
 import { RunwardenError, toRunwardenError, type SerializedError } from '../domain/errors.ts';

@@ -2,6 +2,10 @@
  * A worker: claims ready steps in batches, runs each under its deadline, renews its leases by
  * heartbeat, and writes results in batches. One pump loop owns all store writes of the worker, so
  * claims, step events and completions of a busy moment share transactions.
+ *
+ * Why one file of ~480 lines: the pump, the heartbeat and the shutdown all read and write the same
+ * queues of claimed steps and pending results; the loops around it are in loops.ts, an attempt in
+ * run-step.ts and isolation/.
  */
 import { FailureLog } from './failure-log.ts';
 import { hostname } from 'node:os';

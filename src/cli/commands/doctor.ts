@@ -20,6 +20,7 @@ import type { Io } from '../io.ts';
 import { loadConfig } from './config-flags.ts';
 import { probeProvider, probeTargets } from './doctor-providers.ts';
 import { findRunningLab } from '../../lab/discovery.ts';
+import { withTimeout } from '../../time-limit.ts';
 
 type Verdict = 'ok' | 'warn' | 'fail' | 'skip';
 
@@ -164,21 +165,6 @@ async function fromApi(base: string, token: string | undefined, config: Facts['c
   }
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`${what}: no answer within ${fmt(ms)}`)), ms);
-    p.then(
-      (v) => {
-        clearTimeout(t);
-        resolve(v);
-      },
-      (err: unknown) => {
-        clearTimeout(t);
-        reject(err instanceof Error ? err : new Error(String(err)));
-      },
-    );
-  });
-}
 
 async function fromStore(args: ParsedArgs, io: Io): Promise<Facts> {
   const config: Readonly<RunwardenConfig> = await loadConfig({ dataDir: stringFlag(args, 'data-dir'), config: stringFlag(args, 'config') }, io);

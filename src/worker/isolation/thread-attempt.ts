@@ -11,6 +11,9 @@
  *   threads it created end with it) and kills every process of the attempt by its marker. A thread
  *   stuck in a system call is released where that is possible (unblock.ts); one that cannot be
  *   stopped is reported, and the worker process is replaced.
+ *
+ * Why one file of ~450 lines: the abort, the report lead, the cut and the measurements of one
+ * thread's attempt are steps of one sequence over the same thread and timers.
  */
 import type { ClaimedStep } from '../../engine/transitions.ts';
 import type { TextDelta } from '../../domain/records.ts';
