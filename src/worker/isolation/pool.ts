@@ -6,6 +6,7 @@
  * taking one starts the next. Idle threads beyond those retire after `idleMs`, and never keep the
  * process alive.
  */
+import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { ownModuleUrl } from '../../module-url.ts';
 import { forensicsWanted } from '../../forensics/channels.ts';
@@ -19,12 +20,13 @@ const ENTRY = ownModuleUrl(import.meta.url, './tool-thread');
 const START_TIMEOUT_MS = 30_000;
 
 /**
- * With no thread idle, an attempt waits this long for one to be released before it starts a new
- * one. Short attempts end far sooner than a thread starts (100-200 ms idle, seconds loaded): in the
- * containment-cost bench, starting a thread per concurrent no-op attempt ran 41 steps/s where
- * inline ran 412. The wait counts against the attempt's deadline, so it stays small.
+ * Threads started at once, at most. A start is module loading, CPU-bound: 64 concurrent starts on
+ * 2 cores all finish late together, where starts one core at a time hand out the first threads
+ * early, and short attempts are served by the threads already there (released ones go to waiting
+ * attempts first). In the containment-cost bench, a start per concurrent no-op attempt ran 41
+ * steps/s where inline ran 412.
  */
-const GROW_AFTER_MS = 20;
+const MAX_STARTING = Math.max(1, availableParallelism());
 
 export interface ToolThreadPoolOptions {
   /** Absolute paths of the tools modules whose tools run in threads. */
@@ -108,7 +110,12 @@ export class ToolThreadPool {
   /** Started ahead of need, perhaps not ready yet. */
   readonly #spares: ToolThread[] = [];
   readonly #warm: number;
-  /** Attempts waiting (at most GROW_AFTER_MS) for a thread to be released. */
+  /** Threads whose start has not settled yet. */
+  #starting = 0;
+  /**
+   * Attempts waiting for a thread: a released one is handed to the first, and a start that settles
+   * wakes the first with undefined (it may start one itself now).
+   */
   readonly #waiters: Array<(t: ToolThread | undefined) => void> = [];
   #sweeper: NodeJS.Timeout | undefined;
   #closed = false;
@@ -138,45 +145,33 @@ export class ToolThreadPool {
     while (!this.#closed && this.#idle.length + this.#spares.length < this.#warm) this.#spares.push(this.#start());
   }
 
-  /** A ready thread for one attempt: an idle one, a spare, one released soon, or a new one. */
+  /**
+   * A ready thread for one attempt: an idle one, a spare, a new one while fewer than MAX_STARTING
+   * are starting, else the next one released or the next chance to start one.
+   */
   async acquire(): Promise<ToolThread> {
-    if (this.#closed) throw new Error('the tool thread pool is closed');
-    const t = this.#idle.pop() ?? this.#spares.shift() ?? (await this.#releasedSoon()) ?? this.#start();
-    t.worker.ref();
-    // Whoever comes next finds threads started.
-    this.#topUp();
-    try {
-      await t.ready;
-    } catch (err) {
-      this.#forget(t);
-      throw err;
-    }
-    if (t.gone) {
-      this.#forget(t);
-      return this.acquire();
-    }
-    return t;
-  }
-
-  /** A thread released within GROW_AFTER_MS, or undefined (also when the pool closed meanwhile). */
-  #releasedSoon(): Promise<ToolThread | undefined> {
-    // Only a thread that is running an attempt can be released.
-    if (this.#all.size === 0) return Promise.resolve(undefined);
-    return new Promise((resolve) => {
-      const waiter = (t: ToolThread | undefined): void => {
-        clearTimeout(timer);
-        resolve(t);
-      };
-      const timer = setTimeout(() => {
-        const i = this.#waiters.indexOf(waiter);
-        if (i >= 0) this.#waiters.splice(i, 1);
-        resolve(undefined);
-      }, GROW_AFTER_MS);
-      this.#waiters.push(waiter);
-    }).then((t) => {
+    for (;;) {
       if (this.#closed) throw new Error('the tool thread pool is closed');
-      return t as ToolThread | undefined;
-    });
+      let t = this.#idle.pop() ?? this.#spares.shift() ?? (this.#starting < MAX_STARTING ? this.#start() : undefined);
+      if (!t) {
+        t = await new Promise<ToolThread | undefined>((resolve) => this.#waiters.push(resolve));
+        if (!t) continue;
+      }
+      t.worker.ref();
+      // Whoever comes next finds threads started.
+      this.#topUp();
+      try {
+        await t.ready;
+      } catch (err) {
+        this.#forget(t);
+        throw err;
+      }
+      if (t.gone) {
+        this.#forget(t);
+        continue;
+      }
+      return t;
+    }
   }
 
   /** The thread's attempt settled: it may run the next one (an attempt waiting for one first). */
@@ -241,6 +236,13 @@ export class ToolThreadPool {
     const t = new ToolThread(data, this.#o.log ?? (() => undefined));
     t.worker.unref();
     this.#all.add(t);
+    this.#starting++;
+    const started = (): void => {
+      this.#starting--;
+      // Room to start another: the first waiting attempt may take it.
+      this.#waiters.shift()?.(undefined);
+    };
+    t.ready.then(started, started);
     t.exited.then(() => this.#forget(t)).catch(() => undefined);
     return t;
   }
