@@ -21,6 +21,7 @@ export const MODE_NAMES = [
   'huge_response',
   'echo_headers',
   'tool_calls',
+  'quota',
 ] as const;
 
 export type ModeName = (typeof MODE_NAMES)[number];
@@ -154,6 +155,18 @@ const CATALOG: Record<ModeName, CatalogEntry> = {
       slow_ms: 'ms the slow turn waits (default 60000)',
       key: 'counter key of slow_turn (default: the request path, including the mode segment)',
       chunk_ms: 'ms between streamed chunks (default 0)',
+      latency_ms: LATENCY,
+    },
+  },
+  quota: {
+    description:
+      'A provider with a real quota: healthy answers within it, 429 with retry-after (seconds, rounded up) and retry-after-ms beyond it. Per-minute limits are enforced per second, as providers do: rpm=1200 allows at most 20 requests in any second.',
+    params: {
+      rpm: 'requests per minute: at most rpm/60 in any second (under 60: one per 60/rpm s); default no limit',
+      tpm: 'tokens (input + output of the answer) per minute, enforced as tpm/60 in any second; default no limit',
+      concurrency: 'requests in flight at once; default no limit',
+      key: 'quota key (default: the request path, including the mode segment)',
+      chunk_ms: 'ms between streamed content chunks (default 0), to hold requests in flight',
       latency_ms: LATENCY,
     },
   },

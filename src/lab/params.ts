@@ -12,6 +12,8 @@ export type Endpoint = 'chat' | 'messages' | 'embeddings' | 'models';
 export type Route =
   | { kind: 'index' }
   | { kind: 'requests'; since: number }
+  /** GET /stats: requests and 429s per mode. */
+  | { kind: 'stats' }
   | { kind: 'api'; mode: string; params: Params; endpoint: Endpoint | null; rest: string }
   | { kind: 'unknown' };
 
@@ -30,6 +32,7 @@ export function parseRoute(rawUrl: string): Route {
     const since = Number(url.searchParams.get('since') ?? '0');
     return { kind: 'requests', since: Number.isInteger(since) && since > 0 ? since : 0 };
   }
+  if (segments.length === 1 && segments[0] === 'stats') return { kind: 'stats' };
 
   let modeSegment = 'healthy';
   let restSegments = segments;

@@ -12,13 +12,13 @@ export function buildReply(endpoint: Endpoint, body: unknown, id: string): Reply
       const req = parseChat(body);
       if (typeof req === 'string') return req;
       const { pieces, finish, usage } = answerParts(req);
-      return chatReply(req, `chatcmpl-${id}`, pieces, finish, usage);
+      return { ...chatReply(req, `chatcmpl-${id}`, pieces, finish, usage), tokens: usage.input + usage.output };
     }
     case 'messages': {
       const req = parseMessages(body);
       if (typeof req === 'string') return req;
       const { pieces, finish, usage } = answerParts(req);
-      return messagesReply(req, `msg_${id}`, pieces, finish, usage);
+      return { ...messagesReply(req, `msg_${id}`, pieces, finish, usage), tokens: usage.input + usage.output };
     }
     case 'embeddings': {
       const req = parseEmbeddings(body);

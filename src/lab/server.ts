@@ -94,6 +94,10 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
       sendJson(res, 200, JSON.stringify(requests.since(route.since)));
       return;
     }
+    if (route.kind === 'stats') {
+      sendJson(res, 200, JSON.stringify(state.stats()));
+      return;
+    }
     const format: Format =
       route.kind === 'api' && (route.endpoint === 'messages' || (route.endpoint === 'models' && req.headers['anthropic-version'] !== undefined))
         ? 'anthropic'
@@ -104,6 +108,11 @@ export async function startLab(opts: LabOptions = {}): Promise<Lab> {
       sendJson(res, 404, JSON.stringify({ ...body, modes_url: `${url}/modes`, modes: MODE_NAMES }));
       return;
     }
+    const mode = route.mode;
+    state.countRequest(mode);
+    res.once('close', () => {
+      if (res.headersSent && res.statusCode === 429) state.countRateLimited(mode);
+    });
     const method = route.endpoint === 'models' ? 'GET' : 'POST';
     if (req.method !== method) {
       sendJson(res, 405, errorBody(format, 405, `${route.rest} takes ${method}`), { allow: method });
@@ -214,6 +223,7 @@ function index(url: string, blackholePort: number, dnsPort: number, modes: ModeI
       '(/stream_stall;after=3;latency_ms=50/v1) or a query string on the request (?after=3); the query string wins.',
     endpoints: ['POST /v1/chat/completions', 'POST /v1/embeddings', 'GET /v1/models', 'POST /v1/messages'],
     requests: `${url}/requests (the last 1,000 requests, ?since=<seq>)`,
+    stats: `${url}/stats`,
     connect_blackhole: { host: '127.0.0.1', port: blackholePort },
     slow_dns: { server: `127.0.0.1:${dnsPort}`, protocol: 'udp' },
     modes,

@@ -48,6 +48,8 @@ export interface Reply {
   stream: StreamScript | null;
   /** The JSON body split around one string field, to stream an endless value into (huge_response). Built on demand. */
   hugeJson(): { prefix: string; suffix: string };
+  /** Tokens this answer bills (input + output; 0 where none are counted): what `quota;tpm=` charges. */
+  tokens?: number;
 }
 
 export function sseData(data: unknown, event?: string): string {

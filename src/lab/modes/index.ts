@@ -9,6 +9,7 @@ import { healthy } from './healthy.ts';
 import { hugeResponse } from './huge.ts';
 import { overloaded, rateLimited } from './limits.ts';
 import { malformedSse } from './malformed.ts';
+import { quota } from './quota.ts';
 import { headersNoBody, noHeaders, streamStall, trickle } from './stalls.ts';
 import { toolCalls } from './tool-calls.ts';
 import type { Mode } from './types.ts';
@@ -37,6 +38,7 @@ const MODES: Record<ModeName, Mode> = {
   huge_response: hugeResponse,
   echo_headers: echoHeaders,
   tool_calls: toolCalls,
+  quota,
 };
 
 /** Validates the parameters (throws ParamError before any byte is sent), waits the latency, runs the mode. */
