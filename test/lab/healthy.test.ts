@@ -215,8 +215,9 @@ test('GET /modes lists every mode with its exact base URL and params', async () 
     assert.match(byName.get('connect_blackhole')?.baseUrl ?? '', /^http:\/\/127\.0\.0\.1:\d+\/v1$/);
     assert.notEqual(byName.get('connect_blackhole')?.baseUrl, `${lab.url}/connect_blackhole/v1`);
     assert.match(byName.get('slow_dns')?.howTo ?? '', /Resolver\.setServers/);
-    assert.equal(byName.size, 16);
+    assert.equal(byName.size, 17);
     assert.ok('turns' in (byName.get('tool_calls')?.params ?? {}));
+    assert.ok('rpm' in (byName.get('quota')?.params ?? {}));
     for (const m of lab.modes()) assert.ok(m.description.length > 20, m.name);
   });
 });
