@@ -8,6 +8,7 @@ import type { RetryPolicy } from './records.ts';
 import { findTemplates } from './templates.ts';
 import { slicer } from './slices.ts';
 import { textProblem } from './text.ts';
+import { concurrencySchema, prioritySchema, type ConcurrencyKey, type FlowFields } from './flow.ts';
 
 export const STEP_NAME = /^[A-Za-z0-9_-]{1,128}$/;
 export const MAX_STEPS = 10_000;
@@ -33,6 +34,10 @@ export const stepSchema = z
     dependsOn: z.array(z.string()).max(MAX_STEPS).optional(),
     timeoutMs: z.number().optional(),
     retries: retriesSchema.optional(),
+    /** Its own claim priority (docs/flow-control.md). @default the run's */
+    priority: prioritySchema.optional(),
+    /** Its own concurrency key. @default the run's */
+    concurrency: concurrencySchema.optional(),
   })
   .strict();
 
@@ -61,6 +66,10 @@ const requestSchema = z
     idempotencyKey: storedText(256).pipe(z.string().min(1)).optional(),
     /** The most steps the run may reach by adding steps at runtime. @default DEFAULT_MAX_STEPS */
     maxSteps: z.number().int().min(1).max(MAX_STEPS).optional(),
+    /** Claim priority of its steps, higher first (docs/flow-control.md). @default 0 */
+    priority: prioritySchema.optional(),
+    /** At most `limit` steps with `key` run at once, across the deployment. @default none */
+    concurrency: concurrencySchema.optional(),
   })
   .strict();
 
@@ -76,6 +85,14 @@ export interface ValidatedStep {
   dependents: string[];
   timeoutMs: number;
   retries: RetryPolicy;
+  /** What the step itself says; absent fields come from its run (or the step that added it). */
+  priority: number | null;
+  concurrency: ConcurrencyKey | null;
+}
+
+/** A step's flow fields: its own, else those it inherits. */
+export function flowOf(step: Pick<ValidatedStep, 'priority' | 'concurrency'>, inherited: FlowFields): FlowFields {
+  return { priority: step.priority ?? inherited.priority, concurrency: step.concurrency ?? inherited.concurrency };
 }
 
 export interface ValidatedRun {
@@ -84,6 +101,8 @@ export interface ValidatedRun {
   idempotencyKey: string | null;
   /** As given; null: DEFAULT_MAX_STEPS. */
   maxSteps: number | null;
+  /** The run's priority and concurrency key: its steps' defaults. */
+  flow: FlowFields;
   steps: ValidatedStep[];
 }
 
@@ -128,6 +147,7 @@ export async function validateRunRequest(body: unknown, tools: ToolCatalog, limi
     labels: parsed.data.labels ?? {},
     idempotencyKey: parsed.data.idempotencyKey ?? null,
     maxSteps: maxSteps ?? null,
+    flow: { priority: parsed.data.priority ?? 0, concurrency: parsed.data.concurrency ?? null },
     steps,
   };
 }
@@ -189,6 +209,8 @@ export async function checkSteps(rawSteps: readonly unknown[], tools: ToolCatalo
       dependents: [],
       timeoutMs,
       retries: { ...DEFAULT_RETRIES, ...s.retries },
+      priority: s.priority ?? null,
+      concurrency: s.concurrency ?? null,
     };
     byName.set(s.name, step);
     steps.push(step);

@@ -1,6 +1,7 @@
 /** Rows as the engine, the API and the CLI see them (the store maps columns to these). */
 import type { SerializedError } from './errors.ts';
 import type { AttemptState, RunState, StepState } from './states.ts';
+import type { ConcurrencyKey } from './flow.ts';
 
 export interface RetryPolicy {
   /** Extra attempts after a failed or timed-out one. @default 0 */
@@ -31,6 +32,10 @@ export interface RunRecord {
   stepsDone: number;
   /** The most steps it may reach by adding steps at runtime. */
   maxSteps: number;
+  /** Claim priority of its steps (higher first; docs/flow-control.md). */
+  priority: number;
+  /** Its steps' concurrency key, or null. */
+  concurrency: ConcurrencyKey | null;
   usage: UsageTotals;
   error: SerializedError | null;
 }
@@ -63,6 +68,10 @@ export interface StepRecord {
    * `pending` until that step ends. Null otherwise.
    */
   outputsFrom: string | null;
+  /** Claim priority (its own or its run's). */
+  priority: number;
+  /** The concurrency key it runs under (its own or its run's), or null. */
+  concurrency: ConcurrencyKey | null;
   /** Present while running. */
   workerId: string | null;
   leaseExpiresAt: string | null;

@@ -6,6 +6,7 @@
  */
 import { API_ERROR_STATUS } from '../domain/api-errors.ts';
 import { ATTEMPT_STATES, RUN_STATES, STEP_STATES } from '../domain/states.ts';
+import { MAX_CONCURRENCY_LIMIT, MAX_PRIORITY, PRIORITY_STEP_MS } from '../domain/flow.ts';
 import { eventSchemas } from './openapi-events.ts';
 import { freeForm, nullableTimestamp, obj, ref, timestamp, type Json } from './openapi-parts.ts';
 
@@ -45,8 +46,23 @@ export function componentSchemas(): Record<string, Json> {
         maximum: 10000,
         description: 'The most steps the run may reach by adding steps at runtime (docs/dynamic-runs.md); at least the plan\'s. Default 1000.',
       },
+      priority: ref('Priority'),
+      concurrency: ref('Concurrency'),
     },
     ['plan'],
+  ),
+  Priority: {
+    type: 'integer',
+    minimum: -MAX_PRIORITY,
+    maximum: MAX_PRIORITY,
+    description: `Claim priority, higher first; equal priorities in the order steps became ready. One point is worth ${PRIORITY_STEP_MS / 1000} s of waiting (docs/flow-control.md). Default 0; a step's own wins over its run's.`,
+  },
+  Concurrency: obj(
+    {
+      key: { type: 'string', minLength: 1, maxLength: 256, pattern: '^[\\x21-\\x7e]+$', description: 'Printable ASCII without spaces, e.g. a tenant id.' },
+      limit: { type: 'integer', minimum: 1, maximum: MAX_CONCURRENCY_LIMIT, description: 'At most this many steps with the key run at once, across the deployment.' },
+    },
+    ['key', 'limit'],
   ),
   StepSpec: obj(
     {
@@ -56,6 +72,8 @@ export function componentSchemas(): Record<string, Json> {
       dependsOn: { type: 'array', items: { type: 'string' } },
       timeoutMs: { type: 'integer', minimum: 1 },
       retries: obj({ max: { type: 'integer', minimum: 0 }, backoffMs: { type: 'integer', minimum: 0 }, maxBackoffMs: { type: 'integer', minimum: 0 } }, []),
+      priority: ref('Priority'),
+      concurrency: ref('Concurrency'),
     },
     ['name', 'tool'],
   ),
@@ -92,6 +110,8 @@ export function componentSchemas(): Record<string, Json> {
     stepsTotal: { type: 'integer', description: 'Its steps, those added at runtime included.' },
     stepsDone: { type: 'integer' },
     maxSteps: { type: 'integer', description: 'The most steps it may reach by adding steps at runtime.' },
+    priority: { type: 'integer', description: 'Its steps\' claim priority (docs/flow-control.md).' },
+    concurrency: { oneOf: [ref('Concurrency'), { type: 'null' }], description: 'Its steps\' concurrency key, or null.' },
     usage: obj({ inputTokens: { type: 'integer' }, outputTokens: { type: 'integer' }, calls: { type: 'integer' } }),
     error: { oneOf: [ref('SerializedError'), { type: 'null' }] },
   }),
@@ -127,6 +147,8 @@ export function componentSchemas(): Record<string, Json> {
     finishedAt: nullableTimestamp,
     addedBy: { type: ['string', 'null'], description: 'The step whose tool added this one at runtime; null for a step of the plan.' },
     outputsFrom: { type: ['string', 'null'], description: 'An added step whose outputs this step takes when it ends (it is pending until then); null otherwise.' },
+    priority: { type: 'integer', description: 'Claim priority: its own, else its run\'s (or its adder\'s).' },
+    concurrency: { oneOf: [ref('Concurrency'), { type: 'null' }], description: 'The concurrency key it runs under, or null.' },
     workerId: { type: ['string', 'null'] },
     leaseExpiresAt: nullableTimestamp,
     deadlineAt: nullableTimestamp,

@@ -4,6 +4,7 @@
  */
 import type { ArtifactMeta, AttemptRecord, EventRecord, WorkerRecord } from '../domain/records.ts';
 import type { AttemptState, RunState, StepState } from '../domain/states.ts';
+import type { ConcurrencyKey } from '../domain/flow.ts';
 import type { RunBook, RunRow, StepRow } from './store.ts';
 
 type Row = Record<string, unknown>;
@@ -11,6 +12,9 @@ type Row = Record<string, unknown>;
 export const iso = (ms: unknown): string | null => (typeof ms === 'number' || typeof ms === 'bigint' ? new Date(Number(ms)).toISOString() : null);
 const json = <T>(v: unknown, fallback: T): T => (typeof v === 'string' ? (JSON.parse(v) as T) : fallback);
 const num = (v: unknown): number => Number(v ?? 0);
+/** The concurrency key of a row (run or step), or null. */
+const concurrency = (r: Row): ConcurrencyKey | null =>
+  typeof r.concurrency_key === 'string' ? { key: r.concurrency_key, limit: num(r.concurrency_limit) } : null;
 
 export function toRun(r: Row): RunRow {
   return {
@@ -26,6 +30,8 @@ export function toRun(r: Row): RunRow {
     stepsDone: num(r.steps_done),
     stepsFailed: num(r.steps_failed),
     maxSteps: r.max_steps === null || r.max_steps === undefined ? null : Number(r.max_steps),
+    priority: num(r.priority),
+    concurrency: concurrency(r),
     usage: { inputTokens: num(r.input_tokens), outputTokens: num(r.output_tokens), calls: num(r.llm_calls) },
     error: json(r.error, null),
     cancelRequested: num(r.cancel_requested) === 1,
@@ -55,6 +61,8 @@ export function toStep(r: Row): StepRow {
     finishedAt: iso(r.finished_at),
     addedBy: (r.added_by as string | null | undefined) ?? null,
     outputsFrom: (r.outputs_from as string | null | undefined) ?? null,
+    priority: num(r.priority),
+    concurrency: concurrency(r),
     workerId: (r.worker_id as string | null) ?? null,
     leaseToken: (r.lease_token as string | null) ?? null,
     leaseExpiresAt: iso(r.lease_expires_at),

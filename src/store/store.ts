@@ -24,6 +24,7 @@ import type {
 } from '../domain/records.ts';
 import type { AttemptState, RunState, StepState } from '../domain/states.ts';
 import type { VectorStore } from '../domain/vectors.ts';
+import type { FlowFields } from '../domain/flow.ts';
 
 export interface StepPage {
   afterIdx: number;
@@ -46,6 +47,8 @@ export interface NewRun {
   stepsTotal: number;
   /** Null or absent: DEFAULT_MAX_STEPS. */
   maxSteps?: number | null;
+  /** Its steps' default priority and concurrency key. @default NO_FLOW */
+  flow?: FlowFields;
   createdAt: number;
 }
 
@@ -67,6 +70,8 @@ export interface NewStep {
   addedBy?: string | null;
   /** @default null */
   outputsFrom?: string | null;
+  /** Claim priority and concurrency key (docs/flow-control.md). @default NO_FLOW */
+  flow?: FlowFields;
 }
 
 export interface NewEvent {

@@ -15,7 +15,16 @@ tools.register(defineTool({ name: 'noop', run: () => null }));
 
 export const LIMITS = { defaultTimeoutMs: 30_000, maxTimeoutMs: 86_400_000 };
 
-export type PlanStep = { name: string; tool?: string; inputs?: Record<string, unknown>; dependsOn?: string[]; timeoutMs?: number; retries?: Record<string, number> };
+export type PlanStep = {
+  name: string;
+  tool?: string;
+  inputs?: Record<string, unknown>;
+  dependsOn?: string[];
+  timeoutMs?: number;
+  retries?: Record<string, number>;
+  priority?: number;
+  concurrency?: { key: string; limit: number };
+};
 
 /** `extra` holds the request's other fields (labels, idempotencyKey); its `goal` goes into the plan. */
 export function validate(steps: PlanStep[], extra: Record<string, unknown> = {}): Promise<ValidatedRun> {

@@ -10,7 +10,7 @@ import { publicRun } from '../../src/engine/api.ts';
 import { validateAdditions } from '../../src/domain/added-steps.ts';
 import { conformance } from './harness.ts';
 import { assertRunBooks, done, LIMITS, tools } from './fixtures.ts';
-import { migrateTo, rawExec } from './upgrade.ts';
+import { migrateTo, rawExec, versionsAfter } from './upgrade.ts';
 
 const T0 = 1_750_000_000_000;
 
@@ -29,8 +29,10 @@ conformance('upgrade to migration 3 (runtime steps)', (it) => {
        INSERT INTO events (run_id, seq, ts, type, step_name, attempt, data) VALUES ('old-run', 1, ${T0}, 'run.created', NULL, NULL, '{"goal":"from v1","steps":1,"labels":{}}');
        INSERT INTO events (run_id, seq, ts, type, step_name, attempt, data) VALUES ('old-run', 2, ${T0}, 'step.queued', 'a', NULL, '{}');`,
     );
-    assert.deepEqual((await store.migrationStatus()).pending, [3]);
-    assert.deepEqual((await store.migrate()).applied, [3]);
+    const later = await versionsAfter(store, 2);
+    assert.equal(later[0], 3);
+    assert.deepEqual((await store.migrationStatus()).pending, later);
+    assert.deepEqual((await store.migrate()).applied, later);
 
     const run = await store.getRun('old-run');
     assert.ok(run);

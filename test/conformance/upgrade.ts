@@ -29,3 +29,9 @@ export async function migrateTo(dialect: DialectName, store: Store, n: number): 
     await rawExec(dialect, store, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (${m.version}, '${m.name}', ${Date.now()})`);
   }
 }
+
+/** The versions after `n`, up to the latest this checkout ships: what upgrading from `n` applies. */
+export async function versionsAfter(store: Store, n: number): Promise<number[]> {
+  const { latest } = await store.migrationStatus();
+  return Array.from({ length: latest - n }, (_, i) => n + 1 + i);
+}

@@ -18,7 +18,7 @@
  */
 import type { Additions } from '../../domain/added-steps.ts';
 import { RunwardenError, type ErrorDetail, type SerializedError } from '../../domain/errors.ts';
-import { DEFAULT_MAX_STEPS, invalid, type ValidatedStep } from '../../domain/plan.ts';
+import { DEFAULT_MAX_STEPS, flowOf, invalid, type ValidatedStep } from '../../domain/plan.ts';
 import { findTemplates } from '../../domain/templates.ts';
 import type { StepState } from '../../domain/states.ts';
 import type { NewStep, RunRow, StepRow, Tx } from '../../store/store.ts';
@@ -282,6 +282,8 @@ function newRow(s: ValidatedStep, adder: StepRow, outputsFrom: string | null, id
     readyAt: null,
     addedBy: adder.name,
     outputsFrom: null,
+    // Added steps run under their adder's priority and concurrency key unless they say their own.
+    flow: flowOf(s, adder),
   };
 }
 
@@ -309,6 +311,8 @@ function stepRow(n: NewStep): StepRow {
     finishedAt: null,
     addedBy: n.addedBy ?? null,
     outputsFrom: n.outputsFrom ?? null,
+    priority: n.flow?.priority ?? 0,
+    concurrency: n.flow?.concurrency ?? null,
     workerId: null,
     leaseToken: null,
     leaseExpiresAt: null,

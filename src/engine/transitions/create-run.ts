@@ -1,5 +1,5 @@
 /** createRun: a validated plan becomes a run, its steps, and the roots queued. */
-import type { ValidatedRun } from '../../domain/plan.ts';
+import { flowOf, type ValidatedRun } from '../../domain/plan.ts';
 import type { Tx } from '../../store/store.ts';
 import type { TxEffects } from './effects.ts';
 
@@ -12,6 +12,7 @@ export async function insertRun(tx: Tx, fx: TxEffects, id: string, run: Validate
     plan: rawPlan,
     stepsTotal: run.steps.length,
     maxSteps: run.maxSteps,
+    flow: run.flow,
     createdAt: fx.now,
   });
   await tx.insertSteps(
@@ -31,6 +32,7 @@ export async function insertRun(tx: Tx, fx: TxEffects, id: string, run: Validate
         timeoutMs: s.timeoutMs,
         retries: s.retries,
         readyAt: root ? fx.now : null,
+        flow: flowOf(s, run.flow),
       };
     }),
   );

@@ -27,6 +27,7 @@ import type { RunState } from '../../domain/states.ts';
 import type { AttemptUpdate, ClaimOptions, DependentsAppend, NewArtifact, NewAttempt, NewEvent, NewRun, NewStep, RenewResult, RunPatch, RunBook, RunRow, StepRow, StepUpdate, Tx } from '../store.ts';
 import { json, RUN_COLUMNS, setClause } from '../columns.ts';
 import { toRun, toStep } from '../rows.ts';
+import { CLAIM_SQL, LOCK_KEYS_SQL } from './claim.ts';
 import { RunBooks } from './run-books.ts';
 import { appendDependents, endSteps, updateSteps } from './step-updates.ts';
 import { EVENTS_UNNEST, PG, type TxQuery } from './sql.ts';
@@ -107,19 +108,24 @@ export class PgTx implements Tx {
     this.#books.seedNew(run.id, run.stepsTotal, run.createdAt);
     this.#defer(
       `WITH r AS (
-         INSERT INTO runs (id, status, goal, labels, idempotency_key, created_at, steps_total, max_steps)
-         VALUES ($1, 'queued', $2, $3::json, $4, $5, $6, $8) RETURNING id)
+         INSERT INTO runs (id, status, goal, labels, idempotency_key, created_at, steps_total, max_steps, priority, concurrency_key, concurrency_limit)
+         VALUES ($1, 'queued', $2, $3::json, $4, $5, $6, $8, $9, $10, $11) RETURNING id)
        INSERT INTO run_plans (run_id, plan) SELECT id, $7::json FROM r`,
-      [run.id, run.goal, JSON.stringify(run.labels), run.idempotencyKey, run.createdAt, run.stepsTotal, JSON.stringify(run.plan ?? null), run.maxSteps ?? null],
+      [
+        run.id, run.goal, JSON.stringify(run.labels), run.idempotencyKey, run.createdAt, run.stepsTotal, JSON.stringify(run.plan ?? null), run.maxSteps ?? null,
+        run.flow?.priority ?? 0, run.flow?.concurrency?.key ?? null, run.flow?.concurrency?.limit ?? null,
+      ],
     );
   }
 
   async insertSteps(steps: NewStep[]): Promise<void> {
     if (steps.length === 0) return;
     this.#defer(
-      `INSERT INTO steps (run_id, name, idx, tool, status, depends_on, dependents, pending_deps, inputs, resolved_inputs, timeout_ms, retries, ready_at, added_by, outputs_from)
+      `INSERT INTO steps (run_id, name, idx, tool, status, depends_on, dependents, pending_deps, inputs, resolved_inputs, timeout_ms, retries, ready_at, added_by, outputs_from,
+                          priority, concurrency_key, concurrency_limit)
        SELECT * FROM unnest($1::text[], $2::text[], $3::integer[], $4::text[], $5::text[], $6::json[], $7::json[], $8::integer[],
-                            $9::json[], $10::json[], $11::bigint[], $12::json[], $13::bigint[], $14::text[], $15::text[])`,
+                            $9::json[], $10::json[], $11::bigint[], $12::json[], $13::bigint[], $14::text[], $15::text[],
+                            $16::integer[], $17::text[], $18::integer[])`,
       [
         steps.map((s) => s.runId),
         steps.map((s) => s.name),
@@ -136,6 +142,9 @@ export class PgTx implements Tx {
         steps.map((s) => s.readyAt),
         steps.map((s) => s.addedBy ?? null),
         steps.map((s) => s.outputsFrom ?? null),
+        steps.map((s) => s.flow?.priority ?? 0),
+        steps.map((s) => s.flow?.concurrency?.key ?? null),
+        steps.map((s) => s.flow?.concurrency?.limit ?? null),
       ],
     );
   }
@@ -243,24 +252,13 @@ export class PgTx implements Tx {
 
   async claimReady(o: ClaimOptions): Promise<StepRow[]> {
     // Picking, leasing and counting the attempt in one statement, which also locks the claimed
-    // steps' runs (in id order) and returns them for the run bookkeeping that follows: a claim
-    // transaction waits on two statements, this one and COMMIT. Locking runs here is safe because
-    // the claim itself never waits on a step (SKIP LOCKED), so it holds nothing another
-    // transaction waits for while it queues for a run row.
-    const res = await this.#q(
-      `WITH picked AS (
-         SELECT run_id, name FROM steps WHERE status = 'queued' AND ready_at <= $1 ORDER BY ready_at LIMIT $2 FOR UPDATE SKIP LOCKED),
-       claimed AS (
-         UPDATE steps s SET status = 'running', attempts = s.attempts + 1, worker_id = $3,
-           lease_token = replace(gen_random_uuid()::text, '-', ''), lease_expires_at = $1 + $4::bigint,
-           deadline_at = $1 + s.timeout_ms, started_at = coalesce(s.started_at, $1), ready_at = NULL
-         FROM picked p WHERE s.run_id = p.run_id AND s.name = p.name
-         RETURNING s.*),
-       books AS (${RunBooks.LOCK_SQL('id IN (SELECT run_id FROM claimed)')})
-       SELECT c.*, CASE WHEN row_number() OVER (ORDER BY c.run_id, c.idx) = 1 THEN (SELECT json_agg(b) FROM books b) END AS books
-       FROM claimed c ORDER BY c.run_id, c.idx`,
-      [o.now, o.limit, o.workerId, o.leaseMs],
-    );
+    // steps' runs (in id order) and returns them for the run bookkeeping that follows. Locking runs
+    // here is safe because the claim itself never waits on a step (SKIP LOCKED) or a concurrency
+    // key (try-locks), so it holds nothing another transaction waits for while it queues for a run
+    // row. The keys' locks come first, in a statement of their own (claim.ts says why).
+    const locked = await this.#q(LOCK_KEYS_SQL, [o.now]);
+    const keys = (locked.rows[0] as { keys: string[] } | undefined)?.keys ?? [];
+    const res = await this.#q(CLAIM_SQL, [o.now, o.limit, o.workerId, o.leaseMs, keys]);
     const first = res.rows[0] as { books?: string | null } | undefined;
     if (first?.books) this.#books.seed(JSON.parse(first.books) as Array<Record<string, unknown>>);
     const rows = res.rows.map(toStep);

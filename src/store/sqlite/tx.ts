@@ -3,6 +3,7 @@ import { slicer } from '../../domain/slices.ts';
 import type { SQLInputValue } from 'node:sqlite';
 import type { SerializedError } from '../../domain/errors.ts';
 import type { RunState } from '../../domain/states.ts';
+import { CLAIM_RANK_SQL } from '../../domain/flow.ts';
 import { RUN_COLUMNS, setClause, STEP_COLUMNS, type ParamStyle } from '../columns.ts';
 import { BOOK_COLUMNS, toBook, toRun, toStep } from '../rows.ts';
 import type { AttemptUpdate, ClaimedRow, ClaimOptions, DependentsAppend, NewArtifact, NewAttempt, NewEvent, NewRun, NewStep, RenewResult, RunBook, RunPatch, RunRow, StepRow, StepUpdate, Tx } from '../store.ts';
@@ -33,15 +34,22 @@ export class SqliteTx implements Tx {
 
   async insertRun(run: NewRun): Promise<void> {
     this.#s
-      .stmt('INSERT INTO runs (id, status, goal, labels, idempotency_key, created_at, steps_total, max_steps) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-      .run(run.id, 'queued', run.goal, JSON.stringify(run.labels), run.idempotencyKey, run.createdAt, run.stepsTotal, run.maxSteps ?? null);
+      .stmt(
+        `INSERT INTO runs (id, status, goal, labels, idempotency_key, created_at, steps_total, max_steps, priority, concurrency_key, concurrency_limit)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(
+        run.id, 'queued', run.goal, JSON.stringify(run.labels), run.idempotencyKey, run.createdAt, run.stepsTotal, run.maxSteps ?? null,
+        run.flow?.priority ?? 0, run.flow?.concurrency?.key ?? null, run.flow?.concurrency?.limit ?? null,
+      );
     this.#s.stmt('INSERT INTO run_plans (run_id, plan) VALUES (?, ?)').run(run.id, JSON.stringify(run.plan));
   }
 
   async insertSteps(steps: NewStep[]): Promise<void> {
     const st = this.#s.stmt(
-      `INSERT INTO steps (run_id, name, idx, tool, status, depends_on, dependents, pending_deps, inputs, resolved_inputs, timeout_ms, retries, ready_at, added_by, outputs_from)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO steps (run_id, name, idx, tool, status, depends_on, dependents, pending_deps, inputs, resolved_inputs, timeout_ms, retries, ready_at, added_by, outputs_from,
+                          priority, concurrency_key, concurrency_limit)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     // A 10,000-step plan is ~100 ms of inserts: in slices, so the loop turns meanwhile (the
     // transaction stays open and no other transaction of this process can start in between).
@@ -64,6 +72,9 @@ export class SqliteTx implements Tx {
         s.readyAt,
         s.addedBy ?? null,
         s.outputsFrom ?? null,
+        s.flow?.priority ?? 0,
+        s.flow?.concurrency?.key ?? null,
+        s.flow?.concurrency?.limit ?? null,
       );
     }
   }
@@ -188,11 +199,24 @@ export class SqliteTx implements Tx {
     // One statement claims the whole batch: picking, leasing and counting the attempt. The token is
     // minted by SQLite (randomblob) so it is unique per row without a round trip per step. Only the
     // columns a claim needs come back (the whole row, mapped, cost ~10 % of a no-op step).
+    // Picking (docs/flow-control.md): in claim order (priority, then readiness), steps of a key
+    // that is full are passed over, and of a key with room only as many as it has. Writers take
+    // turns on SQLite, so the count of a key's running steps cannot change under the claim. Ties
+    // go in insertion order (rowid), which the index keeps.
     const rows = this.#s
       .stmt(
         `UPDATE steps SET status = 'running', attempts = attempts + 1, worker_id = ?, lease_token = lower(hex(randomblob(12))),
            lease_expires_at = ? + ?, deadline_at = ? + timeout_ms, started_at = coalesce(started_at, ?), ready_at = NULL
-         WHERE rowid IN (SELECT rowid FROM steps WHERE status = 'queued' AND ready_at <= ? ORDER BY ready_at LIMIT ?)
+         WHERE rowid IN (
+           WITH running AS (
+             SELECT concurrency_key AS k, count(*) AS n FROM steps WHERE status = 'running' AND concurrency_key IS NOT NULL GROUP BY concurrency_key),
+           candidates AS (
+             SELECT s.rowid AS id, s.concurrency_key AS k, s.concurrency_limit AS lim, ${CLAIM_RANK_SQL} AS rank FROM steps s
+             WHERE s.status = 'queued' AND s.ready_at <= ?
+               AND (s.concurrency_key IS NULL OR s.concurrency_limit > coalesce((SELECT n FROM running WHERE running.k = s.concurrency_key), 0))
+             ORDER BY ${CLAIM_RANK_SQL}, s.rowid LIMIT ?)
+           SELECT id FROM (SELECT id, k, lim, row_number() OVER (PARTITION BY k ORDER BY rank, id) AS nth FROM candidates) c
+           WHERE k IS NULL OR nth + coalesce((SELECT n FROM running WHERE running.k = c.k), 0) <= lim)
          RETURNING run_id, name, tool, attempts, lease_token, inputs, resolved_inputs, timeout_ms`,
       )
       .all(o.workerId, o.now, o.leaseMs, o.now, o.now, o.now, o.limit) as Record<string, unknown>[];

@@ -1,0 +1,54 @@
+/**
+ * Migration 4 (flow control) upgrades a database created at migration 3 in place, with runs in it:
+ * old steps read with priority 0 and no concurrency key and are claimed in the order they were
+ * queued; a new run of higher priority goes ahead of them; a new keyed run is held to its limit.
+ */
+import assert from 'node:assert/strict';
+import { Transitions } from '../../src/engine/transitions.ts';
+import { conformance } from './harness.ts';
+import { createRun, done } from './fixtures.ts';
+import { migrateTo, rawExec, versionsAfter } from './upgrade.ts';
+
+const T0 = Date.now() - 60_000;
+
+const oldRun = (id: string, at: number): string => `
+  INSERT INTO runs (id, status, goal, labels, idempotency_key, created_at, steps_total, last_seq) VALUES ('${id}', 'queued', NULL, '{}', NULL, ${at}, 1, 2);
+  INSERT INTO run_plans (run_id, plan) VALUES ('${id}', '{"steps":[{"name":"a","tool":"noop"}]}');
+  INSERT INTO steps (run_id, name, idx, tool, status, depends_on, dependents, pending_deps, inputs, resolved_inputs, timeout_ms, retries, ready_at)
+    VALUES ('${id}', 'a', 0, 'noop', 'queued', '[]', '[]', 0, '{}', '{}', 30000, '{"max":0,"backoffMs":1000,"maxBackoffMs":60000}', ${at});
+  INSERT INTO events (run_id, seq, ts, type, step_name, attempt, data) VALUES ('${id}', 1, ${at}, 'run.created', NULL, NULL, '{"goal":null,"steps":1,"labels":{}}');
+  INSERT INTO events (run_id, seq, ts, type, step_name, attempt, data) VALUES ('${id}', 2, ${at}, 'step.queued', 'a', NULL, '{}');`;
+
+conformance('upgrade to migration 4 (flow control)', (it) => {
+  it('a database at migration 3 with queued runs upgrades in place; old steps keep their order, new priorities and keys apply', async (ctx) => {
+    const { store } = await ctx.unmigrated();
+    await migrateTo(ctx.dialect, store, 3);
+    await rawExec(ctx.dialect, store, oldRun('old-1', T0) + oldRun('old-2', T0 + 1000));
+    const later = await versionsAfter(store, 3);
+    assert.equal(later[0], 4);
+    assert.deepEqual((await store.migrationStatus()).pending, later);
+    assert.deepEqual((await store.migrate()).applied, later);
+
+    const run = await store.getRun('old-1');
+    assert.equal(run?.priority, 0);
+    assert.equal(run?.concurrency, null);
+    const [a] = await store.getRunSteps('old-1');
+    assert.equal(a?.priority, 0);
+    assert.equal(a?.concurrency, null);
+
+    const core = new Transitions(store);
+    // Queued now with priority 100 (worth 100 s of waiting): ahead of both old steps.
+    const urgent = await createRun(core, [{ name: 'u', tool: 'noop' }], { priority: 100 });
+    const keyed = await createRun(core, [{ name: 'k1', tool: 'noop' }, { name: 'k2', tool: 'noop' }], { concurrency: { key: 't', limit: 1 } });
+    const order: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const [c] = await core.claim('w-upgrade', 1, 60_000);
+      if (!c) break;
+      order.push(`${c.runId === urgent ? 'urgent' : c.runId === keyed ? 'keyed' : c.runId}/${c.stepName}`);
+      if (c.runId !== keyed) await core.flush([], [done(c)]);
+    }
+    // k2 waits for k1, which is still running.
+    assert.deepEqual(order, ['urgent/u', 'old-1/a', 'old-2/a', 'keyed/k1']);
+    assert.equal((await store.getRun('old-1'))?.status, 'succeeded');
+  });
+});
