@@ -272,3 +272,13 @@ export async function within<T, F>(promise: Promise<T>, ms: number, fallback: F)
     clearTimeout(timer);
   }
 }
+
+/** One request on a fresh connection, read to its end. */
+export async function call(port: number, path: string, body: unknown = CHAT()): Promise<ParsedResponse> {
+  const client = await RawClient.request(port, 'POST', path, body);
+  try {
+    return await client.untilComplete();
+  } finally {
+    client.destroy();
+  }
+}

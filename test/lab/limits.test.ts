@@ -1,16 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { ParsedResponse } from './helpers.ts';
-import { CHAT, MESSAGES, RawClient, withLab } from './helpers.ts';
-
-async function call(port: number, path: string, body: unknown = CHAT()): Promise<ParsedResponse> {
-  const client = await RawClient.request(port, 'POST', path, body);
-  try {
-    return await client.untilComplete();
-  } finally {
-    client.destroy();
-  }
-}
+import { call, MESSAGES, withLab } from './helpers.ts';
 
 test('rate_limited: 429 with each retry-after form', async () => {
   await withLab(async (lab) => {

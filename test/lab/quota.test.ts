@@ -1,16 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { ParsedResponse } from './helpers.ts';
-import { CHAT, RawClient, withLab } from './helpers.ts';
-
-async function call(port: number, path: string, body: unknown = CHAT()): Promise<ParsedResponse> {
-  const client = await RawClient.request(port, 'POST', path, body);
-  try {
-    return await client.untilComplete();
-  } finally {
-    client.destroy();
-  }
-}
+import { call, CHAT, RawClient, withLab } from './helpers.ts';
 
 async function stats(url: string): Promise<{ requests: number; rateLimited: number; modes: Record<string, { requests: number; rateLimited: number }> }> {
   const res = await fetch(`${url}/stats`);
