@@ -87,6 +87,9 @@ export const ERROR_CODES = spec({
   MAX_STEPS_EXCEEDED: { status: 400, retryable: false },
   // A step waiting for an added step's outputs (outputsFrom) fails when that step does not succeed.
   AWAITED_STEP_FAILED: { status: 500, retryable: false },
+  // The agent tool (docs/dynamic-runs.md#the-agent-tool).
+  AGENT_TOOL_UNKNOWN: { status: 400, retryable: false },
+  AGENT_MAX_TURNS: { status: 500, retryable: false },
 
   // Built-in tools and vectors.
   HTTP_STATUS: { status: 502, retryable: false },

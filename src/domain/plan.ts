@@ -238,6 +238,7 @@ export async function checkSteps(rawSteps: readonly unknown[], tools: ToolCatalo
     for (const ref of refs) {
       const path = `${o.at(step.idx)}.inputs.${ref.path}`;
       templated.add(ref.path);
+      if (ref.literal) continue;
       if (ref.problem || ref.step === null) {
         problems.push({ code: 'BAD_TEMPLATE', path, message: ref.problem ?? 'bad template' });
       } else if (!byName.has(ref.step)) {

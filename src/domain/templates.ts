@@ -1,7 +1,8 @@
 /**
  * Input templates: `"{{steps.<name>.outputs.<json.path>}}"`. A string that is exactly one template
  * takes the referenced value with its JSON type; templates inside a longer string are interpolated
- * as text (objects as JSON).
+ * as text (objects as JSON). `{{lbrace}}` stands for a literal `{`: it is how text that holds `{{`
+ * is put into inputs without being read as a template (`literal()` does it for a whole value).
  */
 import { RunwardenError } from './errors.ts';
 
@@ -17,7 +18,12 @@ export interface TemplateRef {
   keys: string[];
   /** Why the expression is not a valid reference, when it is not. */
   problem: string | null;
+  /** `{{lbrace}}`: a literal `{`, not a reference. */
+  literal?: boolean;
 }
+
+/** The expression of `{{lbrace}}`, a literal `{`. */
+const LBRACE = 'lbrace';
 
 export function parseRef(expr: string): { step: string; keys: string[] } | null {
   const m = REF.exec(expr);
@@ -40,6 +46,10 @@ export function findTemplates(value: unknown, path: string[] = []): TemplateRef[
     if (typeof v === 'string') {
       for (const m of v.matchAll(TEMPLATE)) {
         const expr = (m[1] ?? '').trim();
+        if (expr === LBRACE) {
+          out.push({ path: top.path.join('.'), expr, step: null, keys: [], problem: null, literal: true });
+          continue;
+        }
         const ref = parseRef(expr);
         out.push({
           path: top.path.join('.'),
@@ -64,6 +74,18 @@ export function findTemplates(value: unknown, path: string[] = []): TemplateRef[
 export function hasTemplate(value: string): boolean {
   TEMPLATE.lastIndex = 0;
   return TEMPLATE.test(value);
+}
+
+/**
+ * `value` with every string that holds `{{` written so that it resolves to itself: each `{` of it
+ * becomes `{{lbrace}}`. For text a step did not write as templates (a model's answer, a tool's
+ * output) put into the inputs of steps added at runtime. Keys are never read as templates.
+ */
+export function literal<T>(value: T): T {
+  if (typeof value === 'string') return (value.includes('{{') ? value.replaceAll('{', `{{${LBRACE}}}`) : value) as T;
+  if (Array.isArray(value)) return value.map((v: unknown) => literal(v)) as T;
+  if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, literal(v)])) as T;
+  return value;
 }
 
 function lookup(outputs: unknown, keys: string[]): { found: boolean; value: unknown } {
@@ -93,6 +115,7 @@ function resolveValue(value: unknown, outputsOf: (step: string) => unknown): unk
 }
 
 function resolveOne(expr: string, outputsOf: (step: string) => unknown): unknown {
+  if (expr === LBRACE) return '{';
   const ref = parseRef(expr);
   if (!ref) throw new RunwardenError('TEMPLATE_UNRESOLVED', `bad template {{${expr}}}`);
   const { found, value } = lookup(outputsOf(ref.step), ref.keys);

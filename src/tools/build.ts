@@ -6,6 +6,7 @@
 import type { RunwardenConfig } from '../config/types.ts';
 import type { ProviderRegistry } from '../llm/index.ts';
 import type { Store } from '../store/store.ts';
+import { createAgentTools } from './agent.ts';
 import { builtinTools } from './builtin.ts';
 import { createLlmTools } from './llm.ts';
 import { loadToolModules } from './load.ts';
@@ -16,6 +17,7 @@ export async function buildTools(config: Pick<RunwardenConfig, 'tools'> & Partia
   const tools = new ToolRegistry();
   for (const t of builtinTools) tools.register(t);
   for (const t of createLlmTools({ providers: deps.providers, vectors: deps.store.vectors })) tools.register(t);
+  for (const t of createAgentTools({ providers: deps.providers, tools })) tools.register(t);
   await loadToolModules(tools, config.tools, deps.cwd, config.toolIsolation);
   for (const t of deps.objects ?? []) tools.register(t);
   return tools;

@@ -110,6 +110,30 @@ export class ToolRegistry {
   }
 
   /**
+   * The tool's input schema as a JSON Schema (what a model is offered as the tool's parameters): a
+   * JSON Schema input as it is; a Standard Schema through its JSON Schema converter when it has one
+   * (`~standard.jsonSchema`: zod 4.2 and later); otherwise, or with no input schema, any object.
+   */
+  parameters(name: string): Record<string, unknown> {
+    const schema = this.#tools.get(name)?.def.input;
+    if (schema === undefined) return { type: 'object' };
+    if (!isStandardSchema(schema)) return schema;
+    const convert = (schema['~standard'] as { jsonSchema?: { input?: (o: { target: string }) => unknown } }).jsonSchema?.input;
+    if (typeof convert !== 'function') return { type: 'object' };
+    try {
+      const out = convert({ target: 'draft-2020-12' });
+      if (out === null || typeof out !== 'object' || Array.isArray(out)) return { type: 'object' };
+      const { $schema: _drop, ...rest } = out as Record<string, unknown>;
+      return rest;
+    } catch (err) {
+      // A schema the converter cannot express (a transform, a custom check): the model gets any
+      // object, and the tool's own validation still applies when the call runs.
+      void err;
+      return { type: 'object' };
+    }
+  }
+
+  /**
    * Validate inputs. Returns the (possibly transformed, e.g. defaults applied) value or the issues.
    */
   async validate(name: string, input: unknown): Promise<{ ok: true; value: unknown } | { ok: false; issues: InputIssue[] }> {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { RunwardenError } from '../../src/domain/errors.ts';
 import { validateRunRequest } from '../../src/domain/plan.ts';
-import { resolveTemplates } from '../../src/domain/templates.ts';
+import { findTemplates, literal, resolveTemplates } from '../../src/domain/templates.ts';
 import { builtinTools } from '../../src/tools/builtin.ts';
 import { ToolRegistry } from '../../src/tools/registry.ts';
 
@@ -113,6 +113,18 @@ describe('templates', () => {
       obj: { k: true },
     }));
     assert.deepEqual(out, { a: 3, b: 'n=3', c: [{ k: true }] });
+  });
+
+  test('literal(): text holding {{ resolves to itself, passes plan checks, and names no step', async () => {
+    const text = ['{{steps.x.outputs.n}}', 'a {{name}} b {{{x}}} }}{{', '{', '{{lbrace}}', 'plain {single}'];
+    const written = literal({ texts: text, nested: { k: '{{bad template}}' } });
+    assert.equal(written.texts[4], 'plain {single}', 'a string without {{ is left as it is');
+    assert.ok(findTemplates(written).every((t) => t.literal === true && t.step === null));
+    assert.deepEqual(resolveTemplates(written, () => assert.fail('no step is read')), { texts: text, nested: { k: '{{bad template}}' } });
+    // As inputs of a plan step: no BAD_TEMPLATE, and the echo tool accepts them.
+    const v = await validateRunRequest(plan([{ name: 'a', tool: 'echo', inputs: written }]), tools, limits);
+    assert.equal(v.steps.length, 1);
+    await assert.rejects(validateRunRequest(plan([{ name: 'a', tool: 'echo', inputs: { t: '{{bad template}}' } }]), tools, limits), /BAD_TEMPLATE|not of the form/);
   });
 
   test('a missing path is a typed, non-retryable error', () => {

@@ -1,5 +1,6 @@
 /** createRun: a validated plan becomes a run, its steps, and the roots queued. */
 import { flowOf, type ValidatedRun } from '../../domain/plan.ts';
+import { resolveTemplates } from '../../domain/templates.ts';
 import type { Tx } from '../../store/store.ts';
 import type { TxEffects } from './effects.ts';
 
@@ -27,7 +28,8 @@ export async function insertRun(tx: Tx, fx: TxEffects, id: string, run: Validate
         dependsOn: s.dependsOn,
         dependents: s.dependents,
         inputs: s.inputs,
-        resolvedInputs: root ? s.inputs : null,
+        // A root names no step; resolving only turns its {{lbrace}} into the literal `{`.
+        resolvedInputs: root ? resolveTemplates(s.inputs, () => undefined) : null,
         pendingDeps: s.dependsOn.length,
         timeoutMs: s.timeoutMs,
         retries: s.retries,

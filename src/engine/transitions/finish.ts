@@ -83,8 +83,12 @@ export async function finishSteps(tx: Tx, fx: TxEffects, items: readonly FinishI
     if ((status === 'failed' || status === 'timed_out') && d.failure === undefined) d.failure = { step: step.name, status, error: opts.error ?? null };
     if (step.dependents.length > 0) advancing.push({ step, status, opts });
   }
-  for (const { step, status, opts } of advancing) await advance(tx, fx, step, status === 'succeeded' ? opts.outputs : undefined, status);
+  for (const { step, status, opts } of advancing) await advance(tx, fx, step, status === 'succeeded' ? opts.outputs : undefined, status, opts.error ?? null);
   return fresh.map((d) => d !== null);
+}
+
+function isCause(v: unknown): v is SerializedError {
+  return typeof v === 'object' && v !== null && typeof (v as { code?: unknown }).code === 'string';
 }
 
 export async function finishStep(tx: Tx, fx: TxEffects, step: StepRow, status: TerminalStep, opts: FinishOptions): Promise<boolean> {
@@ -92,7 +96,7 @@ export async function finishStep(tx: Tx, fx: TxEffects, step: StepRow, status: T
   return ok === true;
 }
 
-async function advance(tx: Tx, fx: TxEffects, step: StepRow, outputs: unknown, status: TerminalStep): Promise<void> {
+async function advance(tx: Tx, fx: TxEffects, step: StepRow, outputs: unknown, status: TerminalStep, error: SerializedError | null): Promise<void> {
   if (step.dependents.length === 0) return;
   if (status !== 'succeeded') {
     const rows = await tx.getSteps(step.dependents.map((name) => ({ runId: step.runId, name })));
@@ -102,12 +106,15 @@ async function advance(tx: Tx, fx: TxEffects, step: StepRow, outputs: unknown, s
       retryable: false,
     };
     const to = status === 'cancelled' ? 'cancelled' : 'skipped';
-    // A step that waits for this one's outputs did run: it fails (or is cancelled) with it.
+    // A step that waits for this one's outputs did run: it fails (or is cancelled) with it, and
+    // says why that step ended: the first error down a chain of waits (an agent's turns), not the
+    // wait before it.
+    const cause = error?.code === 'AWAITED_STEP_FAILED' && isCause(error.data?.['cause']) ? error.data['cause'] : error;
     const awaited: SerializedError = {
       code: 'AWAITED_STEP_FAILED',
-      message: `step "${step.name}", whose outputs it waits for, ended ${status}`,
+      message: `step "${step.name}", whose outputs it waits for, ended ${status}${cause ? ` (${cause.code})` : ''}`,
       retryable: false,
-      data: { step: step.name, status },
+      data: { step: step.name, status, ...(cause ? { cause } : {}) },
     };
     await finishSteps(
       tx,
