@@ -6,7 +6,7 @@
  * completions into one transaction.
  */
 import type { ValidatedRun } from '../domain/plan.ts';
-import type { RunRow, Store, Tx } from '../store/store.ts';
+import type { LeaseKey, RunRow, Store, Tx } from '../store/store.ts';
 import { newRunId } from './ids.ts';
 import { observeCommitted } from '../telemetry/hooks.ts';
 import { cancelRun } from './transitions/cancel.ts';
@@ -145,10 +145,10 @@ export class Transitions {
    * Extends the leases a live worker holds. Returns the tokens still valid and, among them, the
    * ones whose run was cancelled.
    */
-  async renew(workerId: string, tokens: string[], leaseMs: number, graceMs: number): Promise<{ renewed: string[]; cancel: string[] }> {
-    if (tokens.length === 0) return { renewed: [], cancel: [] };
+  async renew(workerId: string, leases: readonly LeaseKey[], leaseMs: number, graceMs: number): Promise<{ renewed: string[]; cancel: string[] }> {
+    if (leases.length === 0) return { renewed: [], cancel: [] };
     const now = this.#now();
-    return this.store.transaction((tx) => tx.renewLeases(workerId, tokens, now, now + leaseMs, graceMs));
+    return this.store.transaction((tx) => tx.renewLeases(workerId, leases, now, now + leaseMs, graceMs));
   }
 
   /** Expired leases become `lost` attempts; the step is retried or fails. Returns how many. */

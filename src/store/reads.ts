@@ -7,7 +7,8 @@
 import type { ArtifactMeta, AttemptRecord, EventRecord, WorkerRecord } from '../domain/records.ts';
 import { RUN_STATES, STEP_STATES, type RunState, type StepState } from '../domain/states.ts';
 import { labelNeedles } from './label-match.ts';
-import { toArtifact, toAttempt, toEvent, toRun, toStep, toWorker } from './rows.ts';
+import { fromBatches } from './event-batches.ts';
+import { toArtifact, toAttempt, toRun, toStep, toWorker } from './rows.ts';
 import type { ListRunsFilter, RunRow, StepPage, StepRow, Store } from './store.ts';
 
 export type Row = Record<string, unknown>;
@@ -101,11 +102,20 @@ export abstract class StoreReads implements Reads {
   }
 
   async listAttempts(runId: string, stepName: string): Promise<AttemptRecord[]> {
-    return (await this.rows('SELECT * FROM attempts WHERE run_id = $1 AND step_name = $2 ORDER BY attempt', [runId, stepName])).map(toAttempt);
+    // Ended attempts have their row; the one in progress is in the step's row (migration 5).
+    const sql = `SELECT run_id, step_name, attempt, status, worker_id, started_at, finished_at, deadline_at, error, hang_report
+        FROM attempts WHERE run_id = $1 AND step_name = $2
+      UNION ALL
+      SELECT run_id, name, attempts, 'running', worker_id, attempt_started_at, CAST(NULL AS bigint), deadline_at, CAST(NULL AS json), CAST(NULL AS json)
+        FROM steps WHERE run_id = $1 AND name = $2 AND status = 'running'
+      ORDER BY attempt`;
+    return (await this.rows(sql, [runId, stepName])).map(toAttempt);
   }
 
   async listEvents(runId: string, afterSeq: number, limit: number): Promise<EventRecord[]> {
-    return (await this.rows('SELECT * FROM events WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3', [runId, afterSeq, limit])).map(toEvent);
+    // Each row holds at least one event: `limit` rows hold at least `limit` events after afterSeq.
+    const sql = 'SELECT run_id, first_seq, body FROM event_batches WHERE run_id = $1 AND last_seq > $2 ORDER BY last_seq LIMIT $3';
+    return fromBatches(await this.rows(sql, [runId, afterSeq, limit]), afterSeq, limit);
   }
 
   async listArtifacts(runId: string): Promise<ArtifactMeta[]> {

@@ -2,7 +2,7 @@
  * Column <-> record mapping for rows of either dialect (SQLite gives 0/1 and JSON text; PostgreSQL
  * booleans and, with the parsers of postgres/connection.ts, JSON text and int8 as numbers).
  */
-import type { ArtifactMeta, AttemptRecord, EventRecord, WorkerRecord } from '../domain/records.ts';
+import type { ArtifactMeta, AttemptRecord, WorkerRecord } from '../domain/records.ts';
 import type { AttemptState, RunState, StepState } from '../domain/states.ts';
 import type { ConcurrencyKey } from '../domain/flow.ts';
 import type { RunBook, RunRow, StepRow } from './store.ts';
@@ -84,19 +84,6 @@ export function toAttempt(r: Row): AttemptRecord {
     error: json(r.error, null),
     hangReport: json(r.hang_report, null),
   };
-}
-
-export function toEvent(r: Row): EventRecord {
-  const e: EventRecord = {
-    seq: num(r.seq),
-    ts: iso(r.ts) as string,
-    type: r.type as string,
-    runId: r.run_id as string,
-    data: json(r.data, {}),
-  };
-  if (r.step_name !== null && r.step_name !== undefined) e.stepName = r.step_name as string;
-  if (r.attempt !== null && r.attempt !== undefined) e.attempt = num(r.attempt);
-  return e;
 }
 
 export function toArtifact(r: Row): ArtifactMeta {

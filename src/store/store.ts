@@ -145,13 +145,11 @@ export interface AttemptUpdate {
   hangReport?: Record<string, unknown> | null;
 }
 
-export interface NewAttempt {
+/** A lease a worker holds: the step it is on and the token it was claimed with. */
+export interface LeaseKey {
   runId: string;
-  stepName: string;
-  attempt: number;
-  workerId: string;
-  startedAt: number;
-  deadlineAt: number;
+  name: string;
+  token: string;
 }
 
 export interface RunPatch {
@@ -247,17 +245,21 @@ export interface Tx {
    * their attempt counter and setting their deadline; returns the updated rows.
    */
   claimReady(opts: ClaimOptions): Promise<ClaimedRow[]>;
-  insertAttempts(attempts: NewAttempt[]): Promise<void>;
-  /** Ends attempts that are still running; returns which were. */
+  /**
+   * Ends attempts that are still running (their step is running in that attempt) and writes their
+   * row, once: an attempt in progress has none, it lives in its step's row (attempts, worker_id,
+   * attempt_started_at, deadline_at). Returns which were running. Called before the step's own
+   * update moves it on.
+   */
   finishAttempts(updates: AttemptUpdate[]): Promise<boolean[]>;
   insertArtifacts(artifacts: NewArtifact[]): Promise<void>;
   /** Running steps whose lease expired before `now`. */
   expiredLeases(now: number, limit: number): Promise<StepRow[]>;
   /**
-   * Extends leases held by `workerId` for the given tokens to `until`, except for steps already
+   * Extends leases held by `workerId` (each found by its step, its token checked) to `until`, except for steps already
    * past their deadline by more than `graceMs` (so a worker that cannot stop a step cannot keep it).
    */
-  renewLeases(workerId: string, tokens: string[], now: number, until: number, graceMs: number): Promise<RenewResult>;
+  renewLeases(workerId: string, leases: readonly LeaseKey[], now: number, until: number, graceMs: number): Promise<RenewResult>;
   /**
    * Running steps whose lease one of these workers holds: a supervisor saw their process die (or
    * killed it) and ends their attempts at once instead of waiting for the leases to expire.

@@ -355,7 +355,8 @@ export class Worker {
   async #heartbeat(): Promise<void> {
     if (this.#abandoned) return;
     const tokens = [...this.#inflight.keys()];
-    const { renewed, cancel } = await this.#core.renew(this.id, tokens, this.#leaseMs, this.#graceMs);
+    const leases = [...this.#inflight.values()].map(({ claim: c }) => ({ runId: c.runId, name: c.stepName, token: c.token }));
+    const { renewed, cancel } = await this.#core.renew(this.id, leases, this.#leaseMs, this.#graceMs);
     const ok = new Set(renewed);
     for (const t of tokens) {
       const run = this.#inflight.get(t);

@@ -45,7 +45,7 @@ interface DialectHarness {
   newDatabase(): Promise<{ open: () => Store }>;
 }
 
-const TABLES = ['events', 'attempts', 'artifacts', 'steps', 'run_plans', 'runs', 'workers', 'vectors', 'vector_collections'];
+const TABLES = ['event_batches', 'attempts', 'artifacts', 'steps', 'run_plans', 'runs', 'workers', 'vectors', 'vector_collections'];
 
 /**
  * SQLite connections in one thread cannot wait for each other the way processes do: a busy wait

@@ -155,24 +155,27 @@ conformance('claims, leases and completions', (it) => {
     const runId = await createRun(core, [{ name: 'a', timeoutMs: 1000 }, { name: 'b', timeoutMs: 60_000 }]);
     const claims = await core.claim('w1', 2, 300);
     const tokens = claims.map((c) => c.token);
+    const leases = claims.map((c) => ({ runId: c.runId, name: c.stepName, token: c.token }));
     const a = claims.find((c) => c.stepName === 'a');
     const b = claims.find((c) => c.stepName === 'b');
     assert.ok(a && b);
     clock.advance(200);
-    const r1 = await ctx.store.transaction((tx) => tx.renewLeases('w1', tokens, clock.t, clock.t + 300, 100));
+    const r1 = await ctx.store.transaction((tx) => tx.renewLeases('w1', leases, clock.t, clock.t + 300, 100));
     assert.deepEqual([...r1.renewed].sort(), [...tokens].sort());
     assert.deepEqual(r1.cancel, []);
     assert.equal((await ctx.store.getStep(runId, 'a'))?.leaseExpiresAt, new Date(clock.t + 300).toISOString());
-    const other = await ctx.store.transaction((tx) => tx.renewLeases('w2', tokens, clock.t, clock.t + 300, 100));
+    const other = await ctx.store.transaction((tx) => tx.renewLeases('w2', leases, clock.t, clock.t + 300, 100));
     assert.deepEqual(other.renewed, [], 'another worker cannot renew our leases');
-    const unknown = await ctx.store.transaction((tx) => tx.renewLeases('w1', ['no-such-token'], clock.t, clock.t + 300, 100));
-    assert.deepEqual(unknown.renewed, []);
+    const unknown = await ctx.store.transaction((tx) => tx.renewLeases('w1', [{ runId, name: 'a', token: 'no-such-token' }], clock.t, clock.t + 300, 100));
+    assert.deepEqual(unknown.renewed, [], 'a token the step does not hold renews nothing');
+    const swapped = await ctx.store.transaction((tx) => tx.renewLeases('w1', [{ runId, name: 'a', token: b.token }], clock.t, clock.t + 300, 100));
+    assert.deepEqual(swapped.renewed, [], "another step's token renews nothing");
     // a: deadline at claim + 1000; past deadline + grace (100) it is not renewed any more.
     clock.advance(901);
-    const r2 = await ctx.store.transaction((tx) => tx.renewLeases('w1', tokens, clock.t, clock.t + 300, 100));
+    const r2 = await ctx.store.transaction((tx) => tx.renewLeases('w1', leases, clock.t, clock.t + 300, 100));
     assert.deepEqual(r2.renewed, [b.token]);
     // Transitions.renew is the same operation with the core's clock.
-    const r3 = await core.renew('w1', tokens, 300, 100);
+    const r3 = await core.renew('w1', leases, 300, 100);
     assert.deepEqual(r3.renewed, [b.token]);
   });
 
@@ -242,7 +245,7 @@ conformance('claims, leases and completions', (it) => {
     assert.equal(steps.get('d')?.status, 'cancelled');
     const [first, second] = claims;
     assert.ok(first && second);
-    const renewal = await core.renew('w1', [first.token, second.token], 5000, 1000);
+    const renewal = await core.renew('w1', [first, second].map((c) => ({ runId: c.runId, name: c.stepName, token: c.token })), 5000, 1000);
     assert.deepEqual([...renewal.cancel].sort(), [first.token, second.token].sort());
     assert.deepEqual(await core.claim('w2', 10, 5000), []);
     await core.flush([], [{ ...done(first), outcome: 'cancelled', error: { code: 'CANCELLED', message: 'run cancelled' } }]);

@@ -255,11 +255,12 @@ describe('PostgreSQL store', { skip }, () => {
     const s = open();
     const core = new Transitions(s);
     const runId = await createRun(core, [{ name: 'a' }]);
-    // seq 1 exists (run.created): the insert fails at the server while the transaction goes on.
+    // A batch of events ending at seq 2 exists (run.created, step.queued): the insert fails at the
+    // server while the transaction goes on.
     const err = await s
       .transaction(async (tx) => {
         await tx.insertArtifacts([{ id: 'art_x', runId, stepName: 'a', attempt: 1, name: 'x', mime: 'text/plain', content: new Uint8Array([1]), createdAt: 1 }]);
-        await tx.insertEvents([{ runId, seq: 1, ts: 1, type: 'step.log', data: {} }]);
+        await tx.insertEvents([{ runId, seq: 2, ts: 1, type: 'step.log', data: {} }]);
         return tx.getRun(runId);
       })
       .then(

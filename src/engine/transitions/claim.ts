@@ -7,9 +7,7 @@ export async function claimSteps(tx: Tx, fx: TxEffects, workerId: string, limit:
   const rows = await tx.claimReady({ workerId, limit, now: fx.now, leaseMs });
   if (rows.length === 0) return [];
   for (const r of rows) runEffect(fx, r.runId).start = true;
-  await tx.insertAttempts(
-    rows.map((r) => ({ runId: r.runId, stepName: r.name, attempt: r.attempts, workerId, startedAt: fx.now, deadlineAt: fx.now + r.timeoutMs })),
-  );
+  // No attempt row yet: the attempt lives in its step's row until it ends (Tx.finishAttempts).
   for (const r of rows) {
     fx.events.push({
       runId: r.runId,

@@ -7,6 +7,7 @@
  */
 import type pg from 'pg';
 import { RUN_TERMINAL } from '../../domain/states.ts';
+import { EVENTS_IN_BATCH } from '../event-batches.ts';
 import type { PruneCounts, PruneOptions, SpaceUsage } from '../store.ts';
 
 type Query = (sql: string, params: unknown[]) => Promise<pg.QueryResult>;
@@ -24,7 +25,7 @@ export async function pruneBatch(q: Query, o: PruneOptions): Promise<PruneCounts
   const counts: PruneCounts = { runs: 0, steps: 0, attempts: 0, events: 0, artifacts: 0, vectors: 0 };
   if (ids.length === 0) return counts;
   const del = async (sql: string): Promise<number> => (await q(sql, [ids])).rowCount ?? 0;
-  counts.events = await del('DELETE FROM events WHERE run_id = ANY($1::text[])');
+  counts.events = Number((await q(`WITH d AS (DELETE FROM event_batches WHERE run_id = ANY($1::text[]) RETURNING ${EVENTS_IN_BATCH} AS n) SELECT coalesce(sum(n), 0)::bigint AS n FROM d`, [ids])).rows[0]?.n ?? 0);
   counts.attempts = await del('DELETE FROM attempts WHERE run_id = ANY($1::text[])');
   counts.artifacts = await del('DELETE FROM artifacts WHERE run_id = ANY($1::text[])');
   if (!o.keepVectors) counts.vectors = await deleteVectors(q, ids);

@@ -33,6 +33,5 @@ export function unnestSet<P extends object>(
   return { sets: sets.join(', '), args, names };
 }
 
-export const EVENTS_UNNEST = (n: number): string =>
-  `unnest($${n}::text[], $${n + 1}::bigint[], $${n + 2}::bigint[], $${n + 3}::text[], $${n + 4}::text[], $${n + 5}::integer[], $${n + 6}::json[])`;
-
+/** The columns of event_batches rows (run_id, last_seq, first_seq, body) as unnest arrays from `$n`. */
+export const BATCHES_UNNEST = (n: number): string => `unnest($${n}::text[], $${n + 1}::bigint[], $${n + 2}::bigint[], $${n + 3}::json[])`;

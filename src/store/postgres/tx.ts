@@ -24,13 +24,14 @@
 import type pg from 'pg';
 import type { SerializedError } from '../../domain/errors.ts';
 import type { RunState } from '../../domain/states.ts';
-import type { AttemptUpdate, ClaimOptions, DependentsAppend, NewArtifact, NewAttempt, NewEvent, NewRun, NewStep, RenewResult, RunPatch, RunBook, RunRow, StepRow, StepUpdate, Tx } from '../store.ts';
+import type { AttemptUpdate, ClaimOptions, DependentsAppend, LeaseKey, NewArtifact, NewEvent, NewRun, NewStep, RenewResult, RunPatch, RunBook, RunRow, StepRow, StepUpdate, Tx } from '../store.ts';
 import { json, RUN_COLUMNS, setClause } from '../columns.ts';
 import { toRun, toStep } from '../rows.ts';
 import { CLAIM_SQL, LOCK_KEYS_SQL } from './claim.ts';
 import { RunBooks } from './run-books.ts';
 import { appendDependents, endSteps, updateSteps } from './step-updates.ts';
-import { EVENTS_UNNEST, PG, type TxQuery } from './sql.ts';
+import { toBatches } from '../event-batches.ts';
+import { BATCHES_UNNEST, PG, type TxQuery } from './sql.ts';
 
 /** A transaction-scoped advisory lock key: "one reaper at a time" (any constant unique to runwarden). */
 export const REAPER_LOCK = 0x72_77_72_65_61_70; // 'rwreap'
@@ -164,24 +165,17 @@ export class PgTx implements Tx {
   }
 
   async insertEvents(events: Array<NewEvent & { seq: number }>): Promise<void> {
-    const columns = [
-      events.map((e) => e.runId),
-      events.map((e) => e.seq),
-      events.map((e) => e.ts),
-      events.map((e) => e.type),
-      events.map((e) => e.stepName ?? null),
-      events.map((e) => e.attempt ?? null),
-      events.map((e) => JSON.stringify(e.data)),
-    ];
+    const rows = toBatches(events);
+    const columns = [rows.map((b) => b.runId), rows.map((b) => b.lastSeq), rows.map((b) => b.firstSeq), rows.map((b) => b.body)];
     const books = this.#books.take();
     if (!books) {
-      if (events.length > 0) this.#defer(`INSERT INTO events (run_id, seq, ts, type, step_name, attempt, data) SELECT * FROM ${EVENTS_UNNEST(1)}`, columns);
+      if (rows.length > 0) this.#defer(`INSERT INTO event_batches (run_id, last_seq, first_seq, body) SELECT * FROM ${BATCHES_UNNEST(1)}`, columns);
       return;
     }
     // The run bookkeeping of the transaction rides along: one statement for both, pipelined with
     // the COMMIT that normally follows; its check runs when the transaction settles.
     const sent = this.#send(
-      `WITH ${RunBooks.CTE}, ev AS (INSERT INTO events (run_id, seq, ts, type, step_name, attempt, data) SELECT * FROM ${EVENTS_UNNEST(12)} RETURNING 1)
+      `WITH ${RunBooks.CTE}, ev AS (INSERT INTO event_batches (run_id, last_seq, first_seq, body) SELECT * FROM ${BATCHES_UNNEST(12)} RETURNING 1)
        SELECT (SELECT count(*) FROM books)::int AS runs`,
       [...books.params, ...columns],
     ).then((res) => {
@@ -265,41 +259,31 @@ export class PgTx implements Tx {
     return rows;
   }
 
-  async insertAttempts(attempts: NewAttempt[]): Promise<void> {
-    if (attempts.length === 0) return;
-    this.#defer(
-      `INSERT INTO attempts (run_id, step_name, attempt, status, worker_id, started_at, deadline_at)
-       SELECT r, s, a, 'running', w, st, dl FROM unnest($1::text[], $2::text[], $3::integer[], $4::text[], $5::bigint[], $6::bigint[]) AS u(r, s, a, w, st, dl)`,
-      [
-        attempts.map((a) => a.runId),
-        attempts.map((a) => a.stepName),
-        attempts.map((a) => a.attempt),
-        attempts.map((a) => a.workerId),
-        attempts.map((a) => a.startedAt),
-        attempts.map((a) => a.deadlineAt),
-      ],
-    );
-  }
-
   async finishAttempts(updates: AttemptUpdate[]): Promise<boolean[]> {
     if (updates.length === 0) return [];
     const [only] = updates;
     if (updates.length === 1 && only) {
-      // A batch of one (a single completion, a cancelled attempt): a plain UPDATE costs ~40% less
-      // than the unnest join.
-      const res = await this.#q(
-        `UPDATE attempts SET status = $4, finished_at = $5, error = $6::json, hang_report = coalesce($7::json, hang_report)
-         WHERE run_id = $1 AND step_name = $2 AND attempt = $3 AND status = 'running'`,
+      // A batch of one (a single completion, a cancelled attempt): plain parameters cost less than unnest.
+      const one = await this.#q(
+        `INSERT INTO attempts (run_id, step_name, attempt, status, worker_id, started_at, finished_at, deadline_at, error, hang_report)
+           SELECT run_id, name, attempts, $4, worker_id, attempt_started_at, $5, deadline_at, $6::json, $7::json
+           FROM steps WHERE run_id = $1 AND name = $2 AND attempts = $3 AND status = 'running'
+         ON CONFLICT DO NOTHING`,
         [only.runId, only.stepName, only.attempt, only.status, only.finishedAt, json(only.error), json(only.hangReport ?? null)],
       );
-      return [res.rowCount === 1];
+      return [one.rowCount === 1];
     }
+    // The attempt's row, written once, from what the step's row says of the attempt it is running.
+    // A step no longer running that attempt inserts nothing; two transactions ending one attempt at
+    // once meet on the primary key, and the second inserts nothing once the first commits.
     const res = await this.#q(
-      `UPDATE attempts a SET status = u.status, finished_at = u.finished_at, error = u.error, hang_report = coalesce(u.hang_report, a.hang_report)
-       FROM unnest($1::text[], $2::text[], $3::integer[], $4::text[], $5::bigint[], $6::json[], $7::json[])
-         AS u(run_id, step_name, attempt, status, finished_at, error, hang_report)
-       WHERE a.run_id = u.run_id AND a.step_name = u.step_name AND a.attempt = u.attempt AND a.status = 'running'
-       RETURNING a.run_id, a.step_name, a.attempt`,
+      `INSERT INTO attempts (run_id, step_name, attempt, status, worker_id, started_at, finished_at, deadline_at, error, hang_report)
+         SELECT s.run_id, s.name, s.attempts, u.status, s.worker_id, s.attempt_started_at, u.finished_at, s.deadline_at, u.error, u.hang_report
+         FROM unnest($1::text[], $2::text[], $3::integer[], $4::text[], $5::bigint[], $6::json[], $7::json[])
+           AS u(run_id, step_name, attempt, status, finished_at, error, hang_report)
+         JOIN steps s ON s.run_id = u.run_id AND s.name = u.step_name AND s.attempts = u.attempt AND s.status = 'running'
+       ON CONFLICT DO NOTHING
+       RETURNING run_id, step_name, attempt`,
       [
         updates.map((u) => u.runId),
         updates.map((u) => u.stepName),
@@ -311,7 +295,7 @@ export class PgTx implements Tx {
       ],
     );
     const done = new Set((res.rows as Array<{ run_id: string; step_name: string; attempt: number }>).map((r) => `${r.run_id}\u0000${r.step_name}\u0000${r.attempt}`));
-    // Like one UPDATE per item: a key listed twice ends its attempt once.
+    // Like one statement per item: a key listed twice ends its attempt once.
     return updates.map((u) => done.delete(`${u.runId}\u0000${u.stepName}\u0000${u.attempt}`));
   }
 
@@ -340,24 +324,25 @@ export class PgTx implements Tx {
     return rows;
   }
 
-  async renewLeases(workerId: string, tokens: string[], now: number, until: number, graceMs: number): Promise<RenewResult> {
-    if (tokens.length === 0) return { renewed: [], cancel: [] };
+  async renewLeases(workerId: string, leases: readonly LeaseKey[], now: number, until: number, graceMs: number): Promise<RenewResult> {
+    if (leases.length === 0) return { renewed: [], cancel: [] };
     const res = await this.#q(
-      `WITH mine AS (
-         SELECT run_id, name FROM steps
-         WHERE lease_token = ANY($1::text[]) AND worker_id = $2 AND status = 'running' AND deadline_at + $3::bigint > $4
-         FOR NO KEY UPDATE SKIP LOCKED),
+      `WITH wanted AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) AS w(run_id, name, token)),
+       mine AS (
+         SELECT s.run_id, s.name FROM steps s JOIN wanted w ON s.run_id = w.run_id AND s.name = w.name AND s.lease_token = w.token
+         WHERE s.worker_id = $4 AND s.status = 'running' AND s.deadline_at + $5::bigint > $6
+         FOR NO KEY UPDATE OF s SKIP LOCKED),
        renewed AS (
-         UPDATE steps s SET lease_expires_at = $5 FROM mine m WHERE s.run_id = m.run_id AND s.name = m.name
+         UPDATE steps s SET lease_expires_at = $7 FROM mine m WHERE s.run_id = m.run_id AND s.name = m.name
          RETURNING s.lease_token, s.cancel_requested)
        SELECT lease_token, cancel_requested FROM renewed
        UNION ALL
        -- Held by another transaction right now (our own completion, normally): still ours as far
        -- as this snapshot knows; the next heartbeat extends it or finds it gone.
-       SELECT lease_token, cancel_requested FROM steps
-       WHERE lease_token = ANY($1::text[]) AND worker_id = $2 AND status = 'running' AND deadline_at + $3::bigint > $4
-         AND lease_token NOT IN (SELECT lease_token FROM renewed)`,
-      [tokens, workerId, graceMs, now, until],
+       SELECT s.lease_token, s.cancel_requested FROM steps s JOIN wanted w ON s.run_id = w.run_id AND s.name = w.name AND s.lease_token = w.token
+       WHERE s.worker_id = $4 AND s.status = 'running' AND s.deadline_at + $5::bigint > $6
+         AND s.lease_token NOT IN (SELECT lease_token FROM renewed)`,
+      [leases.map((l) => l.runId), leases.map((l) => l.name), leases.map((l) => l.token), workerId, graceMs, now, until],
     );
     const renewed: string[] = [];
     const cancel: string[] = [];

@@ -4,9 +4,9 @@
  *
  * A prune batch is one write transaction; between batches the caller yields, so workers writing at
  * the same time wait at most one batch for the lock (~20-60 ms for 500 runs of a few steps each,
- * measured with bench/prune.ts). The runs are picked through the `runs_status` index (status,
- * created_at): a run that finished before the cutoff was created before it, so each batch reads
- * only rows older than the cutoff.
+ * measured with bench/prune.ts). The runs are picked oldest first through the `runs_created` index:
+ * a run that finished before the cutoff was created before it, so each batch reads only rows older
+ * than the cutoff (and skips those of them still running).
  *
  * Freed pages go on SQLite's freelist; the file shrinks only when they are moved to its end and cut
  * off. A database created with `auto_vacuum = INCREMENTAL` (every database this version creates)
@@ -15,6 +15,7 @@
  */
 import type { DatabaseSync } from 'node:sqlite';
 import { RUN_TERMINAL } from '../../domain/states.ts';
+import { EVENTS_IN_BATCH } from '../event-batches.ts';
 import type { PruneCounts, PruneOptions, SpaceUsage } from '../store.ts';
 
 const TERMINAL = [...RUN_TERMINAL].map((s) => `'${s}'`).join(', ');
@@ -29,7 +30,7 @@ export function pruneBatch(db: DatabaseSync, o: PruneOptions): PruneCounts {
   const list = JSON.stringify(ids);
   const del = (sql: string): number => Number(db.prepare(sql).run(list).changes);
   const inList = 'IN (SELECT value FROM json_each(?))';
-  counts.events = del(`DELETE FROM events WHERE run_id ${inList}`);
+  counts.events = Number((db.prepare(`DELETE FROM event_batches WHERE run_id ${inList} RETURNING ${EVENTS_IN_BATCH} AS n`).all(list) as Array<{ n: number | bigint }>).reduce((sum, r) => sum + Number(r.n), 0));
   counts.attempts = del(`DELETE FROM attempts WHERE run_id ${inList}`);
   counts.artifacts = del(`DELETE FROM artifacts WHERE run_id ${inList}`);
   if (!o.keepVectors) counts.vectors = del(`DELETE FROM vectors WHERE run_id ${inList}`);

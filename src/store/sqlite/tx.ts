@@ -6,7 +6,8 @@ import type { RunState } from '../../domain/states.ts';
 import { CLAIM_RANK_SQL } from '../../domain/flow.ts';
 import { RUN_COLUMNS, setClause, STEP_COLUMNS, type ParamStyle } from '../columns.ts';
 import { BOOK_COLUMNS, toBook, toRun, toStep } from '../rows.ts';
-import type { AttemptUpdate, ClaimedRow, ClaimOptions, DependentsAppend, NewArtifact, NewAttempt, NewEvent, NewRun, NewStep, RenewResult, RunBook, RunPatch, RunRow, StepRow, StepUpdate, Tx } from '../store.ts';
+import type { AttemptUpdate, ClaimedRow, ClaimOptions, DependentsAppend, LeaseKey, NewArtifact, NewEvent, NewRun, NewStep, RenewResult, RunBook, RunPatch, RunRow, StepRow, StepUpdate, Tx } from '../store.ts';
+import { toBatches, type EventBatch } from '../event-batches.ts';
 import type { SqliteStore } from './index.ts';
 
 /** Numbered parameters (?1, ?2 ...): a SET list and the WHERE after it can be built in any order. */
@@ -18,8 +19,8 @@ const WRITE_BOOK = `UPDATE runs SET status = ?, started_at = ?, finished_at = ?,
 /** The states in which a step has not ended (it can still gain dependents). */
 const OPEN_STATES = "('pending', 'queued', 'running')";
 
-/** Events per multi-row INSERT (7 parameters each, far below SQLite's limit of 32,766). */
-const EVENT_CHUNK = 32;
+/** Event rows per multi-row INSERT (4 parameters each, far below SQLite's limit of 32,766). */
+const BATCH_CHUNK = 32;
 
 const placeholders = (n: number): string => Array.from({ length: n }, () => '?').join(',');
 /** `?from, ?from+1, ...`, n of them. */
@@ -102,31 +103,29 @@ export class SqliteTx implements Tx {
   }
 
   async insertEvents(events: Array<NewEvent & { seq: number }>): Promise<void> {
-    // Rows of EVENT_CHUNK per statement while there are that many (one call into SQLite instead of
-    // EVENT_CHUNK: ~35 % less per row measured), the rest one by one.
+    // Rows of BATCH_CHUNK per statement while there are that many (one call into SQLite instead of
+    // BATCH_CHUNK: ~35 % less per row measured), the rest one by one.
+    const rows = toBatches(events);
     let i = 0;
-    if (events.length >= EVENT_CHUNK) {
-      const many = this.#s.stmt(`INSERT INTO events (run_id, seq, ts, type, step_name, attempt, data) VALUES ${Array.from({ length: EVENT_CHUNK }, () => '(?, ?, ?, ?, ?, ?, ?)').join(', ')}`);
-      const params: SQLInputValue[] = new Array<SQLInputValue>(EVENT_CHUNK * 7);
-      for (; i + EVENT_CHUNK <= events.length; i += EVENT_CHUNK) {
-        for (let j = 0; j < EVENT_CHUNK; j++) {
-          const e = events[i + j] as NewEvent & { seq: number };
-          const o = j * 7;
-          params[o] = e.runId;
-          params[o + 1] = e.seq;
-          params[o + 2] = e.ts;
-          params[o + 3] = e.type;
-          params[o + 4] = e.stepName ?? null;
-          params[o + 5] = e.attempt ?? null;
-          params[o + 6] = JSON.stringify(e.data);
+    if (rows.length >= BATCH_CHUNK) {
+      const many = this.#s.stmt(`INSERT INTO event_batches (run_id, last_seq, first_seq, body) VALUES ${Array.from({ length: BATCH_CHUNK }, () => '(?, ?, ?, ?)').join(', ')}`);
+      const params: SQLInputValue[] = new Array<SQLInputValue>(BATCH_CHUNK * 4);
+      for (; i + BATCH_CHUNK <= rows.length; i += BATCH_CHUNK) {
+        for (let j = 0; j < BATCH_CHUNK; j++) {
+          const b = rows[i + j] as EventBatch;
+          const o = j * 4;
+          params[o] = b.runId;
+          params[o + 1] = b.lastSeq;
+          params[o + 2] = b.firstSeq;
+          params[o + 3] = b.body;
         }
         many.run(...params);
       }
     }
-    const one = this.#s.stmt('INSERT INTO events (run_id, seq, ts, type, step_name, attempt, data) VALUES (?, ?, ?, ?, ?, ?, ?)');
-    for (; i < events.length; i++) {
-      const e = events[i] as NewEvent & { seq: number };
-      one.run(e.runId, e.seq, e.ts, e.type, e.stepName ?? null, e.attempt ?? null, JSON.stringify(e.data));
+    const one = this.#s.stmt('INSERT INTO event_batches (run_id, last_seq, first_seq, body) VALUES (?, ?, ?, ?)');
+    for (; i < rows.length; i++) {
+      const b = rows[i] as EventBatch;
+      one.run(b.runId, b.lastSeq, b.firstSeq, b.body);
     }
   }
 
@@ -206,7 +205,7 @@ export class SqliteTx implements Tx {
     const rows = this.#s
       .stmt(
         `UPDATE steps SET status = 'running', attempts = attempts + 1, worker_id = ?, lease_token = lower(hex(randomblob(12))),
-           lease_expires_at = ? + ?, deadline_at = ? + timeout_ms, started_at = coalesce(started_at, ?), ready_at = NULL
+           lease_expires_at = ? + ?, deadline_at = ? + timeout_ms, started_at = coalesce(started_at, ?), attempt_started_at = ?, ready_at = NULL
          WHERE rowid IN (
            WITH running AS (
              SELECT concurrency_key AS k, count(*) AS n FROM steps WHERE status = 'running' AND concurrency_key IS NOT NULL GROUP BY concurrency_key),
@@ -219,7 +218,7 @@ export class SqliteTx implements Tx {
            WHERE k IS NULL OR nth + coalesce((SELECT n FROM running WHERE running.k = c.k), 0) <= lim)
          RETURNING run_id, name, tool, attempts, lease_token, inputs, resolved_inputs, timeout_ms`,
       )
-      .all(o.workerId, o.now, o.leaseMs, o.now, o.now, o.now, o.limit) as Record<string, unknown>[];
+      .all(o.workerId, o.now, o.leaseMs, o.now, o.now, o.now, o.now, o.limit) as Record<string, unknown>[];
     return rows.map((r) => {
       const resolved = r.resolved_inputs as string | null;
       return {
@@ -238,17 +237,14 @@ export class SqliteTx implements Tx {
     });
   }
 
-  async insertAttempts(attempts: NewAttempt[]): Promise<void> {
-    const st = this.#s.stmt(
-      "INSERT INTO attempts (run_id, step_name, attempt, status, worker_id, started_at, deadline_at) VALUES (?, ?, ?, 'running', ?, ?, ?)",
-    );
-    for (const a of attempts) st.run(a.runId, a.stepName, a.attempt, a.workerId, a.startedAt, a.deadlineAt);
-  }
-
   async finishAttempts(updates: AttemptUpdate[]): Promise<boolean[]> {
+    // The attempt's row, written once: what the step's row says of the attempt it is running, and
+    // how it ended. A step that is no longer running that attempt inserts nothing.
     const st = this.#s.stmt(
-      `UPDATE attempts SET status = ?, finished_at = ?, error = ?, hang_report = coalesce(?, hang_report)
-       WHERE run_id = ? AND step_name = ? AND attempt = ? AND status = 'running'`,
+      `INSERT INTO attempts (run_id, step_name, attempt, status, worker_id, started_at, finished_at, deadline_at, error, hang_report)
+         SELECT run_id, name, attempts, ?1, worker_id, attempt_started_at, ?2, deadline_at, ?3, ?4
+         FROM steps WHERE run_id = ?5 AND name = ?6 AND attempts = ?7 AND status = 'running'
+       ON CONFLICT DO NOTHING`,
     );
     return updates.map(
       (u) =>
@@ -279,18 +275,18 @@ export class SqliteTx implements Tx {
       .map(toStep);
   }
 
-  async renewLeases(workerId: string, tokens: string[], now: number, until: number, graceMs: number): Promise<RenewResult> {
+  async renewLeases(workerId: string, leases: readonly LeaseKey[], now: number, until: number, graceMs: number): Promise<RenewResult> {
     const st = this.#s.stmt(
-      `UPDATE steps SET lease_expires_at = ? WHERE lease_token = ? AND worker_id = ? AND status = 'running' AND deadline_at + ? > ?
-       RETURNING lease_token, cancel_requested`,
+      `UPDATE steps SET lease_expires_at = ?1 WHERE run_id = ?2 AND name = ?3 AND lease_token = ?4 AND worker_id = ?5 AND status = 'running' AND deadline_at + ?6 > ?7
+       RETURNING cancel_requested`,
     );
     const renewed: string[] = [];
     const cancel: string[] = [];
-    for (const t of tokens) {
-      const r = st.get(until, t, workerId, graceMs, now) as { lease_token: string; cancel_requested: number } | undefined;
+    for (const l of leases) {
+      const r = st.get(until, l.runId, l.name, l.token, workerId, graceMs, now) as { cancel_requested: number } | undefined;
       if (!r) continue;
-      renewed.push(t);
-      if (Number(r.cancel_requested) === 1) cancel.push(t);
+      renewed.push(l.token);
+      if (Number(r.cancel_requested) === 1) cancel.push(l.token);
     }
     return { renewed, cancel };
   }
