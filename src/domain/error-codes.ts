@@ -46,6 +46,10 @@ export const ERROR_CODES = spec({
   DATABASE_UNAVAILABLE: { status: 503, retryable: true, api: true },
   OVERLOADED: { status: 503, retryable: true, api: true },
   STORAGE_FULL: { status: 503, retryable: true, api: true },
+  // Schedules (docs/schedules.md): a cron expression that cannot be read or never fires, a time
+  // zone that is not an IANA name. A schedule's plan is refused with PLAN_INVALID.
+  CRON_INVALID: { status: 400, retryable: false, api: true },
+  TIMEZONE_UNKNOWN: { status: 400, retryable: false, api: true },
 
   // Configuration and startup (flags, environment, config file, tools modules, providers, the lab).
   CONFIG_INVALID: { status: 400, retryable: false },

@@ -19,6 +19,8 @@ import { pruneRuns, startRetention, type PruneRequest, type PruneResult } from '
 import { Transitions, type LostReportBuilder } from './transitions.ts';
 import type { EngineFacade, HealthDetailed, ListRunsQuery, RunPage, StuckStep, SupervisorStatus } from './facade.ts';
 import { renderMetrics } from './metrics.ts';
+import { Schedules } from './schedules.ts';
+import { startScheduler, type Scheduler } from './scheduler.ts';
 import { mergeSnapshots, renderSnapshots, snapshotProcess, type MetricSnapshot } from '../telemetry/metrics.ts';
 
 export interface EngineOptions {
@@ -75,6 +77,8 @@ export class EngineApi implements EngineFacade {
   #stopReaper: (() => void) | undefined;
   readonly #retentionMs: number | undefined;
   #stopRetention: (() => Promise<void>) | undefined;
+  readonly schedules: Schedules;
+  #scheduler: Scheduler | undefined;
   #supervisor: (() => SupervisorStatus) | undefined;
   /** Snapshots of the supervised worker processes' own metrics (steps, LLM calls), with those of exited ones. */
   #workerMetrics: (() => MetricSnapshot[][]) | undefined;
@@ -92,6 +96,7 @@ export class EngineApi implements EngineFacade {
     this.#log = o.log ?? (() => undefined);
     this.#loop = monitorEventLoopDelay({ resolution: 10 });
     this.#retentionMs = o.retentionMs;
+    this.schedules = new Schedules({ store: o.store, tools: o.tools, limits: o.limits });
   }
 
   /** The worker processes this process supervises: shown by `/health/detailed` and `/metrics`. */
@@ -104,6 +109,7 @@ export class EngineApi implements EngineFacade {
     this.#loop.enable();
     this.#stopReaper ??= startReaper(this.core, { intervalMs: this.#reaperMs, log: this.#log, onReaped: (n) => (this.reaped += n) });
     if (this.#retentionMs !== undefined) this.#stopRetention ??= startRetention(this.store, { retentionMs: this.#retentionMs, log: this.#log });
+    this.#scheduler ??= startScheduler(this.core, { log: this.#log });
   }
 
   async stop(): Promise<void> {
@@ -111,6 +117,8 @@ export class EngineApi implements EngineFacade {
     this.#stopReaper = undefined;
     await this.#stopRetention?.();
     this.#stopRetention = undefined;
+    await this.#scheduler?.stop();
+    this.#scheduler = undefined;
     this.#loop.disable();
   }
 

@@ -5,6 +5,7 @@
 import type { ToolInfo } from '../tools/registry.ts';
 import type { ArtifactMeta, AttemptRecord, EventRecord, RunFilter, RunRecord, RunWithSteps, StepDetail, StepRecord, TextDelta, WorkerRecord } from '../domain/records.ts';
 import type { PruneRequest, PruneResult } from './retention.ts';
+import type { ScheduleRecord } from '../domain/schedule.ts';
 
 export interface ListRunsQuery extends RunFilter {
   /** Opaque cursor from a previous page. */
@@ -78,7 +79,16 @@ export interface HealthDetailed {
   supervisor?: SupervisorStatus;
 }
 
+/** `/schedules` (engine/schedules.ts). */
+export interface ScheduleFacade {
+  create(body: unknown): Promise<ScheduleRecord>;
+  list(): Promise<ScheduleRecord[]>;
+  get(id: string): Promise<ScheduleRecord>;
+  delete(id: string): Promise<ScheduleRecord>;
+}
+
 export interface EngineFacade {
+  readonly schedules: ScheduleFacade;
   /**
    * Validates the request (a JSON object: the HTTP layer checks that much; PLAN_INVALID with one
    * detail per problem) and creates the run.

@@ -13,6 +13,7 @@ import { cancelRun } from './transitions/cancel.ts';
 import { claimSteps } from './transitions/claim.ts';
 import { recordResults } from './transitions/complete.ts';
 import { insertRun } from './transitions/create-run.ts';
+import { fireTick, type TickToFire } from './transitions/fire-schedule.ts';
 import { newEffects, type TxEffects } from './transitions/effects.ts';
 import { loseWorkerAttempts, reapExpired, releaseAttempts } from './transitions/lose.ts';
 import { settleRuns, TransactionRace } from './transitions/settle.ts';
@@ -88,6 +89,12 @@ export class Transitions {
       await insertRun(tx, fx, id, run, rawPlan);
       return { runId: id, created: true };
     });
+  }
+
+  /** Fires one tick of a schedule (fire-schedule.ts): the run's id, or null when it was not this call's to fire. */
+  async fireSchedule(t: TickToFire): Promise<string | null> {
+    const id = newRunId();
+    return this.#tx(async (tx, fx) => ((await fireTick(this.store, tx, fx, id, t)) ? id : null));
   }
 
   /** Claims up to `limit` ready steps for a worker, each with a fresh lease and attempt. */

@@ -27,6 +27,7 @@ import { registerEventRoutes } from './routes/events.ts';
 import { registerOpsRoutes } from './routes/ops.ts';
 import { registerRetentionRoutes } from './routes/retention.ts';
 import { registerRunRoutes } from './routes/runs.ts';
+import { registerScheduleRoutes } from './routes/schedules.ts';
 import { registerUiRoutes } from './routes/ui.ts';
 import { DEFAULT_SSE_OPTIONS, SseHub } from './sse.ts';
 import type { SseOptions } from './sse.ts';
@@ -165,6 +166,7 @@ export function buildApp(opts: BuildAppOptions): FastifyInstance {
 
   registerRunRoutes(app, ctx);
   registerRetentionRoutes(app, ctx);
+  registerScheduleRoutes(app, ctx);
   registerEventRoutes(app, ctx);
   registerArtifactRoutes(app, ctx);
   registerOpsRoutes(app, ctx);

@@ -25,6 +25,7 @@ import type {
 import type { AttemptState, RunState, StepState } from '../domain/states.ts';
 import type { VectorStore } from '../domain/vectors.ts';
 import type { FlowFields } from '../domain/flow.ts';
+import type { ScheduleStore } from './schedules.ts';
 
 export interface StepPage {
   afterIdx: number;
@@ -317,6 +318,8 @@ export interface Store {
   /** Human description of where the data lives (path or redacted URL). */
   readonly location: string;
   readonly vectors: VectorStore;
+  /** Cron schedules and their tick bookkeeping (schedules.ts). */
+  readonly schedules: ScheduleStore;
 
   migrate(): Promise<{ applied: number[] }>;
   migrationStatus(): Promise<MigrationStatus>;

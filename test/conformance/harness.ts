@@ -45,7 +45,7 @@ interface DialectHarness {
   newDatabase(): Promise<{ open: () => Store }>;
 }
 
-const TABLES = ['event_batches', 'attempts', 'artifacts', 'steps', 'run_plans', 'runs', 'workers', 'vectors', 'vector_collections'];
+const TABLES = ['event_batches', 'attempts', 'artifacts', 'steps', 'run_plans', 'runs', 'workers', 'vectors', 'vector_collections', 'schedules'];
 
 /**
  * SQLite connections in one thread cannot wait for each other the way processes do: a busy wait
@@ -61,7 +61,7 @@ function sqliteProcess(path: string): Store {
     new Proxy(target, {
       get(obj, prop, receiver) {
         const value = Reflect.get(obj, prop, receiver) as unknown;
-        if (prop === 'vectors' && typeof value === 'object' && value !== null) return retrying(value);
+        if ((prop === 'vectors' || prop === 'schedules') && typeof value === 'object' && value !== null) return retrying(value);
         if (typeof value !== 'function') return value;
         return (...args: unknown[]) => {
           const call = (): unknown => (value as (...a: unknown[]) => unknown).apply(obj, args);

@@ -23,6 +23,7 @@ import { RunwardenError } from '../../domain/errors.ts';
 import { storableText } from '../../domain/text.ts';
 import { loadMigrations, type Migration } from '../migrations.ts';
 import { StoreReads } from '../reads.ts';
+import { ScheduleTable, type ScheduleStore } from '../schedules.ts';
 import type { MigrationStatus, PruneCounts, PruneOptions, SpaceUsage, Store, StoreNotification, Tx } from '../store.ts';
 import { redactUrl } from '../../domain/redact-url.ts';
 import { TYPES } from './connection.ts';
@@ -86,6 +87,7 @@ export class PostgresStore extends StoreReads implements Store {
   readonly dialect = 'postgres' as const;
   readonly location: string;
   readonly vectors: PgVectorStore;
+  readonly schedules: ScheduleStore = new ScheduleTable((sql, params) => this.rows(sql, params));
   readonly pool: pg.Pool;
   readonly #listeners = new Set<(n: StoreNotification) => void>();
   readonly #migrations: Migration[];

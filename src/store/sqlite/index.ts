@@ -17,6 +17,7 @@ import { yieldToLoop } from '../../domain/slices.ts';
 import { loadMigrations, type Migration } from '../migrations.ts';
 import type { MigrationStatus, PruneCounts, PruneOptions, SpaceUsage, Store, StoreNotification, Tx } from '../store.ts';
 import { StoreReads } from '../reads.ts';
+import { ScheduleTable, type ScheduleStore } from '../schedules.ts';
 import { countPrunable, pruneBatch, reclaimPages, spaceUsage } from './prune.ts';
 import { SqliteTx } from './tx.ts';
 import { SqliteVectorStore } from './vectors.ts';
@@ -61,6 +62,7 @@ export class SqliteStore extends StoreReads implements Store {
   readonly dialect = 'sqlite' as const;
   readonly location: string;
   readonly vectors: VectorStore;
+  readonly schedules: ScheduleStore = new ScheduleTable((sql, params) => this.rows(sql, params));
   readonly db: DatabaseSync;
   readonly #stmts = new Map<string, StatementSync>();
   readonly #listeners = new Set<(n: StoreNotification) => void>();

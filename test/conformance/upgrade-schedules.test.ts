@@ -1,0 +1,54 @@
+/**
+ * Migration 5 (schedules) upgrades a database created at migration 4 in place, with a run in it:
+ * the old run reads and finishes as before, and a schedule created after the upgrade fires.
+ */
+import assert from 'node:assert/strict';
+import { SCHEDULE_LABEL } from '../../src/domain/schedule.ts';
+import { Schedules } from '../../src/engine/schedules.ts';
+import { startScheduler } from '../../src/engine/scheduler.ts';
+import { Transitions } from '../../src/engine/transitions.ts';
+import { conformance } from './harness.ts';
+import { assertRunBooks, Clock, done, LIMITS, tools } from './fixtures.ts';
+import { migrateTo, rawExec, versionsAfter } from './upgrade.ts';
+
+const T0 = 1_750_000_000_000;
+
+conformance('upgrade to migration 5 (schedules)', (it) => {
+  it('a database at migration 4 with a run in it upgrades in place; schedules then fire', async (ctx) => {
+    const { store } = await ctx.unmigrated();
+    await migrateTo(ctx.dialect, store, 4);
+    await rawExec(
+      ctx.dialect,
+      store,
+      `INSERT INTO runs (id, status, goal, labels, idempotency_key, created_at, steps_total, last_seq, max_steps) VALUES ('old-run', 'queued', 'from v4', '{"k":"v"}', 'old-key', ${T0}, 1, 2, NULL);
+       INSERT INTO run_plans (run_id, plan) VALUES ('old-run', '{"steps":[{"name":"a","tool":"echo"}]}');
+       INSERT INTO steps (run_id, name, idx, tool, status, depends_on, dependents, pending_deps, inputs, resolved_inputs, timeout_ms, retries, ready_at, added_by, outputs_from, priority)
+         VALUES ('old-run', 'a', 0, 'echo', 'queued', '[]', '[]', 0, '{"x":1}', '{"x":1}', 30000, '{"max":0,"backoffMs":1000,"maxBackoffMs":60000}', ${T0}, NULL, NULL, 0);
+       INSERT INTO events (run_id, seq, ts, type, step_name, attempt, data) VALUES ('old-run', 1, ${T0}, 'run.created', NULL, NULL, '{"goal":"from v4","steps":1,"labels":{"k":"v"}}');
+       INSERT INTO events (run_id, seq, ts, type, step_name, attempt, data) VALUES ('old-run', 2, ${T0}, 'step.queued', 'a', NULL, '{}');`,
+    );
+    const later = await versionsAfter(store, 4);
+    assert.equal(later[0], 5);
+    assert.deepEqual((await store.migrationStatus()).pending, later);
+    assert.deepEqual((await store.migrate()).applied, later);
+
+    const run = await store.getRun('old-run');
+    assert.deepEqual(run?.labels, { k: 'v' });
+    assert.equal((await store.findRunByIdempotencyKey('old-key'))?.id, 'old-run');
+    assert.deepEqual(await store.schedules.list(), []);
+
+    const clock = new Clock();
+    const core = new Transitions(store, { now: clock.now });
+    const [claim] = await core.claim('w-upgrade', 1, 60_000);
+    assert.equal(claim?.runId, 'old-run');
+    await core.flush([], [done(claim)]);
+    assert.equal((await store.getRun('old-run'))?.status, 'succeeded');
+    await assertRunBooks(store, 'old-run');
+
+    const s = await new Schedules({ store, tools, limits: LIMITS, now: clock.now }).create({ cron: '*/5 * * * *', plan: { steps: [{ name: 'a', tool: 'echo' }] } });
+    clock.t = Date.parse(s.nextTickAt ?? '') + 100;
+    const [fired] = await startScheduler(core, { manual: true, now: clock.now, log: () => undefined }).pass();
+    assert.ok(fired);
+    assert.equal((await store.getRun(fired))?.labels[SCHEDULE_LABEL], s.id);
+  });
+});
