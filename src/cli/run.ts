@@ -12,6 +12,7 @@ import { doctorCommand } from './commands/doctor.ts';
 import { labCommand } from './commands/lab.ts';
 import { reportCommand } from './commands/report.ts';
 import { runsCancelCommand, runsEventsCommand, runsListCommand, runsPruneCommand, runsShowCommand } from './commands/runs.ts';
+import { schedulesAddCommand, schedulesListCommand, schedulesRmCommand } from './commands/schedules.ts';
 import { startCommand } from './commands/start.ts';
 import { submitCommand } from './commands/submit.ts';
 import { workerCommand } from './commands/worker.ts';
@@ -27,6 +28,9 @@ export const COMMANDS: readonly Command[] = [
   runsCancelCommand,
   runsEventsCommand,
   runsPruneCommand,
+  schedulesListCommand,
+  schedulesAddCommand,
+  schedulesRmCommand,
   reportCommand,
   doctorCommand,
   labCommand,

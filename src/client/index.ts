@@ -9,7 +9,7 @@ import type { CreateRunRequest } from '../domain/plan-format.ts';
 import { RunwardenApiError } from './errors.ts';
 import { HttpCore, withQuery, type CallOptions } from './http.ts';
 import { streamRunEvents, type StreamOptions } from './stream.ts';
-import type { CreatedRun, EventPage, ListRunsQuery, Run, RunPage, StepDetail, StepPage } from './types.ts';
+import type { CreatedRun, CreateScheduleRequest, EventPage, ListRunsQuery, Run, RunPage, Schedule, StepDetail, StepPage } from './types.ts';
 
 export { CLIENT_ERROR_CODES, isApiError, RunwardenApiError, type ClientErrorCode } from './errors.ts';
 export { API_ERROR_STATUS, type ApiErrorCode } from '../domain/api-errors.ts';
@@ -63,6 +63,15 @@ export interface RunwardenClient {
     /** A page of the run's steps in plan order (a run shows at most its first 500 inline: `stepsTruncated`). */
     steps(id: string, query?: { after?: number; limit?: number }, call?: CallOptions): Promise<StepPage>;
   };
+  /** Cron schedules: each tick creates one run (docs/schedules.md). */
+  readonly schedules: {
+    /** `POST /schedules`. */
+    create(request: CreateScheduleRequest, call?: CallOptions): Promise<Schedule>;
+    list(call?: CallOptions): Promise<Schedule[]>;
+    get(id: string, call?: CallOptions): Promise<Schedule>;
+    /** Resolves with the schedule as it was; no tick fires after. Its runs stay. */
+    delete(id: string, call?: CallOptions): Promise<Schedule>;
+  };
   /** One page of stored events (`after` a seq; at most `limit`). */
   events(id: string, query?: { after?: number; limit?: number }, call?: CallOptions): Promise<EventPage>;
   /** The run's events as they happen, resuming across reconnects, ending after `run.finished`. */
@@ -76,6 +85,7 @@ const TERMINAL = new Set(['succeeded', 'failed', 'cancelled']);
 export function createClient(options: ClientOptions): RunwardenClient {
   const http = new HttpCore(options);
   const run = (id: string): string => `/runs/${encodeURIComponent(id)}`;
+  const schedule = (id: string): string => `/schedules/${encodeURIComponent(id)}`;
 
   const client: RunwardenClient = {
     baseUrl: http.baseUrl,
@@ -87,6 +97,12 @@ export function createClient(options: ClientOptions): RunwardenClient {
       rerun: async (id, body = {}, call) => (await http.request<CreatedRun>('POST', `${run(id)}/rerun`, body, call)).body,
       steps: async (id, query = {}, call) => (await http.request<StepPage>('GET', withQuery(`${run(id)}/steps`, query), undefined, call)).body,
       step: async (id, name, call) => (await http.request<StepDetail>('GET', `${run(id)}/steps/${encodeURIComponent(name)}`, undefined, call)).body,
+    },
+    schedules: {
+      create: async (request, call) => (await http.request<Schedule>('POST', '/schedules', request, call)).body,
+      list: async (call) => (await http.request<{ schedules: Schedule[] }>('GET', '/schedules', undefined, call)).body.schedules,
+      get: async (id, call) => (await http.request<Schedule>('GET', schedule(id), undefined, call)).body,
+      delete: async (id, call) => (await http.request<Schedule>('DELETE', schedule(id), undefined, call)).body,
     },
     events: async (id, query = {}, call) => (await http.request<EventPage>('GET', withQuery(`${run(id)}/events`, query), undefined, call)).body,
     stream: (id, opts) => streamRunEvents(http, id, opts),

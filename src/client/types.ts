@@ -6,6 +6,8 @@ import type { ArtifactMeta, AttemptRecord, RunRecord, RunWithSteps, StepDetail a
 import type { HangReport } from '../domain/hang-report.ts';
 import type { RunEvent } from '../domain/events.ts';
 import type { RunState } from '../domain/states.ts';
+import type { Plan } from '../domain/plan-format.ts';
+import type { ScheduleRecord } from '../domain/schedule.ts';
 
 /** A run without its steps, as `GET /runs` lists it. */
 export type RunSummary = RunRecord;
@@ -54,4 +56,19 @@ export interface ListRunsQuery {
   cursor?: string;
   /** 1-500. @default 50 */
   limit?: number;
+}
+
+/** A cron schedule (`GET /schedules/:id`). */
+export type Schedule = ScheduleRecord;
+
+/** `POST /schedules`. */
+export interface CreateScheduleRequest {
+  /** 5 fields, or 6 with seconds first. */
+  cron: string;
+  /** IANA time zone. @default 'UTC' */
+  timezone?: string;
+  plan: Plan;
+  /** Not `schedule` or `scheduleTick`: the schedule sets those on its runs. */
+  labels?: Record<string, string>;
+  maxSteps?: number;
 }

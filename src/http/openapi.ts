@@ -6,6 +6,7 @@
 import { RUN_STATES } from '../domain/states.ts';
 import { obj, ref, type Json } from './openapi-parts.ts';
 import { componentSchemas } from './openapi-schemas.ts';
+import { schedulePaths, scheduleSchemas } from './openapi-schedules.ts';
 
 const json = (schema: Json, description: string): Json => ({ description, content: { 'application/json': { schema } } });
 const err = (description: string): Json => json(ref('Error'), description);
@@ -270,6 +271,7 @@ export function openApiDocument(version: string): Json {
           responses: { '200': { description: 'Metrics.', content: { 'text/plain; version=0.0.4': { schema: { type: 'string' } } } }, ...errors() },
         },
       },
+      ...schedulePaths(errors),
       '/openapi.json': {
         get: {
           operationId: 'openapi',
@@ -299,7 +301,7 @@ export function openApiDocument(version: string): Json {
     },
     components: {
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'The value of RUNWARDEN_TOKEN.' } },
-      schemas: componentSchemas(),
+      schemas: { ...componentSchemas(), ...scheduleSchemas() },
     },
   };
 }

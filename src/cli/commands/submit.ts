@@ -44,7 +44,7 @@ timed out or was cancelled, 2 bad input (unreadable file, invalid JSON, plan rej
   },
 };
 
-async function readPlan(file: string): Promise<unknown> {
+export async function readPlan(file: string): Promise<unknown> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
