@@ -71,4 +71,6 @@ export interface CreateScheduleRequest {
   /** Not `schedule` or `scheduleTick`: the schedule sets those on its runs. */
   labels?: Record<string, string>;
   maxSteps?: number;
+  priority?: number;
+  concurrency?: { key: string; limit: number };
 }

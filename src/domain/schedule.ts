@@ -126,6 +126,9 @@ export interface ScheduleRecord {
   labels: Record<string, string>;
   /** The runs' maxSteps as the request gave it; null: the default. */
   maxSteps: number | null;
+  /** The runs' priority and concurrency (docs/flow-control.md), when the request gave them. */
+  priority?: number;
+  concurrency?: { key: string; limit: number };
   createdAt: string;
   /** The next tick to fire; null when the expression matches no later time. */
   nextTickAt: string | null;

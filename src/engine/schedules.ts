@@ -11,20 +11,18 @@ import type { ScheduleRow } from '../store/schedules.ts';
 import type { Store } from '../store/store.ts';
 import { newRunId } from './ids.ts';
 
-const bodySchema = z.strictObject({
+/** A run request (plan, labels, maxSteps, priority, concurrency: plan.ts checks those) plus when. */
+const bodySchema = z.looseObject({
   cron: z.string().min(1).max(200),
   timezone: z.string().min(1).max(100).optional(),
-  plan: z.unknown(),
-  labels: z.unknown().optional(),
-  maxSteps: z.unknown().optional(),
 });
 
-const BODY_HELP = 'the body must be {"cron": "*/5 * * * *", "timezone"?: "Europe/Oslo", "plan": {...}, "labels"?: {...}, "maxSteps"?: n}';
+const BODY_HELP = 'the body must be {"cron": "*/5 * * * *", "timezone"?: "Europe/Oslo", "plan": {...}, "labels"?: {...}} (and the other fields of a run request but idempotencyKey)';
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
 export function publicSchedule(r: ScheduleRow): ScheduleRecord {
-  const req = (r.request ?? {}) as { plan?: unknown; maxSteps?: number };
+  const req = (r.request ?? {}) as { plan?: unknown; maxSteps?: number; priority?: number; concurrency?: { key: string; limit: number } };
   return {
     id: r.id,
     cron: r.cron,
@@ -32,6 +30,8 @@ export function publicSchedule(r: ScheduleRow): ScheduleRecord {
     plan: req.plan ?? null,
     labels: r.labels,
     maxSteps: req.maxSteps ?? null,
+    ...(req.priority !== undefined ? { priority: req.priority } : {}),
+    ...(req.concurrency !== undefined ? { concurrency: req.concurrency } : {}),
     createdAt: new Date(r.createdAt).toISOString(),
     nextTickAt: iso(r.nextTickAt),
     lastTickAt: iso(r.lastTickAt),
@@ -63,11 +63,13 @@ export class Schedules {
         { details: parsed.error.issues.map((i) => ({ code: i.code === 'unrecognized_keys' ? 'UNKNOWN_FIELD' : 'INVALID_FIELD', path: i.path.map(String).join('.'), message: i.message })) },
       );
     }
-    const { cron, timezone, plan, labels, maxSteps } = parsed.data;
-    if (plan === undefined) throw new RunwardenError('INVALID_BODY', BODY_HELP, { details: [{ code: 'MISSING_FIELD', path: 'plan', message: 'a schedule needs the plan of its runs' }] });
+    const { cron, timezone, ...request } = parsed.data;
+    if (request.plan === undefined) throw new RunwardenError('INVALID_BODY', BODY_HELP, { details: [{ code: 'MISSING_FIELD', path: 'plan', message: 'a schedule needs the plan of its runs' }] });
+    if (request.idempotencyKey !== undefined) {
+      throw new RunwardenError('INVALID_BODY', BODY_HELP, { details: [{ code: 'UNKNOWN_FIELD', path: 'idempotencyKey', message: "each tick's run gets its own: schedule:<id>:<tick>" }] });
+    }
     const now = this.#now();
     const schedule = parseSchedule(cron, timezone ?? DEFAULT_TIMEZONE, now);
-    const request = { plan, ...(labels !== undefined ? { labels } : {}), ...(maxSteps !== undefined ? { maxSteps } : {}) };
     const run = await validateRunRequest(request, this.#tools, this.#limits);
     const reserved: ErrorDetail[] = [SCHEDULE_LABEL, SCHEDULE_TICK_LABEL]
       .filter((k) => Object.hasOwn(run.labels, k))

@@ -65,21 +65,26 @@ export function scheduleSchemas(): Record<string, Json> {
         plan,
         labels: { type: 'object', additionalProperties: { type: 'string', maxLength: 1024 }, description: 'Labels of every run it creates (not `schedule` or `scheduleTick`).' },
         maxSteps: { type: 'integer', minimum: 1, maximum: 10000, description: 'maxSteps of every run it creates.' },
+        priority: { type: 'integer', description: 'priority of every run it creates (as in CreateRunRequest).' },
+        concurrency: obj({ key: { type: 'string' }, limit: { type: 'integer', minimum: 1 } }),
       },
       ['cron', 'plan'],
     ),
-    Schedule: obj({
+    Schedule: obj(
+      {
       id: { type: 'string' },
       cron: { type: 'string' },
       timezone: { type: 'string', description: 'Canonical IANA name.' },
       plan,
       labels: { type: 'object', additionalProperties: { type: 'string' } },
       maxSteps: { type: ['integer', 'null'] },
+      priority: { type: 'integer', description: 'When the request gave one.' },
+      concurrency: { ...obj({ key: { type: 'string' }, limit: { type: 'integer' } }), description: 'When the request gave one.' },
       createdAt: timestamp,
       nextTickAt: { ...nullableTimestamp, description: 'The next tick to fire; null if the expression matches no later time.' },
       lastTickAt: { ...nullableTimestamp, description: 'The last tick fired.' },
       lastRunId: { type: ['string', 'null'], description: 'The run of the last tick fired.' },
       runsCreated: { type: 'integer' },
-    }),
+    }, ['id', 'cron', 'timezone', 'plan', 'labels', 'maxSteps', 'createdAt', 'nextTickAt', 'lastTickAt', 'lastRunId', 'runsCreated']),
   };
 }

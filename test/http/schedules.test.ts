@@ -73,7 +73,8 @@ describe('schedules API', () => {
       [{ cron: '0 9 * * *', plan: PLAN, labels: { schedule: 'x' } }, 'PLAN_INVALID', 'labels.schedule'],
       [{ cron: '0 9 * * *' }, 'INVALID_BODY', 'plan'],
       [{ plan: PLAN }, 'INVALID_BODY', 'cron'],
-      [{ cron: '0 9 * * *', plan: PLAN, idempotencyKey: 'k' }, 'INVALID_BODY', ''],
+      [{ cron: '0 9 * * *', plan: PLAN, idempotencyKey: 'k' }, 'INVALID_BODY', 'idempotencyKey'],
+      [{ cron: '0 9 * * *', plan: PLAN, color: 'red' }, 'PLAN_INVALID', ''],
       [[1], 'INVALID_BODY', ''],
     ];
     for (const [body, code, path] of cases) {
@@ -89,7 +90,9 @@ describe('schedules API', () => {
 
   test('the TypeScript client creates, lists, reads and deletes schedules; refusals are typed', async () => {
     const client = createClient({ baseUrl: url });
-    const s = await client.schedules.create({ cron: '0 6 * * *', timezone: 'Asia/Tokyo', plan: PLAN });
+    const s = await client.schedules.create({ cron: '0 6 * * *', timezone: 'Asia/Tokyo', plan: PLAN, priority: 5, concurrency: { key: 'nightly', limit: 1 } });
+    assert.equal(s.priority, 5);
+    assert.deepEqual(s.concurrency, { key: 'nightly', limit: 1 });
     // 06:00 in Tokyo is 21:00 UTC.
     assert.match(s.nextTickAt ?? '', /T21:00:00\.000Z$/);
     assert.deepEqual((await client.schedules.list()).map((x) => x.id), [s.id]);
