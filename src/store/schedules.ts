@@ -1,5 +1,5 @@
 /**
- * The schedules table (migration 5, docs/schedules.md), written once for both dialects like
+ * The schedules table (migration 6, docs/schedules.md), written once for both dialects like
  * reads.ts: `$1, $2 ...` placeholders, which the SQLite store rewrites. Each store builds one with
  * its own statement runner; called inside `store.transaction(fn)`, a statement is part of that
  * transaction (both stores route it there), which is how a tick's compare-and-set commits with the

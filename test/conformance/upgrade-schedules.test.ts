@@ -1,5 +1,5 @@
 /**
- * Migration 5 (schedules) upgrades a database created at migration 4 in place, with a run in it:
+ * Migration 6 (schedules) upgrades a database created at migration 5 in place, with a run in it:
  * the old run reads and finishes as before, and a schedule created after the upgrade fires.
  */
 import assert from 'node:assert/strict';
@@ -13,22 +13,22 @@ import { migrateTo, rawExec, versionsAfter } from './upgrade.ts';
 
 const T0 = 1_750_000_000_000;
 
-conformance('upgrade to migration 5 (schedules)', (it) => {
-  it('a database at migration 4 with a run in it upgrades in place; schedules then fire', async (ctx) => {
+conformance('upgrade to migration 6 (schedules)', (it) => {
+  it('a database at migration 5 with a run in it upgrades in place; schedules then fire', async (ctx) => {
     const { store } = await ctx.unmigrated();
-    await migrateTo(ctx.dialect, store, 4);
+    await migrateTo(ctx.dialect, store, 5);
     await rawExec(
       ctx.dialect,
       store,
-      `INSERT INTO runs (id, status, goal, labels, idempotency_key, created_at, steps_total, last_seq, max_steps) VALUES ('old-run', 'queued', 'from v4', '{"k":"v"}', 'old-key', ${T0}, 1, 2, NULL);
+      `INSERT INTO runs (id, status, goal, labels, idempotency_key, created_at, steps_total, last_seq, max_steps) VALUES ('old-run', 'queued', 'from v5', '{"k":"v"}', 'old-key', ${T0}, 1, 2, NULL);
        INSERT INTO run_plans (run_id, plan) VALUES ('old-run', '{"steps":[{"name":"a","tool":"echo"}]}');
        INSERT INTO steps (run_id, name, idx, tool, status, depends_on, dependents, pending_deps, inputs, resolved_inputs, timeout_ms, retries, ready_at, added_by, outputs_from, priority)
          VALUES ('old-run', 'a', 0, 'echo', 'queued', '[]', '[]', 0, '{"x":1}', '{"x":1}', 30000, '{"max":0,"backoffMs":1000,"maxBackoffMs":60000}', ${T0}, NULL, NULL, 0);
-       INSERT INTO events (run_id, seq, ts, type, step_name, attempt, data) VALUES ('old-run', 1, ${T0}, 'run.created', NULL, NULL, '{"goal":"from v4","steps":1,"labels":{"k":"v"}}');
-       INSERT INTO events (run_id, seq, ts, type, step_name, attempt, data) VALUES ('old-run', 2, ${T0}, 'step.queued', 'a', NULL, '{}');`,
+       INSERT INTO event_batches (run_id, last_seq, first_seq, body) VALUES ('old-run', 2, 1,
+         '[{"ts":${T0},"type":"run.created","step":null,"attempt":null,"data":{"goal":"from v5","steps":1,"labels":{"k":"v"}}},{"ts":${T0},"type":"step.queued","step":"a","attempt":null,"data":{}}]');`,
     );
-    const later = await versionsAfter(store, 4);
-    assert.equal(later[0], 5);
+    const later = await versionsAfter(store, 5);
+    assert.equal(later[0], 6);
     assert.deepEqual((await store.migrationStatus()).pending, later);
     assert.deepEqual((await store.migrate()).applied, later);
 

@@ -1,5 +1,5 @@
 -- Schedules (docs/schedules.md). Append-only: never edit a released migration.
--- Mirrors src/store/sqlite/migrations/000005_schedules.sql.
+-- Mirrors src/store/sqlite/migrations/000006_schedules.sql.
 -- request: the POST body as given (plan, labels, maxSteps), shown back by GET /schedules.
 -- run: that request as validated when the schedule was created (steps with their timeouts, retries
 --   and dependents); every tick inserts it, so any process can fire a tick without the tools.
