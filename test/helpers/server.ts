@@ -16,11 +16,13 @@ export interface ServerProcess {
   stop(graceMs?: number): Promise<void>;
 }
 
-export async function startServer(args: string[], env: Record<string, string> = {}): Promise<ServerProcess> {
+/** `detached`: the leader of a process group of its own (its worker processes join it), for a test that kills the whole group. */
+export async function startServer(args: string[], env: Record<string, string> = {}, opts: { detached?: boolean } = {}): Promise<ServerProcess> {
   const child = spawn(process.execPath, [BIN, 'start', '--port', '0', ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: opts.detached === true,
   });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
