@@ -27,6 +27,7 @@ before(async () => {
       pairs: provider('anthropic', `tool_calls;turns=2;calls=2;key=pairs;args=${encodeURIComponent(JSON.stringify({ text: 'keep {{steps.x.outputs}} and {{name}} as they are', n: 1 }))}`),
       many: provider('openai', 'tool_calls;turns=5;key=many'),
       stranger: provider('openai', 'tool_calls;turns=1;tool=teleport;key=stranger'),
+      silent: provider('openai', 'tool_calls;turns=2;slow_turn=2;slow_ms=600000;key=silent'),
     },
   });
 });
@@ -138,6 +139,21 @@ test('tools the worker lacks fail the agent step; a call to a tool the agent was
     [1, 0],
     [2, 1],
   ]);
+});
+
+test('each turn has its own deadline and hang report: a turn whose model never answers times out alone', async () => {
+  const run = await agentRun({ prompt: 'x', tools: ['echo'], provider: 'silent', turnTimeoutMs: 1500, turnRetries: { max: 0 } });
+  assert.equal(run.status, 'failed');
+  const byName = new Map(run.steps.map((s) => [s.name, s]));
+  assert.equal(byName.get('ag-turn-1')?.error?.code, 'AWAITED_STEP_FAILED');
+  assert.equal(byName.get('ag-call-1-1')?.status, 'succeeded', 'the turn before and its call finished');
+  const turn2 = await rt.engine.getStep(run.id, 'ag-turn-2');
+  assert.equal(turn2.status, 'timed_out');
+  assert.equal(turn2.timeoutMs, 1500);
+  const report = turn2.hangReports[0] as { classification?: { code?: string }; step?: string } | undefined;
+  assert.ok(report, 'the turn that hung has a hang report');
+  assert.match(JSON.stringify(report), /llm\.chat/, 'which names the model call it waited on');
+  assert.match(report.classification?.code ?? '', /^llm\./);
 });
 
 test("a tool's input schema is what the model is offered as its parameters", () => {
