@@ -17,7 +17,7 @@ import { removeLabFile, writeLabFile } from './lab/discovery.ts';
 import { startLab, type Lab } from './lab/index.ts';
 import type { Store } from './store/store.ts';
 import type { ToolDefinition } from './tools/types.ts';
-import { lostAttemptReport } from './forensics/report.ts';
+import { lostAttemptReport, waitTimeoutReport } from './forensics/report.ts';
 import { bootProcess, loadProcessTools, openProcessStore, startClaimLoops, within } from './process/boot.ts';
 import { Supervisor } from './supervisor/supervisor.ts';
 
@@ -105,6 +105,7 @@ export async function startRuntime(config: RunwardenConfig, opts: RuntimeOptions
       providers: () => providers.list(),
       log,
       lostReport: lostAttemptReport,
+      waitReport: waitTimeoutReport,
       ...(config.retention !== undefined ? { retentionMs: parseDuration(config.retention) } : {}),
     });
     engine.start();

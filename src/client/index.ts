@@ -9,7 +9,7 @@ import type { CreateRunRequest } from '../domain/plan-format.ts';
 import { RunwardenApiError } from './errors.ts';
 import { HttpCore, withQuery, type CallOptions } from './http.ts';
 import { streamRunEvents, type StreamOptions } from './stream.ts';
-import type { CreatedRun, CreateScheduleRequest, EventPage, ListRunsQuery, Run, RunPage, Schedule, StepDetail, StepPage } from './types.ts';
+import type { CreatedRun, CreateScheduleRequest, EventPage, ListRunsQuery, Run, RunPage, Schedule, SignalResult, StepDetail, StepPage } from './types.ts';
 
 export { CLIENT_ERROR_CODES, isApiError, RunwardenApiError, type ClientErrorCode } from './errors.ts';
 export { API_ERROR_STATUS, type ApiErrorCode } from '../domain/api-errors.ts';
@@ -54,10 +54,16 @@ export interface RunwardenClient {
     /** Running attempts are aborted, pending steps cancelled; resolves with the run right after the request. */
     cancel(id: string, call?: CallOptions): Promise<Run>;
     /**
-     * `POST /runs/:id/rerun`: a new run reusing the outputs of the steps that succeeded upstream of
-     * `from` (default: the steps that did not succeed). A server without that route answers 404 NOT_FOUND.
+     * `POST /runs/:id/rerun`: a new run (`rerunOf` this one) reusing the outputs and artifacts of the
+     * steps that succeeded upstream of `from` (default: the steps that did not succeed); errors
+     * RUN_NOT_FINISHED, UNKNOWN_STEP, NOTHING_TO_RERUN.
      */
     rerun(id: string, body?: { from?: string[] }, call?: CallOptions): Promise<CreatedRun>;
+    /**
+     * `POST /runs/:id/signals/:name`: the `wait` steps waiting for `name` succeed with `payload` as
+     * their outputs; one that waits later takes it at once. Errors RUN_FINISHED, SIGNAL_ALREADY_SENT.
+     */
+    signal(id: string, name: string, payload?: unknown, call?: CallOptions): Promise<SignalResult>;
     /** One step with its attempts, outputs, errors and hang reports. */
     step(id: string, name: string, call?: CallOptions): Promise<StepDetail>;
     /** A page of the run's steps in plan order (a run shows at most its first 500 inline: `stepsTruncated`). */
@@ -95,6 +101,8 @@ export function createClient(options: ClientOptions): RunwardenClient {
       list: async (query = {}, call) => (await http.request<RunPage>('GET', withQuery('/runs', { ...query }), undefined, call)).body,
       cancel: async (id, call) => (await http.request<Run>('POST', `${run(id)}/cancel`, undefined, call)).body,
       rerun: async (id, body = {}, call) => (await http.request<CreatedRun>('POST', `${run(id)}/rerun`, body, call)).body,
+      signal: async (id, name, payload = null, call) =>
+        (await http.request<SignalResult>('POST', `${run(id)}/signals/${encodeURIComponent(name)}`, { payload }, call)).body,
       steps: async (id, query = {}, call) => (await http.request<StepPage>('GET', withQuery(`${run(id)}/steps`, query), undefined, call)).body,
       step: async (id, name, call) => (await http.request<StepDetail>('GET', `${run(id)}/steps/${encodeURIComponent(name)}`, undefined, call)).body,
     },

@@ -23,6 +23,15 @@ export type CreatedRun = Run & { created: boolean };
 export type Artifact = ArtifactMeta;
 export type Event = RunEvent;
 
+/** `POST /runs/:id/signals/:name` (docs/waits-and-reruns.md). */
+export interface SignalResult {
+  runId: string;
+  name: string;
+  sentAt: string;
+  /** The `wait` steps it released; empty: kept for a step that waits for it later. */
+  released: string[];
+}
+
 export interface RunPage {
   runs: RunSummary[];
   /** Pass as `cursor` for the next page; null on the last one. */

@@ -50,6 +50,13 @@ export const ERROR_CODES = spec({
   // zone that is not an IANA name. A schedule's plan is refused with PLAN_INVALID.
   CRON_INVALID: { status: 400, retryable: false, api: true },
   TIMEZONE_UNKNOWN: { status: 400, retryable: false, api: true },
+  // Signals and reruns (docs/waits-and-reruns.md).
+  INVALID_SIGNAL: { status: 400, retryable: false, api: true },
+  RUN_FINISHED: { status: 409, retryable: false, api: true },
+  SIGNAL_ALREADY_SENT: { status: 409, retryable: false, api: true },
+  UNKNOWN_STEP: { status: 400, retryable: false, api: true },
+  RUN_NOT_FINISHED: { status: 409, retryable: true, api: true },
+  NOTHING_TO_RERUN: { status: 409, retryable: false, api: true },
 
   // Configuration and startup (flags, environment, config file, tools modules, providers, the lab).
   CONFIG_INVALID: { status: 400, retryable: false },
@@ -94,6 +101,8 @@ export const ERROR_CODES = spec({
   // The agent tool (docs/dynamic-runs.md#the-agent-tool).
   AGENT_TOOL_UNKNOWN: { status: 400, retryable: false },
   AGENT_MAX_TURNS: { status: 500, retryable: false },
+  // A `wait` step whose signal did not come before its deadline (docs/waits-and-reruns.md).
+  SIGNAL_TIMEOUT: { status: 500, retryable: false },
 
   // Built-in tools and vectors.
   HTTP_STATUS: { status: 502, retryable: false },

@@ -22,6 +22,9 @@ export const EVENT_TYPES = [
   'artifact.created',
   'step.hang_report',
   'step.awaiting',
+  'step.awaiting_signal',
+  'signal.received',
+  'step.reused',
   'step.finished',
   'run.finished',
 ] as const;
@@ -40,7 +43,8 @@ interface EventBase<T extends EventType, D> {
 }
 
 export interface EventData {
-  'run.created': { goal: string | null; steps: number; labels: Record<string, string> };
+  /** `rerunOf`: the run this one reruns (POST /runs/:id/rerun). */
+  'run.created': { goal: string | null; steps: number; labels: Record<string, string>; rerunOf?: string };
   'run.started': Record<string, never>;
   /** A step a tool added at runtime (docs/dynamic-runs.md); `outputsFrom` when its adder takes its outputs. */
   'step.added': { tool: string; dependsOn: string[]; addedBy: string; attempt: number; outputsFrom?: string };
@@ -58,6 +62,12 @@ export interface EventData {
   'step.hang_report': HangReport;
   /** The attempt succeeded and the step now waits, pending, for the outputs of `step`, which it added. */
   'step.awaiting': { step: string };
+  /** A `wait` step's attempt ended; the step waits (pending, no worker) for `signal` until `deadlineAt`. */
+  'step.awaiting_signal': { signal: string; since: string; deadlineAt: string; timeoutMs: number };
+  /** A signal was sent to the run (no step name); `released`: the steps that were waiting for it. */
+  'signal.received': { name: string; released: string[] };
+  /** A step of a rerun that did not run again: its outputs and artifacts come from run `reusedFrom`. */
+  'step.reused': { reusedFrom: string; rerunOf: string; artifacts: number };
   'step.finished': { status: Exclude<StepState, 'pending' | 'queued' | 'running'>; error: SerializedError | null; durationMs: number; attempts: number };
   'run.finished': {
     status: Exclude<RunState, 'queued' | 'running'>;

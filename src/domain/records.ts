@@ -38,6 +38,8 @@ export interface RunRecord {
   concurrency: ConcurrencyKey | null;
   usage: UsageTotals;
   error: SerializedError | null;
+  /** The run this one reruns (`POST /runs/:id/rerun`, docs/waits-and-reruns.md); null otherwise. */
+  rerunOf: string | null;
 }
 
 export interface StepRecord {
@@ -72,6 +74,18 @@ export interface StepRecord {
   priority: number;
   /** The concurrency key it runs under (its own or its run's), or null. */
   concurrency: ConcurrencyKey | null;
+  /**
+   * A `wait` step: the signal it waits for (`pending`, no worker, until `deadlineAt`) or waited for
+   * once it ended; null for other steps (docs/waits-and-reruns.md).
+   */
+  awaitingSignal: string | null;
+  /** When it began to wait for `awaitingSignal`. */
+  awaitingSince: string | null;
+  /**
+   * A step of a rerun that did not run again: the run whose attempt produced its outputs (and
+   * artifacts), which it reused. Null for a step that ran in this run.
+   */
+  reusedFrom: string | null;
   /** Present while running. */
   workerId: string | null;
   leaseExpiresAt: string | null;

@@ -25,11 +25,14 @@ export const RUN_TRANSITIONS: Readonly<Record<RunState, readonly RunState[]>> = 
 });
 
 export const STEP_TRANSITIONS: Readonly<Record<StepState, readonly StepState[]>> = Object.freeze({
-  // pending -> succeeded: a step waiting for the outputs of a step it added (outputsFrom) gets them.
-  pending: ['queued', 'skipped', 'cancelled', 'failed', 'succeeded'],
+  // pending -> succeeded: a step waiting for the outputs of a step it added (outputsFrom) gets them,
+  // a `wait` step gets its signal, or a rerun reuses a step's outputs.
+  // pending -> timed_out: a `wait` step's signal did not come before its deadline.
+  pending: ['queued', 'skipped', 'cancelled', 'failed', 'succeeded', 'timed_out'],
   queued: ['running', 'cancelled', 'failed'],
   // running -> queued: an attempt failed, timed out or was lost and the retry policy allows another.
-  // running -> pending: the attempt succeeded and added steps, one of which gives it its outputs.
+  // running -> pending: the attempt succeeded and added steps, one of which gives it its outputs, or
+  // the attempt of a `wait` step succeeded and the step now waits for its signal.
   running: ['succeeded', 'failed', 'timed_out', 'cancelled', 'queued', 'pending'],
   succeeded: [],
   failed: [],

@@ -16,8 +16,9 @@ import type { ToolInfo, ToolRegistry } from '../tools/registry.ts';
 import { startReaper } from './reaper.ts';
 import { stuckStep } from './stuck.ts';
 import { pruneRuns, startRetention, type PruneRequest, type PruneResult } from './retention.ts';
-import { Transitions, type LostReportBuilder } from './transitions.ts';
-import type { EngineFacade, HealthDetailed, ListRunsQuery, RunPage, StuckStep, SupervisorStatus } from './facade.ts';
+import { Transitions, type LostReportBuilder, type WaitReportBuilder } from './transitions.ts';
+import type { EngineFacade, HealthDetailed, ListRunsQuery, RunPage, SignalResult, StuckStep, SupervisorStatus } from './facade.ts';
+import { signalNameProblem } from '../domain/signals.ts';
 import { renderMetrics } from './metrics.ts';
 import { Schedules } from './schedules.ts';
 import { startScheduler, type Scheduler } from './scheduler.ts';
@@ -33,6 +34,8 @@ export interface EngineOptions {
   log?: (line: string) => void;
   /** The report of an attempt reaped after its lease expired (see TransitionsOptions.lostReport). */
   lostReport?: LostReportBuilder;
+  /** The report of a wait whose signal did not come (see TransitionsOptions.waitReport). */
+  waitReport?: WaitReportBuilder;
   /** Prune runs that finished longer ago than this, every hour (retention.ts). @default never */
   retentionMs?: number;
 }
@@ -89,7 +92,7 @@ export class EngineApi implements EngineFacade {
   constructor(o: EngineOptions) {
     this.store = o.store;
     this.tools = o.tools;
-    this.core = new Transitions(o.store, o.lostReport ? { lostReport: o.lostReport } : {});
+    this.core = new Transitions(o.store, { ...(o.lostReport ? { lostReport: o.lostReport } : {}), ...(o.waitReport ? { waitReport: o.waitReport } : {}) });
     this.#limits = o.limits;
     this.#reaperMs = o.reaperIntervalMs ?? 500;
     this.#providers = o.providers ?? (() => []);
@@ -180,6 +183,29 @@ export class EngineApi implements EngineFacade {
     const run = await this.core.cancel(id);
     if (!run) throw notFound('run', id);
     return this.getRun(id);
+  }
+
+  async signal(runId: string, name: string, payload: unknown): Promise<SignalResult> {
+    const problem = signalNameProblem(name);
+    if (problem !== null) throw new RunwardenError('INVALID_SIGNAL', `signal name ${problem}`);
+    const out = await this.core.signal(runId, name, payload);
+    if (out.kind === 'not_found') throw notFound('run', runId);
+    if (out.kind === 'finished') {
+      const state = out.cancelling ? 'is being cancelled' : `has finished (${out.status})`;
+      throw new RunwardenError('RUN_FINISHED', `run ${runId} ${state}: no step of it can receive signal "${name}"`, { data: { status: out.status } });
+    }
+    if (out.kind === 'duplicate') {
+      throw new RunwardenError('SIGNAL_ALREADY_SENT', `signal "${name}" was sent to run ${runId} already, at ${new Date(out.sentAt).toISOString()}; a signal is sent once per run`, {
+        data: { sentAt: new Date(out.sentAt).toISOString() },
+      });
+    }
+    return { runId, name, sentAt: new Date(out.sentAt).toISOString(), released: out.released };
+  }
+
+  async rerunRun(runId: string, from?: string[]): Promise<RunWithSteps> {
+    const out = await this.core.rerun(runId, from);
+    if (!out) throw notFound('run', runId);
+    return this.getRun(out.runId);
   }
 
   async listEvents(runId: string, afterSeq: number, limit = 1000) {

@@ -19,6 +19,15 @@ export interface RunPage {
   nextCursor: string | null;
 }
 
+/** What `POST /runs/:id/signals/:name` answers. */
+export interface SignalResult {
+  runId: string;
+  name: string;
+  sentAt: string;
+  /** The steps that were waiting for it and now succeeded; empty: it is kept for a step that waits later. */
+  released: string[];
+}
+
 export interface StuckStep {
   runId: string;
   stepName: string;
@@ -97,6 +106,13 @@ export interface EngineFacade {
   getRun(id: string): Promise<RunWithSteps>;
   listRuns(query: ListRunsQuery): Promise<RunPage>;
   cancelRun(id: string): Promise<RunWithSteps>;
+  /**
+   * Sends signal `name` to a run (docs/waits-and-reruns.md): NOT_FOUND, RUN_FINISHED (it ended or is
+   * being cancelled), SIGNAL_ALREADY_SENT, INVALID_SIGNAL (the name).
+   */
+  signal(runId: string, name: string, payload: unknown): Promise<SignalResult>;
+  /** A new run from a finished one, reusing what succeeded upstream of `from`: NOT_FOUND, RUN_NOT_FINISHED, UNKNOWN_STEP, NOTHING_TO_RERUN. */
+  rerunRun(runId: string, from?: string[]): Promise<RunWithSteps>;
   /** Deletes finished runs older than `olderThanMs` (default: the `retention` setting); see retention.ts. */
   pruneRuns(req: Omit<PruneRequest, 'olderThanMs'> & { olderThanMs?: number }): Promise<PruneResult>;
   listEvents(runId: string, afterSeq: number, limit?: number): Promise<EventRecord[]>;

@@ -1,6 +1,8 @@
 /**
  * The reaper, for every process that runs one (the API's EngineApi, `runwarden worker`): every
- * `intervalMs`, expired leases become lost attempts (Transitions.reap). One pass at a time; a failed
+ * `intervalMs`, expired leases become lost attempts (Transitions.reap), then waits for a signal past
+ * their deadline end `timed_out` (Transitions.expireWaits: a waiting step has no worker, so the
+ * store's deadline index is what ends it, whichever process looks first). One pass at a time; a failed
  * pass is logged and retried at the next tick. Returns the function that stops it.
  */
 import type { Transitions } from './transitions.ts';
@@ -16,6 +18,12 @@ export function startReaper(core: Transitions, o: { intervalMs: number; log: (li
         (n) => {
           o.onReaped?.(n);
           if (n > 0) o.log(`reaper: ${n} expired lease(s) turned into lost attempts`);
+          return core.expireWaits();
+        },
+      )
+      .then(
+        (n) => {
+          if (n > 0) o.log(`reaper: ${n} wait(s) for a signal timed out`);
         },
         (err: unknown) => o.log(`reaper failed, will retry: ${(err as Error).message}`),
       )

@@ -56,7 +56,7 @@ export async function pruneRuns(store: Store, req: PruneRequest): Promise<PruneR
   const before = (req.now ?? t0) - req.olderThanMs;
   const until = t0 + (req.budgetMs ?? DEFAULT_PRUNE_BUDGET_MS);
   const spaceBefore = await store.spaceUsage();
-  const total: PruneCounts = { runs: 0, steps: 0, attempts: 0, events: 0, artifacts: 0, vectors: 0 };
+  const total: PruneCounts = { runs: 0, steps: 0, attempts: 0, events: 0, artifacts: 0, vectors: 0, signals: 0 };
   const result = (done: boolean, remaining: number, after: SpaceUsage): PruneResult => ({
     ...total,
     before: new Date(before).toISOString(),

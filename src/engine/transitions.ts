@@ -17,9 +17,15 @@ import { fireTick, type TickToFire } from './transitions/fire-schedule.ts';
 import { newEffects, type TxEffects } from './transitions/effects.ts';
 import { loseWorkerAttempts, reapExpired, releaseAttempts } from './transitions/lose.ts';
 import { settleRuns, TransactionRace } from './transitions/settle.ts';
+import { deliverSignal, expireWaits, type SignalOutcome, type WaitReportBuilder } from './transitions/waits.ts';
+import { insertRerun } from './transitions/rerun.ts';
+import { planRerun, type RerunPlan } from './rerun-plan.ts';
+import { RunwardenError } from '../domain/errors.ts';
+import { RUN_TERMINAL } from '../domain/states.ts';
 import { CycleError, type ClaimedStep, type Completion, type CompletionResult, type LostAttempt, type LostReportBuilder, type LoseWorkerOptions, type StepEvent } from './transitions/types.ts';
 
 export * from './transitions/types.ts';
+export type { ExpiredWait, SignalOutcome, WaitReportBuilder } from './transitions/waits.ts';
 
 export interface TransitionsOptions {
   /** The clock of every transition (tests pin it). @default Date.now */
@@ -29,17 +35,21 @@ export interface TransitionsOptions {
    * forensics' `lostAttemptReport`; without it such attempts carry no report).
    */
   lostReport?: LostReportBuilder;
+  /** The hang report of a wait whose signal did not come in time (forensics' `waitTimeoutReport`). */
+  waitReport?: WaitReportBuilder;
 }
 
 export class Transitions {
   readonly store: Store;
   readonly #now: () => number;
   readonly #lostReport: LostReportBuilder | undefined;
+  readonly #waitReport: WaitReportBuilder | undefined;
 
   constructor(store: Store, opts: TransitionsOptions = {}) {
     this.store = store;
     this.#now = opts.now ?? Date.now;
     this.#lostReport = opts.lostReport;
+    this.#waitReport = opts.waitReport;
   }
 
   async #tx<T>(fn: (tx: Tx, fx: TxEffects) => Promise<T>): Promise<T> {
@@ -182,6 +192,35 @@ export class Transitions {
   async release(items: Array<{ runId: string; stepName: string; token: string; attempt: number }>): Promise<void> {
     if (items.length === 0) return;
     await this.#tx((tx, fx) => releaseAttempts(tx, fx, items));
+  }
+
+  /**
+   * Sends a signal to a run: kept for steps that wait for it later, and every step waiting for it
+   * now succeeds with `payload` as its outputs. One send per name and run (`duplicate` after that).
+   */
+  async signal(runId: string, name: string, payload: unknown): Promise<SignalOutcome> {
+    return this.#tx((tx, fx) => deliverSignal(tx, fx, runId, name, payload));
+  }
+
+  /** The reaper's other pass: waits past their deadline end `timed_out`, with a report. Returns how many. */
+  async expireWaits(limit = 500): Promise<number> {
+    return this.#tx((tx, fx) => expireWaits(tx, fx, limit, this.#waitReport));
+  }
+
+  /**
+   * A new run from a finished one, reusing what succeeded upstream of `from` (rerun-plan.ts).
+   * Null when the run does not exist; RUN_NOT_FINISHED, UNKNOWN_STEP, NOTHING_TO_RERUN otherwise.
+   */
+  async rerun(runId: string, from?: readonly string[]): Promise<{ runId: string; plan: RerunPlan } | null> {
+    const run = await this.store.getRun(runId);
+    if (!run) return null;
+    if (!RUN_TERMINAL.has(run.status)) throw new RunwardenError('RUN_NOT_FINISHED', `run ${runId} is ${run.status}: only a finished run can be rerun`, { data: { status: run.status } });
+    // A finished run no longer changes: what it holds can be read outside the transaction.
+    const [steps, plan, artifacts] = await Promise.all([this.store.getRunSteps(runId), this.store.getPlan(runId), this.store.listArtifacts(runId)]);
+    const p = planRerun(runId, steps, from);
+    const id = newRunId();
+    await this.#tx((tx, fx) => insertRerun(tx, fx, id, { run, plan, artifacts }, p));
+    return { runId: id, plan: p };
   }
 
   /** Cancels a run: pending and queued steps end now, running attempts are told to abort. */

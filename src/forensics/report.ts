@@ -315,3 +315,54 @@ export function lostAttemptReport(input: LostAttemptInput): HangReport {
   };
   return redactDeep(report);
 }
+
+export interface WaitTimeoutInput {
+  runId: string;
+  stepName: string;
+  attempt: number;
+  signal: string;
+  /** Epoch ms: when the step began to wait, and the end of its wait. */
+  since: number;
+  deadlineAt: number;
+  now?: number;
+}
+
+/**
+ * The report of a `wait` step whose signal did not come before its deadline (written by the
+ * reaper, in whichever process found it): what it waited for and since when. No worker held the
+ * step while it waited, so there is no stack, operation or log to show.
+ */
+export function waitTimeoutReport(input: WaitTimeoutInput): HangReport {
+  const now = input.now ?? Date.now();
+  const since = new Date(input.since).toISOString();
+  const report: HangReport = {
+    version: 1,
+    classification: {
+      code: 'signal.timeout',
+      summary: `waited for signal "${input.signal}" since ${since} (${fmtMs(now - input.since)}); none was sent before its ${fmtMs(input.deadlineAt - input.since)} deadline`,
+    },
+    trigger: 'deadline',
+    runId: input.runId,
+    stepName: input.stepName,
+    tool: 'wait',
+    attempt: input.attempt,
+    where: null,
+    toolLocation: null,
+    timeoutMs: input.deadlineAt - input.since,
+    ranMs: now - input.since,
+    ignoredAbort: false,
+    frames: [],
+    pending: [],
+    lastCheckpoint: null,
+    eventLoop: null,
+    resources: processResources(),
+    config: configSnapshotForReport(),
+    lastLogs: [],
+    waitedFor: { signal: input.signal, since, deadlineAt: new Date(input.deadlineAt).toISOString() },
+    notes: [
+      'written by the reaper: the step held no worker while it waited, so it has no stack, operation or log',
+      `send the signal with POST /runs/${input.runId}/signals/${input.signal} (runwarden signal) before the deadline; a rerun of this run waits again`,
+    ],
+  };
+  return redactDeep(report);
+}

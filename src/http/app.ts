@@ -29,6 +29,7 @@ import { registerRetentionRoutes } from './routes/retention.ts';
 import { registerRunRoutes } from './routes/runs.ts';
 import { registerScheduleRoutes } from './routes/schedules.ts';
 import { registerUiRoutes } from './routes/ui.ts';
+import { registerWaitRoutes } from './routes/waits.ts';
 import { DEFAULT_SSE_OPTIONS, SseHub } from './sse.ts';
 import type { SseOptions } from './sse.ts';
 
@@ -167,6 +168,7 @@ export function buildApp(opts: BuildAppOptions): FastifyInstance {
   registerRunRoutes(app, ctx);
   registerRetentionRoutes(app, ctx);
   registerScheduleRoutes(app, ctx);
+  registerWaitRoutes(app, ctx);
   registerEventRoutes(app, ctx);
   registerArtifactRoutes(app, ctx);
   registerOpsRoutes(app, ctx);

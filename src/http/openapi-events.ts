@@ -17,7 +17,11 @@ const empty: Json = { type: 'object', properties: {}, additionalProperties: fals
 const usage = obj({ inputTokens: int, outputTokens: int, calls: int });
 
 const EVENT_DATA: Readonly<Record<EventType, { name: string; data: Json; description: string }>> = {
-  'run.created': { name: 'RunCreatedEvent', description: 'The run was accepted.', data: obj({ goal: { type: ['string', 'null'] }, steps: int, labels: { type: 'object', additionalProperties: str } }) },
+  'run.created': {
+    name: 'RunCreatedEvent',
+    description: 'The run was accepted; `rerunOf` when it reruns another run.',
+    data: obj({ goal: { type: ['string', 'null'] }, steps: int, labels: { type: 'object', additionalProperties: str }, rerunOf: str }, ['goal', 'steps', 'labels']),
+  },
   'run.started': { name: 'RunStartedEvent', description: 'Its first step started.', data: empty },
   'step.added': {
     name: 'StepAddedEvent',
@@ -47,6 +51,21 @@ const EVENT_DATA: Readonly<Record<EventType, { name: string; data: Json; descrip
     name: 'StepAwaitingEvent',
     description: 'The attempt succeeded and added steps; the step now waits (pending) for the outputs of `step`, one of them (outputsFrom).',
     data: obj({ step: str }),
+  },
+  'step.awaiting_signal': {
+    name: 'StepAwaitingSignalEvent',
+    description: 'A `wait` step began to wait for `signal` (pending, no worker, no lease) until `deadlineAt` (docs/waits-and-reruns.md).',
+    data: obj({ signal: str, since: timestamp, deadlineAt: timestamp, timeoutMs: int }),
+  },
+  'signal.received': {
+    name: 'SignalReceivedEvent',
+    description: 'A signal was sent to the run; `released` names the steps that were waiting for it (they succeed with its payload).',
+    data: obj({ name: str, released: { type: 'array', items: str } }),
+  },
+  'step.reused': {
+    name: 'StepReusedEvent',
+    description: 'A step of a rerun was not run again: its outputs and `artifacts` (a count) were copied from run `reusedFrom`.',
+    data: obj({ reusedFrom: str, rerunOf: str, artifacts: int }),
   },
   'step.finished': {
     name: 'StepFinishedEvent',

@@ -89,6 +89,7 @@ export function componentSchemas(): Record<string, Json> {
     events: { type: 'integer' },
     artifacts: { type: 'integer' },
     vectors: { type: 'integer' },
+    signals: { type: 'integer' },
     space: obj({ before: ref('SpaceUsage'), after: ref('SpaceUsage') }),
     durationMs: { type: 'integer' },
   }),
@@ -114,6 +115,13 @@ export function componentSchemas(): Record<string, Json> {
     concurrency: { oneOf: [ref('Concurrency'), { type: 'null' }], description: 'Its steps\' concurrency key, or null.' },
     usage: obj({ inputTokens: { type: 'integer' }, outputTokens: { type: 'integer' }, calls: { type: 'integer' } }),
     error: { oneOf: [ref('SerializedError'), { type: 'null' }] },
+    rerunOf: { type: ['string', 'null'], description: 'The run this one reruns (POST /runs/{id}/rerun); null otherwise.' },
+  }),
+  SignalResult: obj({
+    runId: { type: 'string' },
+    name: { type: 'string' },
+    sentAt: timestamp,
+    released: { type: 'array', items: { type: 'string' }, description: 'The steps that were waiting for it and now succeeded.' },
   }),
   Run: {
     allOf: [
@@ -149,6 +157,9 @@ export function componentSchemas(): Record<string, Json> {
     outputsFrom: { type: ['string', 'null'], description: 'An added step whose outputs this step takes when it ends (it is pending until then); null otherwise.' },
     priority: { type: 'integer', description: 'Claim priority: its own, else its run\'s (or its adder\'s).' },
     concurrency: { oneOf: [ref('Concurrency'), { type: 'null' }], description: 'The concurrency key it runs under, or null.' },
+    awaitingSignal: { type: ['string', 'null'], description: 'A `wait` step: the signal it waits for (pending, no worker, until `deadlineAt`) or waited for; null otherwise.' },
+    awaitingSince: { ...nullableTimestamp, description: 'When it began to wait for `awaitingSignal`.' },
+    reusedFrom: { type: ['string', 'null'], description: 'A step of a rerun that did not run again: the run whose attempt made its outputs and artifacts; null otherwise.' },
     workerId: { type: ['string', 'null'] },
     leaseExpiresAt: nullableTimestamp,
     deadlineAt: nullableTimestamp,

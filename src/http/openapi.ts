@@ -139,6 +139,35 @@ export function openApiDocument(version: string): Json {
           responses: { '200': json(ref('Run'), 'The run after cancellation was requested.'), ...errors({ params: true, body: true }) },
         },
       },
+      '/runs/{id}/signals/{name}': {
+        post: {
+          operationId: 'sendSignal',
+          summary: 'Send signal `name` to a run: every `wait` step waiting for it succeeds with `payload` as its outputs; a step that waits for it later takes it at once (docs/waits-and-reruns.md).',
+          parameters: [runId, { name: 'name', in: 'path', required: true, description: 'Signal name (1-200 characters).', schema: { type: 'string', minLength: 1, maxLength: 200 } }],
+          requestBody: { required: false, content: { 'application/json': { schema: obj({ payload: { description: 'Any JSON value: the outputs of the steps it releases. Default null.' } }, []) } } },
+          responses: {
+            '200': json(ref('SignalResult'), 'The signal is recorded; `released` names the steps it ended (empty: kept for a step that waits later).'),
+            '409': err('`RUN_FINISHED`: the run has finished or is being cancelled; `SIGNAL_ALREADY_SENT`: this run got a signal of this name already (one per name and run).'),
+            ...errors({ params: true, body: true, bad: '`INVALID_BODY`: a field other than `payload`; `INVALID_SIGNAL`: a name that is empty, too long or not storable text' }),
+          },
+        },
+      },
+      '/runs/{id}/rerun': {
+        post: {
+          operationId: 'rerunRun',
+          summary: 'A new run (`rerunOf` this one) from a finished run: the steps of `from` (default: those that did not succeed) and everything downstream run again; the other succeeded steps are reused (outputs and artifacts copied, tools not called).',
+          parameters: [runId],
+          requestBody: {
+            required: false,
+            content: { 'application/json': { schema: obj({ from: { type: 'array', items: { type: 'string' }, minItems: 1, description: 'Step names to run again, with what depends on them.' } }, []) } },
+          },
+          responses: {
+            '201': json(ref('CreateRunResponse'), 'The new run (`created: true`; `Location` names it); reused steps are `succeeded` with `reusedFrom`.'),
+            '409': err('`RUN_NOT_FINISHED`: the run is still queued or running; `NOTHING_TO_RERUN`: every step succeeded and `from` is empty.'),
+            ...errors({ params: true, body: true, admission: true, bad: '`INVALID_BODY`: an unknown field or a `from` that is not a list of names; `UNKNOWN_STEP`: a name in `from` that is not a step of the run' }),
+          },
+        },
+      },
       '/runs/{id}/events': {
         get: {
           operationId: 'listEvents',

@@ -57,4 +57,6 @@ export const builtins = Object.freeze({
   sleep: toolRef<{ ms: number; [key: string]: unknown }, { sleptMs: number }>('sleep'),
   http: toolRef<HttpToolInput, HttpToolOutput>('http'),
   llm: toolRef<LlmToolInput, LlmToolOutput>('llm'),
+  /** Waits for a signal sent to the run; its outputs are the signal's payload (docs/waits-and-reruns.md). */
+  wait: toolRef<{ signal: string; timeoutMs: number }, unknown>('wait'),
 }) satisfies Record<string, ToolReference>;

@@ -24,6 +24,9 @@ export const STEP_COLUMNS: Readonly<Record<keyof StepPatch, Column>> = {
   cancelRequested: ['cancel_requested', 'bool', 'boolean'],
   pendingDeps: ['pending_deps', 'plain', 'integer'],
   outputsFrom: ['outputs_from', 'plain', 'text'],
+  awaitingSignal: ['awaiting_signal', 'plain', 'text'],
+  awaitingSince: ['awaiting_since', 'plain', 'bigint'],
+  reusedFrom: ['reused_from', 'plain', 'text'],
 };
 
 /** The run columns a patch may write: the same columns, spelled the same, as a step's. */

@@ -20,6 +20,7 @@ type Reads = Pick<
   | 'listRuns'
   | 'getRunSteps'
   | 'getStep'
+  | 'getPlan'
   | 'listAttempts'
   | 'listEvents'
   | 'listArtifacts'
@@ -99,6 +100,11 @@ export abstract class StoreReads implements Reads {
   async getStep(runId: string, name: string): Promise<StepRow | null> {
     const r = await this.#one('SELECT * FROM steps WHERE run_id = $1 AND name = $2', [runId, name]);
     return r ? toStep(r) : null;
+  }
+
+  async getPlan(runId: string): Promise<unknown> {
+    const r = await this.#one('SELECT plan FROM run_plans WHERE run_id = $1', [runId]);
+    return typeof r?.plan === 'string' ? (JSON.parse(r.plan) as unknown) : null;
   }
 
   async listAttempts(runId: string, stepName: string): Promise<AttemptRecord[]> {

@@ -34,6 +34,7 @@ export function toRun(r: Row): RunRow {
     concurrency: concurrency(r),
     usage: { inputTokens: num(r.input_tokens), outputTokens: num(r.output_tokens), calls: num(r.llm_calls) },
     error: json(r.error, null),
+    rerunOf: (r.rerun_of as string | null | undefined) ?? null,
     cancelRequested: num(r.cancel_requested) === 1,
   };
 }
@@ -63,6 +64,9 @@ export function toStep(r: Row): StepRow {
     outputsFrom: (r.outputs_from as string | null | undefined) ?? null,
     priority: num(r.priority),
     concurrency: concurrency(r),
+    awaitingSignal: (r.awaiting_signal as string | null | undefined) ?? null,
+    awaitingSince: iso(r.awaiting_since),
+    reusedFrom: (r.reused_from as string | null | undefined) ?? null,
     workerId: (r.worker_id as string | null) ?? null,
     leaseToken: (r.lease_token as string | null) ?? null,
     leaseExpiresAt: iso(r.lease_expires_at),

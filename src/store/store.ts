@@ -50,6 +50,8 @@ export interface NewRun {
   maxSteps?: number | null;
   /** Its steps' default priority and concurrency key. @default NO_FLOW */
   flow?: FlowFields;
+  /** The run this one reruns. @default null */
+  rerunOf?: string | null;
   createdAt: number;
 }
 
@@ -115,6 +117,9 @@ export interface StepPatch {
   cancelRequested?: boolean;
   pendingDeps?: number;
   outputsFrom?: string | null;
+  awaitingSignal?: string | null;
+  awaitingSince?: number | null;
+  reusedFrom?: string | null;
 }
 
 export interface StepUpdate {
@@ -186,6 +191,33 @@ export interface RunRow extends Omit<RunRecord, 'maxSteps'> {
   cancelRequested: boolean;
   /** As the request gave it; null: DEFAULT_MAX_STEPS. */
   maxSteps: number | null;
+}
+
+/**
+ * A run's signal of one name (docs/waits-and-reruns.md): `sentAt` once it was sent (with its
+ * payload), `awaitedAt` once a step waited for it. Times in epoch ms.
+ */
+export interface SignalRow {
+  runId: string;
+  name: string;
+  payload: unknown;
+  sentAt: number | null;
+  awaitedAt: number | null;
+}
+
+/** The hang report of an attempt that has already ended (a wait that timed out after it). */
+export interface AttemptReport {
+  runId: string;
+  stepName: string;
+  attempt: number;
+  hangReport: Record<string, unknown>;
+}
+
+/** An artifact copied into another run (a rerun reusing a step): a new id, the same content. */
+export interface ArtifactCopy {
+  fromId: string;
+  id: string;
+  runId: string;
 }
 
 export interface ClaimOptions {
@@ -266,6 +298,30 @@ export interface Tx {
    * killed it) and ends their attempts at once instead of waiting for the leases to expire.
    */
   runningByWorkers(workerIds: string[]): Promise<StepRow[]>;
+
+  /**
+   * Steps begin to wait for these signals (runId, name): each signal's row is created, or marked
+   * awaited, and returned as it is after that (same order): `sentAt` set means it was sent already.
+   * PostgreSQL: a transaction sending the same signal at the same moment is ordered against this
+   * one by the row (one waits for the other to commit), so a wait never misses a send.
+   */
+  awaitSignals(keys: ReadonlyArray<{ runId: string; name: string }>, at: number): Promise<SignalRow[]>;
+  /**
+   * Records a signal as sent unless it was already: `sent` false means an earlier send is kept
+   * (`row` is that one). Ordered against `awaitSignals` of the same signal as described there.
+   */
+  sendSignal(s: { runId: string; name: string; payload: unknown; sentAt: number }): Promise<{ sent: boolean; row: SignalRow }>;
+  /** The run's steps waiting (pending) for this signal, in plan order. */
+  stepsAwaiting(runId: string, name: string): Promise<StepRow[]>;
+  /**
+   * Steps waiting for a signal whose wait ended before `now` (deadline_at), oldest first. PostgreSQL
+   * skips rows another transaction holds (a signal releasing them right now).
+   */
+  expiredWaits(now: number, limit: number): Promise<StepRow[]>;
+  /** Sets the hang report of attempts that ended earlier (whatever their status). */
+  setAttemptReports(reports: AttemptReport[]): Promise<void>;
+  /** Copies artifacts (content included) under new ids into another run, keeping step, attempt and name. */
+  copyArtifacts(copies: ArtifactCopy[]): Promise<void>;
 }
 
 export interface ListRunsFilter extends RunFilter {
@@ -291,6 +347,7 @@ export interface PruneCounts {
   events: number;
   artifacts: number;
   vectors: number;
+  signals: number;
 }
 
 export interface SpaceUsage {
@@ -331,6 +388,8 @@ export interface Store {
   /** The steps of a run in plan order; with `page`, those with idx > `afterIdx`, at most `limit`. */
   getRunSteps(runId: string, page?: StepPage): Promise<StepRow[]>;
   getStep(runId: string, name: string): Promise<StepRow | null>;
+  /** The plan a run was created with, as submitted; null for an unknown run. */
+  getPlan(runId: string): Promise<unknown>;
   listAttempts(runId: string, stepName: string): Promise<AttemptRecord[]>;
   listEvents(runId: string, afterSeq: number, limit: number): Promise<EventRecord[]>;
   listArtifacts(runId: string): Promise<ArtifactMeta[]>;

@@ -1,8 +1,9 @@
-/** Built-in tools that need nothing but the runtime: echo, sleep, http. */
+/** Built-in tools that need nothing but the runtime: echo, sleep, http, wait. */
 import { z } from 'zod';
 import { traceHeaders } from '../telemetry/hooks.ts';
 import { RunwardenError } from '../domain/errors.ts';
 import { redactUrl } from '../domain/redact-url.ts';
+import { MAX_SIGNAL_NAME, MAX_WAIT_MS, signalNameProblem, WAIT_TOOL, type WaitRequest } from '../domain/signals.ts';
 import { defineTool, type ToolDefinition } from './types.ts';
 
 export const echoTool = defineTool({
@@ -33,6 +34,27 @@ export const sleepTool = defineTool({
       };
       ctx.signal.addEventListener('abort', onAbort, { once: true });
     }),
+});
+
+/**
+ * Waits for a signal sent to the run (`POST /runs/:id/signals/:name`, `runwarden signal`). The
+ * attempt only hands its inputs back: the engine parks the step, with no worker and no lease, until
+ * the signal comes (its payload becomes the step's outputs) or `timeoutMs` passes (`timed_out`).
+ */
+export const waitTool = defineTool({
+  name: WAIT_TOOL,
+  description: 'Waits, without a worker, for a signal sent to the run; its payload becomes the outputs. Times out after `timeoutMs`.',
+  input: z
+    .object({
+      signal: z
+        .string()
+        .min(1)
+        .max(MAX_SIGNAL_NAME)
+        .refine((s) => signalNameProblem(s) === null, { message: 'not a storable signal name' }),
+      timeoutMs: z.number().int().min(1).max(MAX_WAIT_MS),
+    })
+    .strict(),
+  run: (_ctx, input: WaitRequest): WaitRequest => ({ signal: input.signal, timeoutMs: input.timeoutMs }),
 });
 
 /** Largest response body the http tool keeps (bytes); beyond it the step fails instead of buffering. */
@@ -143,4 +165,4 @@ async function readCapped(res: Response, max: number, signal: AbortSignal): Prom
   return Buffer.concat(chunks).toString('utf8');
 }
 
-export const builtinTools: ToolDefinition[] = [echoTool, sleepTool, httpTool];
+export const builtinTools: ToolDefinition[] = [echoTool, sleepTool, httpTool, waitTool];

@@ -45,7 +45,7 @@ interface DialectHarness {
   newDatabase(): Promise<{ open: () => Store }>;
 }
 
-const TABLES = ['event_batches', 'attempts', 'artifacts', 'steps', 'run_plans', 'runs', 'workers', 'vectors', 'vector_collections', 'schedules'];
+const TABLES = ['event_batches', 'attempts', 'artifacts', 'signals', 'steps', 'run_plans', 'runs', 'workers', 'vectors', 'vector_collections', 'schedules'];
 
 /**
  * SQLite connections in one thread cannot wait for each other the way processes do: a busy wait

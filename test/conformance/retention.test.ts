@@ -52,7 +52,7 @@ conformance('retention', (it) => {
     const cutoff = clock.now() - 1_800_000;
     assert.equal(await ctx.store.countPrunable(cutoff), 2);
     const counts = await ctx.store.pruneRuns({ before: cutoff, limit: 500 });
-    assert.deepEqual(counts, { runs: 2, steps: 2, attempts: 2, events: counts.events, artifacts: 2, vectors: 2 });
+    assert.deepEqual(counts, { runs: 2, steps: 2, attempts: 2, events: counts.events, artifacts: 2, vectors: 2, signals: 0 });
     assert.ok(counts.events >= 10, `events ${counts.events}`);
     for (const id of old) {
       assert.equal(await ctx.store.getRun(id), null);

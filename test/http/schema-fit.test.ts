@@ -1,7 +1,8 @@
 /**
  * The schemas of /openapi.json describe what the API really sends: every event of runs that produce
  * every event type (a retry, a log line, an artifact, an LLM call on the lab, a step cut at its
- * deadline with its hang report, a step added at runtime that its adder waits for), from the JSON route and from the SSE stream, validates against
+ * deadline with its hang report, a step added at runtime that its adder waits for, a wait released
+ * by a signal, and a rerun reusing steps), from the JSON route and from the SSE stream, validates against
  * `Event`; the run, the step with its hang report, a page of runs and an error body against theirs.
  * And every event type the code writes is one the document (and src/domain/events.ts) lists.
  */
@@ -14,6 +15,7 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import { EVENT_TYPES } from '../../src/domain/events.ts';
 import { openApiDocument } from '../../src/http/openapi.ts';
 import { definePlan, defineTool, builtins, startRuntime, type EmbeddedRuntime, type Event } from '../../src/index.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const SRC = join(import.meta.dirname, '..', '..', 'src');
 /** Written on the SSE stream only, never stored (no seq): not an Event. */
@@ -63,6 +65,7 @@ function validator(): (name: string, value: unknown) => string[] {
 describe('the OpenAPI schemas fit what the API sends', () => {
   let rt: EmbeddedRuntime;
   let runId: string;
+  let rerunId: string;
   let dataDir: string;
   const check = validator();
 
@@ -75,10 +78,15 @@ describe('the OpenAPI schemas fit what the API sends', () => {
       .step('grower', grower, {})
       .step('ask', builtins.llm, { prompt: 'say something', provider: 'lab', stream: true }, { timeoutMs: 10_000 })
       .step('nap', builtins.sleep, { ms: 5000 }, { timeoutMs: 300 })
+      .step('approve', builtins.wait, { signal: 'go', timeoutMs: 60_000 })
       .build();
     runId = (await rt.client.runs.create({ plan, labels: { test: 'fit' } })).id;
+    await waitFor(async () => (await rt.client.runs.get(runId)).steps.find((s) => s.name === 'approve' && s.awaitingSignal === 'go' && s.status === 'pending'), 30_000, 'the wait step to wait');
+    assert.deepEqual(check('SignalResult', await rt.client.runs.signal(runId, 'go', { ok: true })), []);
     const run = await rt.client.waitForRun(runId, { timeoutMs: 30_000 });
     assert.equal(run.status, 'failed', 'the nap step times out, so the run fails');
+    rerunId = (await rt.client.runs.rerun(runId, { from: ['nap'] })).id;
+    await rt.client.waitForRun(rerunId, { timeoutMs: 30_000 });
   });
   after(async () => {
     await rt.close();
@@ -90,8 +98,10 @@ describe('the OpenAPI schemas fit what the API sends', () => {
     const streamed: Event[] = [];
     for await (const e of rt.client.stream(runId)) streamed.push(e);
     assert.deepEqual(streamed, events, 'the stream sends what the JSON route lists');
-    for (const e of events) assert.deepEqual(check('Event', e), [], `${e.type} #${e.seq}: ${JSON.stringify(e).slice(0, 400)}`);
-    assert.deepEqual([...new Set(events.map((e) => e.type))].sort(), [...EVENT_TYPES].sort());
+    // The rerun writes the events only a rerun has (step.reused, run.created with rerunOf).
+    const all = [...events, ...(await rt.client.events(rerunId, { limit: 1000 })).events];
+    for (const e of all) assert.deepEqual(check('Event', e), [], `${e.type} #${e.seq}: ${JSON.stringify(e).slice(0, 400)}`);
+    assert.deepEqual([...new Set(all.map((e) => e.type))].sort(), [...EVENT_TYPES].sort());
   });
 
   test('a wrong event does not validate (the check can fail)', () => {
@@ -103,6 +113,7 @@ describe('the OpenAPI schemas fit what the API sends', () => {
 
   test('the run, a page of runs, the timed-out step with its hang report, and an error body validate', async () => {
     assert.deepEqual(check('Run', await rt.client.runs.get(runId)), []);
+    assert.deepEqual(check('Run', await rt.client.runs.get(rerunId)), []);
     assert.deepEqual(check('RunPage', await rt.client.runs.list({ label: 'test:fit' })), []);
     const nap = await rt.client.runs.step(runId, 'nap');
     assert.equal(nap.status, 'timed_out');

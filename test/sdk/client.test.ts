@@ -115,12 +115,35 @@ describe('createClient', () => {
     assert.doesNotMatch(JSON.stringify({ ...anonymous, message: anonymous.message }), new RegExp(TOKEN));
   });
 
-  test('runs.rerun calls POST /runs/:id/rerun; a server without that route answers 404 NOT_FOUND', async () => {
+  test('runs.rerun and runs.signal: a wait released by a signal, a rerun reusing it, coded refusals', async () => {
     const client = createClient({ baseUrl: rt.url, token: TOKEN });
-    const run = await client.runs.create({ plan: definePlan().step('hi', greet, { name: 'x' }).build() });
-    const err = await rejection(client.runs.rerun(run.id, { from: ['hi'] }));
-    assert.ok(isApiError(err, 'NOT_FOUND'), String(err));
-    assert.match(err.message, /POST \/runs\/[^/]+\/rerun/);
+    const plan = definePlan()
+      .step('ok', builtins.wait, { signal: 'ok', timeoutMs: 60_000 })
+      .step('hi', greet, { name: 'x' }, { dependsOn: ['ok'] })
+      .build();
+    const run = await client.runs.create({ plan });
+    const early = await rejection(client.runs.rerun(run.id, { from: ['hi'] }));
+    assert.ok(isApiError(early, 'RUN_NOT_FINISHED'), String(early));
+    assert.equal(early.status, 409);
+    const sent = await client.runs.signal(run.id, 'ok', { fine: true });
+    assert.equal(sent.name, 'ok');
+    const done = await client.waitForRun(run.id, { timeoutMs: 30_000 });
+    assert.equal(done.status, 'succeeded');
+    assert.deepEqual(done.steps.find((s) => s.name === 'ok')?.outputs, { fine: true });
+    const late = await rejection(client.runs.signal(run.id, 'ok'));
+    assert.ok(isApiError(late, 'RUN_FINISHED'), String(late));
+    assert.equal(late.status, 409);
+
+    const unknown = await rejection(client.runs.rerun(run.id, { from: ['nope'] }));
+    assert.ok(isApiError(unknown, 'UNKNOWN_STEP'), String(unknown));
+    assert.equal(unknown.status, 400);
+    const again = await client.runs.rerun(run.id, { from: ['hi'] });
+    assert.equal(again.created, true);
+    assert.equal(again.rerunOf, run.id);
+    assert.equal(again.steps.find((s) => s.name === 'ok')?.reusedFrom, run.id);
+    const second = await client.waitForRun(again.id, { timeoutMs: 30_000 });
+    assert.equal(second.status, 'succeeded');
+    assert.equal(second.steps.find((s) => s.name === 'hi')?.attempts, 1);
   });
 
   test('cancel: a running run ends cancelled, and its stream ends with run.finished', async () => {

@@ -8,6 +8,8 @@ import { runEffect, type TxEffects } from './effects.ts';
 import { addSteps, stepKey, type AddingItem } from './add-steps.ts';
 import { finishSteps, type FinishItem } from './finish.ts';
 import { retrySteps, type RetryItem } from './retry.ts';
+import { parkWaits, waitOf } from './waits.ts';
+import { WAIT_TOOL, type WaitRequest } from '../../domain/signals.ts';
 import type { Completion, CompletionResult, Refusal, StepEvent } from './types.ts';
 
 const key = (runId: string, name: string): string => `${runId}\u0000${name}`;
@@ -61,10 +63,26 @@ export async function completeAttempts(tx: Tx, fx: TxEffects, given: ReadonlyArr
   // Steps the attempts added go in first; an attempt whose additions are refused fails.
   const adding = given.filter((i): i is AddingItem => i.c.outcome === 'succeeded' && i.c.added !== undefined && i.c.added.steps.length > 0);
   const { refused, waiting } = await addSteps(tx, fx, adding);
-  const items = refused.size === 0 ? given : given.map((i) => {
+  let items = refused.size === 0 ? given : given.map((i) => {
     const error = refused.get(stepKey(i.c.runId, i.c.stepName));
     return error ? { step: i.step, c: { ...i.c, outcome: 'failed' as const, error, artifacts: [] } } : i;
   });
+  // `wait` steps that succeeded wait now, or take the signal sent before they waited.
+  const waits: Array<{ step: StepRow; c: Completion; wait: WaitRequest }> = [];
+  items = items.map((i) => {
+    if (i.c.outcome !== 'succeeded' || i.step.tool !== WAIT_TOOL) return i;
+    const w = waitOf(i.c);
+    if ('error' in w) return { step: i.step, c: { ...i.c, outcome: 'failed' as const, error: w.error, artifacts: [] } };
+    waits.push({ ...i, wait: w.wait });
+    return i;
+  });
+  const { parked, outputs: signalled } = await parkWaits(tx, fx, waits);
+  if (signalled.size > 0) {
+    items = items.map((i) => {
+      const k = stepKey(i.c.runId, i.c.stepName);
+      return signalled.has(k) ? { step: i.step, c: { ...i.c, outputs: signalled.get(k) } } : i;
+    });
+  }
   await tx.finishAttempts(
     items.map(({ c }) => ({
       runId: c.runId,
@@ -96,8 +114,8 @@ export async function completeAttempts(tx: Tx, fx: TxEffects, given: ReadonlyArr
   const finishes: FinishItem[] = [];
   const retries: RetryItem[] = [];
   for (const { step, c } of items) {
-    // Waits for the outputs of a step it added: it ends when that step does.
-    if (waiting.has(stepKey(c.runId, c.stepName))) continue;
+    // Waits for the outputs of a step it added, or for a signal: it ends when that does.
+    if (waiting.has(stepKey(c.runId, c.stepName)) || parked.has(stepKey(c.runId, c.stepName))) continue;
     if (c.outcome === 'succeeded') {
       finishes.push({ step, status: 'succeeded', opts: { outputs: c.outputs ?? null, from: ['running'], token: c.token } });
       continue;

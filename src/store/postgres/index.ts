@@ -344,7 +344,7 @@ export class PostgresStore extends StoreReads implements Store {
 
   async vacuum(): Promise<void> {
     // VACUUM cannot run in a transaction block: one statement on the pool.
-    await this.#query('VACUUM (ANALYZE) runs, run_plans, steps, attempts, events, artifacts, vectors, vector_collections', []);
+    await this.#query('VACUUM (ANALYZE) runs, run_plans, steps, attempts, events, artifacts, signals, vectors, vector_collections', []);
   }
 
   protected textContains(column: string, param: string): string {

@@ -22,12 +22,13 @@ export async function pruneBatch(q: Query, o: PruneOptions): Promise<PruneCounts
     [TERMINAL, o.before, o.limit],
   );
   const ids = (picked.rows as Array<{ id: string }>).map((r) => r.id);
-  const counts: PruneCounts = { runs: 0, steps: 0, attempts: 0, events: 0, artifacts: 0, vectors: 0 };
+  const counts: PruneCounts = { runs: 0, steps: 0, attempts: 0, events: 0, artifacts: 0, vectors: 0, signals: 0 };
   if (ids.length === 0) return counts;
   const del = async (sql: string): Promise<number> => (await q(sql, [ids])).rowCount ?? 0;
   counts.events = Number((await q(`WITH d AS (DELETE FROM event_batches WHERE run_id = ANY($1::text[]) RETURNING ${EVENTS_IN_BATCH} AS n) SELECT coalesce(sum(n), 0)::bigint AS n FROM d`, [ids])).rows[0]?.n ?? 0);
   counts.attempts = await del('DELETE FROM attempts WHERE run_id = ANY($1::text[])');
   counts.artifacts = await del('DELETE FROM artifacts WHERE run_id = ANY($1::text[])');
+  counts.signals = await del('DELETE FROM signals WHERE run_id = ANY($1::text[])');
   if (!o.keepVectors) counts.vectors = await deleteVectors(q, ids);
   counts.steps = await del('DELETE FROM steps WHERE run_id = ANY($1::text[])');
   await del('DELETE FROM run_plans WHERE run_id = ANY($1::text[])');
@@ -63,7 +64,7 @@ export async function countPrunable(q: Query, before: number): Promise<number> {
   return Number((r.rows[0] as { n: string | number }).n);
 }
 
-const TABLES = ['runs', 'run_plans', 'steps', 'attempts', 'events', 'artifacts', 'workers', 'vectors', 'vector_collections'];
+const TABLES = ['runs', 'run_plans', 'steps', 'attempts', 'events', 'artifacts', 'signals', 'workers', 'vectors', 'vector_collections'];
 
 export async function spaceUsage(q: Query): Promise<SpaceUsage> {
   const r = await q(`SELECT coalesce(sum(pg_total_relation_size(to_regclass(t))), 0)::bigint AS bytes FROM unnest($1::text[]) AS t`, [TABLES]);

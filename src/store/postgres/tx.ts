@@ -24,7 +24,27 @@
 import type pg from 'pg';
 import type { SerializedError } from '../../domain/errors.ts';
 import type { RunState } from '../../domain/states.ts';
-import type { AttemptUpdate, ClaimOptions, DependentsAppend, LeaseKey, NewArtifact, NewEvent, NewRun, NewStep, RenewResult, RunPatch, RunBook, RunRow, StepRow, StepUpdate, Tx } from '../store.ts';
+import type {
+  ArtifactCopy,
+  AttemptReport,
+  AttemptUpdate,
+  ClaimOptions,
+  DependentsAppend,
+  LeaseKey,
+  NewArtifact,
+  NewEvent,
+  NewRun,
+  NewStep,
+  RenewResult,
+  RunPatch,
+  RunBook,
+  RunRow,
+  SignalRow,
+  StepRow,
+  StepUpdate,
+  Tx,
+} from '../store.ts';
+import * as signals from './signals.ts';
 import { json, RUN_COLUMNS, setClause } from '../columns.ts';
 import { toRun, toStep } from '../rows.ts';
 import { CLAIM_SQL, LOCK_KEYS_SQL } from './claim.ts';
@@ -109,12 +129,12 @@ export class PgTx implements Tx {
     this.#books.seedNew(run.id, run.stepsTotal, run.createdAt);
     this.#defer(
       `WITH r AS (
-         INSERT INTO runs (id, status, goal, labels, idempotency_key, created_at, steps_total, max_steps, priority, concurrency_key, concurrency_limit)
-         VALUES ($1, 'queued', $2, $3::json, $4, $5, $6, $8, $9, $10, $11) RETURNING id)
+         INSERT INTO runs (id, status, goal, labels, idempotency_key, created_at, steps_total, max_steps, priority, concurrency_key, concurrency_limit, rerun_of)
+         VALUES ($1, 'queued', $2, $3::json, $4, $5, $6, $8, $9, $10, $11, $12) RETURNING id)
        INSERT INTO run_plans (run_id, plan) SELECT id, $7::json FROM r`,
       [
         run.id, run.goal, JSON.stringify(run.labels), run.idempotencyKey, run.createdAt, run.stepsTotal, JSON.stringify(run.plan ?? null), run.maxSteps ?? null,
-        run.flow?.priority ?? 0, run.flow?.concurrency?.key ?? null, run.flow?.concurrency?.limit ?? null,
+        run.flow?.priority ?? 0, run.flow?.concurrency?.key ?? null, run.flow?.concurrency?.limit ?? null, run.rerunOf ?? null,
       ],
     );
   }
@@ -359,5 +379,29 @@ export class PgTx implements Tx {
     const res = await this.#q("SELECT * FROM steps WHERE status = 'running' AND worker_id = ANY($1::text[]) ORDER BY run_id, idx", [workerIds]);
     const rows = res.rows.map(toStep);
     return rows;
+  }
+
+  async awaitSignals(keys: ReadonlyArray<{ runId: string; name: string }>, at: number): Promise<SignalRow[]> {
+    return signals.awaitSignals(this.#q, keys, at);
+  }
+
+  async sendSignal(s: { runId: string; name: string; payload: unknown; sentAt: number }): Promise<{ sent: boolean; row: SignalRow }> {
+    return signals.sendSignal(this.#q, s);
+  }
+
+  async stepsAwaiting(runId: string, name: string): Promise<StepRow[]> {
+    return signals.stepsAwaiting(this.#q, runId, name);
+  }
+
+  async expiredWaits(now: number, limit: number): Promise<StepRow[]> {
+    return signals.expiredWaits(this.#q, now, limit);
+  }
+
+  async setAttemptReports(reports: AttemptReport[]): Promise<void> {
+    await signals.setAttemptReports(this.#q, reports);
+  }
+
+  async copyArtifacts(copies: ArtifactCopy[]): Promise<void> {
+    await signals.copyArtifacts(this.#q, copies);
   }
 }

@@ -25,7 +25,7 @@ export function pruneBatch(db: DatabaseSync, o: PruneOptions): PruneCounts {
   const ids = (
     db.prepare(`SELECT id FROM runs WHERE status IN (${TERMINAL}) AND created_at < ?1 AND finished_at < ?1 ORDER BY created_at LIMIT ?2`).all(o.before, o.limit) as Array<{ id: string }>
   ).map((r) => r.id);
-  const counts: PruneCounts = { runs: 0, steps: 0, attempts: 0, events: 0, artifacts: 0, vectors: 0 };
+  const counts: PruneCounts = { runs: 0, steps: 0, attempts: 0, events: 0, artifacts: 0, vectors: 0, signals: 0 };
   if (ids.length === 0) return counts;
   const list = JSON.stringify(ids);
   const del = (sql: string): number => Number(db.prepare(sql).run(list).changes);
@@ -33,6 +33,7 @@ export function pruneBatch(db: DatabaseSync, o: PruneOptions): PruneCounts {
   counts.events = Number((db.prepare(`DELETE FROM event_batches WHERE run_id ${inList} RETURNING ${EVENTS_IN_BATCH} AS n`).all(list) as Array<{ n: number | bigint }>).reduce((sum, r) => sum + Number(r.n), 0));
   counts.attempts = del(`DELETE FROM attempts WHERE run_id ${inList}`);
   counts.artifacts = del(`DELETE FROM artifacts WHERE run_id ${inList}`);
+  counts.signals = del(`DELETE FROM signals WHERE run_id ${inList}`);
   if (!o.keepVectors) counts.vectors = del(`DELETE FROM vectors WHERE run_id ${inList}`);
   // Children before parents: steps and run_plans reference runs (foreign keys are on).
   counts.steps = del(`DELETE FROM steps WHERE run_id ${inList}`);

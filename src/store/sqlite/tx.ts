@@ -6,8 +6,29 @@ import type { RunState } from '../../domain/states.ts';
 import { CLAIM_RANK_SQL } from '../../domain/flow.ts';
 import { RUN_COLUMNS, setClause, STEP_COLUMNS, type ParamStyle } from '../columns.ts';
 import { BOOK_COLUMNS, toBook, toRun, toStep } from '../rows.ts';
-import type { AttemptUpdate, ClaimedRow, ClaimOptions, DependentsAppend, LeaseKey, NewArtifact, NewEvent, NewRun, NewStep, RenewResult, RunBook, RunPatch, RunRow, StepRow, StepUpdate, Tx } from '../store.ts';
+import type {
+  ArtifactCopy,
+  AttemptReport,
+  AttemptUpdate,
+  ClaimedRow,
+  ClaimOptions,
+  DependentsAppend,
+  LeaseKey,
+  NewArtifact,
+  NewEvent,
+  NewRun,
+  NewStep,
+  RenewResult,
+  RunBook,
+  RunPatch,
+  RunRow,
+  SignalRow,
+  StepRow,
+  StepUpdate,
+  Tx,
+} from '../store.ts';
 import { toBatches, type EventBatch } from '../event-batches.ts';
+import * as signals from './signals.ts';
 import type { SqliteStore } from './index.ts';
 
 /** Numbered parameters (?1, ?2 ...): a SET list and the WHERE after it can be built in any order. */
@@ -36,12 +57,12 @@ export class SqliteTx implements Tx {
   async insertRun(run: NewRun): Promise<void> {
     this.#s
       .stmt(
-        `INSERT INTO runs (id, status, goal, labels, idempotency_key, created_at, steps_total, max_steps, priority, concurrency_key, concurrency_limit)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO runs (id, status, goal, labels, idempotency_key, created_at, steps_total, max_steps, priority, concurrency_key, concurrency_limit, rerun_of)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
       .run(
         run.id, 'queued', run.goal, JSON.stringify(run.labels), run.idempotencyKey, run.createdAt, run.stepsTotal, run.maxSteps ?? null,
-        run.flow?.priority ?? 0, run.flow?.concurrency?.key ?? null, run.flow?.concurrency?.limit ?? null,
+        run.flow?.priority ?? 0, run.flow?.concurrency?.key ?? null, run.flow?.concurrency?.limit ?? null, run.rerunOf ?? null,
       );
     this.#s.stmt('INSERT INTO run_plans (run_id, plan) VALUES (?, ?)').run(run.id, JSON.stringify(run.plan));
   }
@@ -297,5 +318,28 @@ export class SqliteTx implements Tx {
       .all(`SELECT * FROM steps WHERE status = 'running' AND worker_id IN (${placeholders(workerIds.length)}) ORDER BY run_id, idx`, ...workerIds)
       .map(toStep);
   }
-}
 
+  async awaitSignals(keys: ReadonlyArray<{ runId: string; name: string }>, at: number): Promise<SignalRow[]> {
+    return signals.awaitSignals(this.#s, keys, at);
+  }
+
+  async sendSignal(s: { runId: string; name: string; payload: unknown; sentAt: number }): Promise<{ sent: boolean; row: SignalRow }> {
+    return signals.sendSignal(this.#s, s);
+  }
+
+  async stepsAwaiting(runId: string, name: string): Promise<StepRow[]> {
+    return signals.stepsAwaiting(this.#s, runId, name);
+  }
+
+  async expiredWaits(now: number, limit: number): Promise<StepRow[]> {
+    return signals.expiredWaits(this.#s, now, limit);
+  }
+
+  async setAttemptReports(reports: AttemptReport[]): Promise<void> {
+    signals.setAttemptReports(this.#s, reports);
+  }
+
+  async copyArtifacts(copies: ArtifactCopy[]): Promise<void> {
+    signals.copyArtifacts(this.#s, copies);
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * Signals, waits past their deadline, reports on ended attempts and artifact copies, for SQLite
+ * (see the Tx methods of the same names in ../store.ts). One writer at a time (BEGIN IMMEDIATE):
+ * a send and a wait never interleave, so these are plain reads and upserts.
+ */
+import type { SQLInputValue } from 'node:sqlite';
+import { toStep } from '../rows.ts';
+import type { ArtifactCopy, AttemptReport, SignalRow, StepRow } from '../store.ts';
+import type { SqliteStore } from './index.ts';
+
+type Row = Record<string, unknown>;
+
+function toSignal(r: Row): SignalRow {
+  return {
+    runId: r.run_id as string,
+    name: r.name as string,
+    payload: typeof r.payload === 'string' ? (JSON.parse(r.payload) as unknown) : null,
+    sentAt: r.sent_at === null || r.sent_at === undefined ? null : Number(r.sent_at),
+    awaitedAt: r.awaited_at === null || r.awaited_at === undefined ? null : Number(r.awaited_at),
+  };
+}
+
+export function awaitSignals(s: SqliteStore, keys: ReadonlyArray<{ runId: string; name: string }>, at: number): SignalRow[] {
+  const st = s.stmt(
+    `INSERT INTO signals (run_id, name, awaited_at) VALUES (?, ?, ?)
+     ON CONFLICT (run_id, name) DO UPDATE SET awaited_at = coalesce(signals.awaited_at, excluded.awaited_at) RETURNING *`,
+  );
+  return keys.map((k) => toSignal(st.get(k.runId, k.name, at) as Row));
+}
+
+export function sendSignal(s: SqliteStore, sig: { runId: string; name: string; payload: unknown; sentAt: number }): { sent: boolean; row: SignalRow } {
+  const payload = JSON.stringify(sig.payload ?? null);
+  const row = s.get(
+    `INSERT INTO signals (run_id, name, payload, sent_at) VALUES (?, ?, ?, ?)
+     ON CONFLICT (run_id, name) DO UPDATE SET payload = excluded.payload, sent_at = excluded.sent_at WHERE signals.sent_at IS NULL
+     RETURNING *`,
+    sig.runId,
+    sig.name,
+    payload,
+    sig.sentAt,
+  );
+  if (row) return { sent: true, row: toSignal(row) };
+  return { sent: false, row: toSignal(s.get('SELECT * FROM signals WHERE run_id = ? AND name = ?', sig.runId, sig.name) as Row) };
+}
+
+export function stepsAwaiting(s: SqliteStore, runId: string, name: string): StepRow[] {
+  return s.all("SELECT * FROM steps WHERE run_id = ? AND status = 'pending' AND awaiting_signal = ? ORDER BY idx", runId, name).map(toStep);
+}
+
+export function expiredWaits(s: SqliteStore, now: number, limit: number): StepRow[] {
+  return s
+    .all("SELECT * FROM steps WHERE status = 'pending' AND awaiting_signal IS NOT NULL AND deadline_at < ? ORDER BY deadline_at LIMIT ?", now, limit)
+    .map(toStep);
+}
+
+export function setAttemptReports(s: SqliteStore, reports: AttemptReport[]): void {
+  const st = s.stmt('UPDATE attempts SET hang_report = ? WHERE run_id = ? AND step_name = ? AND attempt = ?');
+  for (const r of reports) st.run(JSON.stringify(r.hangReport), r.runId, r.stepName, r.attempt);
+}
+
+export function copyArtifacts(s: SqliteStore, copies: ArtifactCopy[]): void {
+  const st = s.stmt(
+    `INSERT INTO artifacts (id, run_id, step_name, attempt, name, mime, size, content, created_at)
+     SELECT ?, ?, step_name, attempt, name, mime, size, content, created_at FROM artifacts WHERE id = ?`,
+  );
+  for (const c of copies) st.run(c.id, c.runId, c.fromId as SQLInputValue);
+}
