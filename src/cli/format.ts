@@ -107,6 +107,17 @@ export function eventDetail(e: EventRecord): string {
     case 'step.awaiting':
       parts.push(`waits for ${str(d, 'step') ?? '?'}`);
       break;
+    case 'step.awaiting_signal':
+      parts.push(`waits for signal ${str(d, 'signal') ?? '?'} until ${str(d, 'deadlineAt') ?? '?'}`);
+      break;
+    case 'signal.received': {
+      const released = Array.isArray(d.released) ? (d.released as unknown[]).filter((x): x is string => typeof x === 'string') : [];
+      parts.push(`${str(d, 'name') ?? '?'}${released.length > 0 ? ` released ${truncate(released.join(', '), 80)}` : ' kept'}`);
+      break;
+    }
+    case 'step.reused':
+      parts.push(`outputs from run ${str(d, 'reusedFrom') ?? '?'}`);
+      break;
     case 'step.retrying': {
       if (attempt !== undefined) parts.push(`attempt ${attempt}`);
       const delay = num(d, 'delayMs') ?? num(d, 'backoffMs');

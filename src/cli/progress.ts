@@ -86,6 +86,13 @@ export class ProgressView {
         s.status = 'pending';
         s.note = typeof d.step === 'string' ? `waits for ${d.step}` : 'waiting';
         break;
+      case 'step.awaiting_signal':
+        s.status = 'pending';
+        s.note = typeof d.signal === 'string' ? `waits for signal ${d.signal}` : 'waiting';
+        break;
+      case 'step.reused':
+        s.note = 'reused';
+        break;
       case 'step.queued':
         s.status = 'queued';
         if (s.note.startsWith('added by')) s.note = '';

@@ -14,6 +14,7 @@ import { reportCommand } from './commands/report.ts';
 import { runsCancelCommand, runsEventsCommand, runsListCommand, runsPruneCommand, runsShowCommand } from './commands/runs.ts';
 import { schedulesAddCommand, schedulesListCommand, schedulesRmCommand } from './commands/schedules.ts';
 import { startCommand } from './commands/start.ts';
+import { runsRerunCommand, signalCommand } from './commands/waits.ts';
 import { submitCommand } from './commands/submit.ts';
 import { workerCommand } from './commands/worker.ts';
 import { CliError, EXIT } from './io.ts';
@@ -26,11 +27,13 @@ export const COMMANDS: readonly Command[] = [
   runsListCommand,
   runsShowCommand,
   runsCancelCommand,
+  runsRerunCommand,
   runsEventsCommand,
   runsPruneCommand,
   schedulesListCommand,
   schedulesAddCommand,
   schedulesRmCommand,
+  signalCommand,
   reportCommand,
   doctorCommand,
   labCommand,

@@ -133,6 +133,7 @@ export function showRun(run: RunWithSteps): string[] {
     ...(run.goal ? [`goal      ${run.goal}`] : []),
     ...(labels ? [`labels    ${labels}`] : []),
     ...(run.idempotencyKey ? [`idempotency key  ${run.idempotencyKey}`] : []),
+    ...(run.rerunOf ? [`rerun of  ${run.rerunOf}`] : []),
     `created   ${dateTime(run.createdAt)}`,
     `started   ${dateTime(run.startedAt)}`,
     `finished  ${dateTime(run.finishedAt)}${run.finishedAt ? `  (${duration(between(run.startedAt ?? run.createdAt, run.finishedAt))})` : ''}`,
@@ -145,14 +146,22 @@ export function showRun(run: RunWithSteps): string[] {
   const rows = run.steps.map((s) => [
     s.name,
     s.tool,
-    s.status === 'pending' && s.outputsFrom ? `pending: waits for ${s.outputsFrom}` : s.status,
+    stepStatus(s),
     String(s.attempts),
-    duration(between(s.startedAt, s.finishedAt ?? (s.status === 'running' || s.outputsFrom ? undefined : s.startedAt))),
+    duration(between(s.startedAt, s.finishedAt ?? (s.status === 'running' || s.outputsFrom || s.awaitingSignal ? undefined : s.startedAt))),
     ...(grown ? [s.addedBy ?? '-'] : []),
     errorSummary(s.error, 60),
   ]);
   lines.push('', ...table(['STEP', 'TOOL', 'STATUS', 'ATTEMPTS', 'DURATION', ...(grown ? ['ADDED BY'] : []), 'ERROR'], rows));
   return lines;
+}
+
+/** A step's status, with what a pending step waits for and where a reused one's outputs come from. */
+function stepStatus(s: RunWithSteps['steps'][number]): string {
+  if (s.status === 'pending' && s.outputsFrom) return `pending: waits for ${s.outputsFrom}`;
+  if (s.status === 'pending' && s.awaitingSignal) return `pending: waits for signal ${s.awaitingSignal} since ${dateTime(s.awaitingSince)} (until ${dateTime(s.deadlineAt)})`;
+  if (s.reusedFrom) return `succeeded (reused from ${s.reusedFrom})`;
+  return s.status;
 }
 
 /** `  (56 added at runtime, at most 1000 steps)` for a run that grew ("56+": more beyond the steps shown). */
@@ -248,6 +257,7 @@ function addPrune(a: PruneResult, b: PruneResult): PruneResult {
     events: a.events + b.events,
     artifacts: a.artifacts + b.artifacts,
     vectors: a.vectors + b.vectors,
+    signals: a.signals + b.signals,
     space: { before: a.space.before, after: b.space.after },
     durationMs: a.durationMs + b.durationMs,
   };
