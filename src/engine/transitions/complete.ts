@@ -76,13 +76,6 @@ export async function completeAttempts(tx: Tx, fx: TxEffects, given: ReadonlyArr
     waits.push({ ...i, wait: w.wait });
     return i;
   });
-  const { parked, outputs: signalled } = await parkWaits(tx, fx, waits);
-  if (signalled.size > 0) {
-    items = items.map((i) => {
-      const k = stepKey(i.c.runId, i.c.stepName);
-      return signalled.has(k) ? { step: i.step, c: { ...i.c, outputs: signalled.get(k) } } : i;
-    });
-  }
   await tx.finishAttempts(
     items.map(({ c }) => ({
       runId: c.runId,
@@ -94,6 +87,14 @@ export async function completeAttempts(tx: Tx, fx: TxEffects, given: ReadonlyArr
       hangReport: c.hangReport ?? null,
     })),
   );
+  // After the attempts' rows are written (from the steps' rows, while they are still running).
+  const { parked, outputs: signalled } = await parkWaits(tx, fx, waits);
+  if (signalled.size > 0) {
+    items = items.map((i) => {
+      const k = stepKey(i.c.runId, i.c.stepName);
+      return signalled.has(k) ? { step: i.step, c: { ...i.c, outputs: signalled.get(k) } } : i;
+    });
+  }
   for (const { c } of items) {
     if (c.hangReport) fx.events.push({ runId: c.runId, stepName: c.stepName, attempt: c.attempt, type: 'step.hang_report', ts: fx.now, data: c.hangReport });
   }
