@@ -56,7 +56,7 @@ interface SystemSpec {
 const SYSTEMS: SystemSpec[] = [
   {
     name: 'runwarden-sqlite',
-    modules: ['./sqlite-engine.ts', './forensics.ts', './llm-concurrency.ts', './containment.ts'],
+    modules: ['./sqlite-engine.ts', './forensics.ts', './llm-concurrency.ts', './containment.ts', './enqueue.ts'],
     configuration:
       'one process: the engine and one in-process `Worker` with concurrency N on a fresh SQLite file (node:sqlite, WAL); runs created one at a time with `engine.createRun`. ' +
       'crash-recovery and hang-cut run the CLI as users do instead: `runwarden start` on a fresh data directory at its defaults (the API and CPU-count supervised worker processes, ' +
@@ -64,7 +64,7 @@ const SYSTEMS: SystemSpec[] = [
   },
   {
     name: 'runwarden-postgres',
-    modules: ['./postgres-engine.ts'],
+    modules: ['./postgres-engine.ts', './enqueue.ts'],
     configuration:
       'a fresh database; one `runwarden worker` host (its default: one supervised worker process per CPU, here 2, sharing concurrency N; LISTEN/NOTIFY wake-ups), runs created from the bench process (so its enqueue-to-start crosses processes; the peers\' does not). ' +
       'crash-recovery and hang-cut: one `runwarden worker` at its defaults (CPU-count supervised worker processes, lease 3 s), runs submitted to a `runwarden start --workers 0` API process.',
@@ -96,6 +96,15 @@ const WORKLOADS: WorkloadSpec[] = [
       // postgres-engine's signature is (jobs, hosts, concurrency): one `runwarden worker` host with N steps in flight, as every peer has one worker.
       if (system === 'runwarden-postgres') return async () => renamed(await f(P.jobs, 1, P.concurrency), 'noop-throughput-1w', 'noop-throughput', '1 runwarden worker host (2 processes)');
       return () => f(P.jobs, P.concurrency);
+    },
+  },
+  {
+    name: 'enqueue',
+    budgetS: 300,
+    pick: (system, mods) => {
+      // runwarden over HTTP (bench/enqueue.ts): POST /runs/batch and concurrent single POST /runs.
+      const f = fn(mods, 'enqueueRates') as ((system: string, quick: boolean) => Promise<BenchResult[]>) | undefined;
+      return f && (() => f(system, quick));
     },
   },
   {

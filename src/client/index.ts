@@ -9,7 +9,7 @@ import type { CreateRunRequest } from '../domain/plan-format.ts';
 import { RunwardenApiError } from './errors.ts';
 import { HttpCore, withQuery, type CallOptions } from './http.ts';
 import { streamRunEvents, type StreamOptions } from './stream.ts';
-import type { CreatedRun, CreateScheduleRequest, EventPage, ListRunsQuery, Run, RunPage, Schedule, SignalResult, StepDetail, StepPage } from './types.ts';
+import type { CreatedRun, CreatedRuns, CreateScheduleRequest, EventPage, ListRunsQuery, Run, RunPage, Schedule, SignalResult, StepDetail, StepPage } from './types.ts';
 
 export { CLIENT_ERROR_CODES, isApiError, RunwardenApiError, type ClientErrorCode } from './errors.ts';
 export { API_ERROR_STATUS, type ApiErrorCode } from '../domain/api-errors.ts';
@@ -49,6 +49,12 @@ export interface RunwardenClient {
   readonly runs: {
     /** `POST /runs`. A plan from `definePlan().build()` or JSON. */
     create(request: CreateRunRequest, call?: CallOptions): Promise<CreatedRun>;
+    /**
+     * `POST /runs/batch`: up to 1,000 runs in one request and one transaction, all valid or none
+     * created (PLAN_INVALID, each detail's path starting `runs.<i>.`). Per request, in order, the
+     * run's id and whether this call created it (false: its idempotencyKey names a run already).
+     */
+    createMany(requests: CreateRunRequest[], call?: CallOptions): Promise<CreatedRuns>;
     get(id: string, call?: CallOptions): Promise<Run>;
     list(query?: ListRunsQuery, call?: CallOptions): Promise<RunPage>;
     /** Running attempts are aborted, pending steps cancelled; resolves with the run right after the request. */
@@ -97,6 +103,7 @@ export function createClient(options: ClientOptions): RunwardenClient {
     baseUrl: http.baseUrl,
     runs: {
       create: async (request, call) => (await http.request<CreatedRun>('POST', '/runs', request, call)).body,
+      createMany: async (requests, call) => (await http.request<CreatedRuns>('POST', '/runs/batch', { runs: requests }, call)).body,
       get: async (id, call) => (await http.request<Run>('GET', run(id), undefined, call)).body,
       list: async (query = {}, call) => (await http.request<RunPage>('GET', withQuery('/runs', { ...query }), undefined, call)).body,
       cancel: async (id, call) => (await http.request<Run>('POST', `${run(id)}/cancel`, undefined, call)).body,

@@ -20,6 +20,10 @@ export type Attempt = Omit<AttemptRecord, 'hangReport'> & { hangReport: HangRepo
 export type StepDetail = Omit<StepDetailRecord, 'attemptsDetail' | 'hangReports'> & { attemptsDetail: Attempt[]; hangReports: HangReport[] };
 /** `POST /runs`: the run, and whether this request created it (false: an earlier one with the same idempotencyKey). */
 export type CreatedRun = Run & { created: boolean };
+/** `POST /runs/batch`: one entry per request, in order. */
+export interface CreatedRuns {
+  runs: Array<{ id: string; created: boolean }>;
+}
 export type Artifact = ArtifactMeta;
 export type Event = RunEvent;
 

@@ -19,6 +19,7 @@ import { pruneRuns, startRetention, type PruneRequest, type PruneResult } from '
 import { Transitions, type LostReportBuilder, type WaitReportBuilder } from './transitions.ts';
 import type { EngineFacade, HealthDetailed, ListRunsQuery, RunPage, SignalResult, StuckStep, SupervisorStatus } from './facade.ts';
 import { signalNameProblem } from '../domain/signals.ts';
+import { validateBatch } from '../domain/batch.ts';
 import { renderMetrics } from './metrics.ts';
 import { Schedules } from './schedules.ts';
 import { startScheduler, type Scheduler } from './scheduler.ts';
@@ -129,6 +130,12 @@ export class EngineApi implements EngineFacade {
     const validated = await validateRunRequest(body, this.tools, this.#limits);
     const { runId, created } = await this.core.createRun(validated, (body as { plan: unknown }).plan);
     return { run: await this.getRun(runId), created };
+  }
+
+  async createRuns(body: unknown): Promise<{ runs: Array<{ id: string; created: boolean }> }> {
+    const items = await validateBatch(body, this.tools, this.#limits);
+    const out = await this.core.createRuns(items);
+    return { runs: out.map((r) => ({ id: r.runId, created: r.created })) };
   }
 
   async getRun(id: string): Promise<RunWithSteps> {

@@ -103,6 +103,12 @@ export interface EngineFacade {
    * detail per problem) and creates the run.
    */
   createRun(body: Record<string, unknown>): Promise<{ run: RunWithSteps; created: boolean }>;
+  /**
+   * `{ runs: [...] }`, each item a createRun request: all valid or none created (PLAN_INVALID, each
+   * detail's path starting `runs.<i>.`); then all created in one transaction. Per item, in order,
+   * the run's id and whether this call created it (false: its idempotencyKey named a run already).
+   */
+  createRuns(body: unknown): Promise<{ runs: Array<{ id: string; created: boolean }> }>;
   getRun(id: string): Promise<RunWithSteps>;
   listRuns(query: ListRunsQuery): Promise<RunPage>;
   cancelRun(id: string): Promise<RunWithSteps>;

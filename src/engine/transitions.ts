@@ -12,8 +12,9 @@ import { observeCommitted } from '../telemetry/hooks.ts';
 import { cancelRun } from './transitions/cancel.ts';
 import { claimSteps } from './transitions/claim.ts';
 import { recordResults } from './transitions/complete.ts';
-import { insertRun } from './transitions/create-run.ts';
+import { insertRuns, type NewRunItem } from './transitions/create-run.ts';
 import { fireTick, type TickToFire } from './transitions/fire-schedule.ts';
+import { GroupCommit } from './group-commit.ts';
 import { newEffects, type TxEffects } from './transitions/effects.ts';
 import { loseWorkerAttempts, reapExpired, releaseAttempts } from './transitions/lose.ts';
 import { settleRuns, TransactionRace } from './transitions/settle.ts';
@@ -44,6 +45,14 @@ export class Transitions {
   readonly #now: () => number;
   readonly #lostReport: LostReportBuilder | undefined;
   readonly #waitReport: WaitReportBuilder | undefined;
+
+  /** Concurrent createRun calls, written together (at most 500 runs or 10,000 steps a transaction). */
+  readonly #creates = new GroupCommit<{ run: ValidatedRun; rawPlan: unknown }, { runId: string; created: boolean }>({
+    write: (items) => this.createRuns(items),
+    maxItems: 500,
+    weight: (i) => i.run.steps.length,
+    maxWeight: 10_000,
+  });
 
   constructor(store: Store, opts: TransitionsOptions = {}) {
     this.store = store;
@@ -83,21 +92,44 @@ export class Transitions {
     return result;
   }
 
-  /** Inserts a validated run (or returns the existing one for a repeated idempotency key). */
-  async createRun(run: ValidatedRun, rawPlan: unknown): Promise<{ runId: string; created: boolean }> {
-    if (run.idempotencyKey) {
-      const existing = await this.store.findRunByIdempotencyKey(run.idempotencyKey);
-      if (existing) return { runId: existing.id, created: false };
-    }
-    const id = newRunId();
+  /**
+   * Inserts a validated run (or returns the existing one for a repeated idempotency key). Calls made
+   * while another creation is being written share the next transaction (group-commit.ts).
+   */
+  createRun(run: ValidatedRun, rawPlan: unknown): Promise<{ runId: string; created: boolean }> {
+    return this.#creates.submit({ run, rawPlan });
+  }
+
+  /** createRun calls so far and the transactions that wrote them. */
+  groupStats(): { groups: number; items: number } {
+    return { ...this.#creates.stats };
+  }
+
+  /**
+   * Inserts validated runs in one transaction; for each, in order, its id and whether this call
+   * created it. An item whose idempotency key is already taken (by a stored run, or an earlier item)
+   * returns that run, `created: false`.
+   */
+  async createRuns(items: ReadonlyArray<{ run: ValidatedRun; rawPlan: unknown }>): Promise<Array<{ runId: string; created: boolean }>> {
+    if (items.length === 0) return [];
+    const ids = items.map(() => newRunId());
     return this.#tx(async (tx, fx) => {
-      if (run.idempotencyKey) {
-        // Re-checked inside the transaction: two concurrent submissions with one key create one run.
-        const raced = await this.store.findRunByIdempotencyKey(run.idempotencyKey);
-        if (raced) return { runId: raced.id, created: false };
-      }
-      await insertRun(tx, fx, id, run, rawPlan);
-      return { runId: id, created: true };
+      const keys = items.flatMap((i) => (i.run.idempotencyKey ? [i.run.idempotencyKey] : []));
+      // Read inside the transaction: of two concurrent submissions with one key, one creates the run
+      // (PostgreSQL: the other's insert conflicts, and its transaction runs again and finds it here).
+      const taken = keys.length > 0 ? await this.store.findRunIdsByIdempotencyKeys(keys) : new Map<string, string>();
+      const fresh: NewRunItem[] = [];
+      const out = items.map(({ run, rawPlan }, i) => {
+        const key = run.idempotencyKey;
+        const existing = key ? taken.get(key) : undefined;
+        if (existing !== undefined) return { runId: existing, created: false };
+        const id = ids[i] as string;
+        if (key) taken.set(key, id);
+        fresh.push({ id, run, rawPlan });
+        return { runId: id, created: true };
+      });
+      await insertRuns(tx, fx, fresh);
+      return out;
     });
   }
 

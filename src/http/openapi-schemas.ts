@@ -5,6 +5,7 @@
  * are in openapi-events.ts.
  */
 import { API_ERROR_STATUS } from '../domain/api-errors.ts';
+import { MAX_BATCH_RUNS } from '../domain/batch.ts';
 import { ATTEMPT_STATES, RUN_STATES, STEP_STATES } from '../domain/states.ts';
 import { MAX_CONCURRENCY_LIMIT, MAX_PRIORITY, PRIORITY_STEP_MS } from '../domain/flow.ts';
 import { eventSchemas } from './openapi-events.ts';
@@ -77,6 +78,16 @@ export function componentSchemas(): Record<string, Json> {
     },
     ['name', 'tool'],
   ),
+  CreateRunsRequest: obj({
+    runs: { type: 'array', minItems: 1, maxItems: MAX_BATCH_RUNS, items: ref('CreateRunRequest'), description: 'Run requests, each as `POST /runs` takes one.' },
+  }),
+  CreateRunsResponse: obj({
+    runs: {
+      type: 'array',
+      description: 'One per request item, in order.',
+      items: obj({ id: { type: 'string' }, created: { type: 'boolean', description: 'false when the item\'s idempotencyKey named a run already (stored, or an earlier item of this batch)' } }),
+    },
+  }),
   CreateRunResponse: { allOf: [ref('Run'), obj({ created: { type: 'boolean', description: 'false when an earlier run with the same idempotencyKey is returned' } })] },
   PruneResult: obj({
     before: { type: 'string', format: 'date-time', description: 'Runs that finished before this time were pruned.' },

@@ -3,6 +3,7 @@
  * promises rather than what a generator inferred. test/http/openapi.test.ts fails when a registered
  * route is missing here, or a path here has no route.
  */
+import { MAX_BATCH_RUNS } from '../domain/batch.ts';
 import { RUN_STATES } from '../domain/states.ts';
 import { obj, ref, type Json } from './openapi-parts.ts';
 import { componentSchemas } from './openapi-schemas.ts';
@@ -93,6 +94,22 @@ export function openApiDocument(version: string): Json {
             { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 500, default: 50 } },
           ],
           responses: { '200': json(ref('RunPage'), 'One page of runs.'), ...errors({ bad: '`INVALID_CURSOR`: a cursor this server did not issue' }) },
+        },
+      },
+      '/runs/batch': {
+        post: {
+          operationId: 'createRuns',
+          summary: `Create up to ${MAX_BATCH_RUNS} runs in one request and one transaction; all valid or none created; idempotent per item on idempotencyKey.`,
+          requestBody: { required: true, content: { 'application/json': { schema: ref('CreateRunsRequest') } } },
+          responses: {
+            '201': json(ref('CreateRunsResponse'), 'At least one run was created.'),
+            '200': json(ref('CreateRunsResponse'), 'Every item named an existing run by its idempotencyKey; nothing was created.'),
+            ...errors({
+              body: true,
+              admission: true,
+              bad: `\`EMPTY_BODY\`, \`INVALID_BODY\`: no \`runs\` array, or not 1 to ${MAX_BATCH_RUNS} items; \`PLAN_INVALID\`: one detail per problem of every invalid item, its path starting \`runs.<i>.\``,
+            }),
+          },
         },
       },
       '/runs/{id}': {

@@ -2,7 +2,7 @@
  * The store's reads (and its two small worker-table writes) outside transactions, written once for
  * both dialects: the SQL is the same but for placeholders, which are written `$1, $2 ...` here and
  * rewritten by the SQLite store (`?1, ?2 ...`, see sqlite/index.ts). A dialect supplies how to run a
- * statement and the one expression that differs (`textContains`).
+ * statement and the two expressions that differ (`textContains`, `inTextList`).
  */
 import type { ArtifactMeta, AttemptRecord, EventRecord, WorkerRecord } from '../domain/records.ts';
 import { RUN_STATES, STEP_STATES, type RunState, type StepState } from '../domain/states.ts';
@@ -17,6 +17,7 @@ type Reads = Pick<
   Store,
   | 'getRun'
   | 'findRunByIdempotencyKey'
+  | 'findRunIdsByIdempotencyKeys'
   | 'listRuns'
   | 'getRunSteps'
   | 'getStep'
@@ -40,6 +41,9 @@ export abstract class StoreReads implements Reads {
   protected abstract rows(sql: string, params: unknown[]): Promise<Row[]>;
   /** `column`'s text contains the text of parameter `param` (e.g. `$2`). */
   protected abstract textContains(column: string, param: string): string;
+  /** `column` is one of the texts of parameter `param`, which holds `list(values)`. */
+  protected abstract inTextList(column: string, param: string): string;
+  protected abstract list(values: readonly string[]): unknown;
 
   async #one(sql: string, params: unknown[]): Promise<Row | undefined> {
     return (await this.rows(sql, params))[0];
@@ -53,6 +57,14 @@ export abstract class StoreReads implements Reads {
   async findRunByIdempotencyKey(key: string): Promise<RunRow | null> {
     const r = await this.#one('SELECT * FROM runs WHERE idempotency_key = $1', [key]);
     return r ? toRun(r) : null;
+  }
+
+  async findRunIdsByIdempotencyKeys(keys: readonly string[]): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    if (keys.length === 0) return out;
+    const sql = `SELECT id, idempotency_key FROM runs WHERE ${this.inTextList('idempotency_key', '$1')}`;
+    for (const r of await this.rows(sql, [this.list(keys)])) out.set(r.idempotency_key as string, r.id as string);
+    return out;
   }
 
   async listRuns(f: ListRunsFilter): Promise<RunRow[]> {

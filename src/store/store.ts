@@ -239,6 +239,8 @@ export interface RenewResult {
 
 export interface Tx {
   insertRun(run: NewRun): Promise<void>;
+  /** insertRun for many (a batch, a group commit): one write per table where the dialect can. */
+  insertRuns(runs: readonly NewRun[]): Promise<void>;
   insertSteps(steps: NewStep[]): Promise<void>;
   /**
    * The books of these runs (missing ids are absent), locked until the transaction ends: the lock
@@ -384,6 +386,8 @@ export interface Store {
 
   getRun(id: string): Promise<RunRow | null>;
   findRunByIdempotencyKey(key: string): Promise<RunRow | null>;
+  /** The ids of the runs holding these idempotency keys (keys without a run are absent). */
+  findRunIdsByIdempotencyKeys(keys: readonly string[]): Promise<Map<string, string>>;
   listRuns(filter: ListRunsFilter): Promise<RunRow[]>;
   /** The steps of a run in plan order; with `page`, those with idx > `afterIdx`, at most `limit`. */
   getRunSteps(runId: string, page?: StepPage): Promise<StepRow[]>;

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { MAX_LOST_RETRIES } from '../../src/engine/backoff.ts';
+import type { ClaimedStep } from '../../src/engine/transitions.ts';
 import { conformance } from './harness.ts';
 import { assertRunBooks, Clock, coreAt, createRun, done, events, failed } from './fixtures.ts';
 
@@ -178,6 +179,30 @@ conformance('claims, leases and completions', (it) => {
     const r3 = await core.renew('w1', leases, 300, 100);
     assert.deepEqual(r3.renewed, [b.token]);
   });
+
+  it('a worker holding thousands of leases renews them all in one call', async (ctx) => {
+    const clock = new Clock();
+    const core = coreAt(ctx.store, clock);
+    const runId = await createRun(core, Array.from({ length: 2500 }, (_, i) => ({ name: `s${i}`, timeoutMs: 60_000 })));
+    const claims: ClaimedStep[] = [];
+    for (;;) {
+      const got = await core.claim('w-many', 1000, 300);
+      if (got.length === 0) break;
+      claims.push(...got);
+    }
+    assert.equal(claims.length, 2500);
+    clock.advance(200);
+    const leases = claims.map((c) => ({ runId: c.runId, name: c.stepName, token: c.token }));
+    // One lease given with another step's token is not renewed; the rest are.
+    const [first, second] = leases;
+    assert.ok(first && second);
+    const mixed = [{ ...first, token: second.token }, ...leases.slice(1)];
+    const r = await core.renew('w-many', mixed, 300, 100);
+    assert.deepEqual(new Set(r.renewed), new Set(leases.slice(1).map((l) => l.token)));
+    assert.equal(r.renewed.length, 2499);
+    assert.equal((await ctx.store.getStep(runId, 's2499'))?.leaseExpiresAt, new Date(clock.t + 300).toISOString());
+    assert.equal((await ctx.store.getStep(runId, 's0'))?.leaseExpiresAt, new Date(clock.t - 200 + 300).toISOString(), 'the mismatched lease is not renewed');
+  }, { timeout: 120_000 });
 
   it('a failed attempt is retried after its backoff and not before', async (ctx) => {
     const clock = new Clock();

@@ -11,18 +11,23 @@ import { CliError, EXIT } from '../io.ts';
 import type { Io } from '../io.ts';
 import { ProgressView, Redrawer } from '../progress.ts';
 import { StreamedTextPrinter } from '../stream-text.ts';
+import { isJsonLines, submitLines } from './submit-lines.ts';
 
 export const URL_HELP = '  --url <url>    API address (default: $RUNWARDEN_URL, else http://127.0.0.1:7400); RUNWARDEN_TOKEN is sent as a bearer token';
 
 export const submitCommand: Command = {
   name: 'submit',
-  summary: 'Create a run from a plan file; with --follow, show live progress until it finishes.',
-  usage: '<plan.json> [--follow] [--json] [--url <url>]',
+  summary: 'Create a run from a plan file (or many from a .jsonl file); with --follow, show live progress until it finishes.',
+  usage: '<plan.json | runs.jsonl> [--follow] [--json] [--url <url>]',
   help: `  --follow, -f   follow the run: a live table on a terminal, one line per event otherwise;
                  reconnects (resuming from the last event) if the connection drops
   --json         print the created run as JSON; with --follow, every event as one JSON
                  object per line (NDJSON) and nothing else on stdout
 ${URL_HELP}
+
+A file ending .jsonl or .ndjson holds one run request per line: they are sent through
+POST /runs/batch (up to 1,000 a request); one id per line is printed (--json: {"line","id","created"}
+per line); a refused request stops there, with its problems by line (--follow is not taken).
 
 Prints the run id. Exit codes: 0 created (with --follow: the run succeeded), 1 the run failed,
 timed out or was cancelled, 2 bad input (unreadable file, invalid JSON, plan rejected by the API),
@@ -31,8 +36,12 @@ timed out or was cancelled, 2 bad input (unreadable file, invalid JSON, plan rej
   positionals: { min: 1, max: 1 },
   async run(args, io) {
     const file = resolve(io.cwd, args.positionals[0] ?? '');
-    const body = await readPlan(file);
     const client = ApiClient.fromEnv(stringFlag(args, 'url'), io.env);
+    if (isJsonLines(file)) {
+      if (boolFlag(args, 'follow')) throw new CliError(EXIT.USAGE, '--follow follows one run; a .jsonl file submits many (see one with `runwarden runs show <id>`)');
+      return submitLines(file, client, io, { json: boolFlag(args, 'json'), shownAs: args.positionals[0] ?? file });
+    }
+    const body = await readPlan(file);
     const { status, body: run } = await client.post<RunWithSteps & { created: boolean }>('/runs', body);
     const json = boolFlag(args, 'json');
     const following = boolFlag(args, 'follow');

@@ -10,19 +10,22 @@ export function registerRunRoutes(app: FastifyInstance, ctx: HttpContext): void 
 
   app.post('/runs', { bodyLimit: ctx.bodyLimitBytes }, async (req, reply) => {
     parseQuery(noQuery, req.query);
-    const body: unknown = req.body;
-    if (body === undefined) throw httpError('EMPTY_BODY', 'request body is empty; send a JSON object with a "plan"');
-    if (body === null || typeof body !== 'object' || Array.isArray(body)) {
-      throw httpError('INVALID_BODY', 'request body must be a JSON object with a "plan"', [
-        { code: 'INVALID_TYPE', path: '', message: `expected an object, got ${body === null ? 'null' : Array.isArray(body) ? 'an array' : typeof body}` },
-      ]);
-    }
+    const body = objectBody(req.body, 'a "plan"');
     if (Object.keys(body).length === 0) throw httpError('EMPTY_BODY', 'request body is an empty object; send a JSON object with a "plan"');
-    const { run, created } = await ctx.admission.run(() => engine.createRun(body as Record<string, unknown>));
+    const { run, created } = await ctx.admission.run(() => engine.createRun(body));
     reply.code(created ? 201 : 200);
     if (created) reply.header('location', `/runs/${encodeURIComponent(run.id)}`);
     // The run itself, plus whether this request created it (false: an idempotencyKey repeat).
     return { ...run, created };
+  });
+
+  app.post('/runs/batch', { bodyLimit: ctx.bodyLimitBytes }, async (req, reply) => {
+    parseQuery(noQuery, req.query);
+    const body = objectBody(req.body, '"runs": an array of run requests');
+    const out = await ctx.admission.run(() => engine.createRuns(body));
+    // 201 when this request created any run; 200 when every item repeated an idempotencyKey.
+    reply.code(out.runs.some((r) => r.created) ? 201 : 200);
+    return out;
   });
 
   app.get('/runs', async (req) => {
@@ -50,4 +53,15 @@ export function registerRunRoutes(app: FastifyInstance, ctx: HttpContext): void 
     parseQuery(noQuery, req.query);
     return engine.getStep(req.params.id, req.params.name);
   });
+}
+
+/** The request body as a JSON object, else EMPTY_BODY / INVALID_BODY saying it should hold `what`. */
+function objectBody(body: unknown, what: string): Record<string, unknown> {
+  if (body === undefined) throw httpError('EMPTY_BODY', `request body is empty; send a JSON object with ${what}`);
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+    throw httpError('INVALID_BODY', `request body must be a JSON object with ${what}`, [
+      { code: 'INVALID_TYPE', path: '', message: `expected an object, got ${body === null ? 'null' : Array.isArray(body) ? 'an array' : typeof body}` },
+    ]);
+  }
+  return body as Record<string, unknown>;
 }

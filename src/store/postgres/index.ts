@@ -347,6 +347,14 @@ export class PostgresStore extends StoreReads implements Store {
     await this.#query('VACUUM (ANALYZE) runs, run_plans, steps, attempts, events, artifacts, signals, vectors, vector_collections', []);
   }
 
+  protected inTextList(column: string, param: string): string {
+    return `${column} = ANY(${param}::text[])`;
+  }
+
+  protected list(values: readonly string[]): unknown {
+    return values;
+  }
+
   protected textContains(column: string, param: string): string {
     return `strpos(${column}::text, ${param}) > 0`;
   }

@@ -139,6 +139,34 @@ export class PgTx implements Tx {
     );
   }
 
+  async insertRuns(runs: readonly NewRun[]): Promise<void> {
+    if (runs.length === 0) return;
+    if (runs.length === 1) return this.insertRun(runs[0] as NewRun);
+    for (const r of runs) this.#books.seedNew(r.id, r.stepsTotal, r.createdAt);
+    this.#defer(
+      `WITH r AS (
+         INSERT INTO runs (id, status, goal, labels, idempotency_key, created_at, steps_total, max_steps, priority, concurrency_key, concurrency_limit)
+         SELECT id, 'queued', goal, labels, key, created_at, total, max_steps, priority, ckey, climit
+         FROM unnest($1::text[], $2::text[], $3::json[], $4::text[], $5::bigint[], $6::integer[], $7::integer[], $8::integer[], $9::text[], $10::integer[])
+           AS u(id, goal, labels, key, created_at, total, max_steps, priority, ckey, climit)
+         RETURNING id)
+       INSERT INTO run_plans (run_id, plan) SELECT p.id, p.plan FROM unnest($1::text[], $11::json[]) AS p(id, plan) WHERE p.id IN (SELECT id FROM r)`,
+      [
+        runs.map((r) => r.id),
+        runs.map((r) => r.goal),
+        runs.map((r) => JSON.stringify(r.labels)),
+        runs.map((r) => r.idempotencyKey),
+        runs.map((r) => r.createdAt),
+        runs.map((r) => r.stepsTotal),
+        runs.map((r) => r.maxSteps ?? null),
+        runs.map((r) => r.flow?.priority ?? 0),
+        runs.map((r) => r.flow?.concurrency?.key ?? null),
+        runs.map((r) => r.flow?.concurrency?.limit ?? null),
+        runs.map((r) => JSON.stringify(r.plan ?? null)),
+      ],
+    );
+  }
+
   async insertSteps(steps: NewStep[]): Promise<void> {
     if (steps.length === 0) return;
     this.#defer(

@@ -355,6 +355,14 @@ export class SqliteStore extends StoreReads implements Store {
     });
   }
 
+  protected inTextList(column: string, param: string): string {
+    return `${column} IN (SELECT value FROM json_each(${param}))`;
+  }
+
+  protected list(values: readonly string[]): unknown {
+    return JSON.stringify(values);
+  }
+
   protected textContains(column: string, param: string): string {
     return `instr(${column}, ${param}) > 0`;
   }

@@ -1,5 +1,5 @@
 /** The write operations of one SQLite transaction (see Tx in ../store.ts). */
-import { slicer } from '../../domain/slices.ts';
+import { slicer, yieldToLoop } from '../../domain/slices.ts';
 import type { SQLInputValue } from 'node:sqlite';
 import type { SerializedError } from '../../domain/errors.ts';
 import type { RunState } from '../../domain/states.ts';
@@ -37,6 +37,9 @@ const SQLITE: ParamStyle = { placeholder: (n) => `?${n}`, bool: (v) => (v ? 1 : 
 const WRITE_BOOK = `UPDATE runs SET status = ?, started_at = ?, finished_at = ?, last_seq = ?, steps_done = ?, steps_total = ?, steps_failed = ?,
     input_tokens = ?, output_tokens = ?, llm_calls = ? WHERE id = ?`;
 
+/** Leases renewed per statement. */
+const RENEW_CHUNK = 1000;
+
 /** The states in which a step has not ended (it can still gain dependents). */
 const OPEN_STATES = "('pending', 'queued', 'running')";
 
@@ -65,6 +68,11 @@ export class SqliteTx implements Tx {
         run.flow?.priority ?? 0, run.flow?.concurrency?.key ?? null, run.flow?.concurrency?.limit ?? null, run.rerunOf ?? null,
       );
     this.#s.stmt('INSERT INTO run_plans (run_id, plan) VALUES (?, ?)').run(run.id, JSON.stringify(run.plan));
+  }
+
+  async insertRuns(runs: readonly NewRun[]): Promise<void> {
+    // Statements are calls into SQLite, not round trips: one per run costs little more than one for all.
+    for (const r of runs) await this.insertRun(r);
   }
 
   async insertSteps(steps: NewStep[]): Promise<void> {
@@ -297,17 +305,24 @@ export class SqliteTx implements Tx {
   }
 
   async renewLeases(workerId: string, leases: readonly LeaseKey[], now: number, until: number, graceMs: number): Promise<RenewResult> {
+    // One statement per RENEW_CHUNK leases (a worker may hold 10,000 LLM steps), each found by its
+    // key (the primary key) with its token checked; the loop turns between chunks.
     const st = this.#s.stmt(
-      `UPDATE steps SET lease_expires_at = ?1 WHERE run_id = ?2 AND name = ?3 AND lease_token = ?4 AND worker_id = ?5 AND status = 'running' AND deadline_at + ?6 > ?7
-       RETURNING cancel_requested`,
+      `UPDATE steps SET lease_expires_at = ?1
+       FROM (SELECT value ->> '$[0]' AS run_id, value ->> '$[1]' AS name, value ->> '$[2]' AS token FROM json_each(?2)) AS w
+       WHERE steps.run_id = w.run_id AND steps.name = w.name AND steps.lease_token = w.token
+         AND steps.worker_id = ?3 AND steps.status = 'running' AND steps.deadline_at + ?4 > ?5
+       RETURNING steps.lease_token AS token, steps.cancel_requested AS cancel`,
     );
     const renewed: string[] = [];
     const cancel: string[] = [];
-    for (const l of leases) {
-      const r = st.get(until, l.runId, l.name, l.token, workerId, graceMs, now) as { cancel_requested: number } | undefined;
-      if (!r) continue;
-      renewed.push(l.token);
-      if (Number(r.cancel_requested) === 1) cancel.push(l.token);
+    for (let i = 0; i < leases.length; i += RENEW_CHUNK) {
+      if (i > 0) await yieldToLoop();
+      const keys = JSON.stringify(leases.slice(i, i + RENEW_CHUNK).map((l) => [l.runId, l.name, l.token]));
+      for (const r of st.all(until, keys, workerId, graceMs, now) as Array<{ token: string; cancel: number }>) {
+        renewed.push(r.token);
+        if (Number(r.cancel) === 1) cancel.push(r.token);
+      }
     }
     return { renewed, cancel };
   }
