@@ -145,10 +145,10 @@ export class PgTx implements Tx {
     for (const r of runs) this.#books.seedNew(r.id, r.stepsTotal, r.createdAt);
     this.#defer(
       `WITH r AS (
-         INSERT INTO runs (id, status, goal, labels, idempotency_key, created_at, steps_total, max_steps, priority, concurrency_key, concurrency_limit)
-         SELECT id, 'queued', goal, labels, key, created_at, total, max_steps, priority, ckey, climit
-         FROM unnest($1::text[], $2::text[], $3::json[], $4::text[], $5::bigint[], $6::integer[], $7::integer[], $8::integer[], $9::text[], $10::integer[])
-           AS u(id, goal, labels, key, created_at, total, max_steps, priority, ckey, climit)
+         INSERT INTO runs (id, status, goal, labels, idempotency_key, created_at, steps_total, max_steps, priority, concurrency_key, concurrency_limit, rerun_of)
+         SELECT id, 'queued', goal, labels, key, created_at, total, max_steps, priority, ckey, climit, rerun_of
+         FROM unnest($1::text[], $2::text[], $3::json[], $4::text[], $5::bigint[], $6::integer[], $7::integer[], $8::integer[], $9::text[], $10::integer[], $12::text[])
+           AS u(id, goal, labels, key, created_at, total, max_steps, priority, ckey, climit, rerun_of)
          RETURNING id)
        INSERT INTO run_plans (run_id, plan) SELECT p.id, p.plan FROM unnest($1::text[], $11::json[]) AS p(id, plan) WHERE p.id IN (SELECT id FROM r)`,
       [
@@ -163,6 +163,7 @@ export class PgTx implements Tx {
         runs.map((r) => r.flow?.concurrency?.key ?? null),
         runs.map((r) => r.flow?.concurrency?.limit ?? null),
         runs.map((r) => JSON.stringify(r.plan ?? null)),
+        runs.map((r) => r.rerunOf ?? null),
       ],
     );
   }
