@@ -1,5 +1,5 @@
 /**
- * addSteps: the steps that succeeded attempts added to their runs (`ctx.addSteps`), written in the
+ * checkAdditions + writeAdditions: the steps that succeeded attempts added to their runs (`ctx.addSteps`), written in the
  * transaction that records those attempts, so that a step's additions and its completion commit
  * together or not at all. The worker has checked them against its tools (domain/added-steps.ts);
  * what only the run can answer is checked here: names not taken, dependencies that exist,
@@ -49,9 +49,23 @@ interface Planned {
   rows: NewStep[];
 }
 
-export async function addSteps(tx: Tx, fx: TxEffects, items: readonly AddingItem[]): Promise<AdditionsOutcome> {
+/** What checkAdditions decided and read, for writeAdditions to apply. */
+export interface CheckedAdditions {
+  out: AdditionsOutcome;
+  planned: Planned[];
+  known: Map<string, StepRow>;
+  fresh: Map<string, NewStep>;
+}
+
+/**
+ * The additions of a batch, checked against the runs: which are refused (their attempts fail), and
+ * what the accepted ones will write. Writes nothing but the run effects, so the attempts' rows can
+ * be written next, from the adding steps' rows while those still say `running`; then
+ * writeAdditions. `out.waiting` is filled by writeAdditions.
+ */
+export async function checkAdditions(tx: Tx, fx: TxEffects, items: readonly AddingItem[]): Promise<CheckedAdditions> {
   const out: AdditionsOutcome = { refused: new Map(), waiting: new Set() };
-  if (items.length === 0) return out;
+  if (items.length === 0) return { out, planned: [], known: new Map(), fresh: new Map() };
 
   // Reads, once for the batch: the runs (counts, bounds, cancellation) and every existing step the
   // additions name (their own names, dependencies and templates outside the added steps).
@@ -116,7 +130,13 @@ export async function addSteps(tx: Tx, fx: TxEffects, items: readonly AddingItem
     d.expectTotal ??= run.stepsTotal;
     d.stepsAdded += rows.length;
   }
-  if (planned.length === 0) return out;
+  return { out, planned, known, fresh };
+}
+
+/** Writes the accepted additions of checkAdditions; adders that take an added step's outputs wait. */
+export async function writeAdditions(tx: Tx, fx: TxEffects, checked: CheckedAdditions): Promise<void> {
+  const { out, planned, known, fresh } = checked;
+  if (planned.length === 0) return;
 
   // Each adding step must still be this attempt's: it waits now (outputsFrom), or gains the added
   // steps that depend on it as dependents, under its lease.
@@ -215,7 +235,6 @@ export async function addSteps(tx: Tx, fx: TxEffects, items: readonly AddingItem
   for (const r of all) {
     if (r.pendingDeps === 0 && !skippedNames.has(stepKey(r.runId, r.name))) await queueStep(tx, fx, stepRow(r), new Map());
   }
-  return out;
 }
 
 /** The problems only the run can tell: names taken, dependencies and templates naming steps it lacks. */

@@ -5,7 +5,7 @@
 import type { StepRow, Tx } from '../../store/store.ts';
 import { backoffDelay } from '../backoff.ts';
 import { runEffect, type TxEffects } from './effects.ts';
-import { addSteps, stepKey, type AddingItem } from './add-steps.ts';
+import { checkAdditions, stepKey, writeAdditions, type AddingItem } from './add-steps.ts';
 import { finishSteps, type FinishItem } from './finish.ts';
 import { retrySteps, type RetryItem } from './retry.ts';
 import { parkWaits, waitOf } from './waits.ts';
@@ -62,7 +62,8 @@ export async function completeAttempts(tx: Tx, fx: TxEffects, given: ReadonlyArr
   if (given.length === 0) return;
   // Steps the attempts added go in first; an attempt whose additions are refused fails.
   const adding = given.filter((i): i is AddingItem => i.c.outcome === 'succeeded' && i.c.added !== undefined && i.c.added.steps.length > 0);
-  const { refused, waiting } = await addSteps(tx, fx, adding);
+  const additions = await checkAdditions(tx, fx, adding);
+  const { refused, waiting } = additions.out;
   let items = refused.size === 0 ? given : given.map((i) => {
     const error = refused.get(stepKey(i.c.runId, i.c.stepName));
     return error ? { step: i.step, c: { ...i.c, outcome: 'failed' as const, error, artifacts: [] } } : i;
@@ -87,7 +88,9 @@ export async function completeAttempts(tx: Tx, fx: TxEffects, given: ReadonlyArr
       hangReport: c.hangReport ?? null,
     })),
   );
-  // After the attempts' rows are written (from the steps' rows, while they are still running).
+  // After the attempts' rows are written (from the steps' rows, while they are still running):
+  // the added steps, with the adders that take an added step's outputs waiting, and the waits.
+  await writeAdditions(tx, fx, additions);
   const { parked, outputs: signalled } = await parkWaits(tx, fx, waits);
   if (signalled.size > 0) {
     items = items.map((i) => {
