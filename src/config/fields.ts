@@ -59,6 +59,14 @@ export const providerSchema = z.strictObject({
   headers: z.record(z.string(), configuredSecret).optional(),
   maxResponseBytes: int(1, Number.MAX_SAFE_INTEGER).optional(),
   dnsServers: z.array(nonEmpty).min(1).optional(),
+  /** Shared by every worker on the store (docs/flow-control.md#provider-limits). */
+  limits: z
+    .strictObject({
+      concurrency: int(1, 1_000_000_000).optional(),
+      requestsPerMinute: int(1, 1_000_000_000).optional(),
+      tokensPerMinute: int(1, 1_000_000_000).optional(),
+    })
+    .optional(),
 });
 
 const port = int(0, 65_535, 'a port number (0-65535)');

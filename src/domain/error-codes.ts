@@ -131,6 +131,8 @@ export const ERROR_CODES = spec({
   'llm.bad_request': { status: 502, retryable: false },
   'llm.http_error': { status: 502, retryable: false },
   'llm.too_large': { status: 502, retryable: false },
+  /** The step ended (deadline, cancel) while its call waited at the provider's gate (docs/flow-control.md). */
+  'llm.limit_wait': { status: 502, retryable: true },
 });
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -25,6 +25,7 @@ export const EVENT_TYPES = [
   'step.awaiting_signal',
   'signal.received',
   'step.reused',
+  'step.waiting',
   'step.finished',
   'run.finished',
 ] as const;
@@ -68,6 +69,12 @@ export interface EventData {
   'signal.received': { name: string; released: string[] };
   /** A step of a rerun that did not run again: its outputs and artifacts come from run `reusedFrom`. */
   'step.reused': { reusedFrom: string; rerunOf: string; artifacts: number };
+  /**
+   * A call of the step waits at its provider's gate (docs/flow-control.md): which `limit`
+   * (`paused`, `concurrency`, `requestsPerMinute`, `tokensPerMinute`), how full (`used` of `cap`),
+   * and when a slot is expected. Once per wait.
+   */
+  'step.waiting': { provider: string; limit: string; used: number; cap: number; retryAt: string };
   'step.finished': { status: Exclude<StepState, 'pending' | 'queued' | 'running'>; error: SerializedError | null; durationMs: number; attempts: number };
   'run.finished': {
     status: Exclude<RunState, 'queued' | 'running'>;

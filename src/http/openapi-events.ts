@@ -67,6 +67,11 @@ const EVENT_DATA: Readonly<Record<EventType, { name: string; data: Json; descrip
     description: 'A step of a rerun was not run again: its outputs and `artifacts` (a count) were copied from run `reusedFrom`.',
     data: obj({ reusedFrom: str, rerunOf: str, artifacts: int }),
   },
+  'step.waiting': {
+    name: 'StepWaitingEvent',
+    description: 'A call of the step waits at its provider\'s gate: `limit` (paused, concurrency, requestsPerMinute, tokensPerMinute), `used` of `cap`, and when a slot is expected (docs/flow-control.md). Once per wait.',
+    data: obj({ provider: str, limit: { type: 'string', enum: ['paused', 'concurrency', 'requestsPerMinute', 'tokensPerMinute'] }, used: int, cap: int, retryAt: { type: 'string', format: 'date-time' } }),
+  },
   'step.finished': {
     name: 'StepFinishedEvent',
     description: 'The step reached a terminal state (exactly once per step).',

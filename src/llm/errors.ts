@@ -28,7 +28,8 @@ export const LlmErrorCode = {
 export type LlmErrorCode = (typeof LlmErrorCode)[keyof typeof LlmErrorCode];
 
 /** Where an attempt was when it failed. `backoff` is the sleep between attempts. */
-export type CallPhase = 'dns' | 'connect' | 'tls' | 'headers' | 'body' | 'stream' | 'backoff';
+/** `limit`: waiting at the provider's gate for a slot under its limits, or for its pause to end. */
+export type CallPhase = 'limit' | 'dns' | 'connect' | 'tls' | 'headers' | 'body' | 'stream' | 'backoff';
 
 /** Which limit fired, when one did. */
 export type FiredLimit = 'connect' | 'headers' | 'first_content' | 'idle' | 'total' | 'step_deadline' | 'abort' | 'max_bytes';

@@ -11,6 +11,11 @@ import { parseRetryAfter, withRetries } from './retry.ts';
 import { ERROR_BODY_MAX_BYTES, resolveTimeouts } from './timeouts.ts';
 import { ConsumerError, createAgent, runHttpAttempt, type BodyConsumer, type ResponseHead } from './http-attempt.ts';
 import type { CallOptions, LlmTimeouts, ProviderType } from './types.ts';
+import type { ProviderGate, Slot } from '../flow/gate.ts';
+import { registerPending } from './pending.ts';
+
+/** Output tokens charged up front when a request does not cap them (corrected from the usage after). */
+export const DEFAULT_OUTPUT_ESTIMATE = 256;
 
 export interface HttpClientInit {
   name: string;
@@ -23,6 +28,8 @@ export interface HttpClientInit {
   /** Sent with every request; may hold secrets, never logged. */
   headers: Record<string, string>;
   dnsServers?: readonly string[];
+  /** Provider limits and pauses shared by every worker (src/flow/gate.ts). @default none: calls go at once */
+  gate?: ProviderGate;
 }
 
 export interface SendArgs<T> {
@@ -103,6 +110,7 @@ export class HttpClient {
         beforeAttempt: (attempt) => a.opts.onEvent?.('llm.request', { provider: this.init.name, model: a.model, stream: a.stream, attempt }),
       },
       async (attempt) => {
+        const slot = await this.slot(a, body.byteLength, budgetDeadline, url, attempt);
         let r;
         try {
           r = await runHttpAttempt(
@@ -125,9 +133,12 @@ export class HttpClient {
             a.choose,
           );
         } catch (err) {
+          slot.release();
           if (reachedProvider(err)) calls++;
+          this.pauseOn(err);
           throw err;
         }
+        slot.release(usedTokens(r.value));
         calls++;
         ttfbMs = r.ttfbMs;
         return r.value;
@@ -156,6 +167,53 @@ export class HttpClient {
       throw err;
     }
     return { value: settled.value, retries: settled.retries, calls, ttfbMs, totalMs: Date.now() - startedAt };
+  }
+
+  /**
+   * Waits for the provider's gate, if it has one: a slot under its limits, or the end of a pause.
+   * While it waits the call shows as in phase `limit` (hang reports) and the step gets one
+   * `step.waiting` event per wait, naming the limit.
+   */
+  private async slot<T>(a: SendArgs<T>, bodyBytes: number, budgetDeadline: number, url: URL, attempt: number): Promise<Slot> {
+    const gate = this.init.gate;
+    if (!gate) return { release: () => undefined };
+    const req = isRecord(a.body) ? a.body : {};
+    const maxOut = num(req.max_tokens) || num(req.max_completion_tokens) || DEFAULT_OUTPUT_ESTIMATE;
+    const tokens = Math.ceil(bodyBytes / 4) + (a.path === 'embeddings' ? 0 : maxOut);
+    let unregister: (() => void) | undefined;
+    let announced = false;
+    try {
+      return await gate.acquire({
+        signal: a.opts.signal,
+        tokens,
+        leaseUntil: budgetDeadline,
+        onWait: (wait) => {
+          if (wait === null || unregister) return;
+          const since = Date.now();
+          unregister = registerPending({
+            signal: a.opts.signal,
+            snapshot: (now) => ({
+              provider: this.init.name, model: a.model, method: 'POST', url: redactUrl(url), phase: 'limit', attempt, startedAt: since, msInPhase: now - since,
+              bytesIn: 0, bytesOut: 0, msSinceLastByte: -1, waitingFor: { limit: wait.limit, used: wait.used, cap: wait.cap, retryAt: new Date(wait.retryAt).toISOString() },
+            }),
+          });
+          if (!announced) {
+            announced = true;
+            a.opts.onEvent?.('step.waiting', { provider: this.init.name, limit: wait.limit, used: wait.used, cap: wait.cap, retryAt: new Date(wait.retryAt).toISOString() });
+          }
+        },
+      });
+    } finally {
+      unregister?.();
+    }
+  }
+
+  /** A 429 or 529 that says when to come back pauses the provider for every worker until then. */
+  private pauseOn(err: unknown): void {
+    if (!this.init.gate || !(err instanceof RunwardenError)) return;
+    const wait = err.data?.retryAfterMs;
+    const status = err.data?.status;
+    if (typeof wait === 'number' && wait > 0 && (status === 429 || status === 529)) this.init.gate.pause(Date.now() + wait);
   }
 
   close(): void {
@@ -295,6 +353,12 @@ function providerErrorMessage(text: string): string | undefined {
 
 export function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** The tokens a call's answer says it used (chat: input + output; embeddings: input), if it says. */
+function usedTokens(value: unknown): number | undefined {
+  if (!isRecord(value) || typeof value.inputTokens !== 'number') return undefined;
+  return value.inputTokens + num(value.outputTokens);
 }
 
 export function num(v: unknown): number {

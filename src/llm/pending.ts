@@ -25,6 +25,8 @@ export interface PendingCall {
   /** Streaming only: whether any content arrived, and how long ago. */
   contentSeen?: boolean;
   msSinceContent?: number;
+  /** Phase `limit`: the provider limit the call waits for, how full it is, when a slot is expected. */
+  waitingFor?: { limit: string; used: number; cap: number; retryAt: string };
 }
 
 export interface PendingSource {

@@ -12,6 +12,9 @@ import { OpenAiProvider } from './openai.ts';
 import { instrumentProvider } from '../telemetry/hooks.ts';
 import { DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RETRIES, resolveTimeouts } from './timeouts.ts';
 import type { LlmProvider, ProviderConfig, ProviderType } from './types.ts';
+import { ProviderGate } from '../flow/gate.ts';
+import type { ProviderLimitStore } from '../flow/limit-store.ts';
+import type { ProviderLimits } from '../flow/slots.ts';
 
 export interface RegistryOptions {
   providers?: Record<string, ProviderConfig>;
@@ -19,6 +22,12 @@ export interface RegistryOptions {
   env: Record<string, string | undefined>;
   /** Base URL of the hang lab (e.g. http://127.0.0.1:7401), without /v1. */
   labUrl?: string;
+  /**
+   * The store's provider limits: every provider then passes a gate that holds its `limits` and the
+   * pauses its 429s ask for, across every worker on the store. @default none (calls go at once)
+   */
+  limitStore?: ProviderLimitStore;
+  log?: (line: string) => void;
 }
 
 export interface ProviderInfo {
@@ -38,7 +47,8 @@ export const ANTHROPIC_DEFAULT_MODEL = 'claude-haiku-4-5';
 export const LAB_DEFAULT_MODEL = 'lab-chat';
 export const LAB_DEFAULT_EMBEDDING_MODEL = 'lab-embed';
 
-const CONFIG_KEYS = new Set(['type', 'baseUrl', 'apiKeyEnv', 'model', 'embeddingModel', 'timeouts', 'maxRetries', 'headers', 'maxResponseBytes', 'dnsServers']);
+const CONFIG_KEYS = new Set(['type', 'baseUrl', 'apiKeyEnv', 'model', 'embeddingModel', 'timeouts', 'maxRetries', 'headers', 'maxResponseBytes', 'dnsServers', 'limits']);
+const LIMIT_KEYS = ['concurrency', 'requestsPerMinute', 'tokensPerMinute'] as const;
 const TYPES = new Set<ProviderType>(['openai', 'anthropic', 'lab']);
 
 interface Resolved {
@@ -58,9 +68,13 @@ export class ProviderRegistry {
   private readonly unavailable = new Map<string, string>();
   private readonly instances = new Map<string, LlmProvider>();
   private closed = false;
+  private readonly limitStore: ProviderLimitStore | undefined;
+  private readonly log: ((line: string) => void) | undefined;
 
   constructor(opts: RegistryOptions) {
     const env = opts.env;
+    this.limitStore = opts.limitStore;
+    this.log = opts.log;
     this.add('openai', {
       type: 'openai',
       baseUrl: env.OPENAI_BASE_URL || OPENAI_DEFAULT_BASE_URL,
@@ -116,6 +130,7 @@ export class ProviderRegistry {
       maxResponseBytes: r.config.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES,
       headers: r.config.headers,
       dnsServers: r.config.dnsServers,
+      ...(this.limitStore ? { gate: new ProviderGate({ store: this.limitStore, provider: r.name, ...(r.config.limits ? { limits: r.config.limits } : {}), ...(this.log ? { log: this.log } : {}) }) } : {}),
     };
     const p: LlmProvider = instrumentProvider(r.type === 'anthropic' ? new AnthropicProvider(common) : new OpenAiProvider({ ...common, embeddingModel: r.embeddingModel }));
     this.instances.set(key, p);
@@ -200,6 +215,7 @@ function validateConfig(name: string, cfg: ProviderConfig): void {
   if (cfg.maxRetries !== undefined && (!Number.isInteger(cfg.maxRetries) || cfg.maxRetries < 0 || cfg.maxRetries > 100)) {
     throw new RunwardenError('CONFIG_INVALID', `provider "${name}": maxRetries must be an integer from 0 to 100`);
   }
+  if (cfg.limits !== undefined) validateLimits(name, cfg.limits);
   if (cfg.maxResponseBytes !== undefined && (!Number.isInteger(cfg.maxResponseBytes) || cfg.maxResponseBytes <= 0)) {
     throw new RunwardenError('CONFIG_INVALID', `provider "${name}": maxResponseBytes must be a positive integer`);
   }
@@ -209,6 +225,23 @@ function validateConfig(name: string, cfg: ProviderConfig): void {
     const msg = err instanceof Error ? err.message : String(err);
     throw new RunwardenError('CONFIG_INVALID', `provider "${name}": ${msg}`, { cause: err });
   }
+}
+
+function validateLimits(name: string, limits: unknown): void {
+  if (typeof limits !== 'object' || limits === null || Array.isArray(limits)) throw new RunwardenError('CONFIG_INVALID', `provider "${name}": limits must be an object`);
+  for (const [key, value] of Object.entries(limits)) {
+    if (!(LIMIT_KEYS as readonly string[]).includes(key)) {
+      throw new RunwardenError('CONFIG_INVALID', `provider "${name}": unknown limit "${key}" (known: ${LIMIT_KEYS.join(', ')})`);
+    }
+    if (!Number.isInteger(value) || (value as number) < 1 || (value as number) > 1_000_000_000) {
+      throw new RunwardenError('CONFIG_INVALID', `provider "${name}": limits.${key} must be a whole number from 1 to 1,000,000,000`);
+    }
+  }
+}
+
+/** The limits of every provider that has some, for /metrics and doctor. */
+export function configuredLimits(providers: Record<string, ProviderConfig> | undefined): Array<{ name: string; limits: ProviderLimits }> {
+  return Object.entries(providers ?? {}).flatMap(([name, cfg]) => (cfg.limits ? [{ name, limits: cfg.limits }] : []));
 }
 
 function unknownProvider(name: string, known: string[], where = 'provider'): RunwardenError {

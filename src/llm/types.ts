@@ -3,6 +3,7 @@
  * why not the SDKs); every call runs inside the step's deadline and honours its AbortSignal down to
  * the socket.
  */
+import type { ProviderLimits } from '../flow/slots.ts';
 
 /**
  * One message of a conversation, the same for every provider. Tool calls and their results map to
@@ -62,7 +63,7 @@ export interface LlmTimeouts {
   totalMs: number;
 }
 
-export type LlmEventType = 'llm.request' | 'llm.usage';
+export type LlmEventType = 'llm.request' | 'llm.usage' | 'step.waiting';
 
 export interface CallOptions {
   signal: AbortSignal;
@@ -142,4 +143,9 @@ export interface ProviderConfig {
   /** Resolve host names with these DNS servers (c-ares, cancellable) instead of the system
    *  resolver (getaddrinfo, which cannot be cancelled and holds a libuv thread while it waits). */
   dnsServers?: string[];
+  /**
+   * Held across every worker on the store (docs/flow-control.md#provider-limits): calls in flight,
+   * requests and tokens a minute (enforced per second, as providers do). @default none
+   */
+  limits?: ProviderLimits;
 }

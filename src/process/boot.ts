@@ -106,6 +106,8 @@ export async function loadProcessTools(
     ...(config.defaultProvider ? { defaultProvider: config.defaultProvider } : {}),
     env: scope.env,
     ...(opts.labUrl ? { labUrl: opts.labUrl } : {}),
+    limitStore: store.providerLimits,
+    log: scope.log,
   });
   scope.onClose(() => providers.close());
   const tools = await buildTools(config, { providers, store, cwd: scope.cwd, ...(opts.objects ? { objects: opts.objects } : {}) });

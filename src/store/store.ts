@@ -26,6 +26,7 @@ import type { AttemptState, RunState, StepState } from '../domain/states.ts';
 import type { VectorStore } from '../domain/vectors.ts';
 import type { FlowFields } from '../domain/flow.ts';
 import type { ScheduleStore } from './schedules.ts';
+import type { ProviderLimitStore } from '../flow/limit-store.ts';
 
 export interface StepPage {
   afterIdx: number;
@@ -379,6 +380,8 @@ export interface Store {
   readonly vectors: VectorStore;
   /** Cron schedules and their tick bookkeeping (schedules.ts). */
   readonly schedules: ScheduleStore;
+  /** Provider limits shared by every worker on the store (docs/flow-control.md#provider-limits). */
+  readonly providerLimits: ProviderLimitStore;
 
   migrate(): Promise<{ applied: number[] }>;
   migrationStatus(): Promise<MigrationStatus>;

@@ -61,7 +61,7 @@ function sqliteProcess(path: string): Store {
     new Proxy(target, {
       get(obj, prop, receiver) {
         const value = Reflect.get(obj, prop, receiver) as unknown;
-        if ((prop === 'vectors' || prop === 'schedules') && typeof value === 'object' && value !== null) return retrying(value);
+        if ((prop === 'vectors' || prop === 'schedules' || prop === 'providerLimits') && typeof value === 'object' && value !== null) return retrying(value);
         if (typeof value !== 'function') return value;
         return (...args: unknown[]) => {
           const call = (): unknown => (value as (...a: unknown[]) => unknown).apply(obj, args);

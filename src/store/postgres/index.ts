@@ -16,6 +16,7 @@
  * - A session that stops mid-transaction (a frozen process holding row locks) is ended by the
  *   server after `idleInTransactionMs`, so it cannot block a run forever.
  */
+import { limitStore, type ProviderLimitStore } from '../../flow/limit-store.ts';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -88,6 +89,7 @@ export class PostgresStore extends StoreReads implements Store {
   readonly location: string;
   readonly vectors: PgVectorStore;
   readonly schedules: ScheduleStore = new ScheduleTable((sql, params) => this.rows(sql, params));
+  readonly providerLimits: ProviderLimitStore;
   readonly pool: pg.Pool;
   readonly #listeners = new Set<(n: StoreNotification) => void>();
   readonly #migrations: Migration[];
@@ -150,6 +152,12 @@ export class PostgresStore extends StoreReads implements Store {
     this.vectors = new PgVectorStore({
       query: (sql, params) => this.#query(sql, params),
       transaction: (fn) => this.#withClient(async (client) => this.#inTransaction(client, () => fn((sql, params) => client.query(sql, textParams(params))))),
+    });
+    this.providerLimits = limitStore({
+      write: (fn) =>
+        this.#withClient((client) => this.#inTransaction(client, () => fn(async (sql, params) => (await client.query(sql, textParams(params))).rows as Record<string, unknown>[]))),
+      read: (sql, params) => this.#rows(sql, params),
+      forUpdate: ' FOR UPDATE',
     });
   }
 

@@ -7,6 +7,7 @@
  * see rows that may yet be rolled back; a write would join the transaction and roll back with it).
  * Reads made inside the transaction's own function (its async context) run at once, as part of it.
  */
+import { limitStore, type ProviderLimitStore } from '../../flow/limit-store.ts';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { mkdirSync, statfsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -63,6 +64,7 @@ export class SqliteStore extends StoreReads implements Store {
   readonly location: string;
   readonly vectors: VectorStore;
   readonly schedules: ScheduleStore = new ScheduleTable((sql, params) => this.rows(sql, params));
+  readonly providerLimits: ProviderLimitStore;
   readonly db: DatabaseSync;
   readonly #stmts = new Map<string, StatementSync>();
   readonly #listeners = new Set<(n: StoreNotification) => void>();
@@ -104,6 +106,27 @@ export class SqliteStore extends StoreReads implements Store {
     this.#tuneWal();
     this.#migrations = loadMigrations(MIGRATIONS_DIR);
     this.vectors = new SqliteVectorStore(this.db, (fn) => this.#outside(fn));
+    const q = (sql: string, params: unknown[]): Promise<Record<string, unknown>[]> => {
+      const st = this.stmt(sql.replace(/\$(\d+)/g, '?$1'));
+      const args = params as SQLInputValue[];
+      return Promise.resolve(st.columns().length > 0 ? st.all(...args) : (st.run(...args), []));
+    };
+    this.providerLimits = limitStore({
+      write: (fn) =>
+        this.#exclusive(async () => {
+          await this.#beginImmediate();
+          try {
+            const out = await fn(q);
+            this.db.exec('COMMIT');
+            return out;
+          } catch (err) {
+            if (this.db.isTransaction) this.db.exec('ROLLBACK');
+            throw err;
+          }
+        }),
+      read: (sql, params) => this.#outside(() => q(sql, params)).then((rows) => rows),
+      forUpdate: '',
+    });
   }
 
   /** Cached prepared statement. */
