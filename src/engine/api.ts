@@ -20,7 +20,8 @@ import { Transitions, type LostReportBuilder, type WaitReportBuilder } from './t
 import type { EngineFacade, HealthDetailed, ListRunsQuery, RunPage, SignalResult, StuckStep, SupervisorStatus } from './facade.ts';
 import { signalNameProblem } from '../domain/signals.ts';
 import { validateBatch } from '../domain/batch.ts';
-import { renderMetrics } from './metrics.ts';
+import { renderMetrics, type ProviderLimitView } from './metrics.ts';
+import type { ProviderLimits } from '../flow/slots.ts';
 import { Schedules } from './schedules.ts';
 import { startScheduler, type Scheduler } from './scheduler.ts';
 import { mergeSnapshots, renderSnapshots, snapshotProcess, type MetricSnapshot } from '../telemetry/metrics.ts';
@@ -31,7 +32,7 @@ export interface EngineOptions {
   limits: PlanLimits;
   /** @default 500 */
   reaperIntervalMs?: number;
-  providers?: () => Array<{ name: string; type: string; baseUrl?: string }>;
+  providers?: () => Array<{ name: string; type: string; baseUrl?: string; limits?: ProviderLimits }>;
   log?: (line: string) => void;
   /** The report of an attempt reaped after its lease expired (see TransitionsOptions.lostReport). */
   lostReport?: LostReportBuilder;
@@ -76,7 +77,7 @@ export class EngineApi implements EngineFacade {
   readonly tools: ToolRegistry;
   readonly #limits: PlanLimits;
   readonly #reaperMs: number;
-  readonly #providers: () => Array<{ name: string; type: string; baseUrl?: string }>;
+  readonly #providers: () => Array<{ name: string; type: string; baseUrl?: string; limits?: ProviderLimits }>;
   readonly #log: (line: string) => void;
   #stopReaper: (() => void) | undefined;
   readonly #retentionMs: number | undefined;
@@ -323,7 +324,14 @@ export class EngineApi implements EngineFacade {
       loop: { ...this.loopDelay(), ...this.#loopTotals() },
       uptimeS: (Date.now() - this.startedAt) / 1000,
       ...(this.#supervisor ? { supervisor: this.#supervisor() } : {}),
+      providers: await this.providerLimits(),
     }) + renderSnapshots(mergeSnapshots([snapshotProcess(), ...(this.#workerMetrics?.() ?? [])]));
+  }
+
+  /** Each named provider's limits and how full they are now, across every worker on the store. */
+  async providerLimits(): Promise<ProviderLimitView[]> {
+    const now = Date.now();
+    return Promise.all(this.#providers().map(async (p) => ({ limits: p.limits ?? {}, state: await this.store.providerLimits.state(p.name, p.limits ?? {}, now) })));
   }
 
   /** Count and sum of the loop-delay samples since start, for the summary's _count and _sum. */

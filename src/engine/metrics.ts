@@ -1,6 +1,8 @@
 /** Prometheus text exposition (format 0.0.4) of the engine's numbers. */
 import type { WorkerRecord } from '../domain/records.ts';
 import type { SupervisorStatus } from './facade.ts';
+import type { LimitState, ProviderLimits } from '../flow/slots.ts';
+import { quantize } from '../domain/quota.ts';
 
 export interface MetricsInput {
   steps: Record<string, number>;
@@ -11,8 +13,16 @@ export interface MetricsInput {
   loop: { delayP50Ms: number; delayP99Ms: number; delayMaxMs: number; samples: number; sumS: number };
   uptimeS: number;
   supervisor?: SupervisorStatus;
+  /** Each provider's limits and how full they are (docs/flow-control.md#provider-limits). */
+  providers?: ProviderLimitView[];
 }
 
+export interface ProviderLimitView {
+  state: LimitState;
+  limits: ProviderLimits;
+}
+
+const perSecond = (perMinute: number): number => quantize(perMinute).cap;
 const esc = (v: string): string => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 
 export function renderMetrics(m: MetricsInput): string {
@@ -77,6 +87,15 @@ export function renderMetrics(m: MetricsInput): string {
     metric('runwarden_worker_process_stalls_total', 'counter', 'Blocked event loops seen in worker processes.', [[{}, sup.totals.stalls]]);
     metric('runwarden_worker_process_stall_kills_total', 'counter', 'Worker processes killed for a blocked event loop.', [[{}, sup.totals.stallKills]]);
   }
+  const providers = m.providers ?? [];
+  metric('runwarden_provider_paused', 'gauge', 'Whether calls to the provider are paused for every worker after a 429/529 with retry-after (1) or not (0).', providers.map((p) => [{ provider: p.state.name }, p.state.pausedUntil > Date.now() ? 1 : 0]));
+  const used = (p: ProviderLimitView): Array<[string, number | undefined, number]> => [
+    ['concurrency', p.limits.concurrency, p.state.inFlight],
+    ['requestsPerMinute', p.limits.requestsPerMinute, p.state.requestsInWindow],
+    ['tokensPerMinute', p.limits.tokensPerMinute, p.state.tokensInWindow],
+  ];
+  metric('runwarden_provider_limit', 'gauge', 'A provider limit per window: calls in flight, or requests and tokens a second (per-minute limits are held per second).', providers.flatMap((p) => used(p).flatMap(([limit, cap]) => (cap === undefined ? [] : [[{ provider: p.state.name, limit }, limit === 'concurrency' ? cap : perSecond(cap)] as [Record<string, string>, number]]))));
+  metric('runwarden_provider_limit_used', 'gauge', 'How much of each provider limit is taken now, across every worker.', providers.flatMap((p) => used(p).flatMap(([limit, cap, n]) => (cap === undefined ? [] : [[{ provider: p.state.name, limit }, n] as [Record<string, string>, number]]))));
   metric('runwarden_uptime_seconds', 'gauge', 'Seconds since the engine started.', [[{}, m.uptimeS]]);
   return `${out.join('\n')}\n`;
 }

@@ -31,6 +31,12 @@ export interface GateCall {
 }
 
 export interface Slot {
+  /**
+   * The request is going out now. Its slot is moved to this time, so that the time between the
+   * grant and the send (a commit, a new connection) does not let the next window's calls reach
+   * the provider within this one's. Never throws.
+   */
+  sent(): void;
   /** The call ended; `tokens` (its usage) corrects the estimate. Never throws. */
   release(tokens?: number): void;
 }
@@ -43,7 +49,7 @@ export interface GateOptions {
   now?: () => number;
 }
 
-const NO_SLOT: Slot = { release: () => undefined };
+const NO_SLOT: Slot = { sent: () => undefined, release: () => undefined };
 // However far off the next slot, ask again this often: a pause may be lifted, a slot released.
 const MAX_SLEEP_MS = 1000;
 
@@ -112,6 +118,9 @@ export class ProviderGate {
     return {
       granted: true,
       slot: {
+        sent: () => {
+          store.sent(id, this.#now()).catch((err: unknown) => this.#o.log?.(`provider ${provider}: could not record a call's send time: ${(err as Error).message}`));
+        },
         release: (tokens) => {
           if (released) return;
           released = true;

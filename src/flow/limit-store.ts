@@ -1,7 +1,7 @@
 /**
  * Provider limits in the store: the same SQL on both dialects (numbered parameters; SQLite reads
- * `$n` as `?n`), over the two tables of migration 5. `take` is one write transaction that locks the
- * provider's row (PostgreSQL: FOR UPDATE; SQLite: writers take turns anyway), drops slots that left
+ * `$n` as `?n`), over the two tables of migration 7. `take` is one write transaction that locks the
+ * provider's row (PostgreSQL: an upsert's row lock; SQLite: writers take turns anyway), drops slots that left
  * every window, reads the rest, asks `decide` and records the grant.
  */
 import { decide, stateOf, windowStart, type LimitState, type ProviderLimits, type SlotAnswer, type SlotRequest, type SlotRow } from './slots.ts';
@@ -9,17 +9,17 @@ import { decide, stateOf, windowStart, type LimitState, type ProviderLimits, typ
 type Row = Record<string, unknown>;
 export type LimitQuery = (sql: string, params: unknown[]) => Promise<Row[]>;
 
-/** What a dialect lends: a write transaction, a plain read, and how it locks a row it reads. */
+/** What a dialect lends: a write transaction and a plain read. */
 export interface LimitSql {
   write<T>(fn: (q: LimitQuery) => Promise<T>): Promise<T>;
   read: LimitQuery;
-  /** ' FOR UPDATE' on PostgreSQL; '' on SQLite. */
-  forUpdate: string;
 }
 
 export interface ProviderLimitStore {
   /** Grants a call now, or says which limit holds it and when to ask again. */
   take(req: SlotRequest): Promise<SlotAnswer>;
+  /** The call is being sent now: its slot counts from `at` (later than its grant), as the provider counts it. */
+  sent(id: string, at: number): Promise<void>;
   /** The call ended: its concurrency slot is free; `tokens` (its usage) replaces the estimate. */
   release(id: string, tokens: number | null): Promise<void>;
   /** No call to the provider until `until` (a 429/529's retry-after), for every worker. */
@@ -36,8 +36,8 @@ export function limitStore(sql: LimitSql): ProviderLimitStore {
   return {
     take: (req) =>
       sql.write(async (q) => {
-        await q('INSERT INTO provider_limits (name) VALUES ($1) ON CONFLICT (name) DO NOTHING', [req.name]);
-        const [row] = await q(`SELECT paused_until FROM provider_limits WHERE name = $1${sql.forUpdate}`, [req.name]);
+        // An upsert that changes nothing takes the row's lock (PostgreSQL) and reads it in one statement.
+        const [row] = await q('INSERT INTO provider_limits (name) VALUES ($1) ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING paused_until', [req.name]);
         // The time is read once the row is held: takers hold it in turn, so the times they record
         // only grow, and none decides on an older time than a slot another one already dropped.
         const now = Math.max(req.now, Date.now());
@@ -50,6 +50,9 @@ export function limitStore(sql: LimitSql): ProviderLimitStore {
         }
         return answer;
       }),
+    sent: async (id, at) => {
+      await sql.write((q) => q('UPDATE provider_slots SET at = CASE WHEN at < $2 THEN $2 ELSE at END WHERE id = $1', [id, at]));
+    },
     release: async (id, tokens) => {
       await sql.write((q) =>
         q('UPDATE provider_slots SET until = NULL, tokens = CASE WHEN $2 < 0 THEN tokens ELSE $2 END WHERE id = $1', [id, tokens === null ? -1 : Math.max(0, Math.round(tokens))]),

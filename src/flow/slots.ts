@@ -5,8 +5,14 @@
  * transaction, so every worker on the store sees the same counts.
  *
  * Per-minute limits are held per second, as providers enforce them (src/domain/quota.ts), over a
- * window `MARGIN_MS` longer than theirs: a call is counted when it is granted, the provider counts
- * it when it arrives, and arrivals of one second's calls may bunch up by the network's jitter.
+ * window `MARGIN_MS` longer than theirs: a call is counted from when it is sent (its grant, moved
+ * to the send by the gate), the provider counts it when it arrives, and arrivals of one second's
+ * calls may bunch up by the network's and the event loops' jitter.
+ *
+ * Calls are also spread evenly over the window (one every `(window + margin) / cap` ms) rather
+ * than sent in a burst at its start: a burst's calls leave one after another from each worker's
+ * event loop, its last ones late, and the next window's first ones, sent on a quiet loop, would
+ * arrive close behind them. Spread, every call leaves at about the same delay.
  */
 import { quantize } from '../domain/quota.ts';
 
@@ -84,6 +90,11 @@ export function decide(limits: ProviderLimits, pausedUntil: number, slots: reado
     const recent = slots.filter((s) => s.at > now - window).map((s) => s.at).sort((a, b) => a - b);
     if (recent.length >= cap) {
       return { granted: false, limit: 'requestsPerMinute', retryAt: (recent[recent.length - cap] as number) + window, used: recent.length, cap };
+    }
+    const spacing = window / cap;
+    const last = recent.at(-1);
+    if (last !== undefined && now < last + spacing) {
+      return { granted: false, limit: 'requestsPerMinute', retryAt: Math.ceil(last + spacing), used: recent.length, cap };
     }
   }
   if (limits.tokensPerMinute !== undefined) {

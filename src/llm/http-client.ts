@@ -111,6 +111,7 @@ export class HttpClient {
       },
       async (attempt) => {
         const slot = await this.slot(a, body.byteLength, budgetDeadline, url, attempt);
+        slot.sent();
         let r;
         try {
           r = await runHttpAttempt(
@@ -176,7 +177,7 @@ export class HttpClient {
    */
   private async slot<T>(a: SendArgs<T>, bodyBytes: number, budgetDeadline: number, url: URL, attempt: number): Promise<Slot> {
     const gate = this.init.gate;
-    if (!gate) return { release: () => undefined };
+    if (!gate) return { sent: () => undefined, release: () => undefined };
     const req = isRecord(a.body) ? a.body : {};
     const maxOut = num(req.max_tokens) || num(req.max_completion_tokens) || DEFAULT_OUTPUT_ESTIMATE;
     const tokens = Math.ceil(bodyBytes / 4) + (a.path === 'embeddings' ? 0 : maxOut);

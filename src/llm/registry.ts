@@ -34,6 +34,8 @@ export interface ProviderInfo {
   name: string;
   type: ProviderType;
   baseUrl: string;
+  /** Its configured limits, if any (docs/flow-control.md#provider-limits). */
+  limits?: ProviderLimits;
 }
 
 export const OPENAI_DEFAULT_BASE_URL = 'https://api.openai.com/v1';
@@ -142,7 +144,12 @@ export class ProviderRegistry {
   }
 
   list(): ProviderInfo[] {
-    return [...this.resolved.values()].map((r) => ({ name: r.name, type: r.type, baseUrl: redactUrl(r.base).replace(/\/$/, '') }));
+    return [...this.resolved.values()].map((r) => ({
+      name: r.name,
+      type: r.type,
+      baseUrl: redactUrl(r.base).replace(/\/$/, ''),
+      ...(r.config.limits ? { limits: r.config.limits } : {}),
+    }));
   }
 
   /** Destroys every provider's sockets. Idempotent. */
@@ -237,11 +244,6 @@ function validateLimits(name: string, limits: unknown): void {
       throw new RunwardenError('CONFIG_INVALID', `provider "${name}": limits.${key} must be a whole number from 1 to 1,000,000,000`);
     }
   }
-}
-
-/** The limits of every provider that has some, for /metrics and doctor. */
-export function configuredLimits(providers: Record<string, ProviderConfig> | undefined): Array<{ name: string; limits: ProviderLimits }> {
-  return Object.entries(providers ?? {}).flatMap(([name, cfg]) => (cfg.limits ? [{ name, limits: cfg.limits }] : []));
 }
 
 function unknownProvider(name: string, known: string[], where = 'provider'): RunwardenError {

@@ -71,12 +71,18 @@ describe('the OpenAPI schemas fit what the API sends', () => {
 
   before(async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'rw-fit-'));
-    rt = await startRuntime({ port: 0, dataDir, workers: 1, lab: 'on', labPort: 0, abortGraceMs: 200, tools: [flaky, chatty, grower], env: {} });
+    // 'paced' lets one call a second through: of the two steps calling it at once, one waits (step.waiting).
+    rt = await startRuntime({
+      port: 0, dataDir, workers: 1, lab: 'on', labPort: 0, abortGraceMs: 200, tools: [flaky, chatty, grower], env: {},
+      providers: { paced: { type: 'lab', limits: { requestsPerMinute: 60 } } },
+    });
     const plan = definePlan({ goal: 'every event type' })
       .step('flaky', flaky, {}, { retries: { max: 1, backoffMs: 10 } })
       .step('chatty', chatty, {})
       .step('grower', grower, {})
       .step('ask', builtins.llm, { prompt: 'say something', provider: 'lab', stream: true }, { timeoutMs: 10_000 })
+      .step('paced1', builtins.llm, { prompt: 'one', provider: 'paced', stream: false }, { timeoutMs: 10_000 })
+      .step('paced2', builtins.llm, { prompt: 'two', provider: 'paced', stream: false }, { timeoutMs: 10_000 })
       .step('nap', builtins.sleep, { ms: 5000 }, { timeoutMs: 300 })
       .step('approve', builtins.wait, { signal: 'go', timeoutMs: 60_000 })
       .build();

@@ -157,7 +157,6 @@ export class PostgresStore extends StoreReads implements Store {
       write: (fn) =>
         this.#withClient((client) => this.#inTransaction(client, () => fn(async (sql, params) => (await client.query(sql, textParams(params))).rows as Record<string, unknown>[]))),
       read: (sql, params) => this.#rows(sql, params),
-      forUpdate: ' FOR UPDATE',
     });
   }
 

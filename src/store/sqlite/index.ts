@@ -125,7 +125,6 @@ export class SqliteStore extends StoreReads implements Store {
           }
         }),
       read: (sql, params) => this.#outside(() => q(sql, params)).then((rows) => rows),
-      forUpdate: '',
     });
   }
 
