@@ -19,12 +19,17 @@ export async function rawExec(dialect: DialectName, store: Store, sql: string): 
 
 /** Applies the first `n` migrations of the dialect to `store`'s empty database. */
 export async function migrateTo(dialect: DialectName, store: Store, n: number): Promise<void> {
+  await migrateBetween(dialect, store, 0, n);
+}
+
+/** Applies migrations `from + 1` to `to` of the dialect to a database at `from` (rows in it are migrated as in production). */
+export async function migrateBetween(dialect: DialectName, store: Store, from: number, to: number): Promise<void> {
   const create =
     dialect === 'sqlite'
       ? 'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)'
       : 'CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at bigint NOT NULL)';
   await rawExec(dialect, store, create);
-  for (const m of loadMigrations(DIR(dialect)).slice(0, n)) {
+  for (const m of loadMigrations(DIR(dialect)).slice(from, to)) {
     await rawExec(dialect, store, m.sql);
     await rawExec(dialect, store, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (${m.version}, '${m.name}', ${Date.now()})`);
   }
