@@ -1,6 +1,6 @@
 /**
  * Provider limits in the store: the same SQL on both dialects (numbered parameters; SQLite reads
- * `$n` as `?n`), over the two tables of migration 7. `take` is one write transaction that locks the
+ * `$n` as `?n`), over the two tables of migration 8. `take` is one write transaction that locks the
  * provider's row (PostgreSQL: an upsert's row lock; SQLite: writers take turns anyway), drops slots that left
  * every window, reads the rest, asks `decide` and records the grant.
  */

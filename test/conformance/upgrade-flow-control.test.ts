@@ -20,7 +20,7 @@ const oldRun = (id: string, at: number): string => `
   INSERT INTO events (run_id, seq, ts, type, step_name, attempt, data) VALUES ('${id}', 1, ${at}, 'run.created', NULL, NULL, '{"goal":null,"steps":1,"labels":{}}');
   INSERT INTO events (run_id, seq, ts, type, step_name, attempt, data) VALUES ('${id}', 2, ${at}, 'step.queued', 'a', NULL, '{}');`;
 
-conformance('upgrade to migrations 4 and 7 (flow control)', (it) => {
+conformance('upgrade to migrations 4 and 8 (flow control)', (it) => {
   it('a database at migration 3 with queued runs upgrades in place; old steps keep their order, new priorities and keys apply', async (ctx) => {
     const { store } = await ctx.unmigrated();
     await migrateTo(ctx.dialect, store, 3);
@@ -53,20 +53,20 @@ conformance('upgrade to migrations 4 and 7 (flow control)', (it) => {
     assert.equal((await store.getRun('old-1'))?.status, 'succeeded');
   });
 
-  it('a database at migration 6 with a queued run upgrades to 7 (provider limits) in place; the run runs and limits work', async (ctx) => {
+  it('a database at migration 7 with a queued run upgrades to 8 (provider limits) in place; the run runs and limits work', async (ctx) => {
     const { store } = await ctx.unmigrated();
     await migrateTo(ctx.dialect, store, 3);
-    await rawExec(ctx.dialect, store, oldRun('old-6', T0));
+    await rawExec(ctx.dialect, store, oldRun('old-7', T0));
     // The migrations between carry the run along as they would in production.
-    await migrateBetween(ctx.dialect, store, 3, 6);
-    const later = await versionsAfter(store, 6);
-    assert.equal(later[0], 7);
+    await migrateBetween(ctx.dialect, store, 3, 7);
+    const later = await versionsAfter(store, 7);
+    assert.equal(later[0], 8);
     assert.deepEqual((await store.migrate()).applied, later);
     const core = new Transitions(store);
     const [c] = await core.claim('w-upgrade', 1, 60_000);
-    assert.equal(c?.runId, 'old-6');
+    assert.equal(c?.runId, 'old-7');
     await core.flush([], [done(c)]);
-    assert.equal((await store.getRun('old-6'))?.status, 'succeeded');
+    assert.equal((await store.getRun('old-7'))?.status, 'succeeded');
     const now = Date.now();
     const take = () => store.providerLimits.take({ name: 'p', limits: { concurrency: 1 }, id: randomUUID(), tokens: 1, now, leaseUntil: now + 60_000 });
     assert.equal((await take()).granted, true);

@@ -1,5 +1,5 @@
 -- Provider limits shared by every worker (docs/flow-control.md#provider-limits). Append-only.
--- Mirrors src/store/sqlite/migrations/000007_provider_limits.sql: provider_limits holds the pause
+-- Mirrors src/store/sqlite/migrations/000008_provider_limits.sql: provider_limits holds the pause
 -- of a provider and is the row slot claims lock (an upsert) to take turns; provider_slots the
 -- calls granted, their tokens and the concurrency lease of those in flight.
 CREATE TABLE provider_limits (
