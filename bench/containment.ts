@@ -130,8 +130,12 @@ export async function containmentCost(o: CostOptions = {}): Promise<Result[]> {
   return out;
 }
 
-/** Watches a file from `from` until it has not grown for `quietMs`; returns when it last grew (epoch ms). */
-async function lastGrowth(file: string, from: number, quietMs: number): Promise<number> {
+/**
+ * Watches a file from `from` until `ended()` is true and it has not grown for `quietMs` since;
+ * returns when it last grew (epoch ms). Gives up after a minute: a step that never ends is a
+ * failure of its own.
+ */
+async function lastGrowth(file: string, from: number, quietMs: number, ended: () => Promise<boolean>): Promise<number> {
   const size = (): number => {
     try {
       return statSync(file).size;
@@ -141,7 +145,14 @@ async function lastGrowth(file: string, from: number, quietMs: number): Promise<
   };
   let last = size();
   let grewAt = from;
-  while (Date.now() - grewAt < quietMs) {
+  let endedAt: number | undefined;
+  const giveUp = from + 60_000;
+  for (let tick = 0; ; tick++) {
+    const t = Date.now();
+    if (endedAt !== undefined && t - Math.max(grewAt, endedAt) >= quietMs) return grewAt;
+    if (t > giveUp) throw new Error(`${file}: the step did not end within a minute`);
+    // The step's status is read every 25 ms; the file's size every 2 ms.
+    if (endedAt === undefined && tick % 12 === 0 && (await ended())) endedAt = Date.now();
     await new Promise((r) => setTimeout(r, 2));
     const now = size();
     if (now !== last) {
@@ -149,7 +160,6 @@ async function lastGrowth(file: string, from: number, quietMs: number): Promise<
       grewAt = Date.now();
     }
   }
-  return grewAt;
 }
 
 export async function containmentStop(o: { samples?: number; isolation?: 'thread' | 'inline'; log?: (line: string) => void } = {}): Promise<Result[]> {
@@ -172,10 +182,15 @@ export async function containmentStop(o: { samples?: number; isolation?: 'thread
           }
           await new Promise((r) => setTimeout(r, 5));
         }
-        // Until a second after it last grew: a tool still working would have grown it again.
-        const stoppedAt = await lastGrowth(file, Date.now(), 1000);
-        const status = (await rt.engine.getRun(run.id)).steps[0]?.status;
-        if (status !== 'timed_out') throw new Error(`${tool}: expected timed_out, got ${status}`);
+        // Watched from the claim until a second after it last grew once the step had ended: a tool
+        // still working would have grown it again. (A tool slow to start, on a loaded machine, has
+        // not grown it yet; the step's end, not a quiet second, says when to stop looking.)
+        const stoppedAt = await lastGrowth(file, Date.now(), 1000, async () => {
+          const status = (await rt.engine.getStep(run.id, 's')).status;
+          if (status === 'running' || status === 'queued') return false;
+          if (status !== 'timed_out') throw new Error(`${tool}: expected timed_out, got ${status}`);
+          return true;
+        });
         stops.push(stoppedAt - deadline);
         log(`containment stop ${tool} ${i + 1}/${samples}: work stopped ${stoppedAt - deadline} ms after the deadline`);
       }
