@@ -47,6 +47,8 @@ export class ToolThread {
   /** Resolves when the thread is gone: its exit code, and the error that ended it, if any. */
   readonly exited: Promise<{ code: number; error: Error | undefined }>;
   idleSince = 0;
+  /** Its modules are loaded: it can run an attempt now. */
+  isReady = false;
   #listener: ((m: FromThread) => void) | undefined;
   #error: Error | undefined;
   #gone = false;
@@ -71,6 +73,7 @@ export class ToolThread {
       this.worker.on('message', (m: FromThread) => {
         if (m.t === 'ready') {
           this.tid = m.tid;
+          this.isReady = true;
           settle(resolve);
         } else if (m.t === 'start_failed') {
           settle(() => reject(new Error(m.message)));
@@ -142,7 +145,7 @@ export class ToolThreadPool {
 
   /** Keeps `warm` threads idle or starting. */
   #topUp(): void {
-    while (!this.#closed && this.#idle.length + this.#spares.length < this.#warm) this.#spares.push(this.#start());
+    while (!this.#closed && this.#starting < MAX_STARTING && this.#idle.length + this.#spares.length < this.#warm) this.#spares.push(this.#start());
   }
 
   /**
@@ -152,7 +155,9 @@ export class ToolThreadPool {
   async acquire(): Promise<ToolThread> {
     for (;;) {
       if (this.#closed) throw new Error('the tool thread pool is closed');
-      let t = this.#idle.pop() ?? this.#spares.shift() ?? (this.#starting < MAX_STARTING ? this.#start() : undefined);
+      // A spare still starting is not taken: a thread released meanwhile may come first.
+      const spare = this.#spares.findIndex((x) => x.isReady);
+      let t = this.#idle.pop() ?? (spare >= 0 ? this.#spares.splice(spare, 1)[0] : undefined) ?? (this.#starting < MAX_STARTING ? this.#start() : undefined);
       if (!t) {
         t = await new Promise<ToolThread | undefined>((resolve) => this.#waiters.push(resolve));
         if (!t) continue;
@@ -239,8 +244,12 @@ export class ToolThreadPool {
     this.#starting++;
     const started = (): void => {
       this.#starting--;
-      // Room to start another: the first waiting attempt may take it.
-      this.#waiters.shift()?.(undefined);
+      const waiter = this.#waiters.shift();
+      if (!waiter) return this.#topUp();
+      // A spare now ready goes to the first waiting attempt; else there is room to start one.
+      const i = t.isReady ? this.#spares.indexOf(t) : -1;
+      if (i >= 0) this.#spares.splice(i, 1);
+      waiter(i >= 0 ? t : undefined);
     };
     t.ready.then(started, started);
     t.exited.then(() => this.#forget(t)).catch(() => undefined);
