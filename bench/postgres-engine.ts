@@ -95,7 +95,7 @@ async function tools(): Promise<ToolRegistry> {
 }
 
 /** Enqueues `jobs` single-step runs through `parallel` concurrent submitters. */
-async function enqueue(store: PostgresStore, jobs: number, tool: string, parallel = 16): Promise<number> {
+export async function enqueue(store: PostgresStore, jobs: number, tool: string, parallel = 16): Promise<number> {
   const core = new Transitions(store);
   const validated = await validateRunRequest({ plan: { steps: [{ name: 'n', tool }] } }, await tools(), LIMITS);
   const t0 = now();

@@ -1,8 +1,8 @@
 /**
- * The bench's output: the printed table, the SVG chart (written by hand, no dependency) and the
- * generated `docs/benchmarks.md`. Pure functions of the results; run.ts decides what to write.
+ * The bench's output: the rows with their ratios, the printed table and the SVG chart (written by
+ * hand, no dependency); docs/benchmarks.md is written by report-docs.ts. Pure functions of the
+ * results; run.ts decides what to write.
  */
-import { existsSync, readFileSync } from 'node:fs';
 import type { Result } from './sqlite-engine.ts';
 
 /** A result row. `capped`: the measurement stopped at `value` (a cap) before the event happened. */
@@ -47,14 +47,18 @@ export interface Params {
   deadlineMs: number;
 }
 
-export const PEERS = ['bullmq', 'graphile-worker', 'pg-boss'] as const;
+/** Peers of two kinds, each compared on its own: bare job queues, and workflow engines (durable steps, runwarden's closest kind). */
+export const QUEUE_PEERS = ['bullmq', 'graphile-worker', 'pg-boss'] as const;
+export const ENGINE_PEERS = ['dbos', 'mastra'] as const;
+export const PEERS = [...QUEUE_PEERS, ...ENGINE_PEERS] as const;
+export type PeerKind = 'queues' | 'engines';
+const KIND_PEERS: Record<PeerKind, readonly string[]> = { queues: QUEUE_PEERS, engines: ENGINE_PEERS };
 const SYSTEM_ORDER = ['runwarden-sqlite', 'runwarden-postgres', ...PEERS];
-const WORKLOAD_ORDER = ['noop-throughput', 'enqueue-to-start', 'crash-recovery', 'hang-cut', 'fanout-throughput', 'deadline-overshoot', 'forensics-overhead', 'containment-cost', 'containment-stop', 'llm-concurrency'];
+const WORKLOAD_ORDER = ['noop-throughput', 'enqueue-to-start', 'crash-recovery', 'hang-cut', 'scale-out', 'tracing-overhead', 'fanout-throughput', 'deadline-overshoot', 'forensics-overhead', 'containment-cost', 'containment-stop', 'llm-concurrency'];
 
 /** Rates are better high; times, memory and the forensics slowdown ratio are better low. */
 export const higherIsBetter = (metric: string): boolean => /(^|_)per_s($|_)/.test(metric);
 
-const isPeer = (system: string): boolean => (PEERS as readonly string[]).includes(system);
 const orderOf = (list: string[], x: string): number => (list.includes(x) ? list.indexOf(x) : list.length);
 
 export interface Row {
@@ -63,12 +67,14 @@ export interface Row {
   better: 'higher' | 'lower';
   system: string;
   value: string;
-  /** value / best peer value, with ≥ or ≤ when a cap hides the true ratio; '' when there is no peer. */
-  ratio: string;
+  /** value / best queue peer's value, with ≥ or ≤ when a cap hides the true ratio; '' when no queue peer has the metric. */
+  vsQueues: string;
+  /** The same against the best workflow-engine peer. */
+  vsEngines: string;
   note: string;
 }
 
-/** Table rows, grouped by workload and metric, with the ratio against the best peer of the group. */
+/** Table rows, grouped by workload and metric, with the ratios against the best peer of each kind in the group. */
 export function rows(results: BenchResult[]): Row[] {
   const groups = new Map<string, BenchResult[]>();
   for (const r of results) {
@@ -86,7 +92,8 @@ export function rows(results: BenchResult[]): Row[] {
     const first = group[0];
     if (!first) continue;
     const hi = higherIsBetter(first.metric);
-    const best = bestPeer(group, hi);
+    const bestQ = bestPeer(group, hi, 'queues');
+    const bestE = bestPeer(group, hi, 'engines');
     for (const r of group) {
       out.push({
         workload: r.workload,
@@ -94,7 +101,8 @@ export function rows(results: BenchResult[]): Row[] {
         better: hi ? 'higher' : 'lower',
         system: r.system,
         value: formatValue(r),
-        ratio: best ? formatRatio(r, best, hi) : '',
+        vsQueues: bestQ ? formatRatio(r, bestQ, hi) : '',
+        vsEngines: bestE ? formatRatio(r, bestE, hi) : '',
         note: r.note ?? '',
       });
     }
@@ -102,9 +110,9 @@ export function rows(results: BenchResult[]): Row[] {
   return out;
 }
 
-/** The best peer row of a group; an uncapped value beats a capped one. */
-function bestPeer(group: BenchResult[], hi: boolean): BenchResult | undefined {
-  const peers = group.filter((r) => isPeer(r.system) && Number.isFinite(r.value));
+/** The best row of a group among the peers of `kind`; an uncapped value beats a capped one. */
+export function bestPeer(group: BenchResult[], hi: boolean, kind: PeerKind): BenchResult | undefined {
+  const peers = group.filter((r) => KIND_PEERS[kind].includes(r.system) && Number.isFinite(r.value));
   const pool = peers.some((r) => !r.capped) ? peers.filter((r) => !r.capped) : peers;
   return pool.reduce<BenchResult | undefined>((b, r) => (!b || (hi ? r.value > b.value : r.value < b.value) ? r : b), undefined);
 }
@@ -118,7 +126,7 @@ export function formatValue(r: BenchResult): string {
  * value / best peer value. A capped value is a bound (the true time is at least the cap), so a
  * ratio against it is a bound too: ours / capped-peer is "≤", capped-ours / peer is "≥".
  */
-function formatRatio(r: BenchResult, best: BenchResult, hi: boolean): string {
+export function formatRatio(r: BenchResult, best: BenchResult, hi: boolean): string {
   if (best.value === 0 || !Number.isFinite(r.value)) return '';
   if (r.capped && best.capped) return 'both capped';
   const ratio = r.value / best.value;
@@ -140,12 +148,12 @@ function sig2(x: number): string {
 
 export function textTable(report: Report): string {
   const m = report.machine;
-  const head = ['workload', 'metric', 'better', 'system', 'value', 'vs best peer', 'note'];
-  const body = rows(report.results).map((r) => [r.workload, r.metric, r.better, r.system, r.value, r.ratio, r.note]);
+  const head = ['workload', 'metric', 'better', 'system', 'value', 'vs best queue', 'vs best engine', 'note'];
+  const body = rows(report.results).map((r) => [r.workload, r.metric, r.better, r.system, r.value, r.vsQueues, r.vsEngines, r.note]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((r) => (r[i] ?? '').length)));
   const line = (r: string[]): string =>
     r
-      .map((c, i) => (i === 4 || i === 5 ? c.padStart(widths[i] ?? 0) : i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
+      .map((c, i) => (i >= 4 && i <= 6 ? c.padStart(widths[i] ?? 0) : i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
       .join('  ')
       .trimEnd();
   const lines = [
@@ -153,7 +161,7 @@ export function textTable(report: Report): string {
     `versions: ${Object.entries(m.versions)
       .map(([k, v]) => `${k} ${v}`)
       .join(', ')}`,
-    'vs best peer = value / best peer value of the same workload and metric ("better" says which direction wins); ≥/≤ where a cap bounds it',
+    `vs best queue / engine = value / the best value among the queue peers (${QUEUE_PEERS.join(', ')}) / the workflow-engine peers (${ENGINE_PEERS.join(', ')}) of the same workload and metric ("better" says which direction wins); ≥/≤ where a cap bounds it`,
     '',
     line(head),
     line(widths.map((w) => '-'.repeat(w))),
@@ -179,6 +187,8 @@ const COLORS: Record<string, string> = {
   bullmq: '#d9480f',
   'graphile-worker': '#2b8a3e',
   'pg-boss': '#862e9c',
+  dbos: '#c92a2a',
+  mastra: '#5f3dc4',
 };
 const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
@@ -208,13 +218,19 @@ export function svgChart(report: Report): string {
         `<text x="${W - 10}" y="${y}" text-anchor="end" fill="#555">${hi ? 'higher is better' : 'lower is better'}${log ? ' · log scale' : ''}</text>`,
     );
     y += 8;
+    const bestQ = bestPeer(g.rows, hi, 'queues');
+    const bestE = bestPeer(g.rows, hi, 'engines');
     for (const r of g.rows) {
       const w = Math.max(2, scale(r.value));
+      // runwarden's bars carry their ratios to the best peer of each kind.
+      const q = r.system.startsWith('runwarden') && bestQ ? formatRatio(r, bestQ, hi) : '';
+      const e = r.system.startsWith('runwarden') && bestE ? formatRatio(r, bestE, hi) : '';
+      const ratios = [q && `${q} best queue`, e && `${e} best engine`].filter(Boolean).join(', ');
       const color = COLORS[r.system] ?? '#666';
       parts.push(
         `<text x="${labelW - 8}" y="${y + barH - 4}" text-anchor="end">${esc(r.system)}</text>` +
           `<rect x="${labelW}" y="${y}" width="${w.toFixed(1)}" height="${barH}" fill="${color}"${r.capped ? ' fill-opacity="0.45" stroke="' + color + '" stroke-dasharray="4 2"' : ''}/>` +
-          `<text x="${(labelW + w + 6).toFixed(1)}" y="${y + barH - 4}">${esc(formatValue(r))}</text>`,
+          `<text x="${(labelW + w + 6).toFixed(1)}" y="${y + barH - 4}">${esc(formatValue(r))}${ratios ? `<tspan fill="#555"> (${esc(ratios)})</tspan>` : ''}</text>`,
       );
       y += barH + gap;
     }
@@ -247,132 +263,4 @@ function groupResults(results: BenchResult[]): Array<{ workload: string; metric:
     .filter((g) => WORKLOAD_ORDER.includes(g.workload) && g.metric !== 'enqueue_per_s')
     .sort((a, b) => orderOf(WORKLOAD_ORDER, a.workload) - orderOf(WORKLOAD_ORDER, b.workload) || a.metric.localeCompare(b.metric))
     .map((g) => ({ ...g, rows: g.rows.sort((a, b) => orderOf(SYSTEM_ORDER, a.system) - orderOf(SYSTEM_ORDER, b.system)) }));
-}
-
-// ---------------------------------------------------------------------------------------------
-// docs/benchmarks.md
-
-/** The `/health` under load section, written by `node bench/health-under-load.ts --write-docs` (its own run, not this one). */
-function healthSection(): string {
-  const file = new URL('../docs/benchmarks-health.md', import.meta.url);
-  return existsSync(file) ? `\n${readFileSync(file, 'utf8').trim()}\n` : '';
-}
-
-export function markdown(report: Report): string {
-  const m = report.machine;
-  const caps = report.params;
-  const table = [
-    '| workload | metric | better | system | value | vs best peer | note |',
-    '|---|---|---|---|--:|--:|---|',
-    ...rows(report.results).map((r) => `| ${r.workload} | ${r.metric} | ${r.better} | ${r.system} | ${r.value} | ${r.ratio} | ${r.note.replace(/\|/g, '\\|')} |`),
-  ].join('\n');
-  const configs = Object.entries(report.configs)
-    .map(([k, v]) => `- **${k}**: ${v}`)
-    .join('\n');
-  return `<!-- Generated by \`npm run bench -- --write-docs\` (bench/report.ts). Edit the generator, not this file. -->
-# Benchmarks
-
-runwarden measured side by side with BullMQ, graphile-worker and pg-boss: same machine, same run,
-one after the other. The machine is small and shared (${m.cpus} cores), so absolute numbers move
-from run to run by tens of percent; **read the ratios within a row group, not the absolute values**.
-Nothing in \`npm test\` asserts speed.
-
-![grouped bars per workload](benchmarks.svg)
-
-## This run
-
-- Command: \`${report.command}\` (${report.mode} mode), started ${report.startedAt}, took ${Math.round(report.durationS)} s.
-- Machine: ${m.cpus} x ${m.cpuModel}, ${m.memGiB} GiB RAM, ${m.platform}/${m.arch}, Node ${m.node}.
-- Versions: ${Object.entries(m.versions)
-    .map(([k, v]) => `${k} ${v}`)
-    .join(', ')}.
-- Same for every system: ${caps.jobs.toLocaleString('en-US')} no-op jobs, concurrency ${caps.concurrency}; crash-recovery cap ${caps.crashCapMs / 1000} s; hang-cut deadline ${caps.deadlineMs} ms, cap ${caps.hangCapMs / 1000} s past it.
-
-"vs best peer" is the value divided by the best peer's value for the same workload and metric; the
-"better" column says whether higher or lower wins. "≥ (cap)" means the event had not happened when
-the measurement stopped; a ratio against a capped value is a bound (≤ or ≥).
-
-${table}
-${report.errors.length > 0 ? `\nStages that failed in this run:\n\n${report.errors.map((e) => `- ${e}`).join('\n')}\n` : ''}
-${healthSection()}
-## How each peer is configured
-
-Each peer runs from its npm package (devDependencies), in-process with the bench except for the
-crash-recovery workers, against fresh state: a new PostgreSQL database \`rwbench_*\` (dropped
-afterwards) or a new Redis key prefix \`rwbench:*\` (its keys deleted afterwards).
-
-${configs}
-
-## What each workload measures
-
-- **noop-throughput** (\`steps_per_s\`): ${caps.jobs.toLocaleString('en-US')} no-op jobs are enqueued first (in
-  each system's bulk API where it has one; \`enqueue_per_s\`), then one worker with concurrency ${caps.concurrency}
-  drains them. runwarden-sqlite: from \`worker.start()\` to the store counting every step succeeded;
-  runwarden-postgres: from its worker process being ready to the last step finished. Peers: from
-  the worker starting to fetch (BullMQ \`worker.run()\`, pg-boss \`work()\`, graphile-worker's
-  \`pool:create\` event) to the last completion committed (BullMQ \`completed\` events;
-  graphile-worker and pg-boss: their job table polled every 10 ms, on one connection, after the last
-  handler ran). Before draining, the PostgreSQL peers' job tables get an \`ANALYZE\`, as autovacuum
-  would have done on any database up for a minute: on a fresh pg-boss queue the planner otherwise
-  completes each batch with a nested loop (about 1 s per 1,000 jobs while 10,000 are active here),
-  which would measure the empty statistics, not pg-boss.
-- **enqueue-to-start** (\`p50_ms\`, \`p99_ms\`): one job at a time into an idle worker, 2 ms apart;
-  from the enqueue call to the handler's first line. The peers' worker is in the bench process
-  (pg-boss, which polls, is woken with \`notifyWorker\`); runwarden-postgres's is a separate process,
-  so its number includes the cross-process wake-up (LISTEN/NOTIFY) the others do not pay.
-- **crash-recovery** (\`ms\`): a worker child process takes the one job and holds it; it is
-  SIGKILLed; a fresh worker process at the system's default settings starts at once; time from the
-  kill to the job's handler starting again, capped at ${caps.crashCapMs / 1000} s. The systems run this one side by
-  side (they spend it waiting on their own timers of 30 s to 4 h, not on the CPU).
-  runwarden runs as users run it, at its defaults: \`runwarden start\` on SQLite, and on PostgreSQL one
-  \`runwarden worker\` (runs submitted to a \`runwarden start --workers 0\` API); both supervise as many
-  worker processes as there are CPUs, with a 3 s lease. The held step reports the pid of the worker
-  process running it; that process (not its supervisor) is SIGKILLed, and the time runs to the
-  step's next attempt starting: \`ms\` is the p50 of several kills, \`ms_max\` the slowest. The
-  supervisor sees its worker die and hands the attempt back at once. \`ms_lease_expiry\`: every
-  process that runs workers (\`runwarden start\`, or \`runwarden worker\`, with its worker processes)
-  is SIGKILLed at once and a new one started: the step comes back when its lease has expired and the
-  reaper (every 0.5 s) sees it, which is the peers' situation (nothing survives to tell).
-- **hang-cut** (\`p50_ms\`, \`p99_ms\`): jobs that make an HTTP request to a local server that accepts
-  and never answers, with a ${caps.deadlineMs} ms deadline set through the system's own job timeout where it has
-  one; how long after the deadline each job is recorded as failed. A peer without a timeout for
-  running jobs never cuts it: reported as the cap (${caps.hangCapMs / 1000} s past the deadline) with the jobs still running.
-  runwarden: single-step runs of its builtin \`http\` tool with \`timeoutMs\` = the deadline, on the
-  same deployments as crash-recovery; the overshoot is the \`step.finished\` event's time minus the
-  \`deadlineAt\` of the step's \`step.started\` event. \`sockets_left_open\` (runwarden, and pg-boss: the
-  one peer that cuts): of the connections that carried a request, how many the server still has
-  open after the cut (runwarden: waiting up to 1 s): 0 means the request itself was aborted, not
-  only the wait for it.
-- **llm-concurrency** (runwarden-sqlite only): bench/llm-concurrency.ts in a child process of its own
-  (\`--expose-gc\`): 2,000 lab LLM steps at once at 2 s latency on one in-process worker, the lab in a
-  process of its own (\`runwarden lab\`, as a remote server would be).
-  \`loop_delay_p99_ms\`: the event loop's delay p99 while they run; \`heap_kb_per_step\` and
-  \`rss_kb_per_step\`: peak heap (after a GC at the baseline) and RSS over the idle baseline, per
-  in-flight step; \`overhead_ms_per_call\`: one llm step at a time against the lab at 0 latency,
-  minus a bare \`fetch\` of the same request.
-- **containment-cost-noop / -llm** (runwarden-sqlite only, bench/containment.ts): single-step runs of
-  a user tool from a tools module, run in tool threads (\`toolIsolation: 'thread'\`, the default:
-  stoppable at the cut) against inline on the worker's loop, in alternating pairs; \`throughput_loss_pct\`
-  is the median loss of the pairs, \`step_p50_ms_*\` each step's own started -> finished. \`-llm\`: the
-  tool makes one chat request to the lab in a process of its own.
-- **containment-stop-burner / -writer / -stubborn-child** (runwarden-sqlite only): tools that ignore
-  their signal (a CPU burner in 10 ms slices, a file writer every 10 ms, a shell child trapping
-  SIGTERM that writes every 10 ms), 500 ms deadline, 500 ms grace, in tool threads; "work stopped" is
-  the last time the file the tool marks grew, measured from the deadline. Goal:
-  \`stop_after_grace_p99_ms\` <= 200.
-- runwarden only, when the run has them: **fanout-throughput** (one run with thousands of independent
-  steps), **deadline-overshoot** (a \`sleep\` step past its deadline), **forensics-overhead** (\`ratio\`:
-  throughput with forensics off / on, median of alternating pairs; \`ratio_llm\` for lab LLM steps),
-  **cost-per-step** (PostgreSQL statements and commits per step).
-
-## Reproduce
-
-\`\`\`sh
-# Redis on 127.0.0.1:6379 and PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth)
-npm run bench -- --quick --json bench-results.json    # under 10 minutes
-npm run bench -- --json bench-results.json            # full
-npm run bench -- --only bullmq,pg-boss --workload noop-throughput
-npm run bench -- --write-docs                          # regenerates this page and benchmarks.svg
-\`\`\`
-`;
 }

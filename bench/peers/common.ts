@@ -382,10 +382,10 @@ export function workerSide(): { config: Record<string, string>; started: (jobId:
 
 /**
  * crash-recovery as every adapter measures it: worker A takes the one job, A is SIGKILLed, a fresh
- * worker B (default settings) starts at once; the time from the kill to B's handler starting the
- * same job, or the cap with `capped: true`.
+ * worker B (default settings; `configB` when B differs from A, e.g. an identity of its own) starts
+ * at once; the time from the kill to B's handler starting the same job, or the cap with `capped: true`.
  */
-export async function killAndRestart(script: URL, config: object, jobId: string, capMs: number): Promise<{ ms: number; capped: boolean }> {
+export async function killAndRestart(script: URL, config: object, jobId: string, capMs: number, configB: object = config): Promise<{ ms: number; capped: boolean }> {
   const a = spawnWorker(script, config);
   let b: WorkerChild | undefined;
   try {
@@ -394,7 +394,7 @@ export async function killAndRestart(script: URL, config: object, jobId: string,
     a.child.kill('SIGKILL');
     const killedAt = Date.now();
     await a.kill();
-    b = spawnWorker(script, config);
+    b = spawnWorker(script, configB);
     const again = await b.started(jobId, capMs);
     if (!again) {
       // A worker that died is a broken measurement, not a system that takes longer than the cap.
