@@ -39,6 +39,8 @@ export interface Report {
 /** What every system got in this run. */
 export interface Params {
   jobs: number;
+  /** The no-op job count of the workflow-engine peers (they run 100-300 a second here). */
+  engineJobs: number;
   concurrency: number;
   e2sSamples: number;
   crashCapMs: number;

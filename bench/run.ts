@@ -1,8 +1,9 @@
 /**
  * `npm run bench [-- --quick] [-- --json file] [-- --only a,b] [-- --workload x,y] [-- --write-docs]`
  *
- * runwarden and its peers (BullMQ, graphile-worker, pg-boss), same machine, same run, one stage
- * after the other, each on fresh state. Prints one table with every value against the best peer;
+ * runwarden and its peers, same machine, same run, one stage after the other, each on fresh state:
+ * job queues (BullMQ, graphile-worker, pg-boss) and workflow engines (DBOS, Mastra). Prints one
+ * table with every value against the best peer of each kind;
  * `--json` writes `{ machine, results, ... }`; `--write-docs` regenerates docs/benchmarks.md and
  * docs/benchmarks.svg. Numbers from one noisy machine: compare ratios, not absolute values.
  *
@@ -17,7 +18,8 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { arch, cpus, platform, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
 import { postgresVersion, withDeadline } from './peers/common.ts';
-import { markdown, svgChart, textTable, type BenchResult, type Machine, type Params, type Report } from './report.ts';
+import { markdown } from './report-docs.ts';
+import { svgChart, textTable, type BenchResult, type Machine, type Params, type Report } from './report.ts';
 
 const { values } = parseArgs({
   options: {
@@ -34,6 +36,8 @@ const quick = values.quick ?? false;
 /** Every system gets the same job count and concurrency; caps and sample counts per mode. */
 const P: Params = {
   jobs: 20_000,
+  // The workflow engines run 100-300 durable workflows a second here: 20,000 would take minutes each.
+  engineJobs: quick ? 3000 : 20_000,
   concurrency: 128,
   e2sSamples: quick ? 200 : 1000,
   crashCapMs: quick ? 100_000 : 150_000,
@@ -56,7 +60,7 @@ interface SystemSpec {
 const SYSTEMS: SystemSpec[] = [
   {
     name: 'runwarden-sqlite',
-    modules: ['./sqlite-engine.ts', './forensics.ts', './llm-concurrency.ts', './containment.ts', './enqueue.ts'],
+    modules: ['./sqlite-engine.ts', './forensics.ts', './llm-concurrency.ts', './containment.ts', './enqueue.ts', './tracing.ts'],
     configuration:
       'one process: the engine and one in-process `Worker` with concurrency N on a fresh SQLite file (node:sqlite, WAL); runs created one at a time with `engine.createRun`. ' +
       'crash-recovery and hang-cut run the CLI as users do instead: `runwarden start` on a fresh data directory at its defaults (the API and CPU-count supervised worker processes, ' +
@@ -64,7 +68,7 @@ const SYSTEMS: SystemSpec[] = [
   },
   {
     name: 'runwarden-postgres',
-    modules: ['./postgres-engine.ts', './enqueue.ts'],
+    modules: ['./postgres-engine.ts', './enqueue.ts', './scale-out.ts'],
     configuration:
       'a fresh database; one `runwarden worker` host (its default: one supervised worker process per CPU, here 2, sharing concurrency N; LISTEN/NOTIFY wake-ups), runs created from the bench process (so its enqueue-to-start crosses processes; the peers\' does not). ' +
       'crash-recovery and hang-cut: one `runwarden worker` at its defaults (CPU-count supervised worker processes, lease 3 s), runs submitted to a `runwarden start --workers 0` API process.',
@@ -72,7 +76,11 @@ const SYSTEMS: SystemSpec[] = [
   { name: 'bullmq', modules: ['./peers/bullmq.ts'], configuration: '' },
   { name: 'graphile-worker', modules: ['./peers/graphile-worker.ts'], configuration: '' },
   { name: 'pg-boss', modules: ['./peers/pg-boss.ts'], configuration: '' },
+  { name: 'dbos', modules: ['./peers/dbos.ts'], configuration: '' },
+  { name: 'mastra', modules: ['./peers/mastra.ts'], configuration: '' },
 ];
+
+const ENGINES = new Set(['dbos', 'mastra']);
 
 interface WorkloadSpec {
   name: string;
@@ -95,6 +103,7 @@ const WORKLOADS: WorkloadSpec[] = [
       if (!f) return undefined;
       // postgres-engine's signature is (jobs, hosts, concurrency): one `runwarden worker` host with N steps in flight, as every peer has one worker.
       if (system === 'runwarden-postgres') return async () => renamed(await f(P.jobs, 1, P.concurrency), 'noop-throughput-1w', 'noop-throughput', '1 runwarden worker host (2 processes)');
+      if (ENGINES.has(system)) return async () => (await f(P.engineJobs, P.concurrency)).map((r) => ({ ...r, note: `${P.engineJobs.toLocaleString('en-US')} jobs; ${r.note ?? ''}`.replace(/; $/, '') }));
       return () => f(P.jobs, P.concurrency);
     },
   },
@@ -132,6 +141,22 @@ const WORKLOADS: WorkloadSpec[] = [
       // also take how many times to SIGKILL a worker process, then the whole process tree.
       const f = fn(mods, 'crashRecovery') as ((cap: number, samples?: number, treeSamples?: number) => Promise<BenchResult[]>) | undefined;
       return f && (() => f(P.crashCapMs, quick ? 5 : 10, quick ? 2 : 3));
+    },
+  },
+  {
+    name: 'scale-out',
+    budgetS: 600,
+    pick: (_s, mods) => {
+      const f = fn(mods, 'scaleOut') as ((jobs: number) => Promise<BenchResult[]>) | undefined;
+      return f && (() => f(quick ? 6000 : 20_000));
+    },
+  },
+  {
+    name: 'tracing-overhead',
+    budgetS: 600,
+    pick: (_s, mods) => {
+      const f = fn(mods, 'tracingOverhead') as ((o: object) => Promise<BenchResult[]>) | undefined;
+      return f && (() => f({ jobs: quick ? 3000 : 10_000, pairs: quick ? 3 : 5, concurrency: P.concurrency }));
     },
   },
   {
@@ -318,7 +343,7 @@ async function runAll(): Promise<Report> {
 
 async function versions(loaded: Map<string, Mod[]>): Promise<Machine['versions']> {
   const v: Record<string, string> = {};
-  for (const p of ['bullmq', 'graphile-worker', 'pg-boss']) {
+  for (const p of ['bullmq', 'graphile-worker', 'pg-boss', 'dbos', 'mastra']) {
     const m = loaded.get(p)?.[0];
     if (typeof m?.version === 'function') v[p] = (m.version as () => string)();
   }

@@ -13,9 +13,13 @@
  * - WAL, from pg_stat_wal (cluster-wide: other databases' writes count too): bytes per step and
  *   WAL syncs per second.
  *
+ * The no-op tool runs inline (`toolIsolation: 'inline'`, from a config file): this measures what
+ * the database and the worker loop carry, not the start of a tool thread per attempt.
+ *
  *   node bench/scale-out.ts [--jobs N]      (or as the `scale-out` workload of `npm run bench`)
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
@@ -96,6 +100,18 @@ async function wal(c: pg.Client): Promise<Wal> {
 
 const SERVER_PROCESSES = "('walwriter', 'checkpointer', 'background writer', 'autovacuum launcher', 'autovacuum worker')";
 
+let configDir: string | undefined;
+/** A config file that runs tools inline, written once per bench process and removed at exit. */
+function inlineConfig(): string {
+  if (!configDir) {
+    const dir = mkdtempSync(join(tmpdir(), 'rwbench-scale-out-'));
+    configDir = dir;
+    writeFileSync(join(dir, 'runwarden.config.json'), JSON.stringify({ toolIsolation: 'inline' }));
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  }
+  return join(configDir, 'runwarden.config.json');
+}
+
 /** One drain of `jobs` runs by `processes` worker processes, with what the database spent on it. */
 async function drain(jobs: number, processes: number): Promise<BenchResult[]> {
   return withDatabase(async (db) => {
@@ -110,7 +126,7 @@ async function drain(jobs: number, processes: number): Promise<BenchResult[]> {
       await enqueue(store, jobs, 'noop');
       log('enqueued');
       await store.pool.query('ANALYZE');
-      const host = startWorkerHost(db.url, [TOOLS], ['--workers', String(processes), '--concurrency', String(PER_PROCESS)]);
+      const host = startWorkerHost(db.url, [TOOLS], ['--workers', String(processes), '--concurrency', String(PER_PROCESS), '--config', inlineConfig()]);
       try {
         const ready = await host.ready;
         log('workers ready');

@@ -16,7 +16,7 @@
  *
  * crash-recovery: Mastra restarts runs left `running` only when asked: `restartAllActiveWorkflowRuns()`,
  * which its docs say the Mastra server calls when it starts. `ms` is a fresh process doing that at
- * boot; `ms_live_process` a process already running, which never does.
+ * boot; `ms_other_process` a process already running, which never does.
  */
 import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -36,10 +36,11 @@ export const configuration =
   '`new Mastra({ storage: new PostgresStore({ id, connectionString }), workflows })` (PostgresStore: Mastra\'s production storage for PostgreSQL; its pool default `max` 20), ' +
   'the default execution engine in one process; each job is a workflow of one `createStep`, run with `createRun()` + `start()`, N (the shared value) runs at a time; ' +
   'logger: Mastra\'s `ConsoleLogger` at level warn. hang-cut: `run.cancel()` at the deadline (Mastra has no step or run timeout). ' +
-  'crash-recovery: a fresh process that calls `mastra.restartAllActiveWorkflowRuns()` at boot, as the Mastra server does; `ms_live_process`: another process already running.';
+  'crash-recovery: a fresh process that calls `mastra.restartAllActiveWorkflowRuns()` at boot, as the Mastra server does; `ms_other_process`: another process already running.';
 
 export function version(): string {
-  return (JSON.parse(readFileSync(new URL('../../node_modules/@mastra/core/package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  const v = (pkg: string): string => (JSON.parse(readFileSync(new URL(`../../node_modules/${pkg}/package.json`, import.meta.url), 'utf8')) as { version: string }).version;
+  return `${v('@mastra/core')} (@mastra/pg ${v('@mastra/pg')})`;
 }
 
 const row = (workload: string, metric: string, value: number, extra: Partial<BenchResult> = {}): BenchResult => ({ system: SYSTEM, workload, metric, value, ...extra });
@@ -47,10 +48,6 @@ const row = (workload: string, metric: string, value: number, extra: Partial<Ben
 const empty = z.object({});
 
 /** A workflow `id` of one step whose body is `execute`. */
-export function oneStepWorkflow(id: string, execute: (args: { runId: string; abortSignal: AbortSignal }) => Promise<unknown>): ReturnType<typeof commitOne> {
-  return commitOne(id, execute);
-}
-
 function commitOne(id: string, execute: (args: { runId: string; abortSignal: AbortSignal }) => Promise<unknown>) {
   const step = createStep({
     id: `${id}-step`,
@@ -63,6 +60,7 @@ function commitOne(id: string, execute: (args: { runId: string; abortSignal: Abo
   });
   return createWorkflow({ id, inputSchema: empty, outputSchema: empty }).then(step).commit();
 }
+export const oneStepWorkflow = commitOne;
 
 /** The Mastra instance every process of the bench builds (the crash-recovery workers too). */
 export function mastraOn(url: string, workflows: Record<string, ReturnType<typeof commitOne>>): { mastra: Mastra; storage: PostgresStore } {
@@ -225,7 +223,7 @@ export async function hangCut(samples: number, capMs: number, deadlineMs: number
 /**
  * Worker A starts the one run (Mastra runs where it is started) and is SIGKILLed inside its step.
  * `ms`: a fresh process that calls `restartAllActiveWorkflowRuns()` at boot, started at once.
- * `ms_live_process`: a process that was already running when A died (it never looks).
+ * `ms_other_process`: a process that was already running when A died (it never looks).
  */
 export async function crashRecovery(capMs: number): Promise<BenchResult[]> {
   return withDatabase(async (db) => {
@@ -240,7 +238,7 @@ export async function crashRecovery(capMs: number): Promise<BenchResult[]> {
         ...(boot.capped ? { capped: true } : {}),
         note: boot.capped ? `not restarted within the ${capMs / 1000} s cap` : 'a fresh process calling restartAllActiveWorkflowRuns() at boot (the Mastra server does): the run restarted from its active step',
       }),
-      row('crash-recovery', 'ms_live_process', Math.round(liveResult.ms), {
+      row('crash-recovery', 'ms_other_process', Math.round(liveResult.ms), {
         ...(liveResult.capped ? { capped: true } : {}),
         note: liveResult.capped ? `a process already running never picked it up within the ${capMs / 1000} s cap (restarts happen only when called)` : 'picked up by a process already running',
       }),

@@ -1,14 +1,16 @@
 /**
- * The benchmark's peer adapters still work: each drains 200 no-op jobs through its real queue
- * (BullMQ on Redis, graphile-worker and pg-boss on PostgreSQL). Not a benchmark: nothing here
- * asserts speed. Without Redis or PostgreSQL the tests skip locally and fail in CI (CI=true).
+ * The benchmark's peer adapters still work: each drains no-op jobs through its real system
+ * (BullMQ on Redis; graphile-worker, pg-boss, DBOS and Mastra on PostgreSQL), and the workflow
+ * engines' hang-cut reads their timed-out or canceled steps back from their own tables. Not a
+ * benchmark: nothing here asserts speed. Without Redis or PostgreSQL the tests skip locally and
+ * fail in CI (CI=true). The ratio columns of the report are tested here too (pure functions).
  */
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { test } from 'node:test';
 import pg from 'pg';
 import { PG_ADMIN_URL, REDIS } from '../../bench/peers/common.ts';
-import type { BenchResult } from '../../bench/report.ts';
+import { rows, type BenchResult } from '../../bench/report.ts';
 
 const inCi = process.env.CI === 'true' || process.env.CI === '1';
 
@@ -51,11 +53,11 @@ async function unavailable(service: 'Redis' | 'PostgreSQL'): Promise<string | fa
   return `${service} is not reachable at ${where} (${why})`;
 }
 
-function assertDrained(rows: BenchResult[], system: string): void {
-  const metric = (m: string): BenchResult | undefined => rows.find((r) => r.system === system && r.workload === 'noop-throughput' && r.metric === m);
-  for (const m of ['steps_per_s', 'enqueue_per_s']) {
+function assertDrained(results: BenchResult[], system: string, metrics = ['steps_per_s', 'enqueue_per_s']): void {
+  const metric = (m: string): BenchResult | undefined => results.find((r) => r.system === system && r.workload === 'noop-throughput' && r.metric === m);
+  for (const m of metrics) {
     const r = metric(m);
-    assert.ok(r, `${system} reported no ${m}: ${JSON.stringify(rows)}`);
+    assert.ok(r, `${system} reported no ${m}: ${JSON.stringify(results)}`);
     assert.ok(Number.isFinite(r.value) && r.value > 0, `${system} ${m} = ${r.value}`);
   }
 }
@@ -74,3 +76,38 @@ for (const peer of peers) {
     assertDrained(await noopThroughput(200, 16), peer.system);
   });
 }
+
+// The workflow engines: DBOS enqueues (it has a queue), Mastra starts runs in-process (no enqueue rate).
+const engines = [
+  { system: 'dbos', metrics: ['steps_per_s', 'enqueue_per_s'], load: () => import('../../bench/peers/dbos.ts') },
+  { system: 'mastra', metrics: ['steps_per_s'], load: () => import('../../bench/peers/mastra.ts') },
+] as const;
+
+for (const engine of engines) {
+  test(`bench peer ${engine.system}: 50 one-step workflows drained; 2 hung steps failed or canceled and read back`, { timeout: 120_000 }, async (t) => {
+    const skip = await unavailable('PostgreSQL');
+    if (skip) return t.skip(skip);
+    const { noopThroughput, hangCut } = await engine.load();
+    assertDrained(await noopThroughput(50, 8), engine.system, [...engine.metrics]);
+    // A generous cap: the loaded machine may be slow to record the failure; a cap reached is a failure here.
+    const hang = await hangCut(2, 60_000, 1000);
+    const p50 = hang.find((r) => r.metric === 'p50_ms');
+    assert.ok(p50 && !p50.capped && Number.isFinite(p50.value), `${engine.system} hang-cut: ${JSON.stringify(hang)}`);
+    const running = hang.find((r) => r.metric === 'steps_still_running');
+    assert.ok(running && running.value >= 0 && running.value <= 2, `${engine.system} steps_still_running: ${JSON.stringify(running)}`);
+    const sockets = hang.find((r) => r.metric === 'sockets_left_open');
+    assert.ok(sockets && sockets.value >= 0 && sockets.value <= 2, `${engine.system} sockets_left_open: ${JSON.stringify(sockets)}`);
+  });
+}
+
+test('report: each row has its ratio to the best queue and to the best workflow engine, bounded where a cap hides it', () => {
+  const r = (system: string, value: number, extra: Partial<BenchResult> = {}): BenchResult => ({ system, workload: 'noop-throughput', metric: 'steps_per_s', value, ...extra });
+  const c = (system: string, value: number, capped = false): BenchResult => ({ system, workload: 'crash-recovery', metric: 'ms', value, ...(capped ? { capped } : {}) });
+  const table = rows([r('runwarden-sqlite', 1000), r('bullmq', 500), r('graphile-worker', 2000), r('dbos', 100), r('mastra', 250), c('runwarden-sqlite', 10), c('bullmq', 60_000), c('dbos', 100_000, true), c('mastra', 4000)]);
+  const find = (workload: string, system: string) => table.find((x) => x.workload === workload && x.system === system);
+  assert.equal(find('noop-throughput', 'runwarden-sqlite')?.vsQueues, '0.50×', 'against graphile-worker, the best queue');
+  assert.equal(find('noop-throughput', 'runwarden-sqlite')?.vsEngines, '4.0×', 'against mastra, the best engine');
+  assert.equal(find('noop-throughput', 'dbos')?.vsEngines, '0.40×');
+  assert.equal(find('crash-recovery', 'runwarden-sqlite')?.vsEngines, '0.0025×', 'against mastra (uncapped beats capped)');
+  assert.equal(find('crash-recovery', 'dbos')?.vsQueues, '≥1.67×', 'a capped time is a lower bound');
+});
