@@ -106,7 +106,7 @@ test('report: each row has its ratio to the best queue and to the best workflow 
   const table = rows([r('runwarden-sqlite', 1000), r('bullmq', 500), r('graphile-worker', 2000), r('dbos', 100), r('mastra', 250), c('runwarden-sqlite', 10), c('bullmq', 60_000), c('dbos', 100_000, true), c('mastra', 4000)]);
   const find = (workload: string, system: string) => table.find((x) => x.workload === workload && x.system === system);
   assert.equal(find('noop-throughput', 'runwarden-sqlite')?.vsQueues, '0.50×', 'against graphile-worker, the best queue');
-  assert.equal(find('noop-throughput', 'runwarden-sqlite')?.vsEngines, '4.0×', 'against mastra, the best engine');
+  assert.equal(find('noop-throughput', 'runwarden-sqlite')?.vsEngines, '4.00×', 'against mastra, the best engine');
   assert.equal(find('noop-throughput', 'dbos')?.vsEngines, '0.40×');
   assert.equal(find('crash-recovery', 'runwarden-sqlite')?.vsEngines, '0.0025×', 'against mastra (uncapped beats capped)');
   assert.equal(find('crash-recovery', 'dbos')?.vsQueues, '≥1.67×', 'a capped time is a lower bound');
