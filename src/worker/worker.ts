@@ -67,6 +67,9 @@ export interface WorkerOptions {
 
 type WorkerState = 'idle' | 'running' | 'draining' | 'stopped';
 
+/** Results written per transaction at most (see #pump). */
+const FLUSH_MAX = 256;
+
 export class Worker {
   readonly id: string;
   readonly #core: Transitions;
@@ -222,10 +225,13 @@ export class Worker {
     for (;;) {
       if (this.#abandoned) return;
       const events = this.#events;
-      const completions = this.#completions;
+      // At most FLUSH_MAX results a pass: thousands of LLM answers arriving together are written in
+      // several transactions, each a turn of the loop, instead of one long synchronous one. A
+      // step's events are always in the same pass as its result or an earlier one.
+      const completions = this.#completions.length <= FLUSH_MAX ? this.#completions : this.#completions.slice(0, FLUSH_MAX);
       const releases = this.#releases;
       this.#events = [];
-      this.#completions = [];
+      this.#completions = completions === this.#completions ? [] : this.#completions.slice(FLUSH_MAX);
       this.#releases = [];
       // Completions in this batch free their slots as it commits; claims made in the same pass may use them.
       const room = this.#concurrency - (this.#inflight.size - completions.length - releases.length);
