@@ -33,10 +33,16 @@ export interface Result {
   value: number;
 }
 
-/** The tools the benchmark's worker processes run. */
-const noop = defineTool({ name: 'noop', description: 'Does nothing (benchmarks).', run: () => null });
+/**
+ * The tools the benchmark's worker processes run. Inline, on the worker's loop, as the peers run
+ * their handlers (and as runwarden-sqlite's tool objects run): tools from a module run in a tool
+ * thread each by default, which measures thread start-up (~30 MB and tens of ms a thread), not the
+ * engine, and under load made no-op steps fail for want of a thread.
+ */
+const noop = defineTool({ name: 'noop', description: 'Does nothing (benchmarks).', isolation: 'inline', run: () => null });
 const mark = defineTool({
   name: 'mark',
+  isolation: 'inline',
   description: 'Returns the wall-clock time (epoch ms, sub-ms precision) at which it started (benchmarks).',
   run: () => ({ t: performance.timeOrigin + performance.now() }),
 });
