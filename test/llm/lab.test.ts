@@ -10,6 +10,7 @@ import { startLab, type Lab } from '../../src/lab/index.ts';
 import { ProviderRegistry } from '../../src/llm/registry.ts';
 import type { CallOptions, LlmProvider, ProviderConfig } from '../../src/llm/types.ts';
 import { rejectsWith } from './helpers.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const SLACK = 300;
 let lab: Lab;
@@ -100,6 +101,8 @@ describe('lab: connect level', () => {
     };
     diagnostics_channel.subscribe('net.client.socket', onSocket);
     const call = p.chat(hello, { signal: ac.signal, deadline: Date.now() + 10_000 });
+    // The connect may start a turn or two later (the provider first takes its flow-control slot).
+    await waitFor(() => (sockets.length > 0 ? true : undefined), 5000, 'the call to open its socket');
     diagnostics_channel.unsubscribe('net.client.socket', onSocket);
     assert.equal(sockets.length, 1);
     const socket = sockets[0]!;
