@@ -60,7 +60,7 @@ interface SystemSpec {
 const SYSTEMS: SystemSpec[] = [
   {
     name: 'runwarden-sqlite',
-    modules: ['./sqlite-engine.ts', './forensics.ts', './llm-concurrency.ts', './containment.ts', './enqueue.ts', './tracing.ts'],
+    modules: ['./sqlite-engine.ts', './forensics.ts', './llm-concurrency.ts', './containment.ts', './enqueue.ts', './tracing.ts', './flow-control.ts'],
     configuration:
       'one process: the engine and one in-process `Worker` with concurrency N on a fresh SQLite file (node:sqlite, WAL); runs created one at a time with `engine.createRun`. ' +
       'crash-recovery and hang-cut run the CLI as users do instead: `runwarden start` on a fresh data directory at its defaults (the API and CPU-count supervised worker processes, ' +
@@ -198,6 +198,22 @@ const WORKLOADS: WorkloadSpec[] = [
     pick: (_s, mods) => {
       const f = fn(mods, 'containmentStop') as ((o: object) => Promise<BenchResult[]>) | undefined;
       return f && (() => f({ samples: quick ? 10 : 30, log }));
+    },
+  },
+  {
+    name: 'flow-claim',
+    budgetS: 600,
+    pick: (_s, mods) => {
+      const f = fn(mods, 'flowClaim') as ((o: object) => Promise<BenchResult[]>) | undefined;
+      return f && (() => f({ jobs: quick ? 2000 : 5000, rounds: quick ? 2 : 3, log }));
+    },
+  },
+  {
+    name: 'flow-quota',
+    budgetS: 300,
+    pick: (_s, mods) => {
+      const f = fn(mods, 'flowQuota') as ((o: object) => Promise<BenchResult[]>) | undefined;
+      return f && (() => f({ steps: 300, log }));
     },
   },
   {
