@@ -245,7 +245,9 @@ export class ToolThreadPool {
     const started = (): void => {
       this.#starting--;
       const waiter = this.#waiters.shift();
-      if (!waiter) return this.#topUp();
+      // Spares are topped up after a start that worked only: a tools module that throws must not
+      // have threads started over and over.
+      if (!waiter) return t.isReady ? this.#topUp() : undefined;
       // A spare now ready goes to the first waiting attempt; else there is room to start one.
       const i = t.isReady ? this.#spares.indexOf(t) : -1;
       if (i >= 0) this.#spares.splice(i, 1);
