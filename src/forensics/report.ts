@@ -294,19 +294,10 @@ export function lostAttemptReport(input: LostAttemptInput): HangReport {
     stepName: input.stepName,
     tool: input.tool ?? '?',
     attempt: input.attempt,
-    where: null,
-    toolLocation: null,
+    ...unwatched(),
     timeoutMs: input.timeoutMs ?? 0,
     ranMs: started !== undefined ? now - started : 0,
-    ignoredAbort: false,
-    frames: [],
-    pending: [],
-    lastCheckpoint: null,
     // The lost worker's own loop delay (at its last heartbeat) is in worker.info.loopDelayP99Ms.
-    eventLoop: null,
-    resources: processResources(),
-    config: configSnapshotForReport(),
-    lastLogs: [],
     worker: w ? { id: w.id, pid: w.pid, host: w.host, lastHeartbeatAt: w.lastHeartbeatAt, info: w.info ?? {} } : { id: input.workerId, registered: false },
     notes: [
       'written by the reaper: the pending operations, frames and logs of the attempt lived in the worker process and are not known here',
@@ -314,6 +305,15 @@ export function lostAttemptReport(input: LostAttemptInput): HangReport {
     ],
   };
   return redactDeep(report);
+}
+
+/**
+ * What a report written away from the step's code holds of it (the reaper, for a lost attempt or
+ * an expired wait): no frames, operations, checkpoint, loop or logs of the step; the resources and
+ * config of the writing process.
+ */
+function unwatched(): Pick<HangReport, 'where' | 'toolLocation' | 'ignoredAbort' | 'frames' | 'pending' | 'lastCheckpoint' | 'eventLoop' | 'resources' | 'config' | 'lastLogs'> {
+  return { where: null, toolLocation: null, ignoredAbort: false, frames: [], pending: [], lastCheckpoint: null, eventLoop: null, resources: processResources(), config: configSnapshotForReport(), lastLogs: [] };
 }
 
 export interface WaitTimeoutInput {
@@ -346,18 +346,9 @@ export function waitTimeoutReport(input: WaitTimeoutInput): HangReport {
     stepName: input.stepName,
     tool: 'wait',
     attempt: input.attempt,
-    where: null,
-    toolLocation: null,
+    ...unwatched(),
     timeoutMs: input.deadlineAt - input.since,
     ranMs: now - input.since,
-    ignoredAbort: false,
-    frames: [],
-    pending: [],
-    lastCheckpoint: null,
-    eventLoop: null,
-    resources: processResources(),
-    config: configSnapshotForReport(),
-    lastLogs: [],
     waitedFor: { signal: input.signal, since, deadlineAt: new Date(input.deadlineAt).toISOString() },
     notes: [
       'written by the reaper: the step held no worker while it waited, so it has no stack, operation or log',
