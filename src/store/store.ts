@@ -228,8 +228,12 @@ export interface ClaimOptions {
   leaseMs: number;
 }
 
-/** What a claim returns of each step it leased (a dialect may return the whole row). */
-export type ClaimedRow = Pick<StepRow, 'runId' | 'name' | 'tool' | 'attempts' | 'leaseToken' | 'inputs' | 'resolvedInputs' | 'timeoutMs'>;
+/**
+ * What a claim returns of each step it leased (a dialect may return the whole row), and when the
+ * step had become ready (its `ready_at` before the claim cleared it; ms): the queue wait is the
+ * claim's time minus this.
+ */
+export type ClaimedRow = Pick<StepRow, 'runId' | 'name' | 'tool' | 'attempts' | 'leaseToken' | 'inputs' | 'resolvedInputs' | 'timeoutMs'> & { wasReadyAt: number };
 
 export interface RenewResult {
   /** Tokens whose lease was extended. */
@@ -278,7 +282,8 @@ export interface Tx {
   decrementPending(runId: string, names: string[]): Promise<StepRow[]>;
   /**
    * Moves up to `limit` ready steps (queued, ready_at <= now) to running with a fresh lease, bumping
-   * their attempt counter and setting their deadline; returns the updated rows.
+   * their attempt counter and setting their deadline; returns the updated rows, each with the
+   * `ready_at` it had before (`wasReadyAt`).
    */
   claimReady(opts: ClaimOptions): Promise<ClaimedRow[]>;
   /**

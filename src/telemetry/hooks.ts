@@ -3,6 +3,7 @@
  * updates this process's metrics (metrics.ts) and, when tracing is on, writes the matching span
  * (tracing.ts). With tracing off a hook costs a few counter updates.
  *
+ * - `attemptClaimed` (worker, once per attempt, as its claim comes back): queue wait histogram;
  * - `attemptEnded` (worker, once per attempt): step duration histogram; the attempt's span, with
  *   its hang report as a span event;
  * - `observeCommitted` (every committed engine transaction): hang reports by classification (also
@@ -26,6 +27,15 @@ export interface EndedAttempt {
   outcome: string;
   error?: { code: string; message: string } | undefined;
   hangReport?: Record<string, unknown> | null | undefined;
+}
+
+/**
+ * How long the step waited ready before this claim: from its `ready_at` (queued with its inputs
+ * resolved, or a retry's backoff over) to the claim. The clocks are those of the processes that
+ * wrote the two times; a wait below zero (clocks apart) counts as none.
+ */
+export function attemptClaimed(c: { tool: string; readyAt: number; claimedAt: number }): void {
+  processMetrics.queueWait.observe({ tool: c.tool }, Math.max(0, c.claimedAt - c.readyAt) / 1000);
 }
 
 export function attemptEnded(a: EndedAttempt): void {

@@ -83,6 +83,7 @@ export class Counter extends Metric {
 /** The metrics of this process. */
 export const processMetrics = {
   stepDuration: new Histogram('runwarden_step_duration_seconds', 'Duration of step attempts, by tool and how the attempt ended.'),
+  queueWait: new Histogram('runwarden_step_queue_wait_seconds', 'Time from a step being ready to its attempt being claimed, by tool.'),
   llmCalls: new Histogram('runwarden_llm_call_duration_seconds', 'LLM provider calls (retries included), by provider, model and outcome code (ok or the error code).'),
   llmTokens: new Counter('runwarden_llm_tokens_total', 'LLM tokens, by provider, model and direction (input or output).'),
   hangReports: new Counter('runwarden_hang_reports_total', 'Hang reports written, by classification code.'),

@@ -20,7 +20,7 @@ import type { TextDelta } from '../domain/records.ts';
 import { additionsRefused, validateAdditions, type StepAdditions } from '../domain/added-steps.ts';
 import type { PlanLimits } from '../domain/plan.ts';
 import { staticDefaults } from '../config/fields.ts';
-import { attemptEnded } from '../telemetry/hooks.ts';
+import { attemptClaimed, attemptEnded } from '../telemetry/hooks.ts';
 import { ThreadAttempt } from './isolation/thread-attempt.ts';
 import { ToolThreadPool } from './isolation/pool.ts';
 import { StepRun, type Attempt, type AttemptResult } from './run-step.ts';
@@ -264,7 +264,10 @@ export class Worker {
       for (const r of releases) this.#inflight.delete(r.claim.token);
       if (want > 0 && claimed.length < want) this.#wantClaim = false;
       this.stats.claimed += claimed.length;
-      for (const c of claimed) this.#startStep(c);
+      for (const c of claimed) {
+        attemptClaimed(c);
+        this.#startStep(c);
+      }
       if (out.flushError !== undefined) throw out.flushError as Error;
       if (claimError !== undefined) throw claimError as Error;
       if (claimed.length === 0 && this.#events.length === 0 && this.#completions.length === 0 && this.#releases.length === 0) return;

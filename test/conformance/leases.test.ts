@@ -239,6 +239,48 @@ conformance('claims, leases and completions', (it) => {
     assert.equal((await ctx.store.getRun(runId))?.status, 'failed');
   });
 
+  it('a claim says when each step became ready (the queue wait runs from there), not its claim rank', async (ctx) => {
+    const clock = new Clock();
+    const core = coreAt(ctx.store, clock);
+    const created = clock.t;
+    const runId = await createRun(core, [
+      { name: 'a', priority: 5, retries: { max: 1, backoffMs: 1000 } },
+      { name: 'b', concurrency: { key: 'k', limit: 1 } },
+      { name: 'c', concurrency: { key: 'k', limit: 1 } },
+      { name: 'd', dependsOn: ['a'] },
+    ]);
+    clock.advance(40);
+    const first = await core.claim('w1', 10, 5000);
+    assert.deepEqual(first.map((c) => c.stepName).sort(), ['a', 'b'], 'c waits for the key b holds');
+    // a is claimed as if ready 5 s earlier (its priority); it became ready when the run was created.
+    for (const c of first) assert.deepEqual([c.stepName, c.readyAt, c.claimedAt], [c.stepName, created, created + 40]);
+    const [a1, b] = [first.find((c) => c.stepName === 'a'), first.find((c) => c.stepName === 'b')];
+    assert.ok(a1 && b);
+
+    clock.advance(250);
+    assert.deepEqual(await core.flush([], [done(b)]), [{ applied: true }]);
+    clock.advance(60);
+    const [c] = await core.claim('w1', 10, 5000);
+    assert.deepEqual([c?.stepName, c?.readyAt, c?.claimedAt], ['c', created, created + 350], 'c was ready all the time the key was full');
+
+    clock.advance(10);
+    assert.deepEqual(await core.flush([], [failed(a1, { code: 'FLAKY', message: 'try again', retryable: true })]), [{ applied: true }]);
+    const retryAt = Date.parse((await ctx.store.getStep(runId, 'a'))?.readyAt ?? '');
+    assert.ok(retryAt >= clock.t + 500, 'the retry waits out its backoff');
+    clock.t = retryAt + 30;
+    const [a2] = await core.claim('w1', 10, 5000);
+    assert.deepEqual([a2?.stepName, a2?.attempt, a2?.readyAt, a2?.claimedAt], ['a', 2, retryAt, retryAt + 30], "a retry is ready when its backoff ends: the backoff is not queue wait");
+    assert.ok(a2);
+
+    clock.advance(5);
+    const aEnded = clock.t;
+    assert.deepEqual(await core.flush([], [done(a2)]), [{ applied: true }]);
+    clock.advance(20);
+    const [d] = await core.claim('w1', 10, 5000);
+    assert.deepEqual([d?.stepName, d?.readyAt, d?.claimedAt], ['d', aEnded, aEnded + 20], 'a dependent is ready when its last dependency ends');
+    assert.equal((await ctx.store.getStep(runId, 'd'))?.readyAt, null, 'the claim still clears ready_at');
+  });
+
   it('a non-retryable error fails the step at once, whatever its retry budget', async (ctx) => {
     const clock = new Clock();
     const core = coreAt(ctx.store, clock);

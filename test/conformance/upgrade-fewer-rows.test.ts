@@ -110,7 +110,7 @@ conformance('upgrade to migration 5 (fewer rows per step)', (it) => {
     const core = coreAt(store, clock);
     const renewal = await core.renew('w-live', [{ runId: 'live-run', name: 'b', token: 'tok-b' }], 3000, 1000);
     assert.deepEqual(renewal.renewed, ['tok-b']);
-    const claimB: ClaimedStep = { runId: 'live-run', stepName: 'b', tool: 'echo', attempt: 2, token: 'tok-b', inputs: {}, timeoutMs: 30_000, deadlineAt: t + 30_002, leaseExpiresAt: t + 3100 };
+    const claimB: ClaimedStep = { runId: 'live-run', stepName: 'b', tool: 'echo', attempt: 2, token: 'tok-b', inputs: {}, timeoutMs: 30_000, deadlineAt: t + 30_002, leaseExpiresAt: t + 3100, readyAt: t + 1, claimedAt: t + 2 };
     assert.deepEqual(await core.flush([], [done(claimB)]), [{ applied: true }]);
     assert.deepEqual(await core.flush([], [done(claimB)]), [{ applied: false, refused: 'not_running' }], 'a second result for the attempt is refused');
     const [claimC] = await core.claim('w-new', 5, 60_000);

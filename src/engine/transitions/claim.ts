@@ -28,5 +28,7 @@ export async function claimSteps(tx: Tx, fx: TxEffects, workerId: string, limit:
     timeoutMs: r.timeoutMs,
     deadlineAt: fx.now + r.timeoutMs,
     leaseExpiresAt: fx.now + leaseMs,
+    readyAt: r.wasReadyAt,
+    claimedAt: fx.now,
   }));
 }

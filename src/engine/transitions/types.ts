@@ -13,6 +13,10 @@ export interface ClaimedStep {
   timeoutMs: number;
   deadlineAt: number;
   leaseExpiresAt: number;
+  /** When the step became ready to be claimed (ms): queued with nothing left to wait for, a retry's backoff over. */
+  readyAt: number;
+  /** When this claim leased it (ms): the attempt's start. */
+  claimedAt: number;
 }
 
 export type AttemptOutcome = 'succeeded' | 'failed' | 'timed_out' | 'cancelled';

@@ -28,26 +28,30 @@ export const LOCK_KEYS_SQL = `
     WHERE status = 'queued' AND concurrency_key IS NOT NULL AND ready_at <= $1) ready_keys
   WHERE pg_try_advisory_xact_lock(hashtextextended('runwarden.concurrency:' || k, 0))`;
 
-/** $1 now, $2 limit, $3 worker id, $4 lease ms, $5 the locked keys (text[]). */
+/**
+ * $1 now, $2 limit, $3 worker id, $4 lease ms, $5 the locked keys (text[]). Each row is the claimed
+ * step after the update plus `was_ready_at`, its `ready_at` before the update cleared it (RETURNING
+ * sees only the new row; `picked` carries the old value through).
+ */
 export const CLAIM_SQL = `
   WITH running AS (
     SELECT concurrency_key AS k, count(*) AS n FROM steps
     WHERE status = 'running' AND concurrency_key = ANY($5::text[]) GROUP BY concurrency_key),
   candidates AS MATERIALIZED (
-    SELECT s.run_id, s.name, s.idx, s.concurrency_key AS k, s.concurrency_limit AS lim, ${CLAIM_RANK_SQL} AS rank FROM steps s
+    SELECT s.run_id, s.name, s.idx, s.ready_at, s.concurrency_key AS k, s.concurrency_limit AS lim, ${CLAIM_RANK_SQL} AS rank FROM steps s
     WHERE s.status = 'queued' AND s.ready_at <= $1
       AND (s.concurrency_key IS NULL
         OR (s.concurrency_key = ANY($5::text[]) AND s.concurrency_limit > coalesce((SELECT n FROM running WHERE running.k = s.concurrency_key), 0)))
     ORDER BY ${CLAIM_RANK_SQL}, s.run_id, s.idx LIMIT $2 FOR UPDATE OF s SKIP LOCKED),
   picked AS (
-    SELECT run_id, name FROM (SELECT c.*, row_number() OVER (PARTITION BY k ORDER BY rank, run_id, idx) AS nth FROM candidates c) c
+    SELECT run_id, name, ready_at FROM (SELECT c.*, row_number() OVER (PARTITION BY k ORDER BY rank, run_id, idx) AS nth FROM candidates c) c
     WHERE k IS NULL OR nth + coalesce((SELECT n FROM running WHERE running.k = c.k), 0) <= lim),
   claimed AS (
     UPDATE steps s SET status = 'running', attempts = s.attempts + 1, worker_id = $3,
       lease_token = replace(gen_random_uuid()::text, '-', ''), lease_expires_at = $1 + $4::bigint,
       deadline_at = $1 + s.timeout_ms, started_at = coalesce(s.started_at, $1), attempt_started_at = $1, ready_at = NULL
     FROM picked p WHERE s.run_id = p.run_id AND s.name = p.name
-    RETURNING s.*),
+    RETURNING s.*, p.ready_at AS was_ready_at),
   books AS (${RunBooks.LOCK_SQL('id IN (SELECT run_id FROM claimed)')})
   SELECT c.*, CASE WHEN row_number() OVER (ORDER BY c.run_id, c.idx) = 1 THEN (SELECT json_agg(b) FROM books b) END AS books
   FROM claimed c ORDER BY c.run_id, c.idx`;

@@ -28,6 +28,7 @@ import type {
   ArtifactCopy,
   AttemptReport,
   AttemptUpdate,
+  ClaimedRow,
   ClaimOptions,
   DependentsAppend,
   LeaseKey,
@@ -293,7 +294,7 @@ export class PgTx implements Tx {
     return res.rows.map(toStep);
   }
 
-  async claimReady(o: ClaimOptions): Promise<StepRow[]> {
+  async claimReady(o: ClaimOptions): Promise<Array<StepRow & ClaimedRow>> {
     // Picking, leasing and counting the attempt in one statement, which also locks the claimed
     // steps' runs (in id order) and returns them for the run bookkeeping that follows. Locking runs
     // here is safe because the claim itself never waits on a step (SKIP LOCKED) or a concurrency
@@ -304,8 +305,7 @@ export class PgTx implements Tx {
     const res = await this.#q(CLAIM_SQL, [o.now, o.limit, o.workerId, o.leaseMs, keys]);
     const first = res.rows[0] as { books?: string | null } | undefined;
     if (first?.books) this.#books.seed(JSON.parse(first.books) as Array<Record<string, unknown>>);
-    const rows = res.rows.map(toStep);
-    return rows;
+    return res.rows.map((r: Record<string, unknown>) => Object.assign(toStep(r), { wasReadyAt: Number(r.was_ready_at) }));
   }
 
   async finishAttempts(updates: AttemptUpdate[]): Promise<boolean[]> {
@@ -406,8 +406,7 @@ export class PgTx implements Tx {
   async runningByWorkers(workerIds: string[]): Promise<StepRow[]> {
     if (workerIds.length === 0) return [];
     const res = await this.#q("SELECT * FROM steps WHERE status = 'running' AND worker_id = ANY($1::text[]) ORDER BY run_id, idx", [workerIds]);
-    const rows = res.rows.map(toStep);
-    return rows;
+    return res.rows.map((r: Record<string, unknown>) => Object.assign(toStep(r), { wasReadyAt: Number(r.was_ready_at) }));
   }
 
   async awaitSignals(keys: ReadonlyArray<{ runId: string; name: string }>, at: number): Promise<SignalRow[]> {

@@ -224,30 +224,40 @@ export class SqliteTx implements Tx {
   }
 
   async claimReady(o: ClaimOptions): Promise<ClaimedRow[]> {
-    // One statement claims the whole batch: picking, leasing and counting the attempt. The token is
-    // minted by SQLite (randomblob) so it is unique per row without a round trip per step. Only the
-    // columns a claim needs come back (the whole row, mapped, cost ~10 % of a no-op step).
+    // Two statements: the first picks the batch, the second leases it and counts the attempt. They
+    // are apart because SQLite's RETURNING sees only the updated row, and the claim clears ready_at,
+    // which the queue wait is measured from (wasReadyAt). Nothing writes between them: the store's
+    // transactions are BEGIN IMMEDIATE. The token is minted by SQLite (randomblob) so it is unique
+    // per row without a round trip per step. Only the columns a claim needs come back (the whole
+    // row, mapped, cost ~10 % of a no-op step).
     // Picking (docs/flow-control.md): in claim order (priority, then readiness), steps of a key
     // that is full are passed over, and of a key with room only as many as it has. Writers take
     // turns on SQLite, so the count of a key's running steps cannot change under the claim. Ties
     // go in insertion order (rowid), which the index keeps.
+    const picked = this.#s
+      .stmt(
+        `WITH running AS (
+           SELECT concurrency_key AS k, count(*) AS n FROM steps WHERE status = 'running' AND concurrency_key IS NOT NULL GROUP BY concurrency_key),
+         candidates AS (
+           SELECT s.rowid AS id, s.ready_at, s.concurrency_key AS k, s.concurrency_limit AS lim, ${CLAIM_RANK_SQL} AS rank FROM steps s
+           WHERE s.status = 'queued' AND s.ready_at <= ?
+             AND (s.concurrency_key IS NULL OR s.concurrency_limit > coalesce((SELECT n FROM running WHERE running.k = s.concurrency_key), 0))
+           ORDER BY ${CLAIM_RANK_SQL}, s.rowid LIMIT ?)
+         SELECT id, ready_at FROM (SELECT id, ready_at, k, lim, row_number() OVER (PARTITION BY k ORDER BY rank, id) AS nth FROM candidates) c
+         WHERE k IS NULL OR nth + coalesce((SELECT n FROM running WHERE running.k = c.k), 0) <= lim`,
+      )
+      .all(o.now, o.limit) as Array<{ id: number; ready_at: number }>;
+    if (picked.length === 0) return [];
+    const wasReady = new Map<number, number>();
+    for (const p of picked) wasReady.set(p.id, p.ready_at);
     const rows = this.#s
       .stmt(
         `UPDATE steps SET status = 'running', attempts = attempts + 1, worker_id = ?, lease_token = lower(hex(randomblob(12))),
            lease_expires_at = ? + ?, deadline_at = ? + timeout_ms, started_at = coalesce(started_at, ?), attempt_started_at = ?, ready_at = NULL
-         WHERE rowid IN (
-           WITH running AS (
-             SELECT concurrency_key AS k, count(*) AS n FROM steps WHERE status = 'running' AND concurrency_key IS NOT NULL GROUP BY concurrency_key),
-           candidates AS (
-             SELECT s.rowid AS id, s.concurrency_key AS k, s.concurrency_limit AS lim, ${CLAIM_RANK_SQL} AS rank FROM steps s
-             WHERE s.status = 'queued' AND s.ready_at <= ?
-               AND (s.concurrency_key IS NULL OR s.concurrency_limit > coalesce((SELECT n FROM running WHERE running.k = s.concurrency_key), 0))
-             ORDER BY ${CLAIM_RANK_SQL}, s.rowid LIMIT ?)
-           SELECT id FROM (SELECT id, k, lim, row_number() OVER (PARTITION BY k ORDER BY rank, id) AS nth FROM candidates) c
-           WHERE k IS NULL OR nth + coalesce((SELECT n FROM running WHERE running.k = c.k), 0) <= lim)
-         RETURNING run_id, name, tool, attempts, lease_token, inputs, resolved_inputs, timeout_ms`,
+         WHERE rowid IN (SELECT value FROM json_each(?))
+         RETURNING rowid AS id, run_id, name, tool, attempts, lease_token, inputs, resolved_inputs, timeout_ms`,
       )
-      .all(o.workerId, o.now, o.leaseMs, o.now, o.now, o.now, o.now, o.limit) as Record<string, unknown>[];
+      .all(o.workerId, o.now, o.leaseMs, o.now, o.now, o.now, JSON.stringify(picked.map((p) => p.id))) as Record<string, unknown>[];
     return rows.map((r) => {
       const resolved = r.resolved_inputs as string | null;
       return {
@@ -262,6 +272,7 @@ export class SqliteTx implements Tx {
           return JSON.parse(r.inputs as string) as Record<string, unknown>;
         },
         timeoutMs: Number(r.timeout_ms),
+        wasReadyAt: Number(wasReady.get(r.id as number)),
       };
     });
   }
