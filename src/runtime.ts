@@ -17,7 +17,7 @@ import { removeLabFile, writeLabFile } from './lab/discovery.ts';
 import { startLab, type Lab } from './lab/index.ts';
 import type { Store } from './store/store.ts';
 import type { ToolDefinition } from './tools/types.ts';
-import { lostAttemptReport, waitTimeoutReport } from './forensics/report.ts';
+import { lostAttemptReport, queueTimeoutReport, waitTimeoutReport } from './forensics/report.ts';
 import { bootProcess, loadProcessTools, openProcessStore, startClaimLoops, within } from './process/boot.ts';
 import { Supervisor } from './supervisor/supervisor.ts';
 
@@ -100,12 +100,13 @@ export async function startRuntime(config: RunwardenConfig, opts: RuntimeOptions
     const engine = new EngineApi({
       store,
       tools,
-      limits: { defaultTimeoutMs: config.defaultTimeoutMs, maxTimeoutMs: config.maxTimeoutMs },
+      limits: { defaultTimeoutMs: config.defaultTimeoutMs, maxTimeoutMs: config.maxTimeoutMs, defaultQueueTimeoutMs: config.defaultQueueTimeoutMs ?? null },
       reaperIntervalMs: config.reaperIntervalMs,
       providers: () => providers.list(),
       log,
       lostReport: lostAttemptReport,
       waitReport: waitTimeoutReport,
+      queueReport: queueTimeoutReport,
       ...(config.retention !== undefined ? { retentionMs: parseDuration(config.retention) } : {}),
     });
     engine.start();

@@ -6,6 +6,7 @@
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { DURATION_HELP, parseDuration } from '../domain/duration.ts';
+import { MAX_QUEUE_TIMEOUT_MS } from '../domain/flow.ts';
 import { MIN_CONFIGURED_SECRET_LENGTH } from '../domain/secrets.ts';
 import type { RunwardenConfig } from './types.ts';
 
@@ -112,6 +113,7 @@ export const FIELDS: Readonly<Record<ConfigKey, FieldSpec>> = Object.freeze({
   abortGraceMs: { env: ['RUNWARDEN_ABORT_GRACE_MS'], kind: 'int', schema: int(0, 2_147_483_647, 'an integer of milliseconds') },
   defaultTimeoutMs: { env: ['RUNWARDEN_DEFAULT_TIMEOUT_MS'], kind: 'int', schema: positiveMs },
   maxTimeoutMs: { env: ['RUNWARDEN_MAX_TIMEOUT_MS'], kind: 'int', schema: positiveMs },
+  defaultQueueTimeoutMs: { env: ['RUNWARDEN_DEFAULT_QUEUE_TIMEOUT_MS'], kind: 'int', schema: int(1, MAX_QUEUE_TIMEOUT_MS, `an integer of milliseconds, at most ${MAX_QUEUE_TIMEOUT_MS} (24 h)`) },
   bodyLimitBytes: { env: ['RUNWARDEN_BODY_LIMIT_BYTES'], kind: 'int', schema: int(1024, 1024 * 1024 * 1024, 'an integer of bytes') },
   labPort: { env: ['RUNWARDEN_LAB_PORT'], flag: '--lab-port', kind: 'int', schema: port },
   lab: { env: ['RUNWARDEN_LAB'], flag: '--lab', kind: 'string', schema: z.enum(['auto', 'on', 'off'], { error: 'must be auto, on or off' }) },
@@ -160,6 +162,7 @@ export function staticDefaults(): Omit<RunwardenConfig, 'configFile' | 'defaultP
     abortGraceMs: 1000,
     defaultTimeoutMs: 300_000,
     maxTimeoutMs: 86_400_000,
+    defaultQueueTimeoutMs: undefined,
     bodyLimitBytes: 1_048_576,
     labPort: 7401,
     lab: 'auto',

@@ -78,6 +78,11 @@ export interface RunwardenConfig {
   defaultTimeoutMs: number;
   /** Largest `timeoutMs` a plan may ask for. @default 86400000 (24 h) */
   maxTimeoutMs: number;
+  /**
+   * How long a step whose run request sets no `queueTimeoutMs` may wait for capacity (a full
+   * concurrency key, a provider's limits) before it fails with QUEUE_TIMEOUT. @default undefined (no bound)
+   */
+  defaultQueueTimeoutMs: number | undefined;
   /** Largest request body the API accepts. @default 1048576 (1 MiB) */
   bodyLimitBytes: number;
   /** Port of the in-process hang lab started when no LLM key is configured (0 = ephemeral). @default 7401 */

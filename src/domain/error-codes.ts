@@ -103,6 +103,8 @@ export const ERROR_CODES = spec({
   AGENT_MAX_TURNS: { status: 500, retryable: false },
   // A `wait` step whose signal did not come before its deadline (docs/waits-and-reruns.md).
   SIGNAL_TIMEOUT: { status: 500, retryable: false },
+  // A step that waited longer than its queueTimeoutMs for capacity (docs/flow-control.md).
+  QUEUE_TIMEOUT: { status: 500, retryable: false },
 
   // Built-in tools and vectors.
   HTTP_STATUS: { status: 502, retryable: false },

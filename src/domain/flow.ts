@@ -37,10 +37,20 @@ export interface ConcurrencyKey {
   limit: number;
 }
 
+/** The longest a step may wait for capacity, in ms (a day: a longer wait is a stuck queue, not a plan). */
+export const MAX_QUEUE_TIMEOUT_MS = 86_400_000;
+
+export const queueTimeoutSchema = z.number().int().min(1).max(MAX_QUEUE_TIMEOUT_MS);
+
 /** What a step runs under: its own fields, else its run's (or, for a step added at runtime, its adder's). */
 export interface FlowFields {
   priority: number;
   concurrency: ConcurrencyKey | null;
+  /**
+   * How long the step may wait for capacity before it fails with QUEUE_TIMEOUT
+   * (docs/flow-control.md#waiting-for-capacity); null: as long as it takes.
+   */
+  queueTimeoutMs: number | null;
 }
 
-export const NO_FLOW: FlowFields = Object.freeze({ priority: 0, concurrency: null });
+export const NO_FLOW: FlowFields = Object.freeze({ priority: 0, concurrency: null, queueTimeoutMs: null });

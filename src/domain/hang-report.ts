@@ -63,7 +63,7 @@ export interface HangReport {
   version: 1;
   classification: HangClassification;
   /** Why it was written. */
-  trigger: 'deadline' | 'limit' | 'cancel' | 'shutdown' | 'lease_lost' | 'lost' | 'stall';
+  trigger: 'deadline' | 'queue_timeout' | 'limit' | 'cancel' | 'shutdown' | 'lease_lost' | 'lost' | 'stall';
   runId: string;
   stepName: string;
   tool: string;

@@ -8,7 +8,7 @@ import type { RetryPolicy } from './records.ts';
 import { findTemplates } from './templates.ts';
 import { slicer } from './slices.ts';
 import { textProblem } from './text.ts';
-import { concurrencySchema, prioritySchema, type ConcurrencyKey, type FlowFields } from './flow.ts';
+import { concurrencySchema, prioritySchema, queueTimeoutSchema, type ConcurrencyKey, type FlowFields } from './flow.ts';
 
 export const STEP_NAME = /^[A-Za-z0-9_-]{1,128}$/;
 export const MAX_STEPS = 10_000;
@@ -38,6 +38,8 @@ export const stepSchema = z
     priority: prioritySchema.optional(),
     /** Its own concurrency key. @default the run's */
     concurrency: concurrencySchema.optional(),
+    /** How long it may wait for capacity (docs/flow-control.md). @default the run's */
+    queueTimeoutMs: queueTimeoutSchema.optional(),
   })
   .strict();
 
@@ -70,6 +72,8 @@ const requestSchema = z
     priority: prioritySchema.optional(),
     /** At most `limit` steps with `key` run at once, across the deployment. @default none */
     concurrency: concurrencySchema.optional(),
+    /** How long each of its steps may wait for capacity before it fails with QUEUE_TIMEOUT. @default the server's defaultQueueTimeoutMs */
+    queueTimeoutMs: queueTimeoutSchema.optional(),
   })
   .strict();
 
@@ -88,11 +92,16 @@ export interface ValidatedStep {
   /** What the step itself says; absent fields come from its run (or the step that added it). */
   priority: number | null;
   concurrency: ConcurrencyKey | null;
+  queueTimeoutMs: number | null;
 }
 
 /** A step's flow fields: its own, else those it inherits. */
-export function flowOf(step: Pick<ValidatedStep, 'priority' | 'concurrency'>, inherited: FlowFields): FlowFields {
-  return { priority: step.priority ?? inherited.priority, concurrency: step.concurrency ?? inherited.concurrency };
+export function flowOf(step: Pick<ValidatedStep, 'priority' | 'concurrency' | 'queueTimeoutMs'>, inherited: FlowFields): FlowFields {
+  return {
+    priority: step.priority ?? inherited.priority,
+    concurrency: step.concurrency ?? inherited.concurrency,
+    queueTimeoutMs: step.queueTimeoutMs ?? inherited.queueTimeoutMs,
+  };
 }
 
 export interface ValidatedRun {
@@ -109,6 +118,8 @@ export interface ValidatedRun {
 export interface PlanLimits {
   defaultTimeoutMs: number;
   maxTimeoutMs: number;
+  /** A run's queueTimeoutMs when its request gives none. @default null: no queue timeout */
+  defaultQueueTimeoutMs?: number | null;
 }
 
 export const DEFAULT_RETRIES: RetryPolicy = Object.freeze({ max: 0, backoffMs: 1000, maxBackoffMs: 60_000 });
@@ -147,7 +158,7 @@ export async function validateRunRequest(body: unknown, tools: ToolCatalog, limi
     labels: parsed.data.labels ?? {},
     idempotencyKey: parsed.data.idempotencyKey ?? null,
     maxSteps: maxSteps ?? null,
-    flow: { priority: parsed.data.priority ?? 0, concurrency: parsed.data.concurrency ?? null },
+    flow: { priority: parsed.data.priority ?? 0, concurrency: parsed.data.concurrency ?? null, queueTimeoutMs: parsed.data.queueTimeoutMs ?? limits.defaultQueueTimeoutMs ?? null },
     steps,
   };
 }
@@ -211,6 +222,7 @@ export async function checkSteps(rawSteps: readonly unknown[], tools: ToolCatalo
       retries: { ...DEFAULT_RETRIES, ...s.retries },
       priority: s.priority ?? null,
       concurrency: s.concurrency ?? null,
+      queueTimeoutMs: s.queueTimeoutMs ?? null,
     };
     byName.set(s.name, step);
     steps.push(step);

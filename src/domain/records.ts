@@ -36,11 +36,26 @@ export interface RunRecord {
   priority: number;
   /** Its steps' concurrency key, or null. */
   concurrency: ConcurrencyKey | null;
+  /** How long each of its steps may wait for capacity (docs/flow-control.md#waiting-for-capacity); null: no bound. */
+  queueTimeoutMs: number | null;
   usage: UsageTotals;
   error: SerializedError | null;
   /** The run this one reruns (`POST /runs/:id/rerun`, docs/waits-and-reruns.md); null otherwise. */
   rerunOf: string | null;
 }
+
+/**
+ * What a step waits for (docs/flow-control.md#waiting-for-capacity): `used` of `cap` is how full the
+ * limit is, `since` when the wait began.
+ * - `provider`: its attempt is inside a call that waits at a provider's gate (its limits, or a
+ *   pause after a 429/529); `nextSlotAt` is when the gate expects a slot. As its worker last said
+ *   (every heartbeat while it waits).
+ * - `concurrency`: it is queued and ready, but its concurrency key has `cap` steps running;
+ *   `nextSlotBy` is the earliest deadline among them: a slot frees by then at the latest.
+ */
+export type WaitingFor =
+  | { kind: 'provider'; provider: string; limit: 'paused' | 'concurrency' | 'requestsPerMinute' | 'tokensPerMinute'; used: number; cap: number; nextSlotAt: string; since: string; attempt: number }
+  | { kind: 'concurrency'; key: string; used: number; cap: number; nextSlotBy: string | null; since: string };
 
 export interface StepRecord {
   runId: string;
@@ -74,6 +89,10 @@ export interface StepRecord {
   priority: number;
   /** The concurrency key it runs under (its own or its run's), or null. */
   concurrency: ConcurrencyKey | null;
+  /** How long it may wait for capacity before it fails with QUEUE_TIMEOUT; null: no bound. */
+  queueTimeoutMs: number | null;
+  /** What holds it back now, if anything (docs/flow-control.md#waiting-for-capacity). */
+  waitingFor: WaitingFor | null;
   /**
    * A `wait` step: the signal it waits for (`pending`, no worker, until `deadlineAt`) or waited for
    * once it ended; null for other steps (docs/waits-and-reruns.md).

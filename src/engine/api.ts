@@ -15,8 +15,10 @@ import type { RunRow, StepRow, Store } from '../store/store.ts';
 import type { ToolInfo, ToolRegistry } from '../tools/registry.ts';
 import { startReaper } from './reaper.ts';
 import { stuckStep } from './stuck.ts';
+import { withWaiting } from './waiting.ts';
+import { saturatedLimits } from './saturation.ts';
 import { pruneRuns, startRetention, type PruneRequest, type PruneResult } from './retention.ts';
-import { Transitions, type LostReportBuilder, type WaitReportBuilder } from './transitions.ts';
+import { Transitions, type LostReportBuilder, type QueueReportBuilder, type WaitReportBuilder } from './transitions.ts';
 import type { EngineFacade, HealthDetailed, ListRunsQuery, RunPage, SignalResult, StuckStep, SupervisorStatus } from './facade.ts';
 import { signalNameProblem } from '../domain/signals.ts';
 import { validateBatch } from '../domain/batch.ts';
@@ -38,6 +40,8 @@ export interface EngineOptions {
   lostReport?: LostReportBuilder;
   /** The report of a wait whose signal did not come (see TransitionsOptions.waitReport). */
   waitReport?: WaitReportBuilder;
+  /** The report of a queued step past its queueTimeoutMs (see TransitionsOptions.queueReport). */
+  queueReport?: QueueReportBuilder;
   /** Prune runs that finished longer ago than this, every hour (retention.ts). @default never */
   retentionMs?: number;
 }
@@ -94,7 +98,7 @@ export class EngineApi implements EngineFacade {
   constructor(o: EngineOptions) {
     this.store = o.store;
     this.tools = o.tools;
-    this.core = new Transitions(o.store, { ...(o.lostReport ? { lostReport: o.lostReport } : {}), ...(o.waitReport ? { waitReport: o.waitReport } : {}) });
+    this.core = new Transitions(o.store, { ...(o.lostReport ? { lostReport: o.lostReport } : {}), ...(o.waitReport ? { waitReport: o.waitReport } : {}), ...(o.queueReport ? { queueReport: o.queueReport } : {}) });
     this.#limits = o.limits;
     this.#reaperMs = o.reaperIntervalMs ?? 500;
     this.#providers = o.providers ?? (() => []);
@@ -143,17 +147,22 @@ export class EngineApi implements EngineFacade {
     const run = await this.store.getRun(id);
     if (!run) throw notFound('run', id);
     if (run.stepsTotal > MAX_INLINE_STEPS) {
-      const steps = await this.store.getRunSteps(id, { afterIdx: -1, limit: MAX_INLINE_STEPS });
+      const steps = await this.#shown(await this.store.getRunSteps(id, { afterIdx: -1, limit: MAX_INLINE_STEPS }));
       return { ...publicRun(run), steps: steps.map(publicStep), stepsTruncated: true };
     }
-    const steps = await this.store.getRunSteps(id);
+    const steps = await this.#shown(await this.store.getRunSteps(id));
     return { ...publicRun(run), steps: steps.map(publicStep) };
+  }
+
+  /** Steps as the API shows them: with what holds each back now (waiting.ts). */
+  #shown(steps: StepRow[]): Promise<StepRow[]> {
+    return withWaiting(this.store, steps, Date.now());
   }
 
   async listSteps(runId: string, afterIdx: number, limit: number): Promise<{ steps: StepRecord[]; nextAfter: number | null }> {
     const run = await this.store.getRun(runId);
     if (!run) throw notFound('run', runId);
-    const steps = await this.store.getRunSteps(runId, { afterIdx, limit });
+    const steps = await this.#shown(await this.store.getRunSteps(runId, { afterIdx, limit }));
     const last = steps.at(-1);
     return { steps: steps.map(publicStep), nextAfter: last && steps.length === limit && last.idx < run.stepsTotal - 1 ? last.idx : null };
   }
@@ -234,11 +243,12 @@ export class EngineApi implements EngineFacade {
   }
 
   async getStep(runId: string, name: string): Promise<StepDetail> {
-    const step = await this.store.getStep(runId, name);
-    if (!step) throw notFound('step', `${runId}/${name}`);
+    const row = await this.store.getStep(runId, name);
+    if (!row) throw notFound('step', `${runId}/${name}`);
+    const [step] = await this.#shown([row]);
     const attempts = await this.store.listAttempts(runId, name);
     return {
-      ...publicStep(step),
+      ...publicStep(step as StepRow),
       attemptsDetail: attempts,
       hangReports: attempts.flatMap((a) => (a.hangReport ? [{ attempt: a.attempt, ...a.hangReport }] : [])),
     };
@@ -290,6 +300,7 @@ export class EngineApi implements EngineFacade {
     const stale = workers.filter((w) => Date.now() - Date.parse(w.lastHeartbeatAt) > 10_000);
     const nextReady = readable ? await this.store.nextReadyAt() : null;
     const supervisor = this.#supervisor?.();
+    const limits = readable ? await saturatedLimits(this.store, this.#providers(), Date.now()) : [];
     // A worker process stalled, being replaced or missing; one starting up is not a problem yet.
     const unhealthy = supervisor?.workers.filter((w) => w.state !== 'running' && w.state !== 'starting').length ?? 0;
     return {
@@ -302,6 +313,7 @@ export class EngineApi implements EngineFacade {
       providers: this.#providers(),
       oldestQueuedMs: nextReady !== null && nextReady < Date.now() ? Date.now() - nextReady : 0,
       ...(supervisor ? { supervisor } : {}),
+      limits,
     };
   }
 
@@ -325,6 +337,7 @@ export class EngineApi implements EngineFacade {
       uptimeS: (Date.now() - this.startedAt) / 1000,
       ...(this.#supervisor ? { supervisor: this.#supervisor() } : {}),
       providers: await this.providerLimits(),
+      saturated: await saturatedLimits(this.store, this.#providers(), Date.now()),
     }) + renderSnapshots(mergeSnapshots([snapshotProcess(), ...(this.#workerMetrics?.() ?? [])]));
   }
 

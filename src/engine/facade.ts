@@ -2,6 +2,7 @@
  * What the HTTP API and the CLI may ask of the engine. The HTTP layer depends on this interface
  * only; `EngineApi` in api.ts implements it on top of a Store.
  */
+import type { SaturatedLimit } from './saturation.ts';
 import type { ToolInfo } from '../tools/registry.ts';
 import type { ArtifactMeta, AttemptRecord, EventRecord, RunFilter, RunRecord, RunWithSteps, StepDetail, StepRecord, TextDelta, WorkerRecord } from '../domain/records.ts';
 import type { PruneRequest, PruneResult } from './retention.ts';
@@ -86,6 +87,8 @@ export interface HealthDetailed {
   oldestQueuedMs?: number | null;
   /** The worker processes this API process supervises (absent with `--workers 0` or in-process workers). */
   supervisor?: SupervisorStatus;
+  /** The limits holding work back now (saturation.ts). */
+  limits?: SaturatedLimit[];
 }
 
 /** `/schedules` (engine/schedules.ts). */

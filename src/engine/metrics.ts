@@ -3,6 +3,7 @@ import type { WorkerRecord } from '../domain/records.ts';
 import type { SupervisorStatus } from './facade.ts';
 import type { LimitState, ProviderLimits } from '../flow/slots.ts';
 import { quantize } from '../domain/quota.ts';
+import type { SaturatedLimit } from './saturation.ts';
 
 export interface MetricsInput {
   steps: Record<string, number>;
@@ -15,6 +16,8 @@ export interface MetricsInput {
   supervisor?: SupervisorStatus;
   /** Each provider's limits and how full they are (docs/flow-control.md#provider-limits). */
   providers?: ProviderLimitView[];
+  /** The limits holding work back now (saturation.ts). */
+  saturated?: SaturatedLimit[];
 }
 
 export interface ProviderLimitView {
@@ -96,6 +99,16 @@ export function renderMetrics(m: MetricsInput): string {
   ];
   metric('runwarden_provider_limit', 'gauge', 'A provider limit per window: calls in flight, or requests and tokens a second (per-minute limits are held per second).', providers.flatMap((p) => used(p).flatMap(([limit, cap]) => (cap === undefined ? [] : [[{ provider: p.state.name, limit }, limit === 'concurrency' ? cap : perSecond(cap)] as [Record<string, string>, number]]))));
   metric('runwarden_provider_limit_used', 'gauge', 'How much of each provider limit is taken now, across every worker.', providers.flatMap((p) => used(p).flatMap(([limit, cap, n]) => (cap === undefined ? [] : [[{ provider: p.state.name, limit }, n] as [Record<string, string>, number]]))));
+  const saturated = m.saturated ?? [];
+  metric(
+    'runwarden_limit_waiting_steps',
+    'gauge',
+    'Steps held back now by each saturated limit: a provider limit (its gate) or a concurrency key at its limit (docs/flow-control.md#never-silent).',
+    saturated.map((l) => [{ kind: l.kind, name: l.name, limit: l.limit }, l.waiting]),
+  );
+  const keys = saturated.filter((l) => l.kind === 'concurrency');
+  metric('runwarden_concurrency_key_running', 'gauge', 'Running steps of each concurrency key at its limit with steps queued behind it.', keys.map((l) => [{ key: l.name }, l.used]));
+  metric('runwarden_concurrency_key_limit', 'gauge', 'The limit of each concurrency key at its limit with steps queued behind it.', keys.map((l) => [{ key: l.name }, l.cap]));
   metric('runwarden_uptime_seconds', 'gauge', 'Seconds since the engine started.', [[{}, m.uptimeS]]);
   return `${out.join('\n')}\n`;
 }

@@ -6,7 +6,7 @@
  * completions into one transaction.
  */
 import type { ValidatedRun } from '../domain/plan.ts';
-import type { LeaseKey, RunRow, Store, Tx } from '../store/store.ts';
+import type { CapacityWaitUpdate, LeaseKey, RunRow, Store, Tx } from '../store/store.ts';
 import { newRunId } from './ids.ts';
 import { observeCommitted } from '../telemetry/hooks.ts';
 import { cancelRun } from './transitions/cancel.ts';
@@ -19,6 +19,7 @@ import { newEffects, type TxEffects } from './transitions/effects.ts';
 import { loseWorkerAttempts, reapExpired, releaseAttempts } from './transitions/lose.ts';
 import { settleRuns, TransactionRace } from './transitions/settle.ts';
 import { deliverSignal, expireWaits, type SignalOutcome, type WaitReportBuilder } from './transitions/waits.ts';
+import { expireQueueWaits, type QueueReportBuilder } from './transitions/queue-timeouts.ts';
 import { insertRerun } from './transitions/rerun.ts';
 import { planRerun, type RerunPlan } from './rerun-plan.ts';
 import { RunwardenError } from '../domain/errors.ts';
@@ -27,6 +28,7 @@ import { CycleError, type ClaimedStep, type Completion, type CompletionResult, t
 
 export * from './transitions/types.ts';
 export type { ExpiredWait, SignalOutcome, WaitReportBuilder } from './transitions/waits.ts';
+export type { ExpiredQueueWait, QueueReportBuilder } from './transitions/queue-timeouts.ts';
 
 export interface TransitionsOptions {
   /** The clock of every transition (tests pin it). @default Date.now */
@@ -38,6 +40,8 @@ export interface TransitionsOptions {
   lostReport?: LostReportBuilder;
   /** The hang report of a wait whose signal did not come in time (forensics' `waitTimeoutReport`). */
   waitReport?: WaitReportBuilder;
+  /** The hang report of a queued step past its queueTimeoutMs (forensics' `queueTimeoutReport`). */
+  queueReport?: QueueReportBuilder;
 }
 
 export class Transitions {
@@ -45,6 +49,7 @@ export class Transitions {
   readonly #now: () => number;
   readonly #lostReport: LostReportBuilder | undefined;
   readonly #waitReport: WaitReportBuilder | undefined;
+  readonly #queueReport: QueueReportBuilder | undefined;
 
   /** Concurrent createRun calls, written together (at most 500 runs or 10,000 steps a transaction). */
   readonly #creates = new GroupCommit<{ run: ValidatedRun; rawPlan: unknown }, { runId: string; created: boolean }>({
@@ -59,6 +64,7 @@ export class Transitions {
     this.#now = opts.now ?? Date.now;
     this.#lostReport = opts.lostReport;
     this.#waitReport = opts.waitReport;
+    this.#queueReport = opts.queueReport;
   }
 
   async #tx<T>(fn: (tx: Tx, fx: TxEffects) => Promise<T>): Promise<T> {
@@ -194,10 +200,17 @@ export class Transitions {
    * Extends the leases a live worker holds. Returns the tokens still valid and, among them, the
    * ones whose run was cancelled.
    */
-  async renew(workerId: string, leases: readonly LeaseKey[], leaseMs: number, graceMs: number): Promise<{ renewed: string[]; cancel: string[] }> {
+  /**
+   * Renews a worker's leases. `waits`: its attempts that wait, or waited, for capacity: their moved
+   * deadlines are written first (a lease is renewed only before its deadline and grace).
+   */
+  async renew(workerId: string, leases: readonly LeaseKey[], leaseMs: number, graceMs: number, waits: readonly CapacityWaitUpdate[] = []): Promise<{ renewed: string[]; cancel: string[] }> {
     if (leases.length === 0) return { renewed: [], cancel: [] };
     const now = this.#now();
-    return this.store.transaction((tx) => tx.renewLeases(workerId, leases, now, now + leaseMs, graceMs));
+    return this.store.transaction(async (tx) => {
+      if (waits.length > 0) await tx.setCapacityWaits(workerId, waits);
+      return tx.renewLeases(workerId, leases, now, now + leaseMs, graceMs);
+    });
   }
 
   /** Expired leases become `lost` attempts; the step is retried or fails. Returns how many. */
@@ -237,6 +250,11 @@ export class Transitions {
   /** The reaper's other pass: waits past their deadline end `timed_out`, with a report. Returns how many. */
   async expireWaits(limit = 500): Promise<number> {
     return this.#tx((tx, fx) => expireWaits(tx, fx, limit, this.#waitReport));
+  }
+
+  /** The reaper's third pass: queued steps past their queueTimeoutMs fail with QUEUE_TIMEOUT. Returns how many. */
+  async expireQueueWaits(limit = 500): Promise<number> {
+    return this.#tx((tx, fx) => expireQueueWaits(tx, fx, limit, this.#queueReport));
   }
 
   /**

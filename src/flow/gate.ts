@@ -57,7 +57,12 @@ export class ProviderGate {
   readonly #o: GateOptions;
   readonly #now: () => number;
   #queue: Promise<unknown> = Promise.resolve();
-  #waiting = 0;
+  /** The calls of this process at the gate: asking the store, or queued behind the one that is. */
+  readonly #calls = new Set<GateCall>();
+  /** The calls that were told they wait (onWait), and must be told when they may go. */
+  readonly #told = new WeakSet<GateCall>();
+  /** What held the last call back, while calls still wait: those queued behind it wait for the same. */
+  #refusal: GateWait | undefined;
 
   constructor(o: GateOptions) {
     this.#o = o;
@@ -70,18 +75,42 @@ export class ProviderGate {
 
   /** Calls of this process waiting at the gate now. */
   get waiting(): number {
-    return this.#waiting;
+    return this.#calls.size;
   }
 
-  /** Waits its turn and a slot; rejects (aborted) when the call's signal aborts first. */
+  /**
+   * Waits its turn and a slot; rejects (aborted) when the call's signal aborts first, even while
+   * it is still queued behind other calls. A call that joins the queue while the one ahead is held
+   * back by a limit is told at once that it waits, and for what.
+   */
   acquire(call: GateCall): Promise<Slot> {
-    this.#waiting++;
-    const mine = this.#queue.then(() => this.#take(call));
-    this.#queue = mine.then(
+    this.#calls.add(call);
+    if (this.#refusal && this.#calls.size > 1) this.#tell(call, this.#refusal);
+    const since = this.#now();
+    const turn = this.#queue.then(() => this.#take(call, since));
+    this.#queue = turn.then(
       () => undefined,
       () => undefined,
     );
-    return mine.finally(() => this.#waiting--);
+    let leave: (() => void) | undefined;
+    const left = new Promise<never>((_, reject) => {
+      leave = () => reject(aborted(this.#o.provider, this.#refusal, this.#now() - since));
+      call.signal.addEventListener('abort', leave, { once: true });
+    });
+    // A slot granted to a call that left the queue meanwhile is given back at once.
+    turn.then((slot) => call.signal.aborted && slot.release(), () => undefined);
+    return Promise.race([turn, left]).finally(() => {
+      if (leave) call.signal.removeEventListener('abort', leave);
+      this.#calls.delete(call);
+      if (this.#calls.size === 0) this.#refusal = undefined;
+    });
+  }
+
+  #tell(call: GateCall, wait: GateWait | null): void {
+    if (wait) this.#told.add(call);
+    else if (!this.#told.has(call)) return;
+    else this.#told.delete(call);
+    call.onWait?.(wait);
   }
 
   /** No call to this provider, from any worker, until `until` (epoch ms). Never throws. */
@@ -89,18 +118,20 @@ export class ProviderGate {
     this.#o.store.pause(this.#o.provider, until).catch((err: unknown) => this.#o.log?.(`provider ${this.#o.provider}: could not record its pause: ${(err as Error).message}`));
   }
 
-  async #take(call: GateCall): Promise<Slot> {
-    let waited = false;
+  async #take(call: GateCall, since: number): Promise<Slot> {
     for (;;) {
-      if (call.signal.aborted) throw aborted(this.#o.provider);
+      if (call.signal.aborted) throw aborted(this.#o.provider, this.#refusal, this.#now() - since);
       const now = this.#now();
-      const answer = await this.#ask(call, now);
+      // Waiting does not use up the call's time: its concurrency slot lapses as much later.
+      const answer = await this.#ask({ ...call, leaseUntil: call.leaseUntil + (now - since) }, now);
       if (answer.granted) {
-        if (waited) call.onWait?.(null);
+        this.#tell(call, null);
         return answer.slot;
       }
-      waited = true;
-      call.onWait?.({ provider: this.#o.provider, limit: answer.limit, used: answer.used, cap: answer.cap, retryAt: answer.retryAt });
+      const wait: GateWait = { provider: this.#o.provider, limit: answer.limit, used: answer.used, cap: answer.cap, retryAt: answer.retryAt };
+      this.#refusal = wait;
+      // Every call of this process at the gate waits for the same limit: each is told how it stands.
+      for (const c of this.#calls) this.#tell(c, wait);
       await sleep(Math.max(1, Math.min(answer.retryAt - now, MAX_SLEEP_MS)), call.signal);
     }
   }
@@ -131,10 +162,28 @@ export class ProviderGate {
   }
 }
 
-function aborted(provider: string): RunwardenError {
-  return new RunwardenError('llm.limit_wait', `aborted while waiting for a slot of provider ${provider} (its limits or a pause held the call)`, {
-    data: { provider, aborted: true, phase: 'limit' },
+/** The call's signal fired while it waited at the gate: what held it, for the step's error and hang report. */
+function aborted(provider: string, last: GateWait | undefined, waitedMs: number): RunwardenError {
+  const what = last ? describeWait(last) : `provider ${provider}'s limits`;
+  const summary = `waited ${waitedMs} ms at provider ${provider}'s gate for ${what}; the call was never sent`;
+  return new RunwardenError('llm.limit_wait', `aborted while waiting for a slot of provider ${provider}: ${what}`, {
+    data: {
+      provider,
+      aborted: true,
+      phase: 'limit',
+      elapsedMs: waitedMs,
+      classification: { code: 'llm.limit_wait', summary },
+      ...(last ? { waitingFor: { limit: last.limit, used: last.used, cap: last.cap, retryAt: new Date(last.retryAt).toISOString() } } : {}),
+    },
   });
+}
+
+/** "requestsPerMinute (20 of 20 in the window; next slot expected at ...)", for people. */
+export function describeWait(w: Pick<GateWait, 'limit' | 'used' | 'cap' | 'retryAt'>): string {
+  const at = new Date(w.retryAt).toISOString();
+  if (w.limit === 'paused') return `the end of its pause after a 429/529 (until ${at})`;
+  const full = w.limit === 'concurrency' ? `${w.used} of ${w.cap} calls in flight` : w.limit === 'tokensPerMinute' ? `${w.used} of ${w.cap} tokens in the window` : `${w.used} of ${w.cap} requests in the window`;
+  return `its ${w.limit} limit (${full}; next slot expected at ${at})`;
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

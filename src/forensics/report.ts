@@ -23,7 +23,7 @@ export type { Classification } from './classify.ts';
  * headers or idle limit); a cancellation, worker shutdown or lost lease the tool ignored; a lost attempt (reaper);
  * a stalled worker (supervisor).
  */
-export type ReportTrigger = 'deadline' | 'limit' | 'cancel' | 'shutdown' | 'lease_lost' | 'lost' | 'stall';
+export type ReportTrigger = 'deadline' | 'queue_timeout' | 'limit' | 'cancel' | 'shutdown' | 'lease_lost' | 'lost' | 'stall';
 
 export interface PendingOpReport extends OpView {
   /** The first user-code frame of the call that started it. */
@@ -124,7 +124,9 @@ export function buildHangReport(input: HangReportInput): HangReport {
   const moment =
     input.trigger === 'deadline'
       ? `at the ${fmtMs(step.timeoutMs)} deadline`
-      : input.trigger === 'shutdown'
+      : input.trigger === 'queue_timeout'
+        ? 'when it had waited its queueTimeoutMs for capacity'
+        : input.trigger === 'shutdown'
         ? 'when the worker shut down'
         : input.trigger === 'cancel'
           ? 'when its run was cancelled'
@@ -314,6 +316,52 @@ export function lostAttemptReport(input: LostAttemptInput): HangReport {
  */
 function unwatched(): Pick<HangReport, 'where' | 'toolLocation' | 'ignoredAbort' | 'frames' | 'pending' | 'lastCheckpoint' | 'eventLoop' | 'resources' | 'config' | 'lastLogs'> {
   return { where: null, toolLocation: null, ignoredAbort: false, frames: [], pending: [], lastCheckpoint: null, eventLoop: null, resources: processResources(), config: configSnapshotForReport(), lastLogs: [] };
+}
+
+/**
+ * The report of a queued step that was ready for longer than its queueTimeoutMs without starting
+ * (written by the reaper): what held it (its concurrency key, or no free worker) and since when.
+ */
+export interface QueueTimeoutInput {
+  runId: string;
+  stepName: string;
+  tool: string;
+  attempt: number;
+  queueTimeoutMs: number;
+  /** Epoch ms it became ready, and now. */
+  since: number;
+  now: number;
+  concurrency: { key: string; limit: number; running: number } | null;
+  /** What held it, in a sentence (the step's error says the same). */
+  summary: string;
+}
+
+export function queueTimeoutReport(input: QueueTimeoutInput): HangReport {
+  const report: HangReport = {
+    version: 1,
+    classification: { code: 'queue.timeout', summary: input.summary },
+    trigger: 'queue_timeout',
+    runId: input.runId,
+    stepName: input.stepName,
+    tool: input.tool,
+    attempt: input.attempt,
+    ...unwatched(),
+    timeoutMs: input.queueTimeoutMs,
+    ranMs: 0,
+    waitedFor: {
+      since: new Date(input.since).toISOString(),
+      waitedMs: input.now - input.since,
+      queueTimeoutMs: input.queueTimeoutMs,
+      ...(input.concurrency ? { concurrency: input.concurrency } : {}),
+    },
+    notes: [
+      'written by the reaper: the step never started, so it has no stack, operation or log',
+      input.concurrency
+        ? `at most ${input.concurrency.limit} steps with the key "${input.concurrency.key}" run at once; raise its limit, or the step's queueTimeoutMs`
+        : 'add workers (or concurrency) or raise the step\'s queueTimeoutMs',
+    ],
+  };
+  return redactDeep(report);
 }
 
 export interface WaitTimeoutInput {

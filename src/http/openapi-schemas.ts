@@ -7,7 +7,7 @@
 import { API_ERROR_STATUS } from '../domain/api-errors.ts';
 import { MAX_BATCH_RUNS } from '../domain/batch.ts';
 import { ATTEMPT_STATES, RUN_STATES, STEP_STATES } from '../domain/states.ts';
-import { MAX_CONCURRENCY_LIMIT, MAX_PRIORITY, PRIORITY_STEP_MS } from '../domain/flow.ts';
+import { MAX_CONCURRENCY_LIMIT, MAX_PRIORITY, MAX_QUEUE_TIMEOUT_MS, PRIORITY_STEP_MS } from '../domain/flow.ts';
 import { eventSchemas } from './openapi-events.ts';
 import { freeForm, nullableTimestamp, obj, ref, timestamp, type Json } from './openapi-parts.ts';
 
@@ -49,9 +49,44 @@ export function componentSchemas(): Record<string, Json> {
       },
       priority: ref('Priority'),
       concurrency: ref('Concurrency'),
+      queueTimeoutMs: ref('QueueTimeout'),
     },
     ['plan'],
   ),
+  QueueTimeout: {
+    type: 'integer',
+    minimum: 1,
+    maximum: MAX_QUEUE_TIMEOUT_MS,
+    description: 'How long a step may wait for capacity (queued and ready, or at a provider\'s gate) before it fails with QUEUE_TIMEOUT (docs/flow-control.md#waiting-for-capacity). Default: the server\'s defaultQueueTimeoutMs (none); a step\'s own wins over its run\'s.',
+  },
+  WaitingFor: {
+    oneOf: [
+      obj(
+        {
+          kind: { const: 'provider' },
+          provider: { type: 'string' },
+          limit: { type: 'string', enum: ['paused', 'concurrency', 'requestsPerMinute', 'tokensPerMinute'] },
+          used: { type: 'integer', description: 'How full the limit is: calls in flight, requests or tokens in the window (0 for a pause).' },
+          cap: { type: 'integer' },
+          nextSlotAt: { ...timestamp, description: 'When the gate expects a slot.' },
+          since: timestamp,
+          attempt: { type: 'integer' },
+        },
+        ['kind', 'provider', 'limit', 'used', 'cap', 'nextSlotAt', 'since', 'attempt'],
+      ),
+      obj(
+        {
+          kind: { const: 'concurrency' },
+          key: { type: 'string' },
+          used: { type: 'integer', description: 'Steps of the key running now.' },
+          cap: { type: 'integer', description: 'The step\'s limit for its key.' },
+          nextSlotBy: { ...nullableTimestamp, description: 'The earliest deadline of the running steps of the key: a slot frees by then at the latest.' },
+          since: timestamp,
+        },
+        ['kind', 'key', 'used', 'cap', 'nextSlotBy', 'since'],
+      ),
+    ],
+  },
   Priority: {
     type: 'integer',
     minimum: -MAX_PRIORITY,
@@ -75,6 +110,7 @@ export function componentSchemas(): Record<string, Json> {
       retries: obj({ max: { type: 'integer', minimum: 0 }, backoffMs: { type: 'integer', minimum: 0 }, maxBackoffMs: { type: 'integer', minimum: 0 } }, []),
       priority: ref('Priority'),
       concurrency: ref('Concurrency'),
+      queueTimeoutMs: ref('QueueTimeout'),
     },
     ['name', 'tool'],
   ),
@@ -124,6 +160,7 @@ export function componentSchemas(): Record<string, Json> {
     maxSteps: { type: 'integer', description: 'The most steps it may reach by adding steps at runtime.' },
     priority: { type: 'integer', description: 'Its steps\' claim priority (docs/flow-control.md).' },
     concurrency: { oneOf: [ref('Concurrency'), { type: 'null' }], description: 'Its steps\' concurrency key, or null.' },
+    queueTimeoutMs: { type: ['integer', 'null'], description: 'How long each of its steps may wait for capacity; null: no bound.' },
     usage: obj({ inputTokens: { type: 'integer' }, outputTokens: { type: 'integer' }, calls: { type: 'integer' } }),
     error: { oneOf: [ref('SerializedError'), { type: 'null' }] },
     rerunOf: { type: ['string', 'null'], description: 'The run this one reruns (POST /runs/{id}/rerun); null otherwise.' },
@@ -168,6 +205,11 @@ export function componentSchemas(): Record<string, Json> {
     outputsFrom: { type: ['string', 'null'], description: 'An added step whose outputs this step takes when it ends (it is pending until then); null otherwise.' },
     priority: { type: 'integer', description: 'Claim priority: its own, else its run\'s (or its adder\'s).' },
     concurrency: { oneOf: [ref('Concurrency'), { type: 'null' }], description: 'The concurrency key it runs under, or null.' },
+    queueTimeoutMs: { type: ['integer', 'null'], description: 'How long it may wait for capacity before it fails with QUEUE_TIMEOUT; null: no bound.' },
+    waitingFor: {
+      oneOf: [ref('WaitingFor'), { type: 'null' }],
+      description: 'What holds it back now: its attempt waits at a provider\'s gate (running), or its concurrency key is full (queued); null otherwise (docs/flow-control.md#waiting-for-capacity).',
+    },
     awaitingSignal: { type: ['string', 'null'], description: 'A `wait` step: the signal it waits for (pending, no worker, until `deadlineAt`) or waited for; null otherwise.' },
     awaitingSince: { ...nullableTimestamp, description: 'When it began to wait for `awaitingSignal`.' },
     reusedFrom: { type: ['string', 'null'], description: 'A step of a rerun that did not run again: the run whose attempt made its outputs and artifacts; null otherwise.' },
@@ -225,9 +267,23 @@ export function componentSchemas(): Record<string, Json> {
       providers: { type: 'array', items: obj({ name: { type: 'string' }, type: { type: 'string' }, baseUrl: { type: 'string' } }, ['name', 'type']) },
       oldestQueuedMs: { type: ['integer', 'null'], description: 'How long the oldest ready step has waited in the queue.' },
       supervisor: ref('Supervisor'),
+      limits: {
+        type: 'array',
+        description: 'The limits holding work back now: provider limits that are full or have steps waiting at their gate, concurrency keys at their limit with ready steps queued (docs/flow-control.md#never-silent).',
+        items: ref('SaturatedLimit'),
+      },
     },
     ['status', 'database', 'migrations', 'workers', 'queue', 'eventLoop', 'providers'],
   ),
+  SaturatedLimit: obj({
+    kind: { type: 'string', enum: ['provider', 'concurrency'] },
+    name: { type: 'string', description: 'The provider\'s name, or the concurrency key.' },
+    limit: { type: 'string', enum: ['paused', 'concurrency', 'requestsPerMinute', 'tokensPerMinute', 'key'] },
+    used: { type: 'integer' },
+    cap: { type: 'integer' },
+    waiting: { type: 'integer', description: 'Steps held back by it now.' },
+    nextSlotAt: { ...nullableTimestamp, description: 'When a slot is expected (a provider), or by when one frees at the latest (a key).' },
+  }),
   Supervisor: {
     ...obj({
       desired: { type: 'integer' },

@@ -13,6 +13,7 @@ import { ConsumerError, createAgent, runHttpAttempt, type BodyConsumer, type Res
 import type { CallOptions, LlmTimeouts, ProviderType } from './types.ts';
 import type { ProviderGate, Slot } from '../flow/gate.ts';
 import { registerPending } from './pending.ts';
+import type { CapacityHold } from '../flow/capacity.ts';
 
 /** Output tokens charged up front when a request does not cap them (corrected from the usage after). */
 export const DEFAULT_OUTPUT_ESTIMATE = 256;
@@ -95,7 +96,18 @@ export class HttpClient {
     }
     const timeouts = resolveTimeouts(this.init.timeouts, a.opts.timeouts);
     const startedAt = Date.now();
-    const budgetDeadline = Math.min(a.opts.deadline, startedAt + timeouts.totalMs);
+    // Time spent waiting for capacity at the provider's gate moves the step's deadline (the attempt's
+    // clock stands still meanwhile, src/worker/attempt-clock.ts), and this call's budget with it.
+    const clock = { waitedMs: 0 };
+    const budget = { base: Math.min(a.opts.deadline, startedAt + timeouts.totalMs) };
+    const retryOptions = {
+      signal: a.opts.signal,
+      get budgetDeadline() {
+        return budget.base + clock.waitedMs;
+      },
+      maxRetries: this.init.maxRetries,
+      beforeAttempt: (attempt: number) => a.opts.onEvent?.('llm.request', { provider: this.init.name, model: a.model, stream: a.stream, attempt }),
+    };
     const url = this.url(a.path);
     const body = Buffer.from(JSON.stringify(a.body));
     this.agent ??= createAgent(url);
@@ -103,14 +115,9 @@ export class HttpClient {
     let ttfbMs = 0;
     let calls = 0;
     const attempts = withRetries(
-      {
-        signal: a.opts.signal,
-        budgetDeadline,
-        maxRetries: this.init.maxRetries,
-        beforeAttempt: (attempt) => a.opts.onEvent?.('llm.request', { provider: this.init.name, model: a.model, stream: a.stream, attempt }),
-      },
+      retryOptions,
       async (attempt) => {
-        const slot = await this.slot(a, body.byteLength, budgetDeadline, url, attempt);
+        const slot = await this.slot(a, body.byteLength, retryOptions.budgetDeadline, url, attempt, clock);
         slot.sent();
         let r;
         try {
@@ -123,8 +130,8 @@ export class HttpClient {
               agent,
               dnsServers: this.init.dnsServers,
               signal: a.opts.signal,
-              stepDeadline: a.opts.deadline,
-              budgetDeadline,
+              stepDeadline: a.opts.deadline + clock.waitedMs,
+              budgetDeadline: retryOptions.budgetDeadline,
               timeouts,
               maxBytes: this.init.maxResponseBytes,
               provider: this.init.name,
@@ -175,7 +182,7 @@ export class HttpClient {
    * While it waits the call shows as in phase `limit` (hang reports) and the step gets one
    * `step.waiting` event per wait, naming the limit.
    */
-  private async slot<T>(a: SendArgs<T>, bodyBytes: number, budgetDeadline: number, url: URL, attempt: number): Promise<Slot> {
+  private async slot<T>(a: SendArgs<T>, bodyBytes: number, budgetDeadline: number, url: URL, attempt: number, clock: { waitedMs: number }): Promise<Slot> {
     const gate = this.init.gate;
     if (!gate) return { sent: () => undefined, release: () => undefined };
     const req = isRecord(a.body) ? a.body : {};
@@ -183,13 +190,22 @@ export class HttpClient {
     const tokens = Math.ceil(bodyBytes / 4) + (a.path === 'embeddings' ? 0 : maxOut);
     let unregister: (() => void) | undefined;
     let announced = false;
+    // The step this call runs in, if any: its deadline stands still while the call waits here.
+    const capacity = a.opts.capacity;
+    let hold: CapacityHold | undefined;
     try {
       return await gate.acquire({
         signal: a.opts.signal,
         tokens,
         leaseUntil: budgetDeadline,
         onWait: (wait) => {
-          if (wait === null || unregister) return;
+          if (wait === null) return;
+          if (capacity) {
+            const w = { provider: this.init.name, limit: wait.limit, used: wait.used, cap: wait.cap, retryAt: wait.retryAt };
+            if (hold) hold.update(w);
+            else hold = capacity.hold(w);
+          }
+          if (unregister) return;
           const since = Date.now();
           unregister = registerPending({
             signal: a.opts.signal,
@@ -206,6 +222,7 @@ export class HttpClient {
       });
     } finally {
       unregister?.();
+      if (hold) clock.waitedMs += hold.end();
     }
   }
 

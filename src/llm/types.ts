@@ -3,6 +3,7 @@
  * why not the SDKs); every call runs inside the step's deadline and honours its AbortSignal down to
  * the socket.
  */
+import type { CapacityClock } from '../flow/capacity.ts';
 import type { ProviderLimits } from '../flow/slots.ts';
 
 /**
@@ -75,6 +76,8 @@ export interface CallOptions {
   onText?: (text: string, call: number) => void;
   /** The step the call belongs to (for tracing: an LLM call's span is a child of its attempt's). */
   step?: { runId: string; stepName: string; attempt: number };
+  /** The step's clock: held while the call waits at its provider's gate, so the wait does not use up its deadline. */
+  capacity?: CapacityClock;
 }
 
 export interface EmbedOptions extends CallOptions {

@@ -10,7 +10,7 @@ import type { RunwardenConfig } from '../config/types.ts';
 import { startReaper } from '../engine/reaper.ts';
 import { startScheduler } from '../engine/scheduler.ts';
 import { Transitions } from '../engine/transitions.ts';
-import { lostAttemptReport, waitTimeoutReport } from '../forensics/report.ts';
+import { lostAttemptReport, waitTimeoutReport, queueTimeoutReport } from '../forensics/report.ts';
 import type { Store } from '../store/store.ts';
 import { Supervisor } from '../supervisor/supervisor.ts';
 import { bootProcess, openProcessStore, within } from './boot.ts';
@@ -30,7 +30,7 @@ export async function startWorkerHost(
   const scope = await bootProcess(config, opts);
   return within(scope, async () => {
     const store = await openProcessStore(scope);
-    const core = new Transitions(store, { lostReport: lostAttemptReport, waitReport: waitTimeoutReport });
+    const core = new Transitions(store, { lostReport: lostAttemptReport, waitReport: waitTimeoutReport, queueReport: queueTimeoutReport });
     scope.onClose(startReaper(core, { intervalMs: config.reaperIntervalMs, log: opts.log }));
     // Ticks fire from every API process and every worker host (docs/schedules.md).
     const scheduler = startScheduler(core, { log: opts.log });

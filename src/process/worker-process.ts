@@ -19,7 +19,7 @@ import { hostname } from 'node:os';
 import type { RunwardenConfig } from '../config/types.ts';
 import { startReaper } from '../engine/reaper.ts';
 import { Transitions } from '../engine/transitions.ts';
-import { lostAttemptReport, waitTimeoutReport } from '../forensics/report.ts';
+import { lostAttemptReport, waitTimeoutReport, queueTimeoutReport } from '../forensics/report.ts';
 import type { Store } from '../store/store.ts';
 import { loopsFor } from '../worker/loops.ts';
 import type { Worker } from '../worker/worker.ts';
@@ -56,7 +56,7 @@ export async function startWorkerProcess(config: Readonly<RunwardenConfig>, opts
   return within(scope, async () => {
     const store = await openProcessStore(scope, { migrate: opts.migrate !== false });
     const { tools } = await loadProcessTools(scope, store, opts.labUrl ? { labUrl: opts.labUrl } : {});
-    const core = new Transitions(store, { lostReport: lostAttemptReport, waitReport: waitTimeoutReport });
+    const core = new Transitions(store, { lostReport: lostAttemptReport, waitReport: waitTimeoutReport, queueReport: queueTimeoutReport });
     const id = opts.idPrefix ?? `${hostname()}-${process.pid}`;
     const workers = await startClaimLoops(scope, core, tools, {
       idPrefix: id,

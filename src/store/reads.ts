@@ -9,7 +9,7 @@ import { RUN_STATES, STEP_STATES, type RunState, type StepState } from '../domai
 import { labelNeedles } from './label-match.ts';
 import { fromBatches } from './event-batches.ts';
 import { toArtifact, toAttempt, toRun, toStep, toWorker } from './rows.ts';
-import type { ListRunsFilter, RunRow, StepPage, StepRow, Store } from './store.ts';
+import type { KeyRunning, ListRunsFilter, RunRow, SaturatedKey, StepPage, StepRow, Store } from './store.ts';
 
 export type Row = Record<string, unknown>;
 
@@ -27,6 +27,9 @@ type Reads = Pick<
   | 'listArtifacts'
   | 'getArtifact'
   | 'stuckSteps'
+  | 'runningByKey'
+  | 'saturatedKeys'
+  | 'capacityWaiters'
   | 'stepCounts'
   | 'runCounts'
   | 'nextReadyAt'
@@ -151,6 +154,36 @@ export abstract class StoreReads implements Reads {
   async stuckSteps(now: number): Promise<StepRow[]> {
     const sql = "SELECT * FROM steps WHERE status = 'running' AND (lease_expires_at < $1 OR deadline_at < $1) ORDER BY deadline_at LIMIT 1000";
     return (await this.rows(sql, [now])).map(toStep);
+  }
+
+  async runningByKey(keys: readonly string[]): Promise<KeyRunning[]> {
+    if (keys.length === 0) return [];
+    const sql = `SELECT concurrency_key AS k, count(*) AS n, min(deadline_at) AS d FROM steps
+      WHERE status = 'running' AND ${this.inTextList('concurrency_key', '$1')} GROUP BY concurrency_key`;
+    return (await this.rows(sql, [this.list(keys)])).map((r) => ({ key: r.k as string, running: Number(r.n), nextSlotBy: r.d === null ? null : Number(r.d) }));
+  }
+
+  async saturatedKeys(now: number, limit = 100): Promise<SaturatedKey[]> {
+    // A key is saturated when ready steps of it wait: as many of its steps run as its (smallest) limit allows.
+    const sql = `SELECT q.k, q.waiting, q.lim, q.since, r.n, r.d FROM
+        (SELECT concurrency_key AS k, count(*) AS waiting, min(concurrency_limit) AS lim, min(ready_at) AS since FROM steps
+         WHERE status = 'queued' AND concurrency_key IS NOT NULL AND ready_at <= $1 GROUP BY concurrency_key) q
+      JOIN (SELECT concurrency_key AS k, count(*) AS n, min(deadline_at) AS d FROM steps
+         WHERE status = 'running' AND concurrency_key IS NOT NULL GROUP BY concurrency_key) r ON r.k = q.k
+      WHERE r.n >= q.lim ORDER BY q.waiting DESC, q.k LIMIT $2`;
+    return (await this.rows(sql, [now, limit])).map((r) => ({
+      key: r.k as string,
+      limit: Number(r.lim),
+      running: Number(r.n),
+      waiting: Number(r.waiting),
+      since: Number(r.since),
+      nextSlotBy: r.d === null ? null : Number(r.d),
+    }));
+  }
+
+  async capacityWaiters(limit = 10_000): Promise<StepRow[]> {
+    const sql = "SELECT * FROM steps WHERE status = 'running' AND waiting_for IS NOT NULL LIMIT $1";
+    return (await this.rows(sql, [limit])).map(toStep);
   }
 
   async stepCounts(): Promise<Record<StepState, number>> {

@@ -12,6 +12,7 @@ type Row = Record<string, unknown>;
 export const iso = (ms: unknown): string | null => (typeof ms === 'number' || typeof ms === 'bigint' ? new Date(Number(ms)).toISOString() : null);
 const json = <T>(v: unknown, fallback: T): T => (typeof v === 'string' ? (JSON.parse(v) as T) : fallback);
 const num = (v: unknown): number => Number(v ?? 0);
+const nullableNum = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
 /** The concurrency key of a row (run or step), or null. */
 const concurrency = (r: Row): ConcurrencyKey | null =>
   typeof r.concurrency_key === 'string' ? { key: r.concurrency_key, limit: num(r.concurrency_limit) } : null;
@@ -32,6 +33,7 @@ export function toRun(r: Row): RunRow {
     maxSteps: r.max_steps === null || r.max_steps === undefined ? null : Number(r.max_steps),
     priority: num(r.priority),
     concurrency: concurrency(r),
+    queueTimeoutMs: nullableNum(r.queue_timeout_ms),
     usage: { inputTokens: num(r.input_tokens), outputTokens: num(r.output_tokens), calls: num(r.llm_calls) },
     error: json(r.error, null),
     rerunOf: (r.rerun_of as string | null | undefined) ?? null,
@@ -64,6 +66,8 @@ export function toStep(r: Row): StepRow {
     outputsFrom: (r.outputs_from as string | null | undefined) ?? null,
     priority: num(r.priority),
     concurrency: concurrency(r),
+    queueTimeoutMs: nullableNum(r.queue_timeout_ms),
+    waitingFor: json(r.waiting_for, null),
     awaitingSignal: (r.awaiting_signal as string | null | undefined) ?? null,
     awaitingSince: iso(r.awaiting_since),
     reusedFrom: (r.reused_from as string | null | undefined) ?? null,

@@ -20,6 +20,7 @@ import type {
   StepRecord,
   TextDelta,
   UsageTotals,
+  WaitingFor,
   WorkerRecord,
 } from '../domain/records.ts';
 import type { AttemptState, RunState, StepState } from '../domain/states.ts';
@@ -159,6 +160,15 @@ export interface LeaseKey {
   token: string;
 }
 
+/**
+ * A running attempt that waits, or waited, for capacity (docs/flow-control.md#waiting-for-capacity):
+ * its deadline moved by the wait, and what it waits for now (null: nothing any more).
+ */
+export interface CapacityWaitUpdate extends LeaseKey {
+  deadlineAt: number;
+  waitingFor: WaitingFor | null;
+}
+
 export interface RunPatch {
   status?: RunState;
   startedAt?: number;
@@ -184,6 +194,22 @@ export interface RunBook {
   cancelRequested: boolean;
   createdAt: number;
   usage: UsageTotals;
+}
+
+/** The running steps of a concurrency key (docs/flow-control.md#concurrency-keys). Times in epoch ms. */
+export interface KeyRunning {
+  key: string;
+  running: number;
+  /** The earliest deadline among them: a slot frees by then at the latest. */
+  nextSlotBy: number | null;
+}
+
+/** A concurrency key at its limit with ready steps waiting for it. */
+export interface SaturatedKey extends KeyRunning {
+  limit: number;
+  waiting: number;
+  /** When the longest-waiting of them became ready. */
+  since: number;
 }
 
 /** A run row plus internals. */
@@ -233,7 +259,7 @@ export interface ClaimOptions {
  * step had become ready (its `ready_at` before the claim cleared it; ms): the queue wait is the
  * claim's time minus this.
  */
-export type ClaimedRow = Pick<StepRow, 'runId' | 'name' | 'tool' | 'attempts' | 'leaseToken' | 'inputs' | 'resolvedInputs' | 'timeoutMs'> & { wasReadyAt: number };
+export type ClaimedRow = Pick<StepRow, 'runId' | 'name' | 'tool' | 'attempts' | 'leaseToken' | 'inputs' | 'resolvedInputs' | 'timeoutMs' | 'queueTimeoutMs'> & { wasReadyAt: number };
 
 export interface RenewResult {
   /** Tokens whose lease was extended. */
@@ -301,6 +327,8 @@ export interface Tx {
    * past their deadline by more than `graceMs` (so a worker that cannot stop a step cannot keep it).
    */
   renewLeases(workerId: string, leases: readonly LeaseKey[], now: number, until: number, graceMs: number): Promise<RenewResult>;
+  /** Writes the moved deadlines and what they wait for of a worker's running attempts (token-checked). */
+  setCapacityWaits(workerId: string, waits: readonly CapacityWaitUpdate[]): Promise<void>;
   /**
    * Running steps whose lease one of these workers holds: a supervisor saw their process die (or
    * killed it) and ends their attempts at once instead of waiting for the leases to expire.
@@ -326,6 +354,11 @@ export interface Tx {
    * skips rows another transaction holds (a signal releasing them right now).
    */
   expiredWaits(now: number, limit: number): Promise<StepRow[]>;
+  /**
+   * Queued steps ready for longer than their queueTimeoutMs (locked, PostgreSQL), each with how
+   * many steps of its concurrency key run now (0 without a key).
+   */
+  expiredQueueWaits(now: number, limit: number): Promise<Array<{ step: StepRow; keyRunning: number }>>;
   /** Sets the hang report of attempts that ended earlier (whatever their status). */
   setAttemptReports(reports: AttemptReport[]): Promise<void>;
   /** Copies artifacts (content included) under new ids into another run, keeping step, attempt and name. */
@@ -408,6 +441,12 @@ export interface Store {
   getArtifact(id: string): Promise<{ meta: ArtifactMeta; content: Buffer } | null>;
   /** Running steps past their deadline or on an expired lease. */
   stuckSteps(now: number): Promise<StepRow[]>;
+  /** How many steps of each of these concurrency keys run now, and the earliest of their deadlines. */
+  runningByKey(keys: readonly string[]): Promise<KeyRunning[]>;
+  /** Concurrency keys that hold ready steps back (as many running as their limit), most waiting first. */
+  saturatedKeys(now: number, limit?: number): Promise<SaturatedKey[]>;
+  /** Running steps whose worker said they wait at a provider's gate (an older attempt's note included: check it). */
+  capacityWaiters(limit?: number): Promise<StepRow[]>;
   stepCounts(): Promise<Record<StepState, number>>;
   runCounts(): Promise<Record<RunState, number>>;
   /** Earliest ready_at among queued steps (to time the next poll), or null. */

@@ -2,6 +2,7 @@
  * What a tool is. Users write `defineTool({ name, input, run(ctx, input) })` or a plain object of the
  * same shape; a tools module default-exports an array of them.
  */
+import type { CapacityClock } from '../flow/capacity.ts';
 import type { AddStepsOptions } from '../domain/added-steps.ts';
 import type { PlanStep } from '../domain/plan-format.ts';
 import type { StandardSchemaV1 } from './standard-schema.ts';
@@ -47,6 +48,12 @@ export interface ToolContext {
   readonly attempt: number;
   readonly log: StepLogger;
   readonly artifacts: ArtifactSink;
+  /**
+   * The attempt's clock, for a tool that waits for capacity of its own (a quota it keeps): while a
+   * hold is open the step's deadline (`deadline`) stands still and the wait counts against its
+   * `queueTimeoutMs` instead (docs/flow-control.md#waiting-for-capacity). End every hold.
+   */
+  readonly capacity?: CapacityClock;
   /** Record progress through an await the engine cannot see; the last one appears in hang reports. */
   checkpoint(label: string): void;
   /** Await `promise` under a label so a hang report can name it if it never settles. */

@@ -12,8 +12,8 @@ export interface StepScope {
   stepName: string;
   attempt: number;
   tool: string;
-  /** Epoch ms at which the attempt times out. */
-  deadlineAt: number;
+  /** Epoch ms at which the attempt times out (later after a wait for capacity). */
+  readonly deadlineAt: number;
   /** Called with (level, message, data) to record an event on this step. */
   record(type: string, data: Record<string, unknown>): void;
   /** Pending operations of this attempt (requests, sockets, child processes, locks, tracked promises). */

@@ -34,10 +34,11 @@ import type { NewArtifact } from '../store/store.ts';
 import { DeltaCoalescer } from '../streaming/coalesce.ts';
 import type { ToolRegistry } from '../tools/registry.ts';
 import type { ArtifactRef, StepLogger, ToolContext } from '../tools/types.ts';
+import { AttemptClock, type CapacityWait } from './attempt-clock.ts';
 import { stepContext, type StepScope } from './context.ts';
 import { mimeFor } from './mime.ts';
 
-export type AbortCause = 'deadline' | 'cancelled' | 'shutdown' | 'lease_lost';
+export type AbortCause = 'deadline' | 'queue_timeout' | 'cancelled' | 'shutdown' | 'lease_lost';
 
 export interface AttemptResult {
   outcome: AttemptOutcome;
@@ -65,6 +66,10 @@ export interface Attempt {
   readonly claim: ClaimedStep;
   /** Epoch ms. */
   readonly startedAt: number;
+  /** When it times out (later than the claim's when it waited for capacity; moving while it waits). */
+  readonly deadlineAt: number;
+  /** What it waits for at a provider's gate now, with since when (epoch ms); null when nothing. */
+  readonly waiting: (CapacityWait & { since: number }) | null;
   readonly aborted: boolean;
   abort(cause: AbortCause): void;
   /** Runs the attempt to its end; never rejects. */
@@ -86,6 +91,8 @@ export interface StepRunOptions {
    * thread sends it to the worker, which can then cut the thread the moment the grace ends.
    */
   onDraft?: (trigger: ReportTrigger, report: Record<string, unknown>) => void;
+  /** Its deadline moved or what it waits for changed (a tool thread tells the worker). */
+  onClock?: (clock: { deadlineAt: number; waiting: (CapacityWait & { since: number }) | null }) => void;
 }
 
 const LAST_LOGS = 20;
@@ -97,7 +104,13 @@ const LAST_LOGS = 20;
 const REPORT_LEAD_MS = 300;
 
 /** The report trigger of each abort cause. */
-export const TRIGGER_OF: Readonly<Record<AbortCause, ReportTrigger>> = { deadline: 'deadline', cancelled: 'cancel', shutdown: 'shutdown', lease_lost: 'lease_lost' };
+export const TRIGGER_OF: Readonly<Record<AbortCause, ReportTrigger>> = {
+  deadline: 'deadline',
+  queue_timeout: 'queue_timeout',
+  cancelled: 'cancel',
+  shutdown: 'shutdown',
+  lease_lost: 'lease_lost',
+};
 
 installRedaction();
 installForensics({ storage: stepContext, select: (scope) => scope.forensics });
@@ -129,6 +142,8 @@ export class StepRun {
   /** The report written ahead of a likely abandonment (REPORT_LEAD_MS). */
   #prepared: { trigger: ReportTrigger; report: Record<string, unknown> } | undefined;
   #ownCpuUs = 0;
+  /** The deadline, standing still while the attempt waits for capacity. */
+  readonly clock: AttemptClock;
 
   constructor(claim: ClaimedStep, record: (type: string, data: Record<string, unknown>) => void, tools: ToolRegistry, graceMs: number, opts: StepRunOptions = {}) {
     this.claim = claim;
@@ -137,6 +152,14 @@ export class StepRun {
     this.#graceMs = graceMs;
     this.#onUncontained = opts.onUncontained;
     this.#onDraft = opts.onDraft;
+    const onClock = opts.onClock;
+    this.clock = new AttemptClock({
+      deadlineAt: claim.deadlineAt,
+      queueTimeoutMs: claim.queueTimeoutMs ?? null,
+      onDeadline: () => this.abort('deadline'),
+      onQueueTimeout: () => this.abort('queue_timeout'),
+      ...(onClock ? { onChange: () => stepContext.exit(() => onClock({ deadlineAt: this.clock.deadlineAt, waiting: this.clock.waiting })) } : {}),
+    });
     const publishText = opts.publishText;
     if (publishText) {
       this.#text = new DeltaCoalescer(claim, (d) => stepContext.exit(() => publishText(d)), { clean: redactText });
@@ -158,14 +181,28 @@ export class StepRun {
     return this.controller.signal.aborted;
   }
 
+  get deadlineAt(): number {
+    return this.clock.deadlineAt;
+  }
+
+  get waiting(): (CapacityWait & { since: number }) | null {
+    return this.clock.waiting;
+  }
+
   abort(cause: AbortCause): void {
     if (this.controller.signal.aborted) return;
     this.abortCause = cause;
     this.#atAbort = this.forensics.snapshot();
     const message =
-      cause === 'deadline' ? `step deadline of ${this.claim.timeoutMs} ms exceeded` : cause === 'cancelled' ? 'run cancelled' : `attempt aborted: ${cause}`;
+      cause === 'deadline'
+        ? `step deadline of ${this.claim.timeoutMs} ms exceeded`
+        : cause === 'queue_timeout'
+          ? `waited ${this.clock.waitedMs} ms for capacity (queueTimeoutMs ${this.claim.queueTimeoutMs ?? '?'})`
+          : cause === 'cancelled'
+            ? 'run cancelled'
+            : `attempt aborted: ${cause}`;
     this.forensics.onAbort();
-    this.controller.abort(new DOMException(message, cause === 'deadline' ? 'TimeoutError' : 'AbortError'));
+    this.controller.abort(new DOMException(message, cause === 'deadline' || cause === 'queue_timeout' ? 'TimeoutError' : 'AbortError'));
     // Processes the tool did not tie to its signal: stop them now, so a tool awaiting one can settle.
     this.containment.onAbort();
     const trigger = TRIGGER_OF[cause];
@@ -213,9 +250,12 @@ export class StepRun {
       };
     const log: StepLogger = Object.assign(logAt('info'), { info: logAt('info'), warn: logAt('warn'), error: logAt('error') });
     const refs: ArtifactRef[] = [];
+    const clock = this.clock;
     return {
       signal: this.controller.signal,
-      deadline: this.claim.deadlineAt,
+      get deadline() {
+        return clock.deadlineAt;
+      },
       runId: this.claim.runId,
       stepName: this.claim.stepName,
       attempt: this.claim.attempt,
@@ -233,6 +273,7 @@ export class StepRun {
         },
         list: () => refs,
       },
+      capacity: clock,
       checkpoint: (label) => this.forensics.setCheckpoint(label),
       track: <T>(label: string, promise: Promise<T>): Promise<T> => this.forensics.track(label, promise),
       emit: (type, data) => this.record(type, data),
@@ -250,7 +291,8 @@ export class StepRun {
     const { claim } = this;
     const tools = this.#tools;
     const graceMs = this.#graceMs;
-    const timer = setTimeout(() => this.abort('deadline'), Math.max(0, claim.deadlineAt - Date.now()));
+    const clock = this.clock;
+    clock.start();
     let result: AttemptResult | undefined;
     try {
       const def = tools.get(claim.tool);
@@ -268,7 +310,9 @@ export class StepRun {
         stepName: claim.stepName,
         attempt: claim.attempt,
         tool: claim.tool,
-        deadlineAt: claim.deadlineAt,
+        get deadlineAt() {
+          return clock.deadlineAt;
+        },
         record: (t, d) => this.record(t, d),
         forensics: this.forensics,
         containment: this.containment,
@@ -282,7 +326,7 @@ export class StepRun {
       // Only engine code above can throw here (tool errors are captured by settleOrAbandon).
       result = this.#failed(toRunwardenError(err, 'WORKER_ERROR'));
     } finally {
-      clearTimeout(timer);
+      clock.stop();
       // Published before the completion is even queued, so a follower sees the text before step.finished.
       this.#text?.close();
       clearTimeout(this.#prepareTimer);
@@ -368,6 +412,7 @@ export class StepRun {
       return { outcome: 'cancelled', error: { code: 'CANCELLED', message: 'run cancelled', retryable: false }, artifacts: [], hangReport, abortCause: cause, abandoned: s.kind === 'abandoned' };
     }
     if (cause === 'deadline') return this.#timedOut(s);
+    if (cause === 'queue_timeout') return this.#queueTimedOut(s);
     // shutdown / lease lost: the caller hands the step back or drops it. A tool that ignored that
     // abort still gets a report (the caller decides whether it can be stored).
     const hangReport = s.kind === 'abandoned' && cause !== null ? this.#report(cause, s) : null;
@@ -384,7 +429,7 @@ export class StepRun {
     if (data?.limit === 'step_deadline') return true;
     // 5 ms: the deadline timer and the tool's own timer may disagree by a few ms (timers run on a
     // monotonic clock, deadlines are wall-clock).
-    return (error as { name?: unknown } | null)?.name === 'TimeoutError' && Date.now() >= this.claim.deadlineAt - 5;
+    return (error as { name?: unknown } | null)?.name === 'TimeoutError' && Date.now() >= this.clock.deadlineAt - 5;
   }
 
   #report(trigger: ReportTrigger, s: Settled, toolErr?: RunwardenError | null): Record<string, unknown> {
@@ -423,6 +468,22 @@ export class StepRun {
       data: redactDeep({ classification, timeoutMs: claim.timeoutMs, ignoredAbort: abandoned, ...(toolErr?.data ? { tool: toolErr.data } : {}) }),
     };
     return { outcome: 'timed_out', error, artifacts: [], hangReport, abortCause: 'deadline', abandoned };
+  }
+
+  /** It waited longer than its queueTimeoutMs for capacity: failed (not retried), with a report of what held it. */
+  #queueTimedOut(s: Settled): AttemptResult {
+    const { claim } = this;
+    const toolErr = s.kind === 'rejected' ? toRunwardenError(s.error) : null;
+    const waitedMs = this.clock.waitedMs;
+    const hangReport = this.#report('queue_timeout', s, toolErr);
+    const classification = hangReport.classification as { code: string; summary: string };
+    const error: SerializedError = {
+      code: 'QUEUE_TIMEOUT',
+      message: `waited ${waitedMs} ms for capacity, over its queueTimeoutMs of ${claim.queueTimeoutMs ?? '?'} ms: ${classification.summary}`,
+      retryable: false,
+      data: redactDeep({ classification, waitedMs, queueTimeoutMs: claim.queueTimeoutMs, ...(toolErr?.data ? { tool: toolErr.data } : {}) }),
+    };
+    return { outcome: 'failed', error, artifacts: [], hangReport, abortCause: 'queue_timeout', abandoned: s.kind === 'abandoned' };
   }
 }
 

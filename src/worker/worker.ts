@@ -14,7 +14,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 type IntervalHistogram = ReturnType<typeof monitorEventLoopDelay>;
 import { CycleError, type ClaimedStep, type Completion, type CompletionResult, type Transitions, type StepEvent } from '../engine/transitions.ts';
 import { newWorkerId } from '../engine/ids.ts';
-import type { StoreNotification } from '../store/store.ts';
+import type { CapacityWaitUpdate, StoreNotification } from '../store/store.ts';
 import type { ToolRegistry } from '../tools/registry.ts';
 import type { TextDelta } from '../domain/records.ts';
 import { additionsRefused, validateAdditions, type StepAdditions } from '../domain/added-steps.ts';
@@ -89,6 +89,8 @@ export class Worker {
   readonly #writeFailures: FailureLog;
   readonly #heartbeatFailures: FailureLog;
   readonly #inflight = new Map<string, Attempt>();
+  /** Tokens of the attempts that waited for capacity at the last heartbeat. */
+  #waitingAtBeat = new Set<string>();
   #events: StepEvent[] = [];
   #completions: Completion[] = [];
   #releases: Attempt[] = [];
@@ -152,7 +154,7 @@ export class Worker {
 
   /** The attempts running now (a supervisor's heartbeat and stall reports name them). */
   running(): Array<{ runId: string; stepName: string; attempt: number; tool: string; deadlineAt: number }> {
-    return [...this.#inflight.values()].map(({ claim: c }) => ({ runId: c.runId, stepName: c.stepName, attempt: c.attempt, tool: c.tool, deadlineAt: c.deadlineAt }));
+    return [...this.#inflight.values()].map((a) => ({ runId: a.claim.runId, stepName: a.claim.stepName, attempt: a.claim.attempt, tool: a.claim.tool, deadlineAt: a.deadlineAt }));
   }
 
   start(): void {
@@ -365,7 +367,8 @@ export class Worker {
     if (this.#abandoned) return;
     const tokens = [...this.#inflight.keys()];
     const leases = [...this.#inflight.values()].map(({ claim: c }) => ({ runId: c.runId, name: c.stepName, token: c.token }));
-    const { renewed, cancel } = await this.#core.renew(this.id, leases, this.#leaseMs, this.#graceMs);
+    const waits = this.#capacityWaits();
+    const { renewed, cancel } = await this.#core.renew(this.id, leases, this.#leaseMs, this.#graceMs, waits);
     const ok = new Set(renewed);
     for (const t of tokens) {
       const run = this.#inflight.get(t);
@@ -390,6 +393,32 @@ export class Worker {
       },
     });
     this.#loop?.reset();
+  }
+
+  /**
+   * The attempts that wait for capacity now, or did at the last heartbeat: their deadlines moved, and
+   * the store shows what they wait for (GET /runs/:id, doctor) until they go on.
+   */
+  #capacityWaits(): CapacityWaitUpdate[] {
+    const out: CapacityWaitUpdate[] = [];
+    const waitingNow = new Set<string>();
+    for (const [token, a] of this.#inflight) {
+      const w = a.waiting;
+      if (!w && !this.#waitingAtBeat.has(token)) continue;
+      if (w) waitingNow.add(token);
+      const c = a.claim;
+      out.push({
+        runId: c.runId,
+        name: c.stepName,
+        token,
+        deadlineAt: a.deadlineAt,
+        waitingFor: w
+          ? { kind: 'provider', provider: w.provider, limit: w.limit, used: w.used, cap: w.cap, nextSlotAt: new Date(w.retryAt).toISOString(), since: new Date(w.since).toISOString(), attempt: c.attempt }
+          : null,
+      });
+    }
+    this.#waitingAtBeat = waitingNow;
+    return out;
   }
 
   #notifyIdle(): void {

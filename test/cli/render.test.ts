@@ -38,7 +38,7 @@ describe('ProgressView (TTY)', () => {
     ({
       runId: 'r1', name, idx: 0, tool: 'echo', status: 'pending', dependsOn: [], inputs: {}, resolvedInputs: null, outputs: null, error: null,
       timeoutMs: 1000, retries: { max: 0, backoffMs: 0, maxBackoffMs: 0 }, attempts: 0, lostAttempts: 0, readyAt: null, startedAt: null,
-      finishedAt: null, addedBy: null, outputsFrom: null, priority: 0, concurrency: null, awaitingSignal: null, awaitingSince: null, reusedFrom: null, workerId: null, leaseExpiresAt: null, deadlineAt: null, ...over,
+      finishedAt: null, addedBy: null, outputsFrom: null, priority: 0, concurrency: null, queueTimeoutMs: null, waitingFor: null, awaitingSignal: null, awaitingSince: null, reusedFrom: null, workerId: null, leaseExpiresAt: null, deadlineAt: null, ...over,
     });
   const run = {
     id: 'r1', status: 'queued', goal: null, labels: {}, idempotencyKey: null, createdAt: '2025-03-04T12:00:00.000Z', startedAt: null, finishedAt: null,

@@ -35,13 +35,27 @@ describe('flow control fields', () => {
       tools,
       limits,
     );
-    assert.deepEqual(v.flow, { priority: 7, concurrency: { key: 'tenant-a', limit: 2 } });
+    assert.deepEqual(v.flow, { priority: 7, concurrency: { key: 'tenant-a', limit: 2 }, queueTimeoutMs: null });
     const [a, b] = v.steps;
     assert.ok(a && b);
-    assert.deepEqual(flowOf(a, v.flow), { priority: 7, concurrency: { key: 'tenant-a', limit: 2 } });
-    assert.deepEqual(flowOf(b, v.flow), { priority: -3, concurrency: { key: 'solo', limit: 1 } });
+    assert.deepEqual(flowOf(a, v.flow), { priority: 7, concurrency: { key: 'tenant-a', limit: 2 }, queueTimeoutMs: null });
+    assert.deepEqual(flowOf(b, v.flow), { priority: -3, concurrency: { key: 'solo', limit: 1 }, queueTimeoutMs: null });
     const plain = await validateRunRequest({ plan: { steps: [{ name: 'a', tool: 'echo' }] } }, tools, limits);
-    assert.deepEqual(plain.flow, { priority: 0, concurrency: null });
+    assert.deepEqual(plain.flow, { priority: 0, concurrency: null, queueTimeoutMs: null });
+  });
+
+  test('queueTimeoutMs: the step\'s own, else the run\'s, else the configured default', async () => {
+    const steps = [{ name: 'a', tool: 'echo' }, { name: 'b', tool: 'echo', queueTimeoutMs: 500 }];
+    const withDefault = { ...limits, defaultQueueTimeoutMs: 60_000 };
+    const v = await validateRunRequest({ plan: { steps }, queueTimeoutMs: 9000 }, tools, withDefault);
+    const [a, b] = v.steps;
+    assert.ok(a && b);
+    assert.equal(flowOf(a, v.flow).queueTimeoutMs, 9000);
+    assert.equal(flowOf(b, v.flow).queueTimeoutMs, 500);
+    const byDefault = await validateRunRequest({ plan: { steps } }, tools, withDefault);
+    assert.equal(flowOf(byDefault.steps[0] as typeof a, byDefault.flow).queueTimeoutMs, 60_000);
+    assert.deepEqual(await rejected({ plan: { steps }, queueTimeoutMs: 0 }), ['queueTimeoutMs']);
+    assert.deepEqual(await rejected({ plan: { steps: [{ name: 'a', tool: 'echo', queueTimeoutMs: 1.5 }] } }), ['plan.steps.0.queueTimeoutMs']);
   });
 
   test('bad values are a 400 naming the field', async () => {

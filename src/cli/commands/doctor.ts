@@ -11,6 +11,7 @@ import { redactUrl } from '../../config/redact.ts';
 import type { RunwardenConfig } from '../../config/types.ts';
 import type { WorkerRecord } from '../../domain/records.ts';
 import { stuckStep } from '../../engine/stuck.ts';
+import { describeSaturated, saturatedLimits, type SaturatedLimit } from '../../engine/saturation.ts';
 import type { HealthDetailed, StuckStep, SupervisorStatus } from '../../engine/facade.ts';
 import { apiUrl, networkReason } from '../client.ts';
 import { boolFlag, stringFlag } from '../command.ts';
@@ -42,6 +43,8 @@ interface Facts {
   supervisor?: SupervisorStatus;
   stuck: StuckStep[];
   queue: { queued: number; running: number; pending: number; oldestQueuedMs: number } | null;
+  /** The limits holding work back now (provider limits, concurrency keys); null when unknown. */
+  limits: SaturatedLimit[] | null;
   /** Names of the providers in use: the API's list, or the local configuration's. */
   providers: string[];
   /** The lab the deployment runs, when one was found. */
@@ -64,7 +67,7 @@ const fmt = (ms: number): string => (ms < 1000 ? `${Math.round(ms)} ms` : ms < 1
 
 export const doctorCommand: Command = {
   name: 'doctor',
-  summary: 'Diagnose a deployment: database, migrations, workers alive, stuck steps, queue, providers, event-loop delay.',
+  summary: 'Diagnose a deployment: database, migrations, workers alive, stuck steps, queue, saturated limits, providers, event-loop delay.',
   usage: '[--url U | --data-dir d] [--config f] [--json]',
   help: `  --url U        a running deployment's API (env RUNWARDEN_URL; RUNWARDEN_TOKEN if it needs one)
   --data-dir d   without a URL: the SQLite file's directory (default ./.runwarden); with
@@ -154,6 +157,7 @@ async function fromApi(base: string, token: string | undefined, config: Facts['c
       ...(h.supervisor ? { supervisor: h.supervisor } : {}),
       stuck: stuck.body.steps ?? [],
       queue: h.database.ok ? { ...h.queue, oldestQueuedMs: h.oldestQueuedMs ?? 0 } : null,
+      limits: h.database.ok ? (h.limits ?? null) : null,
       providers: h.providers.map((p) => p.name),
       ...labFromList(h.providers),
       config,
@@ -178,6 +182,7 @@ async function fromStore(args: ParsedArgs, io: Io): Promise<Facts> {
     workers: [],
     stuck: [],
     queue: null,
+    limits: null,
     providers: [],
     config,
     staleMs,
@@ -215,6 +220,8 @@ async function fromStore(args: ParsedArgs, io: Io): Promise<Facts> {
       const counts = await store.stepCounts();
       const next = await store.nextReadyAt();
       facts.queue = { queued: counts.queued, running: counts.running, pending: counts.pending, oldestQueuedMs: next !== null && next < now ? now - next : 0 };
+      const named = Object.entries(config.providers).map(([name, p]) => ({ name, ...(p.limits ? { limits: p.limits } : {}) }));
+      facts.limits = await withTimeout(saturatedLimits(store, named, now), DB_TIMEOUT_MS, 'reading the limits');
     }
   } catch (err) {
     if (!facts.database.ok) facts.database.error = (err as Error).message;
@@ -266,8 +273,23 @@ function evaluate(f: Facts): Check[] {
       checks.push({ name: 'queue', verdict: 'warn', detail: `${detail}; the oldest ready step has waited ${fmt(q.oldestQueuedMs)}`, problems: [`steps wait long in the queue (${fmt(q.oldestQueuedMs)}): too few workers, or workers that do not claim`] });
     } else checks.push({ name: 'queue', verdict: 'ok', detail, problems: [] });
   }
+  checks.push(limitsCheck(f));
   checks.push(loopCheck(f));
   return checks;
+}
+
+/** Saturated limits are not a fault (the steps behind them wait, visibly), but worth a look: warn. */
+function limitsCheck(f: Facts): Check {
+  if (f.limits === null) return { name: 'limits', verdict: 'skip', detail: 'database unreachable', problems: [] };
+  if (f.limits.length === 0) return { name: 'limits', verdict: 'ok', detail: 'no limit holds work back', problems: [] };
+  const waiting = f.limits.reduce((n, l) => n + l.waiting, 0);
+  const problems = f.limits.slice(0, 20).map(describeSaturated);
+  return {
+    name: 'limits',
+    verdict: 'warn',
+    detail: `${f.limits.length} saturated limit${f.limits.length === 1 ? '' : 's'}, ${waiting} step${waiting === 1 ? '' : 's'} waiting: ${problems[0] ?? ''}`,
+    problems,
+  };
 }
 
 function workersCheck(f: Facts): Check {

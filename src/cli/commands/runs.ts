@@ -161,6 +161,14 @@ function stepStatus(s: RunWithSteps['steps'][number]): string {
   if (s.status === 'pending' && s.outputsFrom) return `pending: waits for ${s.outputsFrom}`;
   if (s.status === 'pending' && s.awaitingSignal) return `pending: waits for signal ${s.awaitingSignal} since ${dateTime(s.awaitingSince)} (until ${dateTime(s.deadlineAt)})`;
   if (s.reusedFrom) return `succeeded (reused from ${s.reusedFrom})`;
+  const w = s.waitingFor;
+  if (w?.kind === 'provider') {
+    const what = w.limit === 'paused' ? 'its pause after a 429/529' : `${w.limit} ${w.used}/${w.cap}`;
+    return `${s.status}: waits for provider ${w.provider} (${what}; next slot ${dateTime(w.nextSlotAt)}) since ${dateTime(w.since)}`;
+  }
+  if (w?.kind === 'concurrency') {
+    return `${s.status}: waits for concurrency key ${w.key} (${w.used}/${w.cap} running${w.nextSlotBy ? `; a slot frees by ${dateTime(w.nextSlotBy)}` : ''}) since ${dateTime(w.since)}`;
+  }
   return s.status;
 }
 

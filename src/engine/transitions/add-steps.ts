@@ -332,6 +332,8 @@ function stepRow(n: NewStep): StepRow {
     outputsFrom: n.outputsFrom ?? null,
     priority: n.flow?.priority ?? 0,
     concurrency: n.flow?.concurrency ?? null,
+    queueTimeoutMs: n.flow?.queueTimeoutMs ?? null,
+    waitingFor: null,
     awaitingSignal: null,
     awaitingSince: null,
     reusedFrom: null,

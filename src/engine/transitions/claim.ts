@@ -30,5 +30,6 @@ export async function claimSteps(tx: Tx, fx: TxEffects, workerId: string, limit:
     leaseExpiresAt: fx.now + leaseMs,
     readyAt: r.wasReadyAt,
     claimedAt: fx.now,
+    queueTimeoutMs: r.queueTimeoutMs,
   }));
 }

@@ -17,6 +17,8 @@ export interface ClaimedStep {
   readyAt: number;
   /** When this claim leased it (ms): the attempt's start. */
   claimedAt: number;
+  /** How long the attempt may wait for capacity (docs/flow-control.md); null or absent: no bound. */
+  queueTimeoutMs?: number | null;
 }
 
 export type AttemptOutcome = 'succeeded' | 'failed' | 'timed_out' | 'cancelled';

@@ -64,6 +64,18 @@ export async function expiredWaits(q: TxQuery, now: number, limit: number): Prom
   return res.rows.map(toStep);
 }
 
+/** Queued steps past their queue timeout (the index steps_queue_expiry), locked without waiting. */
+export async function expiredQueueWaits(q: TxQuery, now: number, limit: number): Promise<Array<{ step: StepRow; keyRunning: number }>> {
+  const res = await q(
+    `SELECT s.*, CASE WHEN s.concurrency_key IS NULL THEN 0 ELSE
+      (SELECT count(*) FROM steps r WHERE r.status = 'running' AND r.concurrency_key = s.concurrency_key) END AS key_running
+     FROM steps s WHERE s.status = 'queued' AND s.queue_timeout_ms IS NOT NULL AND s.ready_at + s.queue_timeout_ms < $1
+     ORDER BY s.ready_at + s.queue_timeout_ms LIMIT $2 FOR UPDATE OF s SKIP LOCKED`,
+    [now, limit],
+  );
+  return res.rows.map((r) => ({ step: toStep(r), keyRunning: Number((r as { key_running: unknown }).key_running) }));
+}
+
 export async function setAttemptReports(q: TxQuery, reports: AttemptReport[]): Promise<void> {
   if (reports.length === 0) return;
   await q(

@@ -28,6 +28,7 @@ import type {
   ArtifactCopy,
   AttemptReport,
   AttemptUpdate,
+  CapacityWaitUpdate,
   ClaimedRow,
   ClaimOptions,
   DependentsAppend,
@@ -130,12 +131,12 @@ export class PgTx implements Tx {
     this.#books.seedNew(run.id, run.stepsTotal, run.createdAt);
     this.#defer(
       `WITH r AS (
-         INSERT INTO runs (id, status, goal, labels, idempotency_key, created_at, steps_total, max_steps, priority, concurrency_key, concurrency_limit, rerun_of)
-         VALUES ($1, 'queued', $2, $3::json, $4, $5, $6, $8, $9, $10, $11, $12) RETURNING id)
+         INSERT INTO runs (id, status, goal, labels, idempotency_key, created_at, steps_total, max_steps, priority, concurrency_key, concurrency_limit, rerun_of, queue_timeout_ms)
+         VALUES ($1, 'queued', $2, $3::json, $4, $5, $6, $8, $9, $10, $11, $12, $13) RETURNING id)
        INSERT INTO run_plans (run_id, plan) SELECT id, $7::json FROM r`,
       [
         run.id, run.goal, JSON.stringify(run.labels), run.idempotencyKey, run.createdAt, run.stepsTotal, JSON.stringify(run.plan ?? null), run.maxSteps ?? null,
-        run.flow?.priority ?? 0, run.flow?.concurrency?.key ?? null, run.flow?.concurrency?.limit ?? null, run.rerunOf ?? null,
+        run.flow?.priority ?? 0, run.flow?.concurrency?.key ?? null, run.flow?.concurrency?.limit ?? null, run.rerunOf ?? null, run.flow?.queueTimeoutMs ?? null,
       ],
     );
   }
@@ -146,10 +147,10 @@ export class PgTx implements Tx {
     for (const r of runs) this.#books.seedNew(r.id, r.stepsTotal, r.createdAt);
     this.#defer(
       `WITH r AS (
-         INSERT INTO runs (id, status, goal, labels, idempotency_key, created_at, steps_total, max_steps, priority, concurrency_key, concurrency_limit, rerun_of)
-         SELECT id, 'queued', goal, labels, key, created_at, total, max_steps, priority, ckey, climit, rerun_of
-         FROM unnest($1::text[], $2::text[], $3::json[], $4::text[], $5::bigint[], $6::integer[], $7::integer[], $8::integer[], $9::text[], $10::integer[], $12::text[])
-           AS u(id, goal, labels, key, created_at, total, max_steps, priority, ckey, climit, rerun_of)
+         INSERT INTO runs (id, status, goal, labels, idempotency_key, created_at, steps_total, max_steps, priority, concurrency_key, concurrency_limit, rerun_of, queue_timeout_ms)
+         SELECT id, 'queued', goal, labels, key, created_at, total, max_steps, priority, ckey, climit, rerun_of, qtimeout
+         FROM unnest($1::text[], $2::text[], $3::json[], $4::text[], $5::bigint[], $6::integer[], $7::integer[], $8::integer[], $9::text[], $10::integer[], $12::text[], $13::bigint[])
+           AS u(id, goal, labels, key, created_at, total, max_steps, priority, ckey, climit, rerun_of, qtimeout)
          RETURNING id)
        INSERT INTO run_plans (run_id, plan) SELECT p.id, p.plan FROM unnest($1::text[], $11::json[]) AS p(id, plan) WHERE p.id IN (SELECT id FROM r)`,
       [
@@ -165,6 +166,7 @@ export class PgTx implements Tx {
         runs.map((r) => r.flow?.concurrency?.limit ?? null),
         runs.map((r) => JSON.stringify(r.plan ?? null)),
         runs.map((r) => r.rerunOf ?? null),
+        runs.map((r) => r.flow?.queueTimeoutMs ?? null),
       ],
     );
   }
@@ -173,10 +175,10 @@ export class PgTx implements Tx {
     if (steps.length === 0) return;
     this.#defer(
       `INSERT INTO steps (run_id, name, idx, tool, status, depends_on, dependents, pending_deps, inputs, resolved_inputs, timeout_ms, retries, ready_at, added_by, outputs_from,
-                          priority, concurrency_key, concurrency_limit)
+                          priority, concurrency_key, concurrency_limit, queue_timeout_ms)
        SELECT * FROM unnest($1::text[], $2::text[], $3::integer[], $4::text[], $5::text[], $6::json[], $7::json[], $8::integer[],
                             $9::json[], $10::json[], $11::bigint[], $12::json[], $13::bigint[], $14::text[], $15::text[],
-                            $16::integer[], $17::text[], $18::integer[])`,
+                            $16::integer[], $17::text[], $18::integer[], $19::bigint[])`,
       [
         steps.map((s) => s.runId),
         steps.map((s) => s.name),
@@ -196,6 +198,7 @@ export class PgTx implements Tx {
         steps.map((s) => s.flow?.priority ?? 0),
         steps.map((s) => s.flow?.concurrency?.key ?? null),
         steps.map((s) => s.flow?.concurrency?.limit ?? null),
+        steps.map((s) => s.flow?.queueTimeoutMs ?? null),
       ],
     );
   }
@@ -402,6 +405,23 @@ export class PgTx implements Tx {
     return { renewed, cancel };
   }
 
+  async setCapacityWaits(workerId: string, waits: readonly CapacityWaitUpdate[]): Promise<void> {
+    if (waits.length === 0) return;
+    await this.#q(
+      `UPDATE steps s SET deadline_at = w.deadline_at, waiting_for = w.waiting_for
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::json[]) AS w(run_id, name, token, deadline_at, waiting_for)
+       WHERE s.run_id = w.run_id AND s.name = w.name AND s.lease_token = w.token AND s.worker_id = $6 AND s.status = 'running'`,
+      [
+        waits.map((w) => w.runId),
+        waits.map((w) => w.name),
+        waits.map((w) => w.token),
+        waits.map((w) => Math.round(w.deadlineAt)),
+        waits.map((w) => (w.waitingFor === null ? null : JSON.stringify(w.waitingFor))),
+        workerId,
+      ],
+    );
+  }
+
   /** Running steps held by these workers (a supervisor saw them die); transitions stay token-guarded. */
   async runningByWorkers(workerIds: string[]): Promise<StepRow[]> {
     if (workerIds.length === 0) return [];
@@ -423,6 +443,10 @@ export class PgTx implements Tx {
 
   async expiredWaits(now: number, limit: number): Promise<StepRow[]> {
     return signals.expiredWaits(this.#q, now, limit);
+  }
+
+  async expiredQueueWaits(now: number, limit: number): Promise<Array<{ step: StepRow; keyRunning: number }>> {
+    return signals.expiredQueueWaits(this.#q, now, limit);
   }
 
   async setAttemptReports(reports: AttemptReport[]): Promise<void> {

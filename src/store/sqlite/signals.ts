@@ -53,6 +53,20 @@ export function expiredWaits(s: SqliteStore, now: number, limit: number): StepRo
     .map(toStep);
 }
 
+/** Queued steps past their queue timeout (the index steps_queue_expiry). */
+export function expiredQueueWaits(s: SqliteStore, now: number, limit: number): Array<{ step: StepRow; keyRunning: number }> {
+  return s
+    .all(
+      `SELECT s.*, CASE WHEN s.concurrency_key IS NULL THEN 0 ELSE
+      (SELECT count(*) FROM steps r WHERE r.status = 'running' AND r.concurrency_key = s.concurrency_key) END AS key_running
+     FROM steps s WHERE s.status = 'queued' AND s.queue_timeout_ms IS NOT NULL AND s.ready_at + s.queue_timeout_ms < ?
+     ORDER BY s.ready_at + s.queue_timeout_ms LIMIT ?`,
+      now,
+      limit,
+    )
+    .map((r) => ({ step: toStep(r), keyRunning: Number(r.key_running) }));
+}
+
 export function setAttemptReports(s: SqliteStore, reports: AttemptReport[]): void {
   const st = s.stmt('UPDATE attempts SET hang_report = ? WHERE run_id = ? AND step_name = ? AND attempt = ?');
   for (const r of reports) st.run(JSON.stringify(r.hangReport), r.runId, r.stepName, r.attempt);

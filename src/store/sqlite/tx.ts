@@ -10,6 +10,7 @@ import type {
   ArtifactCopy,
   AttemptReport,
   AttemptUpdate,
+  CapacityWaitUpdate,
   ClaimedRow,
   ClaimOptions,
   DependentsAppend,
@@ -60,12 +61,12 @@ export class SqliteTx implements Tx {
   async insertRun(run: NewRun): Promise<void> {
     this.#s
       .stmt(
-        `INSERT INTO runs (id, status, goal, labels, idempotency_key, created_at, steps_total, max_steps, priority, concurrency_key, concurrency_limit, rerun_of)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO runs (id, status, goal, labels, idempotency_key, created_at, steps_total, max_steps, priority, concurrency_key, concurrency_limit, rerun_of, queue_timeout_ms)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
       .run(
         run.id, 'queued', run.goal, JSON.stringify(run.labels), run.idempotencyKey, run.createdAt, run.stepsTotal, run.maxSteps ?? null,
-        run.flow?.priority ?? 0, run.flow?.concurrency?.key ?? null, run.flow?.concurrency?.limit ?? null, run.rerunOf ?? null,
+        run.flow?.priority ?? 0, run.flow?.concurrency?.key ?? null, run.flow?.concurrency?.limit ?? null, run.rerunOf ?? null, run.flow?.queueTimeoutMs ?? null,
       );
     this.#s.stmt('INSERT INTO run_plans (run_id, plan) VALUES (?, ?)').run(run.id, JSON.stringify(run.plan));
   }
@@ -78,8 +79,8 @@ export class SqliteTx implements Tx {
   async insertSteps(steps: NewStep[]): Promise<void> {
     const st = this.#s.stmt(
       `INSERT INTO steps (run_id, name, idx, tool, status, depends_on, dependents, pending_deps, inputs, resolved_inputs, timeout_ms, retries, ready_at, added_by, outputs_from,
-                          priority, concurrency_key, concurrency_limit)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+                          priority, concurrency_key, concurrency_limit, queue_timeout_ms)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     // A 10,000-step plan is ~100 ms of inserts: in slices, so the loop turns meanwhile (the
     // transaction stays open and no other transaction of this process can start in between).
@@ -105,6 +106,7 @@ export class SqliteTx implements Tx {
         s.flow?.priority ?? 0,
         s.flow?.concurrency?.key ?? null,
         s.flow?.concurrency?.limit ?? null,
+        s.flow?.queueTimeoutMs ?? null,
       );
     }
   }
@@ -255,7 +257,7 @@ export class SqliteTx implements Tx {
         `UPDATE steps SET status = 'running', attempts = attempts + 1, worker_id = ?, lease_token = lower(hex(randomblob(12))),
            lease_expires_at = ? + ?, deadline_at = ? + timeout_ms, started_at = coalesce(started_at, ?), attempt_started_at = ?, ready_at = NULL
          WHERE rowid IN (SELECT value FROM json_each(?))
-         RETURNING rowid AS id, run_id, name, tool, attempts, lease_token, inputs, resolved_inputs, timeout_ms`,
+         RETURNING rowid AS id, run_id, name, tool, attempts, lease_token, inputs, resolved_inputs, timeout_ms, queue_timeout_ms`,
       )
       .all(o.workerId, o.now, o.leaseMs, o.now, o.now, o.now, JSON.stringify(picked.map((p) => p.id))) as Record<string, unknown>[];
     return rows.map((r) => {
@@ -273,6 +275,7 @@ export class SqliteTx implements Tx {
         },
         timeoutMs: Number(r.timeout_ms),
         wasReadyAt: Number(wasReady.get(r.id as number)),
+        queueTimeoutMs: r.queue_timeout_ms === null ? null : Number(r.queue_timeout_ms),
       };
     });
   }
@@ -338,6 +341,14 @@ export class SqliteTx implements Tx {
     return { renewed, cancel };
   }
 
+  async setCapacityWaits(workerId: string, waits: readonly CapacityWaitUpdate[]): Promise<void> {
+    const st = this.#s.stmt(
+      `UPDATE steps SET deadline_at = ?, waiting_for = ?
+       WHERE run_id = ? AND name = ? AND lease_token = ? AND worker_id = ? AND status = 'running'`,
+    );
+    for (const w of waits) st.run(Math.round(w.deadlineAt), w.waitingFor === null ? null : JSON.stringify(w.waitingFor), w.runId, w.name, w.token, workerId);
+  }
+
   async runningByWorkers(workerIds: string[]): Promise<StepRow[]> {
     if (workerIds.length === 0) return [];
     return this.#s
@@ -359,6 +370,10 @@ export class SqliteTx implements Tx {
 
   async expiredWaits(now: number, limit: number): Promise<StepRow[]> {
     return signals.expiredWaits(this.#s, now, limit);
+  }
+
+  async expiredQueueWaits(now: number, limit: number): Promise<Array<{ step: StepRow; keyRunning: number }>> {
+    return signals.expiredQueueWaits(this.#s, now, limit);
   }
 
   async setAttemptReports(reports: AttemptReport[]): Promise<void> {

@@ -3,6 +3,7 @@
  * at a time with the same StepRun the worker uses for inline tools; the worker keeps the hard
  * deadline and the means to stop the thread whatever it is doing.
  */
+import type { CapacityWait } from '../attempt-clock.ts';
 import type { TextDelta } from '../../domain/records.ts';
 import type { ClaimedStep } from '../../engine/transitions.ts';
 import type { ReportTrigger } from '../../forensics/report.ts';
@@ -94,4 +95,20 @@ export interface LogMessage {
   line: string;
 }
 
-export type FromThread = ReadyMessage | StartFailedMessage | EventMessage | DeltaMessage | DraftMessage | SpawnedMessage | AbortSeenMessage | ResultMessage | LogMessage;
+/** What the attempt waits for at a provider's gate changed (null: nothing now); its clock stands still meanwhile. */
+export interface WaitingMessage {
+  t: 'waiting';
+  waiting: CapacityWait | null;
+}
+
+export type FromThread =
+  | ReadyMessage
+  | StartFailedMessage
+  | EventMessage
+  | DeltaMessage
+  | DraftMessage
+  | SpawnedMessage
+  | AbortSeenMessage
+  | ResultMessage
+  | LogMessage
+  | WaitingMessage;

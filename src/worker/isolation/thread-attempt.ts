@@ -25,6 +25,7 @@ import { redactDeep } from '../../forensics/redact.ts';
 import { buildHangReport } from '../../forensics/report.ts';
 import { newAttemptMarker, type ContainmentRecord } from '../containment/attempt.ts';
 import { killAttemptGroups, signalAttemptProcesses } from '../containment/processes.ts';
+import { AttemptClock, type CapacityHold, type CapacityWait } from '../attempt-clock.ts';
 import { TRIGGER_OF, type AbortCause, type Attempt, type AttemptResult } from '../run-step.ts';
 import type { ToolThread, ToolThreadPool } from './pool.ts';
 import { releaseBlockedThread } from './unblock.ts';
@@ -106,10 +107,39 @@ export class ThreadAttempt implements Attempt {
   /** The thread reported processes (their groups and marker are killed at the cut; else no /proc scan is needed). */
   #spawned = false;
   readonly #timers: NodeJS.Timeout[] = [];
+  /**
+   * The worker's copy of the attempt's deadline: the thread's clock stands still while a call waits
+   * for capacity and says so (WaitingMessage); this one follows, so the worker's deadline (the
+   * backstop for a thread that cannot stop itself) moves with it.
+   */
+  readonly #clock: AttemptClock;
+  #held: CapacityHold | undefined;
 
   constructor(claim: ClaimedStep, o: ThreadAttemptOptions) {
     this.claim = claim;
     this.#o = o;
+    this.#clock = new AttemptClock({
+      deadlineAt: claim.deadlineAt,
+      queueTimeoutMs: claim.queueTimeoutMs ?? null,
+      onDeadline: () => this.abort('deadline'),
+      onQueueTimeout: () => this.abort('queue_timeout'),
+    });
+  }
+
+  get deadlineAt(): number {
+    return this.#clock.deadlineAt;
+  }
+
+  get waiting(): (CapacityWait & { since: number }) | null {
+    return this.#clock.waiting;
+  }
+
+  #waiting(w: CapacityWait | null): void {
+    if (w === null) {
+      this.#held?.end();
+      this.#held = undefined;
+    } else if (this.#held) this.#held.update(w);
+    else this.#held = this.#clock.hold(w);
   }
 
   get aborted(): boolean {
@@ -152,10 +182,11 @@ export class ThreadAttempt implements Attempt {
   }
 
   async execute(): Promise<AttemptResult> {
-    this.#timers.push(setTimeout(() => this.abort('deadline'), Math.max(0, this.claim.deadlineAt - Date.now())));
+    this.#clock.start();
     try {
       return await this.#run();
     } finally {
+      this.#clock.stop();
       for (const t of this.#timers) clearTimeout(t);
     }
   }
@@ -182,6 +213,7 @@ export class ThreadAttempt implements Attempt {
           this.#spawned = true;
           if (m.pid !== undefined) this.#leaders.add(m.pid);
         } else if (m.t === 'abort_seen') this.#abortSeen = true;
+        else if (m.t === 'waiting') this.#waiting(m.waiting);
         else if (m.t === 'result') resolve({ kind: 'result', result: m.result });
       });
       thread.exited.then(({ code, error }) => resolve({ kind: 'exit', code, error })).catch(() => undefined);
@@ -347,6 +379,15 @@ export class ThreadAttempt implements Attempt {
         data: { classification, timeoutMs: this.claim.timeoutMs, ignoredAbort: true },
       };
       return { ...base, outcome: 'timed_out', error };
+    }
+    if (cause === 'queue_timeout') {
+      const error: SerializedError = {
+        code: 'QUEUE_TIMEOUT',
+        message: `waited ${this.#clock.waitedMs} ms for capacity, over its queueTimeoutMs of ${this.claim.queueTimeoutMs ?? '?'} ms: ${classification.summary}`,
+        retryable: false,
+        data: { classification, waitedMs: this.#clock.waitedMs, queueTimeoutMs: this.claim.queueTimeoutMs, ignoredAbort: true },
+      };
+      return { ...base, outcome: 'failed', error };
     }
     if (cause === 'cancelled') return { ...base, outcome: 'cancelled', error: { code: 'CANCELLED', message: 'run cancelled', retryable: false } };
     return { ...base, outcome: 'failed', error: { code: 'ABORTED', message: `attempt aborted: ${cause}`, retryable: true } };

@@ -54,6 +54,7 @@ port.on('message', (m: ToThread) => {
         onSpawned: (info) => post({ t: 'spawned', ...info }),
         publishText: (delta) => post({ t: 'delta', delta }),
         onDraft: (trigger, report) => post({ t: 'draft', trigger, report }),
+        onClock: ({ waiting }) => post({ t: 'waiting', waiting: waiting ? { provider: waiting.provider, limit: waiting.limit, used: waiting.used, cap: waiting.cap, retryAt: waiting.retryAt } : null }),
       });
       current = run;
       const result = await run.execute();
