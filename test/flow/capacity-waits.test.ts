@@ -134,7 +134,7 @@ for (const dialect of DIALECTS) {
     assert.equal(step.error?.code, 'QUEUE_TIMEOUT');
     assert.match(step.error?.message ?? '', /over its queueTimeoutMs of 500 ms: waited \d+ ms at provider one's gate for its concurrency limit \(1 of 1 calls in flight/);
     assert.equal(step.attempts, 1, 'not retried');
-    const report = step.hangReports[0] as Record<string, unknown> | undefined;
+    const report = step.hangReports[0];
     assert.equal(report?.trigger, 'queue_timeout');
     assert.equal((report?.classification as { code?: string } | undefined)?.code, 'llm.limit_wait');
     assert.equal((await d.waitRun(busy, 30_000)).status, 'succeeded', 'the call that held the slot was not disturbed');
