@@ -28,6 +28,22 @@ export function ago(iso) {
   return `${duration(Date.now() - Date.parse(iso))} ago`;
 }
 
+/** "in 2.1 s" for a time ahead, "3 s ago" for one past. */
+export function fromNow(iso) {
+  if (!iso) return '–';
+  const ms = Date.parse(iso) - Date.now();
+  return ms > 0 ? `in ${duration(ms)}` : ago(iso);
+}
+
+/** What holds a step back (its `waitingFor`), in words. */
+export function waitingText(w) {
+  if (w.kind === 'provider') {
+    const what = w.limit === 'paused' ? 'its pause after a 429/529' : `${w.limit} ${w.used} of ${w.cap}`;
+    return `provider ${w.provider}: ${what}; next slot ${fromNow(w.nextSlotAt)} (waiting since ${ago(w.since)})`;
+  }
+  return `concurrency key ${w.key}: ${w.used} of ${w.cap} running; a slot frees ${w.nextSlotBy ? `${fromNow(w.nextSlotBy)} at the latest` : 'when one of them ends'} (waiting since ${ago(w.since)})`;
+}
+
 export function bytes(n) {
   if (n === null || n === undefined) return '–';
   if (n < 1024) return `${n} B`;

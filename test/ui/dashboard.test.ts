@@ -163,13 +163,32 @@ describe('dashboard in Chromium', { skip }, () => {
       const pids = await rows.evaluateAll((els) => els.map((e) => Number(e.querySelector('td:nth-child(2)')?.textContent)));
       assert.deepEqual([...pids].sort(), sup.workers.map((w) => w.pid).sort());
       assert.equal(await page.locator('table.slots tbody tr[data-state="running"]').count(), 2);
-      await page.locator('[data-slot="flow-control-limits"]').waitFor();
+      await page.locator('section[aria-labelledby="limits"]').waitFor();
       // Nothing sticks out sideways: the page itself never scrolls horizontally (tables scroll in their box).
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
       assert.ok(overflow <= 0, `page wider than the viewport by ${overflow}px at ${width}px`);
       assert.deepEqual(errors, []);
       await context.close();
     }
+  });
+
+  test('a concurrency key at its limit is listed on the workers page, and the step it holds back says so on its page', async () => {
+    const key = { key: 'ui-key', limit: 1 };
+    const { run: holder } = await rt.engine.createRun({ plan: { steps: [{ name: 'hold', tool: 'sleep', inputs: { ms: 4000 } }] }, concurrency: key });
+    await waitFor(async () => ((await rt.engine.getRun(holder.id)).steps[0]?.status === 'running' ? true : undefined), 20_000, 'the key held');
+    const { run: queued } = await rt.engine.createRun({ plan: { steps: [{ name: 'next', tool: 'echo', inputs: {} }] }, concurrency: key });
+    const { page, context, errors } = await openPage(browser, { width: 1280, height: 900 });
+    await page.goto(`${rt.url}/ui/workers`);
+    const row = page.locator('table.limits tr[data-limit="concurrency:ui-key"]');
+    await row.waitFor();
+    assert.match((await row.textContent()) ?? '', /concurrency key\s*ui-key\s*running steps\s*1 of 1\s*1/);
+    await page.goto(`${rt.url}/ui/runs/${queued.id}/steps/next`);
+    const waiting = page.locator('[data-waiting="concurrency"]');
+    await waiting.waitFor();
+    assert.match((await waiting.textContent()) ?? '', /concurrency key ui-key: 1 of 1 running; a slot frees in \d[^;]* at the latest/);
+    assert.deepEqual(errors, []);
+    await context.close();
+    assert.equal((await finished(queued.id)).status, 'succeeded');
   });
 
   test('at a phone width the runs list and a run page fit the screen', async () => {

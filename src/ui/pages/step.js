@@ -2,7 +2,7 @@
 // hang reports rendered for a person.
 import { useEffect, useState } from 'preact/hooks';
 import { api } from '../api.js';
-import { dateTime, duration, ErrorBox, Json, runPath, shortId, Status, TERMINAL } from '../format.js';
+import { dateTime, duration, ErrorBox, Json, runPath, shortId, Status, TERMINAL, waitingText } from '../format.js';
 import { html } from '../html.js';
 import { useLiveRun } from '../live.js';
 import { HangReport } from '../parts/hang-report.js';
@@ -41,6 +41,7 @@ export function StepPage({ runId, name }) {
       <div><dt>Deadline</dt><dd>${duration(step.timeoutMs)} per attempt</dd></div>
       ${step.dependsOn?.length > 0 && html`<div><dt>Depends on</dt><dd>${step.dependsOn.map((d) => html`<a href=${`${runPath(runId)}/steps/${encodeURIComponent(d)}`}>${d}</a> `)}</dd></div>`}
       ${step.addedBy && html`<div><dt>Added by</dt><dd><a href=${`${runPath(runId)}/steps/${encodeURIComponent(step.addedBy)}`}>${step.addedBy}</a> (at runtime)</dd></div>`}
+      ${step.waitingFor && html`<div><dt>Waiting for</dt><dd class="warn" data-waiting=${step.waitingFor.kind}>${waitingText(step.waitingFor)}</dd></div>`}
       ${step.outputsFrom && html`<div><dt>Outputs from</dt><dd><a href=${`${runPath(runId)}/steps/${encodeURIComponent(step.outputsFrom)}`}>${step.outputsFrom}</a>${step.status === 'pending' ? ' (waiting for it)' : ''}</dd></div>`}
       <div><dt>Started</dt><dd>${dateTime(step.startedAt)}</dd></div>
       <div><dt>Finished</dt><dd>${dateTime(step.finishedAt)}</dd></div>

@@ -1,7 +1,7 @@
 // Workers: the supervisor's slots (process, state, heartbeat, loop delay, restarts, last exit with
-// its last lines), the claim loops in the workers table, stuck steps; refreshed every 2 s.
+// its last lines), the claim loops in the workers table, stuck steps, saturated flow-control limits; refreshed every 2 s.
 import { api } from '../api.js';
-import { ago, bytes, duration, ErrorBox, stepPath } from '../format.js';
+import { ago, bytes, duration, ErrorBox, fromNow, stepPath } from '../format.js';
 import { html } from '../html.js';
 import { usePoll } from '../poll.js';
 
@@ -48,6 +48,17 @@ function Stuck({ steps }) {
   </table></div>`;
 }
 
+// The limits holding work back now (GET /health/detailed limits, docs/flow-control.md#never-silent).
+function Limits({ limits }) {
+  if (limits.length === 0) return html`<p class="ok-text">None saturated: no provider limit or concurrency key holds work back.</p>`;
+  return html`<div class="table-wrap"><table class="limits">
+    <thead><tr><th scope="col">kind</th><th scope="col">name</th><th scope="col">limit</th><th scope="col">used</th><th scope="col">steps waiting</th><th scope="col">next slot</th></tr></thead>
+    <tbody>${limits.map((l) => html`<tr key=${l.kind + l.name + l.limit} data-limit=${`${l.kind}:${l.name}`}><td>${l.kind === 'provider' ? 'provider' : 'concurrency key'}</td><td><code>${l.name}</code></td>
+      <td>${l.limit === 'key' ? 'running steps' : l.limit}</td><td>${l.limit === 'paused' ? 'paused' : `${l.used} of ${l.cap}`}</td><td>${l.waiting}</td>
+      <td>${l.nextSlotAt ? `${fromNow(l.nextSlotAt)}${l.kind === 'concurrency' ? ' at the latest' : ''}` : '–'}</td></tr>`)}</tbody>
+  </table></div>`;
+}
+
 export function WorkersPage() {
   const { data, error } = usePoll(
     async (signal) => {
@@ -74,8 +85,5 @@ export function WorkersPage() {
       </section>
       <section aria-labelledby="loops"><h2 id="loops">Claim loops (workers table)</h2><${ClaimLoops} workers=${h.workers} /></section>
       <section aria-labelledby="stuck"><h2 id="stuck">Stuck steps</h2><${Stuck} steps=${data.stuck} /></section>
-      <section aria-labelledby="limits" class="placeholder" data-slot="flow-control-limits">
-        <h2 id="limits">Flow-control limits</h2>
-        <p class="muted">Reserved for flow control (provider concurrency, requests and tokens per minute, concurrency keys, and who waits on them). This section fills in when that feature lands; nothing is limited today.</p>
-      </section>`}`;
+      <section aria-labelledby="limits"><h2 id="limits">Flow-control limits</h2><${Limits} limits=${h.limits ?? []} /></section>`}`;
 }
