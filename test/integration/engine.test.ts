@@ -106,8 +106,8 @@ describe('engine on SQLite', () => {
     const done = await t.waitRun(run.id, 5000);
     const elapsed = Date.now() - t0;
     assert.equal(done.steps[0]?.status, 'timed_out');
-    // deadline 300 + grace 300 + bookkeeping; far below the tool's own 5 s.
-    assert.ok(elapsed < 1500, `took ${elapsed} ms`);
+    // deadline 300 + grace 300 + bookkeeping (up to a second or two on a loaded 2-core machine); below the tool's own 5 s.
+    assert.ok(elapsed < 3500, `took ${elapsed} ms`);
     const detail = await t.engine.getStep(run.id, 'deaf');
     assert.equal(detail.error?.data?.ignoredAbort, true);
     assert.equal((detail.hangReports[0]?.classification as { code: string }).code, 'handler.ignored_abort');
