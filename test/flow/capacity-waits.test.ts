@@ -6,11 +6,11 @@
  * lab over real sockets, SQLite and PostgreSQL.
  *
  * - A provider limited to one call at a time (`limits.concurrency: 1`) and a lab answering after
- *   1.5 s: four LLM steps of `timeoutMs` 2500 run one after another, the last one's attempt 6 s
+ *   3 s: four LLM steps of `timeoutMs` 5000 run one after another, the last one's attempt 12 s
  *   long, and all succeed (the waits did not count); while they wait, each shows `waitingFor`.
  * - The same provider busy, a step with `queueTimeoutMs: 500` fails QUEUE_TIMEOUT with a hang report
  *   (trigger `queue_timeout`) naming the provider's concurrency limit.
- * - A concurrency key of limit 1 held by a 4 s step: a queued step of the key shows `waitingFor`
+ * - A concurrency key of limit 1 held by a 10 s step: a queued step of the key shows `waitingFor`
  *   (the key, 1 of 1 running); one with `queueTimeoutMs: 800` fails QUEUE_TIMEOUT, failed by the
  *   reaper with a `step.hang_report` event that names the key.
  */
@@ -72,7 +72,7 @@ const llm = (name: string, extra: Record<string, unknown> = {}): Record<string, 
 });
 
 function oneAtATime(lab: Lab): Record<string, unknown> {
-  return { one: { type: 'openai', baseUrl: `${lab.url}/healthy;latency_ms=1500/v1`, maxRetries: 0, limits: { concurrency: 1 } } };
+  return { one: { type: 'openai', baseUrl: `${lab.url}/healthy;latency_ms=3000/v1`, maxRetries: 0, limits: { concurrency: 1 } } };
 }
 
 for (const dialect of DIALECTS) {
@@ -80,7 +80,7 @@ for (const dialect of DIALECTS) {
     const lab = await startLab({ port: 0 });
     t.after(() => lab.close());
     const d = await deploy(t, dialect, oneAtATime(lab));
-    const runId = await submit(d, { plan: { steps: ['a', 'b', 'c', 'd'].map((n) => llm(n, { timeoutMs: 2500 })) } });
+    const runId = await submit(d, { plan: { steps: ['a', 'b', 'c', 'd'].map((n) => llm(n, { timeoutMs: 5000 })) } });
 
     const held = await waitingStep(d, runId, (w) => w.kind === 'provider', 'a step shown waiting for provider one');
     assert.equal(held.status, 'running');
@@ -95,9 +95,9 @@ for (const dialect of DIALECTS) {
     const detail = await d.step(runId, held.name);
     assert.equal(detail.waitingFor?.kind, 'provider');
 
-    const doctor = await runCli(['doctor', '--url', d.url]);
+    // Both at once, while the steps wait (a CLI process takes a while to start on a loaded machine).
+    const [doctor, shown] = await Promise.all([runCli(['doctor', '--url', d.url]), runCli(['runs', 'show', runId, '--url', d.url])]);
     assert.match(doctor.out, /limits .*provider one: concurrency 1 of 1, [1-3] steps? waiting/);
-    const shown = await runCli(['runs', 'show', runId, '--url', d.url]);
     assert.equal(shown.code, 0, shown.err);
     assert.match(shown.out, /running: waits for provider one \(concurrency 1\/1; next slot/);
     const health = await d.health();
@@ -107,11 +107,11 @@ for (const dialect of DIALECTS) {
 
     const run = await d.waitRun(runId, 60_000);
     assert.equal(run.status, 'succeeded', JSON.stringify(run.steps.map((s) => [s.name, s.status, s.error?.code])));
-    // One call at a time, 1.5 s each: the last step's single attempt lasted about 6 s, longer than its
-    // 2.5 s timeoutMs, and was not timed out: the 4.5 s it waited at the gate did not count.
+    // One call at a time, 3 s each: the last step's single attempt lasted about 12 s, longer than its
+    // 5 s timeoutMs, and was not timed out: the 9 s it waited at the gate did not count.
     const durations = run.steps.map((s) => Date.parse(s.finishedAt ?? '') - Date.parse(s.startedAt ?? ''));
     assert.ok(run.steps.every((s) => s.attempts === 1));
-    assert.ok(Math.max(...durations) > 2500, `an attempt ran past its timeoutMs while waiting: ${durations.join(', ')} ms`);
+    assert.ok(Math.max(...durations) > 5000, `an attempt ran past its timeoutMs while waiting: ${durations.join(', ')} ms`);
     assert.ok(run.steps.every((s) => s.waitingFor === null), 'nothing waits once the run is done');
     const waited = (await events(d, runId)).filter((e) => e.type === 'step.waiting');
     assert.ok(waited.length >= 2, `step.waiting for each step that waited: ${waited.length}`);
@@ -143,7 +143,7 @@ for (const dialect of DIALECTS) {
   test(`[${dialect}] a queued step behind a full concurrency key is shown waiting for the key, and queueTimeoutMs fails it`, { skip: dialect === 'postgres' ? pgSkip : false, timeout: 120_000 }, async (t) => {
     const d = await deploy(t, dialect, {});
     const key = { key: 'tenant-k', limit: 1 };
-    const holder = await submit(d, { plan: { steps: [{ name: 'hold', tool: 'sleep', inputs: { ms: 4000 } }] }, concurrency: key });
+    const holder = await submit(d, { plan: { steps: [{ name: 'hold', tool: 'sleep', inputs: { ms: 10_000 } }] }, concurrency: key });
     await waitFor(async () => ((await d.run(holder)).steps[0]?.status === 'running' ? true : undefined), 20_000, 'the key held');
     const queued = await submit(d, { plan: { steps: [{ name: 'next', tool: 'echo', inputs: { x: 1 } }] }, concurrency: key });
     const bounded = await submit(d, { plan: { steps: [{ name: 'bounded', tool: 'echo', inputs: { x: 2 } }] }, concurrency: key, queueTimeoutMs: 800 });
@@ -158,9 +158,8 @@ for (const dialect of DIALECTS) {
       nextSlotBy: 'string',
       since: 'string',
     });
-    const shown = await runCli(['runs', 'show', queued, '--url', d.url]);
+    const [shown, doctor] = await Promise.all([runCli(['runs', 'show', queued, '--url', d.url]), runCli(['doctor', '--url', d.url])]);
     assert.match(shown.out, /queued: waits for concurrency key tenant-k \(1\/1 running; a slot frees by/);
-    const doctor = await runCli(['doctor', '--url', d.url]);
     assert.match(doctor.out, /concurrency key tenant-k: 1 of 1 running, [12] steps? waiting/);
 
     const failed = await d.waitRun(bounded, 30_000);
