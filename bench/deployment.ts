@@ -150,6 +150,8 @@ export interface DeploymentOptions {
   workers?: number;
   /** Tools modules (`--tools`). */
   tools: string[];
+  /** More arguments of `runwarden start` (`--config <file>`, say). */
+  args?: string[];
 }
 
 /**
@@ -158,7 +160,7 @@ export interface DeploymentOptions {
  */
 export async function startDeployment(o: DeploymentOptions): Promise<Deployment> {
   const args = ['start', '--port', '0', '--lab', 'off', ...(o.dataDir !== undefined ? ['--data-dir', o.dataDir] : []), ...(o.workers !== undefined ? ['--workers', String(o.workers)] : [])];
-  const proc = spawnRunwarden([...args, ...o.tools.flatMap((t) => ['--tools', t])], o.databaseUrl !== undefined ? { DATABASE_URL: o.databaseUrl } : {}, /runwarden listening on \S+\n/);
+  const proc = spawnRunwarden([...args, ...o.tools.flatMap((t) => ['--tools', t]), ...(o.args ?? [])], o.databaseUrl !== undefined ? { DATABASE_URL: o.databaseUrl } : {}, /runwarden listening on \S+\n/);
   try {
     await proc.ready;
     const url = /runwarden listening on (\S+)/.exec(proc.output())?.[1];

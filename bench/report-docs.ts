@@ -151,6 +151,18 @@ ${configs}
   SIGTERM that writes every 10 ms), 500 ms deadline, 500 ms grace, in tool threads; "work stopped" is
   the last time the file the tool marks grew, measured from the deadline. Goal:
   \`stop_after_grace_p99_ms\` <= 200.
+- **flow-claim** (runwarden-sqlite only, bench/flow-control.ts): single-step no-op runs claimed by
+  one in-process worker without flow fields, then with a priority and a concurrency key (10 keys, a
+  limit that never binds) on every run, best of alternating rounds; \`loss_pct\` is what the claim's
+  flow bookkeeping costs (goal <= 10).
+- **flow-quota** (bench/flow-control.ts): 300 lab LLM steps in 2 runs against the lab's
+  \`quota;rpm=1200\` (at most 20 requests in any second) with the provider configured
+  \`requestsPerMinute: 1200\`, on a real deployment: \`runwarden start --workers 2\` on SQLite,
+  \`runwarden start --workers 3\` on PostgreSQL (the lab in the bench process). \`seconds\`: from the
+  first submit to both runs finished; \`achieved_over_allowed\`: the 15 s the quota allows over that
+  (goal >= 0.9; the pacing's 100 ms margin a second caps it near 0.91); \`rate_limited\`: the 429s the
+  lab sent (goal 0); \`closest_21_requests_ms\`: the shortest time any 21 consecutive requests reached
+  the lab in (it refuses below 1000 ms), the room the pacing left.
 - runwarden only, when the run has them: **fanout-throughput** (one run with thousands of independent
   steps), **deadline-overshoot** (a \`sleep\` step past its deadline), **forensics-overhead** (\`ratio\`:
   throughput with forensics off / on, median of alternating pairs; \`ratio_llm\` for lab LLM steps),

@@ -58,8 +58,8 @@ const KIND_PEERS: Record<PeerKind, readonly string[]> = { queues: QUEUE_PEERS, e
 const SYSTEM_ORDER = ['runwarden-sqlite', 'runwarden-postgres', ...PEERS];
 const WORKLOAD_ORDER = ['noop-throughput', 'enqueue-to-start', 'crash-recovery', 'hang-cut', 'scale-out', 'tracing-overhead', 'fanout-throughput', 'deadline-overshoot', 'forensics-overhead', 'containment-cost', 'containment-stop', 'llm-concurrency'];
 
-/** Rates are better high; times, memory and the forensics slowdown ratio are better low. */
-export const higherIsBetter = (metric: string): boolean => /(^|_)per_s($|_)/.test(metric);
+/** Rates, the share of a quota used and the room left under it are better high; times, memory and the forensics slowdown ratio are better low. */
+export const higherIsBetter = (metric: string): boolean => /(^|_)per_s($|_)/.test(metric) || metric === 'achieved_over_allowed' || metric === 'closest_21_requests_ms';
 
 const orderOf = (list: string[], x: string): number => (list.includes(x) ? list.indexOf(x) : list.length);
 

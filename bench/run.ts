@@ -68,7 +68,7 @@ const SYSTEMS: SystemSpec[] = [
   },
   {
     name: 'runwarden-postgres',
-    modules: ['./postgres-engine.ts', './enqueue.ts', './scale-out.ts'],
+    modules: ['./postgres-engine.ts', './enqueue.ts', './scale-out.ts', './flow-control.ts'],
     configuration:
       'a fresh database; one `runwarden worker` host (its default: one supervised worker process per CPU, here 2, sharing concurrency N; LISTEN/NOTIFY wake-ups), runs created from the bench process (so its enqueue-to-start crosses processes; the peers\' does not). ' +
       'crash-recovery and hang-cut: one `runwarden worker` at its defaults (CPU-count supervised worker processes, lease 3 s), runs submitted to a `runwarden start --workers 0` API process.',
@@ -203,17 +203,19 @@ const WORKLOADS: WorkloadSpec[] = [
   {
     name: 'flow-claim',
     budgetS: 600,
-    pick: (_s, mods) => {
-      const f = fn(mods, 'flowClaim') as ((o: object) => Promise<BenchResult[]>) | undefined;
+    pick: (system, mods) => {
+      // One in-process SQLite worker: what the claim's flow bookkeeping costs, not a deployment.
+      const f = system === 'runwarden-sqlite' ? (fn(mods, 'flowClaim') as ((o: object) => Promise<BenchResult[]>) | undefined) : undefined;
       return f && (() => f({ jobs: quick ? 2000 : 5000, rounds: quick ? 2 : 3, log }));
     },
   },
   {
     name: 'flow-quota',
     budgetS: 300,
-    pick: (_s, mods) => {
+    pick: (system, mods) => {
+      // A real deployment of each store: SQLite with 2 supervised workers, PostgreSQL with 3.
       const f = fn(mods, 'flowQuota') as ((o: object) => Promise<BenchResult[]>) | undefined;
-      return f && (() => f({ steps: 300, log }));
+      return f && (() => f({ steps: 300, system, log }));
     },
   },
   {

@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { RunwardenError } from '../domain/errors.ts';
 import type { ProviderLimitStore } from './limit-store.ts';
-import type { LimitName, ProviderLimits, SlotAnswer } from './slots.ts';
+import { RESERVE_AHEAD_MS, type LimitName, type ProviderLimits, type SlotAnswer } from './slots.ts';
 
 /** What a call waiting at the gate is waiting for (hang reports, step.waiting). */
 export interface GateWait {
@@ -87,8 +87,9 @@ export class ProviderGate {
     this.#calls.add(call);
     if (this.#refusal && this.#calls.size > 1) this.#tell(call, this.#refusal);
     const since = this.#now();
-    const turn = this.#queue.then(() => this.#take(call, since));
-    this.#queue = turn.then(
+    const granted = this.#queue.then(() => this.#take(call, since));
+    // The next call asks as soon as this one has its grant, while this one waits for its slot's time.
+    this.#queue = granted.then(
       () => undefined,
       () => undefined,
     );
@@ -97,6 +98,7 @@ export class ProviderGate {
       leave = () => reject(aborted(this.#o.provider, this.#refusal, this.#now() - since));
       call.signal.addEventListener('abort', leave, { once: true });
     });
+    const turn = granted.then((g) => this.#at(g, call));
     // A slot granted to a call that left the queue meanwhile is given back at once.
     turn.then((slot) => call.signal.aborted && slot.release(), () => undefined);
     return Promise.race([turn, left]).finally(() => {
@@ -118,7 +120,7 @@ export class ProviderGate {
     this.#o.store.pause(this.#o.provider, until).catch((err: unknown) => this.#o.log?.(`provider ${this.#o.provider}: could not record its pause: ${(err as Error).message}`));
   }
 
-  async #take(call: GateCall, since: number): Promise<Slot> {
+  async #take(call: GateCall, since: number): Promise<Grant> {
     for (;;) {
       if (call.signal.aborted) throw aborted(this.#o.provider, this.#refusal, this.#now() - since);
       const now = this.#now();
@@ -126,21 +128,30 @@ export class ProviderGate {
       const answer = await this.#ask({ ...call, leaseUntil: call.leaseUntil + (now - since) }, now);
       if (answer.granted) {
         this.#tell(call, null);
-        return answer.slot;
+        return answer;
       }
       const wait: GateWait = { provider: this.#o.provider, limit: answer.limit, used: answer.used, cap: answer.cap, retryAt: answer.retryAt };
       this.#refusal = wait;
       // Every call of this process at the gate waits for the same limit: each is told how it stands.
       for (const c of this.#calls) this.#tell(c, wait);
-      await sleep(Math.max(1, Math.min(answer.retryAt - now, MAX_SLEEP_MS)), call.signal);
+      // A per-minute slot is granted up to RESERVE_AHEAD_MS before its time: ask again that much before it.
+      const askAt = answer.limit === 'requestsPerMinute' || answer.limit === 'tokensPerMinute' ? answer.retryAt - RESERVE_AHEAD_MS : answer.retryAt;
+      await sleep(Math.max(1, Math.min(askAt - this.#now(), MAX_SLEEP_MS)), call.signal);
     }
   }
 
-  async #ask(call: GateCall, now: number): Promise<{ granted: true; slot: Slot } | Extract<SlotAnswer, { granted: false }>> {
+  /** Waits until a slot granted ahead of its time is due (or the call's signal aborts). */
+  async #at(g: Grant, call: GateCall): Promise<Slot> {
+    const ahead = g.at - this.#now();
+    if (ahead > 0) await sleep(ahead, call.signal);
+    return g.slot;
+  }
+
+  async #ask(call: GateCall, now: number): Promise<Grant | Extract<SlotAnswer, { granted: false }>> {
     const { store, provider, limits } = this.#o;
     if (!limits) {
       const until = await store.pausedUntil(provider);
-      return until > now ? { granted: false, limit: 'paused', retryAt: until, used: 0, cap: 0 } : { granted: true, slot: NO_SLOT };
+      return until > now ? { granted: false, limit: 'paused', retryAt: until, used: 0, cap: 0 } : { granted: true, at: now, slot: NO_SLOT };
     }
     const id = randomUUID();
     const answer = await store.take({ name: provider, limits, id, tokens: call.tokens, now, leaseUntil: call.leaseUntil });
@@ -148,6 +159,7 @@ export class ProviderGate {
     let released = false;
     return {
       granted: true,
+      at: answer.at ?? now,
       slot: {
         sent: () => {
           store.sent(id, this.#now()).catch((err: unknown) => this.#o.log?.(`provider ${provider}: could not record a call's send time: ${(err as Error).message}`));
@@ -160,6 +172,13 @@ export class ProviderGate {
       },
     };
   }
+}
+
+/** A grant: the slot and when it may be sent (now, or up to RESERVE_AHEAD_MS later). */
+interface Grant {
+  granted: true;
+  at: number;
+  slot: Slot;
 }
 
 /** The call's signal fired while it waited at the gate: what held it, for the step's error and hang report. */

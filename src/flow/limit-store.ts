@@ -44,9 +44,10 @@ export function limitStore(sql: LimitSql): ProviderLimitStore {
         await q('DELETE FROM provider_slots WHERE name = $1 AND at <= $2 AND (until IS NULL OR until <= $3)', [req.name, windowStart(req.limits, now), now]);
         const answer = decide(req.limits, Number(row?.paused_until ?? 0), await recent(q, req.name, req.limits, now), req.tokens, now);
         if (answer.granted) {
+          const at = answer.at ?? now;
           const until = req.limits.concurrency === undefined ? null : req.leaseUntil;
-          await q('INSERT INTO provider_slots (id, name, at, tokens, until) VALUES ($1, $2, $3, $4, $5)', [req.id, req.name, now, Math.max(0, Math.round(req.tokens)), until]);
-          return { granted: true, at: now };
+          await q('INSERT INTO provider_slots (id, name, at, tokens, until) VALUES ($1, $2, $3, $4, $5)', [req.id, req.name, at, Math.max(0, Math.round(req.tokens)), until]);
+          return { granted: true, at };
         }
         return answer;
       }),

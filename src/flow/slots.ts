@@ -19,6 +19,12 @@ import { quantize } from '../domain/quota.ts';
 export const MARGIN_MS = 100;
 /** A full concurrency limit is asked about again this often (a slot frees when a call ends). */
 export const CONCURRENCY_POLL_MS = 100;
+/**
+ * A call held by a per-minute limit is granted its slot up to this long before the slot's time,
+ * and waits for it at the gate: the store's round trips (and the gate's own wake-up) overlap the
+ * wait instead of adding to every spacing between two calls.
+ */
+export const RESERVE_AHEAD_MS = 150;
 
 export interface ProviderLimits {
   concurrency?: number;
@@ -50,12 +56,12 @@ export interface SlotRequest {
 }
 
 export type SlotAnswer =
-  /** `at`: the time the store recorded the grant at. */
+  /** `at`: the time the store recorded the grant at, the call's send time: now, or up to RESERVE_AHEAD_MS later. */
   | { granted: true; at?: number }
   | {
       granted: false;
       limit: LimitName;
-      /** When asking again can succeed (epoch ms). */
+      /** When a slot is expected (epoch ms); for a per-minute limit, asking RESERVE_AHEAD_MS before can succeed. */
       retryAt: number;
       /** How full the limit is: in flight, requests or tokens in the window (0 for a pause). */
       used: number;
@@ -84,39 +90,63 @@ export function decide(limits: ProviderLimits, pausedUntil: number, slots: reado
       return { granted: false, limit: 'concurrency', retryAt: Math.min(lapse, now + CONCURRENCY_POLL_MS), used: inFlight.length, cap: limits.concurrency };
     }
   }
-  if (limits.requestsPerMinute !== undefined) {
-    const window = windowOf(limits.requestsPerMinute);
-    const { cap } = quantize(limits.requestsPerMinute);
-    const recent = slots.filter((s) => s.at > now - window).map((s) => s.at).sort((a, b) => a - b);
-    if (recent.length >= cap) {
-      return { granted: false, limit: 'requestsPerMinute', retryAt: (recent[recent.length - cap] as number) + window, used: recent.length, cap };
+  const next = earliest(limits, slots, tokens, now);
+  if (next.at <= now + RESERVE_AHEAD_MS) return { granted: true, at: next.at };
+  return { granted: false, limit: next.limit, retryAt: next.at, used: next.used, cap: next.cap };
+}
+
+/**
+ * The earliest time at or after `now` a call of `tokens` may be sent under the per-minute limits,
+ * and the limit that set it. It is never before a slot already granted: the new slot is the
+ * latest, so a window that holds it and is within its caps when it ends at the slot's time is
+ * within them for as long as it holds it (later windows only lose slots).
+ */
+function earliest(limits: ProviderLimits, slots: readonly SlotRow[], tokens: number, now: number): { at: number; limit: LimitName; used: number; cap: number } {
+  const rpm = limits.requestsPerMinute;
+  const tpm = limits.tokensPerMinute;
+  if (rpm === undefined && tpm === undefined) return { at: now, limit: 'requestsPerMinute', used: 0, cap: 0 };
+  const sorted = [...slots].sort((a, b) => a.at - b.at);
+  let at = Math.max(now, sorted.at(-1)?.at ?? now);
+  let by: { limit: LimitName; used: number; cap: number } = { limit: 'requestsPerMinute', used: 0, cap: 0 };
+  // Each rule only moves `at` later, and a later `at` never breaks a rule already met. The spacing
+  // moves it once (the last slot is fixed), the caps past at least one slot each time: this ends.
+  for (let round = 0; round <= sorted.length + 2; round++) {
+    const before = at;
+    if (rpm !== undefined) {
+      const window = windowOf(rpm);
+      const { cap } = quantize(rpm);
+      const recent = sorted.filter((s) => s.at > at - window);
+      if (recent.length >= cap) at = Math.max(at, (recent[recent.length - cap] as SlotRow).at + window);
+      const last = sorted.at(-1);
+      if (last !== undefined) at = Math.max(at, Math.ceil(last.at + window / cap));
+      if (at !== before) by = { limit: 'requestsPerMinute', used: sentWithin(sorted, now, window).length, cap };
     }
-    const spacing = window / cap;
-    const last = recent.at(-1);
-    if (last !== undefined && now < last + spacing) {
-      return { granted: false, limit: 'requestsPerMinute', retryAt: Math.ceil(last + spacing), used: recent.length, cap };
-    }
-  }
-  if (limits.tokensPerMinute !== undefined) {
-    const window = windowOf(limits.tokensPerMinute);
-    const budget = Math.floor((limits.tokensPerMinute * quantize(limits.tokensPerMinute).windowMs) / 60_000);
-    const recent = slots.filter((s) => s.at > now - window).sort((a, b) => a.at - b.at);
-    let used = recent.reduce((n, s) => n + s.tokens, 0);
-    // A call bigger than the whole budget goes alone, once the window is empty: never forever held.
-    if (used > 0 && used + tokens > budget) {
-      const total = used;
-      let retryAt = now + window;
-      for (const s of recent) {
-        used -= s.tokens;
-        if (used + tokens <= budget || used === 0) {
-          retryAt = s.at + window;
-          break;
+    if (tpm !== undefined) {
+      const window = windowOf(tpm);
+      const budget = Math.floor((tpm * quantize(tpm).windowMs) / 60_000);
+      const recent = sorted.filter((s) => s.at > at - window);
+      let used = recent.reduce((n, s) => n + s.tokens, 0);
+      // A call bigger than the whole budget goes alone, once the window is empty: never forever held.
+      if (used > 0 && used + tokens > budget) {
+        const from = at;
+        for (const s of recent) {
+          used -= s.tokens;
+          if (used + tokens <= budget || used === 0) {
+            at = Math.max(at, s.at + window);
+            break;
+          }
         }
+        if (at !== from) by = { limit: 'tokensPerMinute', used: sentWithin(sorted, now, window).reduce((n, s) => n + s.tokens, 0), cap: budget };
       }
-      return { granted: false, limit: 'tokensPerMinute', retryAt, used: total, cap: budget };
     }
+    if (at === before) break;
   }
-  return { granted: true };
+  return { at, ...by };
+}
+
+/** The slots of the window that ends now: a slot granted ahead of its time counts from its time. */
+function sentWithin(slots: readonly SlotRow[], now: number, window: number): SlotRow[] {
+  return slots.filter((s) => s.at > now - window && s.at <= now);
 }
 
 /** How full each limit of a provider is now (for /metrics, doctor and waiting steps). */
@@ -135,7 +165,7 @@ export function stateOf(name: string, limits: ProviderLimits, pausedUntil: numbe
     name,
     pausedUntil,
     inFlight: slots.filter((s) => s.until !== null && s.until > now).length,
-    requestsInWindow: slots.filter((s) => s.at > now - rpmWindow).length,
-    tokensInWindow: slots.filter((s) => s.at > now - tpmWindow).reduce((n, s) => n + s.tokens, 0),
+    requestsInWindow: sentWithin(slots, now, rpmWindow).length,
+    tokensInWindow: sentWithin(slots, now, tpmWindow).reduce((n, s) => n + s.tokens, 0),
   };
 }

@@ -16,6 +16,14 @@ async function stores(ctx: { store: Store; another(): Promise<Store> }, n: numbe
   return out;
 }
 
+async function waitUntil(check: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > until) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
 /** The most of `times` within any `windowMs`. */
 function busiest(times: number[], windowMs: number): number {
   const sorted = [...times].sort((a, b) => a - b);
@@ -52,6 +60,55 @@ conformance('provider limits', (it) => {
     assert.ok(granted.length >= 10, `the quota was used (${granted.length} granted in 2.5 s)`);
     const state = await ctx.store.providerLimits.state('p', limits, Date.now());
     assert.ok(state.requestsInWindow <= 10);
+  });
+
+  it('gates of several stores send per-minute calls on their slots\' times: never over the cap in any second', async (ctx) => {
+    const all = await stores(ctx, 3);
+    const limits = { requestsPerMinute: 600 }; // 10 in any second, one every 110 ms
+    const sent: number[] = [];
+    await Promise.all(
+      all.map(async (store) => {
+        const gate = new ProviderGate({ store: store.providerLimits, provider: 'g', limits });
+        // Every call of a process is queued at once, as a worker's steps are.
+        await Promise.all(
+          Array.from({ length: 8 }, async () => {
+            const slot = await gate.acquire({ signal: AbortSignal.timeout(20_000), tokens: 0, leaseUntil: Date.now() + 20_000 });
+            sent.push(Date.now());
+            slot.sent();
+            slot.release();
+          }),
+        );
+      }),
+    );
+    assert.equal(sent.length, 24);
+    assert.ok((await ctx.store.providerLimits.state('g', limits, Date.now())).requestsInWindow <= 10);
+    // A slot granted ahead of its time is not sent before it: the sends keep the cap, in the provider's own second too.
+    assert.ok(busiest(sent, 1000) <= 10, `at most 10 sends in any second (saw ${busiest(sent, 1000)})`);
+  });
+
+  it('a call queued behind another at the gate is told what it waits for, and leaves at once when its signal aborts', async (ctx) => {
+    const now = Date.now();
+    await ctx.store.providerLimits.pause('w', now + 60_000);
+    const gate = new ProviderGate({ store: ctx.store.providerLimits, provider: 'w', limits: { requestsPerMinute: 600 } });
+    const first = new AbortController();
+    const second = new AbortController();
+    const told: string[] = [];
+    const head = gate.acquire({ signal: first.signal, tokens: 0, leaseUntil: now + 60_000 });
+    const queued = gate.acquire({ signal: second.signal, tokens: 0, leaseUntil: now + 60_000, onWait: (w) => told.push(w ? w.limit : 'go') });
+    let headSettled = false;
+    head.then(
+      () => (headSettled = true),
+      () => (headSettled = true),
+    );
+    await waitUntil(() => told.length > 0);
+    assert.equal(told[0], 'paused', 'the queued call says it waits for the pause the first one was refused for');
+    second.abort();
+    await assert.rejects(queued, { code: 'llm.limit_wait' });
+    assert.equal(headSettled, false, 'the queued call left while the first one still waited');
+    assert.equal(gate.waiting, 1);
+    first.abort();
+    await assert.rejects(head, { code: 'llm.limit_wait' });
+    assert.equal(gate.waiting, 0);
   });
 
   it('concurrency: at most `concurrency` calls in flight across stores; a release frees a slot at once', async (ctx) => {
