@@ -99,7 +99,9 @@ for (const [dialect, workers] of [['sqlite', 2], ['postgres', 3]] as const) {
       return q.running === slots && q.queued > 0 ? true : undefined;
     }, 30_000, 'every slot busy with low-priority work, more of it queued');
     const high = await submit(d, { plan: { steps: sleeps('high', 1, 10) }, priority: 50 });
-    const submittedAt = Date.parse((await d.run(high)).createdAt);
+    // When the high-priority run was surely visible to every claim: its POST had returned (its
+    // createdAt is taken when its transaction begins, and a claim running beside it may not see it yet).
+    const submittedAt = Date.now();
     const lows = await ran(d, low);
     const [h] = await ran(d, [high]);
     assert.ok(h);
