@@ -115,3 +115,20 @@ export interface HangReport {
   /** Writers add facts of their own (`worker`, `containment`, ...). */
   [key: string]: unknown;
 }
+
+/** What a queued step past its queueTimeoutMs is known by, for its report (the reaper's; forensics builds it). */
+export interface QueueTimeoutFacts {
+  runId: string;
+  stepName: string;
+  tool: string;
+  /** The attempt it was waiting to start. */
+  attempt: number;
+  queueTimeoutMs: number;
+  /** Epoch ms it became ready, and now. */
+  since: number;
+  now: number;
+  /** Its concurrency key and how full it was, if it had one. */
+  concurrency: { key: string; limit: number; running: number } | null;
+  /** What held it, in a sentence (the step's error says the same). */
+  summary: string;
+}

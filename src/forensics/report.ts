@@ -12,6 +12,7 @@ import { formatFrame, frameLocation, parseFrames, isUserFrame, userFrames, type 
 import { functionLocation, scanTimers, type PendingTimer } from './inspect.ts';
 import { loopMonitor, type LoopWindow } from './loop.ts';
 import type { OpView } from './ops.ts';
+import type { QueueTimeoutFacts } from '../domain/hang-report.ts';
 import { redactDeep } from './redact.ts';
 import { configSnapshotForReport, processResources, type ProcessResources } from './resources.ts';
 import type { OpSample, Snapshot, StepForensics, StepIdentity } from './step.ts';
@@ -322,19 +323,7 @@ function unwatched(): Pick<HangReport, 'where' | 'toolLocation' | 'ignoredAbort'
  * The report of a queued step that was ready for longer than its queueTimeoutMs without starting
  * (written by the reaper): what held it (its concurrency key, or no free worker) and since when.
  */
-export interface QueueTimeoutInput {
-  runId: string;
-  stepName: string;
-  tool: string;
-  attempt: number;
-  queueTimeoutMs: number;
-  /** Epoch ms it became ready, and now. */
-  since: number;
-  now: number;
-  concurrency: { key: string; limit: number; running: number } | null;
-  /** What held it, in a sentence (the step's error says the same). */
-  summary: string;
-}
+export type QueueTimeoutInput = QueueTimeoutFacts;
 
 export function queueTimeoutReport(input: QueueTimeoutInput): HangReport {
   const report: HangReport = {

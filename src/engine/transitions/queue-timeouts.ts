@@ -6,25 +6,13 @@
  * same goes before its `step.finished`. No attempt started, so there is no attempt row to hold it.
  */
 import { RunwardenError } from '../../domain/errors.ts';
+import type { QueueTimeoutFacts } from '../../domain/hang-report.ts';
 import type { StepRow, Tx } from '../../store/store.ts';
 import type { TxEffects } from './effects.ts';
 import { finishSteps } from './finish.ts';
 
 /** What a queue timeout is known by, for its hang report (forensics builds it: queueTimeoutReport). */
-export interface ExpiredQueueWait {
-  runId: string;
-  stepName: string;
-  tool: string;
-  /** The attempt it was waiting to start. */
-  attempt: number;
-  queueTimeoutMs: number;
-  /** Epoch ms it became ready. */
-  since: number;
-  now: number;
-  /** Its concurrency key and how full it was, if it had one. */
-  concurrency: { key: string; limit: number; running: number } | null;
-  summary: string;
-}
+export type ExpiredQueueWait = QueueTimeoutFacts;
 
 export type QueueReportBuilder = (w: ExpiredQueueWait) => Record<string, unknown>;
 
