@@ -101,18 +101,27 @@ describe('engine on SQLite', () => {
   });
 
   test('a tool that ignores its signal is abandoned at deadline + grace and recorded as such', async () => {
-    const t0 = Date.now();
-    const run = await t.submit({ plan: { steps: [{ name: 'deaf', tool: 'deaf', timeoutMs: 300 }] } });
-    const done = await t.waitRun(run.id, 5000);
-    const elapsed = Date.now() - t0;
-    assert.equal(done.steps[0]?.status, 'timed_out');
-    // deadline 300 + grace 300 + bookkeeping (up to a second or two on a loaded 2-core machine); below the tool's own 5 s.
-    assert.ok(elapsed < 3500, `took ${elapsed} ms`);
-    const detail = await t.engine.getStep(run.id, 'deaf');
-    assert.equal(detail.error?.data?.ignoredAbort, true);
-    assert.equal((detail.hangReports[0]?.classification as { code: string }).code, 'handler.ignored_abort');
-    const events = await allEvents(t, run.id);
-    assert.equal(events.filter((e) => e.type === 'step.hang_report').length, 1);
+    // The worker, not the reaper, must be the one to end it: its own engine with a lease (4 s) longer
+    // than the abandonment takes on a loaded machine, so the 1 s lease of the shared engine cannot
+    // lapse between the cut and the worker's write of it (the reaper would then record a lost attempt).
+    const own = await startTestEngine({ tools: [t.tools.get('deaf')!], worker: { leaseMs: 4000 } });
+    try {
+      const t0 = Date.now();
+      const run = await own.submit({ plan: { steps: [{ name: 'deaf', tool: 'deaf', timeoutMs: 300 }] } });
+      const done = await own.waitRun(run.id, 5000);
+      const elapsed = Date.now() - t0;
+      assert.equal(done.steps[0]?.status, 'timed_out');
+      // deadline 300 + grace 300 + bookkeeping (up to a second or two on a loaded 2-core machine); below the tool's own 5 s.
+      assert.ok(elapsed < 3500, `took ${elapsed} ms`);
+      const detail = await own.engine.getStep(run.id, 'deaf');
+      assert.equal(detail.error?.data?.ignoredAbort, true);
+      assert.equal(detail.attemptsDetail.length, 1);
+      assert.equal((detail.hangReports[0]?.classification as { code: string }).code, 'handler.ignored_abort');
+      const events = await allEvents(own, run.id);
+      assert.equal(events.filter((e) => e.type === 'step.hang_report').length, 1);
+    } finally {
+      await own.close();
+    }
   });
 
   test('retries with backoff until success', async () => {
