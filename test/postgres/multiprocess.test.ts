@@ -64,12 +64,15 @@ test('API + 3 worker processes run a 600-step DAG; one worker SIGKILLed mid-run;
   );
   const killed = workers.find((w) => w.ref === victim.id);
   assert.ok(killed, `worker ${victim.id} is one of ours`);
-  // `runwarden worker` is a supervisor and its worker process: kill both at once, the worker first
-  // (so that the supervisor cannot hand its attempts over), as a machine that dies would.
+  // `runwarden worker` is a supervisor and its worker process: kill both at once, as a machine that
+  // dies would. The supervisor goes first, in the same tick as its worker: killed the other way
+  // round, a supervisor that sees its worker's exit hands the attempts over at once, and the steps
+  // are no longer the dead worker's when they are counted below.
   const victimPids = (await store.listWorkers()).filter((w) => w.id.startsWith(`${victim.id}-`)).map((w) => w.pid);
   assert.ok(victimPids.length > 0, 'the victim\'s worker process is registered');
+  const supervisorGone = killed.kill('SIGKILL');
   for (const pid of new Set(victimPids)) process.kill(pid, 'SIGKILL');
-  await killed.kill('SIGKILL');
+  await supervisorGone;
   const killedAt = Date.now();
   // What the dead worker holds now is exactly what must come back as lost attempts.
   const ofVictim = (workerId: string | null): boolean => workerId?.startsWith(`${victim.id}-`) === true;
