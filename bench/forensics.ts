@@ -25,6 +25,7 @@ import { ToolRegistry } from '../src/tools/registry.ts';
 import { defineTool } from '../src/tools/types.ts';
 import { Worker } from '../src/worker/worker.ts';
 import type { Result } from './sqlite-engine.ts';
+import { median } from './peers/common.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 
@@ -96,11 +97,6 @@ const quantile = (xs: number[], q: number): number => {
   return s[Math.min(s.length - 1, Math.max(0, Math.round(q * (s.length - 1))))] ?? NaN;
 };
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
-};
 
 export interface OverheadOptions {
   /** Runs per measurement. @default noop 4000, llm 1000 */

@@ -152,9 +152,11 @@ ${configs}
   the last time the file the tool marks grew, measured from the deadline. Goal:
   \`stop_after_grace_p99_ms\` <= 200.
 - **flow-claim** (runwarden-sqlite only, bench/flow-control.ts): single-step no-op runs claimed by
-  one in-process worker without flow fields, then with a priority and a concurrency key (10 keys, a
-  limit that never binds) on every run, best of alternating rounds; \`loss_pct\` is what the claim's
-  flow bookkeeping costs (goal <= 10).
+  one in-process worker without flow fields, with a concurrency key and limit on every run (10 keys,
+  a limit that never binds), and with those keys and mixed priorities (\`i % 7\`); after a warm-up
+  round, rounds take the three in turn. \`loss_pct\` is the median over rounds of what limits cost
+  against no flow fields (goal <= 10); \`loss_pct_with_priorities\` what priorities add, which make
+  claims take runs out of insertion order (no goal).
 - **flow-quota** (bench/flow-control.ts): 300 lab LLM steps in 2 runs against the lab's
   \`quota;rpm=1200\` (at most 20 requests in any second) with the provider configured
   \`requestsPerMinute: 1200\`, on a real deployment: \`runwarden start --workers 2\` on SQLite,

@@ -206,7 +206,7 @@ const WORKLOADS: WorkloadSpec[] = [
     pick: (system, mods) => {
       // One in-process SQLite worker: what the claim's flow bookkeeping costs, not a deployment.
       const f = system === 'runwarden-sqlite' ? (fn(mods, 'flowClaim') as ((o: object) => Promise<BenchResult[]>) | undefined) : undefined;
-      return f && (() => f({ jobs: quick ? 2000 : 5000, rounds: quick ? 2 : 3, log }));
+      return f && (() => f({ jobs: quick ? 2000 : 5000, rounds: quick ? 3 : 5, log }));
     },
   },
   {

@@ -16,7 +16,7 @@ import { createServer } from 'node:http';
 import { registerHooks } from 'node:module';
 import { tmpdir } from 'node:os';
 import { parseArgs } from 'node:util';
-import { listenLoopback, runNode, round } from './peers/common.ts';
+import { listenLoopback, median, runNode, round } from './peers/common.ts';
 import type { BenchResult } from './report.ts';
 
 const SYSTEM = 'runwarden-sqlite';
@@ -71,11 +71,6 @@ async function receiver(): Promise<{ url: string; spans: () => number; posts: ()
   return { url: `http://127.0.0.1:${port}`, spans: () => spans, posts: () => posts, close: () => new Promise((r) => server.close(() => r())) };
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-};
 
 /** `pairs` pairs of rounds (off then on, alternating which goes first), `jobs` no-op runs each at `concurrency`. */
 export async function tracingOverhead(o: { jobs: number; pairs: number; concurrency: number }): Promise<BenchResult[]> {

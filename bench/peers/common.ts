@@ -19,6 +19,13 @@ export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeou
 export const round = (v: number): number => Math.round(v * 100) / 100;
 export const randomId = (): string => `${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
 
+/** The middle value (the mean of the two middle ones for an even count). */
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+}
+
 export function percentile(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
