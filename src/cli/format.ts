@@ -87,6 +87,13 @@ const str = (d: Record<string, unknown>, k: string): string | undefined => (type
 const num = (d: Record<string, unknown>, k: string): number | undefined => (typeof d[k] === 'number' ? d[k] : undefined);
 
 /** What an event says, after its time, type and step: `succeeded 132ms`, `attempt 2`, ... */
+/** What a step.waiting event says: the limit a call waits for at its provider, or the full concurrency key. */
+export function waitingDetail(d: Record<string, unknown>): string {
+  const used = `${num(d, 'used') ?? '?'}/${num(d, 'cap') ?? '?'}`;
+  if (str(d, 'key') !== undefined) return `waits for concurrency key ${str(d, 'key') ?? '?'} (${used} running${str(d, 'slotBy') ? `; a slot frees by ${str(d, 'slotBy') ?? ''}` : ''})`;
+  return `waits for provider ${str(d, 'provider') ?? '?'} (${str(d, 'limit') ?? '?'} ${used}; next slot ${str(d, 'retryAt') ?? '?'})`;
+}
+
 export function eventDetail(e: EventRecord): string {
   const d = e.data ?? {};
   const parts: string[] = [];
@@ -117,6 +124,9 @@ export function eventDetail(e: EventRecord): string {
     }
     case 'step.reused':
       parts.push(`outputs from run ${str(d, 'reusedFrom') ?? '?'}`);
+      break;
+    case 'step.waiting':
+      parts.push(waitingDetail(d));
       break;
     case 'step.retrying': {
       if (attempt !== undefined) parts.push(`attempt ${attempt}`);

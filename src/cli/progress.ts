@@ -4,7 +4,7 @@
  * works whether the follower started before the run or resumed in the middle of it.
  */
 import type { EventRecord, RunWithSteps, TextDelta } from '../domain/records.ts';
-import { duration, ESC, errorSummary, table, visibleLength } from './format.ts';
+import { duration, ESC, errorSummary, table, visibleLength, waitingDetail } from './format.ts';
 
 const ANSI_AT_START = new RegExp(`^${ESC}\\[[0-9;]*[A-Za-z]`);
 
@@ -92,6 +92,11 @@ export class ProgressView {
         break;
       case 'step.reused':
         s.note = 'reused';
+        break;
+      case 'step.waiting':
+        // A queued step behind its key, until it starts; a wait inside a call is over by the time
+        // a later event comes, and is in the event log (--json) rather than left as a stale note.
+        if (typeof d.key === 'string') s.note = waitingDetail(d);
         break;
       case 'step.queued':
         s.status = 'queued';

@@ -70,11 +70,15 @@ export interface EventData {
   /** A step of a rerun that did not run again: its outputs and artifacts come from run `reusedFrom`. */
   'step.reused': { reusedFrom: string; rerunOf: string; artifacts: number };
   /**
-   * A call of the step waits at its provider's gate (docs/flow-control.md): which `limit`
-   * (`paused`, `concurrency`, `requestsPerMinute`, `tokensPerMinute`), how full (`used` of `cap`),
-   * and when a slot is expected. Once per wait.
+   * The step waits for capacity (docs/flow-control.md#never-silent), once per wait. Either a call
+   * of it waits at its provider's gate: which `limit` (`paused`, `concurrency`,
+   * `requestsPerMinute`, `tokensPerMinute`), how full (`used` of `cap`), and when a slot is
+   * expected; or the step is queued and ready while its concurrency `key` has `used` of `cap`
+   * steps running (`limit: concurrencyKey`), a slot free by `slotBy` at the latest.
    */
-  'step.waiting': { provider: string; limit: string; used: number; cap: number; retryAt: string };
+  'step.waiting':
+    | { provider: string; limit: string; used: number; cap: number; retryAt: string }
+    | { key: string; limit: 'concurrencyKey'; used: number; cap: number; slotBy: string | null; since: string };
   'step.finished': { status: Exclude<StepState, 'pending' | 'queued' | 'running'>; error: SerializedError | null; durationMs: number; attempts: number };
   'run.finished': {
     status: Exclude<RunState, 'queued' | 'running'>;

@@ -3,7 +3,8 @@
  * `intervalMs`, expired leases become lost attempts (Transitions.reap), then waits for a signal past
  * their deadline end `timed_out` (Transitions.expireWaits: a waiting step has no worker, so the
  * store's deadline index is what ends it, whichever process looks first), then queued steps past
- * their queueTimeoutMs fail (Transitions.expireQueueWaits). One pass at a time; a failed
+ * their queueTimeoutMs fail (Transitions.expireQueueWaits), and queued steps held back by a full
+ * concurrency key are announced (Transitions.announceKeyWaits). One pass at a time; a failed
  * pass is logged and retried at the next tick. Returns the function that stops it.
  */
 import type { Transitions } from './transitions.ts';
@@ -26,10 +27,12 @@ export function startReaper(core: Transitions, o: { intervalMs: number; log: (li
         if (n > 0) o.log(`reaper: ${n} wait(s) for a signal timed out`);
         return core.expireQueueWaits();
       })
+      .then((n) => {
+        if (n > 0) o.log(`reaper: ${n} queued step(s) failed with QUEUE_TIMEOUT`);
+        return core.announceKeyWaits();
+      })
       .then(
-        (n) => {
-          if (n > 0) o.log(`reaper: ${n} queued step(s) failed with QUEUE_TIMEOUT`);
-        },
+        () => undefined,
         (err: unknown) => o.log(`reaper failed, will retry: ${(err as Error).message}`),
       )
       .finally(() => {

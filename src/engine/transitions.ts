@@ -19,6 +19,7 @@ import { newEffects, type TxEffects } from './transitions/effects.ts';
 import { loseWorkerAttempts, reapExpired, releaseAttempts } from './transitions/lose.ts';
 import { settleRuns, TransactionRace } from './transitions/settle.ts';
 import { deliverSignal, expireWaits, type SignalOutcome, type WaitReportBuilder } from './transitions/waits.ts';
+import { announceKeyWaits } from './transitions/key-waits.ts';
 import { expireQueueWaits, type QueueReportBuilder } from './transitions/queue-timeouts.ts';
 import { insertRerun } from './transitions/rerun.ts';
 import { planRerun, type RerunPlan } from './rerun-plan.ts';
@@ -255,6 +256,11 @@ export class Transitions {
   /** The reaper's third pass: queued steps past their queueTimeoutMs fail with QUEUE_TIMEOUT. Returns how many. */
   async expireQueueWaits(limit = 500): Promise<number> {
     return this.#tx((tx, fx) => expireQueueWaits(tx, fx, limit, this.#queueReport));
+  }
+
+  /** The reaper's fourth pass: queued steps that their full concurrency key holds back get one `step.waiting` each. Returns how many. */
+  async announceKeyWaits(limit = 500): Promise<number> {
+    return this.#tx((tx, fx) => announceKeyWaits(tx, fx, limit));
   }
 
   /**

@@ -69,8 +69,14 @@ const EVENT_DATA: Readonly<Record<EventType, { name: string; data: Json; descrip
   },
   'step.waiting': {
     name: 'StepWaitingEvent',
-    description: 'A call of the step waits at its provider\'s gate: `limit` (paused, concurrency, requestsPerMinute, tokensPerMinute), `used` of `cap`, and when a slot is expected (docs/flow-control.md). Once per wait.',
-    data: obj({ provider: str, limit: { type: 'string', enum: ['paused', 'concurrency', 'requestsPerMinute', 'tokensPerMinute'] }, used: int, cap: int, retryAt: { type: 'string', format: 'date-time' } }),
+    description:
+      'The step waits for capacity, once per wait (docs/flow-control.md): a call of it at its provider\'s gate (`provider`; `limit` paused, concurrency, requestsPerMinute or tokensPerMinute; `used` of `cap`; when a slot is expected), or the step, queued and ready, behind its full concurrency `key` (`limit` concurrencyKey; `used` of `cap` running; a slot free by `slotBy` at the latest).',
+    data: {
+      oneOf: [
+        obj({ provider: str, limit: { type: 'string', enum: ['paused', 'concurrency', 'requestsPerMinute', 'tokensPerMinute'] }, used: int, cap: int, retryAt: { type: 'string', format: 'date-time' } }),
+        obj({ key: str, limit: { type: 'string', enum: ['concurrencyKey'] }, used: int, cap: int, slotBy: { type: ['string', 'null'], format: 'date-time' }, since: { type: 'string', format: 'date-time' } }),
+      ],
+    },
   },
   'step.finished': {
     name: 'StepFinishedEvent',

@@ -197,6 +197,14 @@ export interface RunBook {
 }
 
 /** The running steps of a concurrency key (docs/flow-control.md#concurrency-keys). Times in epoch ms. */
+/** A queued step held back by its full concurrency key (Tx.announceKeyWaits). */
+export interface KeyWait {
+  step: StepRow;
+  keyRunning: number;
+  /** The earliest deadline of the key's running steps (epoch ms): a slot frees by then. */
+  nextSlotBy: number | null;
+}
+
 export interface KeyRunning {
   key: string;
   running: number;
@@ -359,6 +367,12 @@ export interface Tx {
    * many steps of its concurrency key run now (0 without a key).
    */
   expiredQueueWaits(now: number, limit: number): Promise<Array<{ step: StepRow; keyRunning: number }>>;
+  /**
+   * Queued, ready steps whose concurrency key has as many steps running as their limit, not yet
+   * announced since their last claim; marks them announced at `now` (PostgreSQL: locked without
+   * waiting). Each with its key's running count and the earliest deadline among those steps.
+   */
+  announceKeyWaits(now: number, limit: number): Promise<KeyWait[]>;
   /** Sets the hang report of attempts that ended earlier (whatever their status). */
   setAttemptReports(reports: AttemptReport[]): Promise<void>;
   /** Copies artifacts (content included) under new ids into another run, keeping step, attempt and name. */

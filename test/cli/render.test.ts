@@ -25,6 +25,14 @@ describe('format', () => {
     assert.match(eventLine(ev(10, 'custom.thing', { data: { k: 'v' } })), /custom\.thing \{"k":"v"\}$/);
     assert.match(eventLine(ev(11, 'step.added', { stepName: 'c1', data: { tool: 'echo', dependsOn: ['split', 'x'], addedBy: 'split', attempt: 1 } })), /step\.added c1 echo added by split after split, x$/);
     assert.match(eventLine(ev(12, 'step.awaiting', { stepName: 'agent', attempt: 1, data: { step: 'agent-turn-1' } })), /step\.awaiting agent waits for agent-turn-1$/);
+    assert.match(
+      eventLine(ev(13, 'step.waiting', { stepName: 'q', data: { key: 'tenant-a', limit: 'concurrencyKey', used: 2, cap: 2, slotBy: '2025-03-04T12:05:00.000Z', since: '2025-03-04T12:00:00.000Z' } })),
+      /step\.waiting q waits for concurrency key tenant-a \(2\/2 running; a slot frees by 2025-03-04T12:05:00\.000Z\)$/,
+    );
+    assert.match(
+      eventLine(ev(14, 'step.waiting', { stepName: 'g', data: { provider: 'quota', limit: 'requestsPerMinute', used: 20, cap: 20, retryAt: '2025-03-04T12:00:02.000Z' } })),
+      /step\.waiting g waits for provider quota \(requestsPerMinute 20\/20; next slot 2025-03-04T12:00:02\.000Z\)$/,
+    );
   });
 
   test('duration and table', () => {
@@ -53,6 +61,16 @@ describe('ProgressView (TTY)', () => {
     assert.match(lines[0] ?? '', /0\/3 steps/);
     assert.match(lines[2] ?? '', /^fetch\s+pending\s+-\s+-\s+waits for extra$/);
     assert.match(lines[4] ?? '', /^extra\s+pending\s+-\s+-\s+added by fetch$/);
+  });
+
+  test('a queued step behind its full key shows what it waits for until it starts', () => {
+    const v = new ProgressView(run);
+    v.apply(ev(1, 'step.queued', { stepName: 'fetch' }));
+    v.apply(ev(2, 'step.waiting', { stepName: 'fetch', data: { key: 'tenant-a', limit: 'concurrencyKey', used: 2, cap: 2, slotBy: null, since: '2025-03-04T12:00:00.000Z' } }));
+    const at = { now: Date.parse('2025-03-04T12:00:02.000Z'), color: false };
+    assert.match(v.render(at)[2] ?? '', /^fetch\s+queued\s+.*waits for concurrency key tenant-a \(2\/2 running\)$/);
+    v.apply(ev(3, 'step.started', { stepName: 'fetch', attempt: 1 }));
+    assert.doesNotMatch(v.render(at)[2] ?? '', /waits for/);
   });
 
   test('a row per step with status, attempt, elapsed and error; redrawn in place', () => {

@@ -7,7 +7,7 @@ import { Transitions, type ClaimedStep } from '../../src/engine/transitions.ts';
 import { PRIORITY_STEP_MS } from '../../src/domain/flow.ts';
 import type { Store } from '../../src/store/store.ts';
 import { conformance } from './harness.ts';
-import { Clock, coreAt, createRun, done, type PlanStep } from './fixtures.ts';
+import { Clock, coreAt, createRun, done, events, failed, type PlanStep } from './fixtures.ts';
 
 const steps = (n: number, prefix = 's', extra: Partial<PlanStep> = {}): PlanStep[] => Array.from({ length: n }, (_, i) => ({ name: `${prefix}${i}`, tool: 'noop', ...extra }));
 const names = (claimed: ClaimedStep[]): string[] => claimed.map((c) => c.stepName);
@@ -123,4 +123,48 @@ conformance('flow control', (it) => {
     assert.ok(most <= limit, `at most ${limit} of the key ran at once (saw ${most})`);
     assert.ok(most >= 2, `the key was used concurrently (saw ${most})`);
   }, { timeout: 120_000 });
+  it('a queued step its full key holds back gets one step.waiting per wait; a step queued again after a retry gets another', async (ctx) => {
+    const clock = new Clock();
+    const core = coreAt(ctx.store, clock);
+    const solo = { key: 'solo', limit: 1 };
+    const holder = await createRun(core, [{ name: 'h', tool: 'noop', timeoutMs: 5000 }], { concurrency: solo });
+    const [h] = await core.claim('w', 10, 60_000);
+    assert.equal(h?.runId, holder);
+    clock.advance(10);
+    const b = await createRun(core, [{ name: 'b', tool: 'noop', retries: { max: 1, backoffMs: 1000 } }], { concurrency: solo });
+    const c = await createRun(core, [{ name: 'c', tool: 'noop' }], { concurrency: solo });
+    // Not held: a key with room, and no key at all.
+    await createRun(core, [{ name: 'roomy', tool: 'noop' }], { concurrency: { key: 'roomy', limit: 5 } });
+    await createRun(core, [{ name: 'free', tool: 'noop' }]);
+    const waitingOf = async (runId: string) => (await events(ctx.store, runId)).filter((e) => e.type === 'step.waiting');
+
+    assert.equal(await core.announceKeyWaits(), 2, 'b and c wait for solo');
+    const [wb] = await waitingOf(b);
+    assert.equal(wb?.stepName, 'b');
+    assert.deepEqual(wb?.data, {
+      key: 'solo',
+      limit: 'concurrencyKey',
+      used: 1,
+      cap: 1,
+      slotBy: new Date(clock.t - 10 + 5000).toISOString(),
+      since: new Date(clock.t).toISOString(),
+    });
+    assert.equal((await waitingOf(c)).length, 1);
+    assert.equal(await core.announceKeyWaits(), 0, 'once per wait');
+
+    // h ends: b (the older) starts; c is still held, and was told already.
+    await core.flush([], [done(h)]);
+    const [cb] = (await core.claim('w', 10, 60_000)).filter((x) => x.runId === b);
+    assert.equal(cb?.stepName, 'b');
+    assert.equal(await core.announceKeyWaits(), 0);
+    // b fails and is queued again for a retry in 1 s; c takes the key meanwhile.
+    await core.flush([], [failed(cb, { code: 'FLAKY', message: 'try again', retryable: true })]);
+    const [cc] = await core.claim('w', 10, 60_000);
+    assert.equal(cc?.runId, c);
+    assert.equal(await core.announceKeyWaits(), 0, 'b is not ready until its backoff ends');
+    clock.advance(1001);
+    assert.equal(await core.announceKeyWaits(), 1, 'b waits again, and is told again');
+    assert.equal((await waitingOf(b)).length, 2);
+    assert.equal((await waitingOf(b)).at(-1)?.attempt, 2);
+  });
 });

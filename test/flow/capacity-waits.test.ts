@@ -161,6 +161,9 @@ for (const dialect of DIALECTS) {
     const [shown, doctor] = await Promise.all([runCli(['runs', 'show', queued, '--url', d.url]), runCli(['doctor', '--url', d.url])]);
     assert.match(shown.out, /queued: waits for concurrency key tenant-k \(1\/1 running; a slot frees by/);
     assert.match(doctor.out, /concurrency key tenant-k: 1 of 1 running, [12] steps? waiting/);
+    // The wait is announced once in the run's events (the reaper's pass), naming the key.
+    const told = await waitFor(async () => (await events(d, queued)).find((e) => e.type === 'step.waiting'), 10_000, 'a step.waiting event for next');
+    assert.deepEqual({ ...told.data, slotBy: typeof told.data.slotBy }, { key: 'tenant-k', limit: 'concurrencyKey', used: 1, cap: 1, slotBy: 'string', since: next.waitingFor?.since });
 
     const failed = await d.waitRun(bounded, 30_000);
     assert.equal(failed.status, 'failed');
@@ -177,5 +180,6 @@ for (const dialect of DIALECTS) {
 
     assert.equal((await d.waitRun(holder, 30_000)).status, 'succeeded');
     assert.equal((await d.waitRun(queued, 30_000)).status, 'succeeded', 'the unbounded step ran once the key had room');
+    assert.equal((await events(d, queued)).filter((e) => e.type === 'step.waiting').length, 1, 'told once');
   });
 }

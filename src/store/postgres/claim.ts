@@ -49,7 +49,7 @@ export const CLAIM_SQL = `
   claimed AS (
     UPDATE steps s SET status = 'running', attempts = s.attempts + 1, worker_id = $3,
       lease_token = replace(gen_random_uuid()::text, '-', ''), lease_expires_at = $1 + $4::bigint,
-      deadline_at = $1 + s.timeout_ms, started_at = coalesce(s.started_at, $1), attempt_started_at = $1, ready_at = NULL
+      deadline_at = $1 + s.timeout_ms, started_at = coalesce(s.started_at, $1), attempt_started_at = $1, ready_at = NULL, key_wait_at = NULL
     FROM picked p WHERE s.run_id = p.run_id AND s.name = p.name
     RETURNING s.*, p.ready_at AS was_ready_at),
   books AS (${RunBooks.LOCK_SQL('id IN (SELECT run_id FROM claimed)')})

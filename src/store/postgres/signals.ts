@@ -8,7 +8,7 @@
  * statement reads the committed step). Neither can miss the other under READ COMMITTED.
  */
 import { toStep } from '../rows.ts';
-import type { ArtifactCopy, AttemptReport, SignalRow, StepRow } from '../store.ts';
+import type { ArtifactCopy, AttemptReport, KeyWait, SignalRow, StepRow } from '../store.ts';
 import type { TxQuery } from './sql.ts';
 
 type Row = Record<string, unknown>;
@@ -74,6 +74,27 @@ export async function expiredQueueWaits(q: TxQuery, now: number, limit: number):
     [now, limit],
   );
   return res.rows.map((r) => ({ step: toStep(r), keyRunning: Number((r as { key_running: unknown }).key_running) }));
+}
+
+/** Held, unannounced queued steps (the index steps_key_unannounced), locked without waiting and marked announced at `now`. */
+export async function announceKeyWaits(q: TxQuery, now: number, limit: number): Promise<KeyWait[]> {
+  const res = await q(
+    `WITH running AS (
+       SELECT concurrency_key AS k, count(*) AS n, min(deadline_at) AS slot_by FROM steps
+       WHERE status = 'running' AND concurrency_key IS NOT NULL GROUP BY concurrency_key),
+     held AS (
+       SELECT s.run_id, s.name, r.n AS key_running, r.slot_by AS next_slot_by FROM running r
+       JOIN steps s ON s.concurrency_key = r.k AND s.status = 'queued' AND s.key_wait_at IS NULL
+       WHERE s.ready_at <= $1 AND r.n >= s.concurrency_limit
+       ORDER BY s.ready_at LIMIT $2 FOR UPDATE OF s SKIP LOCKED)
+     UPDATE steps s SET key_wait_at = $1 FROM held h WHERE s.run_id = h.run_id AND s.name = h.name
+     RETURNING s.*, h.key_running, h.next_slot_by`,
+    [now, limit],
+  );
+  return res.rows.map((r) => {
+    const row = r as { key_running: unknown; next_slot_by: unknown };
+    return { step: toStep(r), keyRunning: Number(row.key_running), nextSlotBy: row.next_slot_by === null ? null : Number(row.next_slot_by) };
+  });
 }
 
 export async function setAttemptReports(q: TxQuery, reports: AttemptReport[]): Promise<void> {

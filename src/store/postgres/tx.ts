@@ -42,6 +42,7 @@ import type {
   RunBook,
   RunRow,
   SignalRow,
+  KeyWait,
   StepRow,
   StepUpdate,
   Tx,
@@ -447,6 +448,10 @@ export class PgTx implements Tx {
 
   async expiredQueueWaits(now: number, limit: number): Promise<Array<{ step: StepRow; keyRunning: number }>> {
     return signals.expiredQueueWaits(this.#q, now, limit);
+  }
+
+  async announceKeyWaits(now: number, limit: number): Promise<KeyWait[]> {
+    return signals.announceKeyWaits(this.#q, now, limit);
   }
 
   async setAttemptReports(reports: AttemptReport[]): Promise<void> {

@@ -5,7 +5,7 @@
  */
 import type { SQLInputValue } from 'node:sqlite';
 import { toStep } from '../rows.ts';
-import type { ArtifactCopy, AttemptReport, SignalRow, StepRow } from '../store.ts';
+import type { ArtifactCopy, AttemptReport, KeyWait, SignalRow, StepRow } from '../store.ts';
 import type { SqliteStore } from './index.ts';
 
 type Row = Record<string, unknown>;
@@ -65,6 +65,24 @@ export function expiredQueueWaits(s: SqliteStore, now: number, limit: number): A
       limit,
     )
     .map((r) => ({ step: toStep(r), keyRunning: Number(r.key_running) }));
+}
+
+/** Held, unannounced queued steps (the index steps_key_unannounced), marked announced at `now`. */
+export function announceKeyWaits(s: SqliteStore, now: number, limit: number): KeyWait[] {
+  const rows = s.all(
+    `WITH running AS (
+       SELECT concurrency_key AS k, count(*) AS n, min(deadline_at) AS slot_by FROM steps
+       WHERE status = 'running' AND concurrency_key IS NOT NULL GROUP BY concurrency_key)
+     SELECT s.*, r.n AS key_running, r.slot_by AS next_slot_by FROM running r
+     JOIN steps s ON s.concurrency_key = r.k AND s.status = 'queued' AND s.key_wait_at IS NULL
+     WHERE s.ready_at <= ? AND r.n >= s.concurrency_limit
+     ORDER BY s.ready_at LIMIT ?`,
+    now,
+    limit,
+  );
+  const mark = s.stmt("UPDATE steps SET key_wait_at = ? WHERE run_id = ? AND name = ? AND status = 'queued'");
+  for (const r of rows) mark.run(now, r.run_id as string, r.name as string);
+  return rows.map((r) => ({ step: toStep(r), keyRunning: Number(r.key_running), nextSlotBy: r.next_slot_by === null ? null : Number(r.next_slot_by) }));
 }
 
 export function setAttemptReports(s: SqliteStore, reports: AttemptReport[]): void {

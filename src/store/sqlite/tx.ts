@@ -24,6 +24,7 @@ import type {
   RunPatch,
   RunRow,
   SignalRow,
+  KeyWait,
   StepRow,
   StepUpdate,
   Tx,
@@ -255,7 +256,8 @@ export class SqliteTx implements Tx {
     const rows = this.#s
       .stmt(
         `UPDATE steps SET status = 'running', attempts = attempts + 1, worker_id = ?, lease_token = lower(hex(randomblob(12))),
-           lease_expires_at = ? + ?, deadline_at = ? + timeout_ms, started_at = coalesce(started_at, ?), attempt_started_at = ?, ready_at = NULL
+           lease_expires_at = ? + ?, deadline_at = ? + timeout_ms, started_at = coalesce(started_at, ?), attempt_started_at = ?, ready_at = NULL,
+           key_wait_at = NULL
          WHERE rowid IN (SELECT value FROM json_each(?))
          RETURNING rowid AS id, run_id, name, tool, attempts, lease_token, inputs, resolved_inputs, timeout_ms, queue_timeout_ms`,
       )
@@ -374,6 +376,10 @@ export class SqliteTx implements Tx {
 
   async expiredQueueWaits(now: number, limit: number): Promise<Array<{ step: StepRow; keyRunning: number }>> {
     return signals.expiredQueueWaits(this.#s, now, limit);
+  }
+
+  async announceKeyWaits(now: number, limit: number): Promise<KeyWait[]> {
+    return signals.announceKeyWaits(this.#s, now, limit);
   }
 
   async setAttemptReports(reports: AttemptReport[]): Promise<void> {
