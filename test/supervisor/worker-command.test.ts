@@ -9,6 +9,7 @@ import type { RunWithSteps, StepDetail } from '../../src/domain/records.ts';
 import { PostgresStore } from '../../src/store/postgres/index.ts';
 import { createTestDatabase, postgresSkip } from '../helpers/postgres.ts';
 import { api, startApi, startWorker, stopAll } from '../postgres/processes.ts';
+import { TOOLS_FILE } from './fixtures/tools.ts';
 import { assertNoOrphans, waitFor } from './helpers.ts';
 
 const skip = await postgresSkip();
@@ -60,4 +61,28 @@ test('runwarden worker supervises its worker processes on PostgreSQL: a SIGKILLe
     const pids = await processes();
     return pids.size === 2 && !pids.has(pid) ? true : undefined;
   }, 20_000, 'a fresh worker process in its place');
+});
+
+test('runwarden worker --tool-isolation: tools from modules run in tool threads by default, on the worker\'s own loop with inline', { skip, timeout: 90_000 }, async (t) => {
+  const db = await createTestDatabase();
+  t.after(async () => {
+    await stopAll();
+    await db.drop();
+  });
+  const api0 = await startApi(db.url, ['--workers', '0', '--tools', TOOLS_FILE]);
+  const whereItRan = async (): Promise<{ mainThread: boolean; pid: number }> => {
+    const created = await api<RunWithSteps>(api0.ref, '/runs', { body: { plan: { steps: [{ name: 'where', tool: 'where_am_i', timeoutMs: 20_000 }] } } });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const done = await waitFor(async () => {
+      const r = (await api<RunWithSteps>(api0.ref, `/runs/${created.body.id}`)).body;
+      return r.status === 'succeeded' || r.status === 'failed' ? r : undefined;
+    }, 30_000, 'the run to finish');
+    assert.equal(done.status, 'succeeded', JSON.stringify(done.steps[0]?.error));
+    return done.steps[0]?.outputs as { mainThread: boolean; pid: number };
+  };
+  for (const [flags, mainThread] of [[[], false], [['--tool-isolation', 'inline'], true]] as const) {
+    const host = await startWorker(db.url, ['--workers', '1', '--tools', TOOLS_FILE, ...flags]);
+    assert.equal((await whereItRan()).mainThread, mainThread, `${flags.join(' ') || 'default'}: ${mainThread ? 'on the worker\'s loop' : 'in a tool thread'}`);
+    await host.stop();
+  }
 });

@@ -10,13 +10,15 @@ import { loadConfig, WORKER_OPTIONS, workerConfigFlags } from './config-flags.ts
 export const workerCommand: Command = {
   name: 'worker',
   summary: 'Run supervised worker processes only (no API), for more machines against PostgreSQL (DATABASE_URL).',
-  usage: '[--workers n] [--concurrency n] [--data-dir d] [--config f] [--tools m]... [--lease-ms n] [--heartbeat-ms n] [--drain-ms n]',
+  usage: '[--workers n] [--concurrency n] [--data-dir d] [--config f] [--tools m]... [--tool-isolation thread|inline] [--lease-ms n] [--heartbeat-ms n] [--drain-ms n]',
   help: `  --workers n         worker processes (default: CPU count); 0: run the claim
                       loops in this process, unsupervised                 env RUNWARDEN_WORKERS
   --concurrency n     steps each worker process runs at once (default 256) env RUNWARDEN_CONCURRENCY
   --data-dir d        the SQLite file's directory, when DATABASE_URL is not set (default ./.runwarden)
   --config f          config file (default runwarden.config.{json,js,ts}) env RUNWARDEN_CONFIG
   --tools m           a tools module to load; repeatable                   env RUNWARDEN_TOOLS (comma-separated)
+  --tool-isolation thread|inline  how tools from modules run (default thread: a
+                      thread of their own, stopped when a step is cut)     env RUNWARDEN_TOOL_ISOLATION
   --default-provider p  provider for steps that name none                env RUNWARDEN_DEFAULT_PROVIDER
   --lease-ms n        step lease length (default 3000)                    env RUNWARDEN_LEASE_MS
   --heartbeat-ms n    lease renewal period (default 1000)                 env RUNWARDEN_HEARTBEAT_MS
