@@ -66,6 +66,7 @@ describe('the OpenAPI schemas fit what the API sends', () => {
   let rt: EmbeddedRuntime;
   let runId: string;
   let rerunId: string;
+  let keyedId: string;
   let dataDir: string;
   const check = validator();
 
@@ -93,6 +94,14 @@ describe('the OpenAPI schemas fit what the API sends', () => {
     assert.equal(run.status, 'failed', 'the nap step times out, so the run fails');
     rerunId = (await rt.client.runs.rerun(runId, { from: ['nap'] })).id;
     await rt.client.waitForRun(rerunId, { timeoutMs: 30_000 });
+    // A step held back by its full concurrency key: told by the reaper's pass (step.waiting with a key).
+    keyedId = (
+      await rt.client.runs.create({
+        plan: { steps: [{ name: 'hold', tool: 'sleep', inputs: { ms: 1500 } }, { name: 'held', tool: 'echo', inputs: {} }] },
+        concurrency: { key: 'fit-key', limit: 1 },
+      })
+    ).id;
+    await rt.client.waitForRun(keyedId, { timeoutMs: 30_000 });
   });
   after(async () => {
     await rt.close();
@@ -106,6 +115,9 @@ describe('the OpenAPI schemas fit what the API sends', () => {
     assert.deepEqual(streamed, events, 'the stream sends what the JSON route lists');
     // The rerun writes the events only a rerun has (step.reused, run.created with rerunOf).
     const all = [...events, ...(await rt.client.events(rerunId, { limit: 1000 })).events];
+    const keyed = (await rt.client.events(keyedId, { limit: 1000 })).events;
+    assert.deepEqual(keyed.filter((e) => e.type === 'step.waiting').map((e) => [e.stepName, (e.data as { key?: string }).key]), [['held', 'fit-key']]);
+    all.push(...keyed);
     for (const e of all) assert.deepEqual(check('Event', e), [], `${e.type} #${e.seq}: ${JSON.stringify(e).slice(0, 400)}`);
     assert.deepEqual([...new Set(all.map((e) => e.type))].sort(), [...EVENT_TYPES].sort());
   });
@@ -115,6 +127,10 @@ describe('the OpenAPI schemas fit what the API sends', () => {
     assert.notDeepEqual(check('Event', { ...base, type: 'step.finished', data: { status: 'running', error: null, durationMs: 1, attempts: 1 } }), []);
     assert.notDeepEqual(check('Event', { ...base, type: 'step.teleported', data: {} }), []);
     assert.notDeepEqual(check('Event', { ...base, type: 'run.started', data: { extra: 1 } }), []);
+    const keyWait = { key: 'k', limit: 'concurrencyKey', used: 1, cap: 1, slotBy: null, since: base.ts };
+    assert.deepEqual(check('Event', { ...base, type: 'step.waiting', stepName: 's', data: keyWait }), []);
+    assert.notDeepEqual(check('Event', { ...base, type: 'step.waiting', stepName: 's', data: { ...keyWait, limit: 'requestsPerMinute' } }), []);
+    assert.notDeepEqual(check('Event', { ...base, type: 'step.waiting', stepName: 's', data: { key: 'k', limit: 'concurrencyKey', used: 1, cap: 1 } }), []);
   });
 
   test('the run, a page of runs, the timed-out step with its hang report, and an error body validate', async () => {
