@@ -53,7 +53,8 @@ export interface EventData {
   'step.started': { tool: string; workerId: string; deadlineAt: string };
   'step.retrying': { nextAttempt: number; delayMs: number; error: SerializedError | null };
   'llm.request': { provider: string; model: string; stream: boolean; attempt: number };
-  'llm.usage': { provider: string; model: string; inputTokens: number; outputTokens: number; ttfbMs: number; totalMs: number; retries: number };
+  /** `waitedMs`: the part of `totalMs` the call waited for capacity at its provider's gate (absent when it did not wait). */
+  'llm.usage': { provider: string; model: string; inputTokens: number; outputTokens: number; ttfbMs: number; totalMs: number; retries: number; waitedMs?: number };
   /**
    * A line the tool logged, or one runwarden wrote about the step: `kind` says which of the latter
    * (`unhandled_rejection`, `uncaught_exception`, `loop.blocked`).

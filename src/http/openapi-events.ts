@@ -34,8 +34,8 @@ const EVENT_DATA: Readonly<Record<EventType, { name: string; data: Json; descrip
   'llm.request': { name: 'LlmRequestEvent', description: 'An LLM request is being sent (once per try).', data: obj({ provider: str, model: str, stream: { type: 'boolean' }, attempt: int }) },
   'llm.usage': {
     name: 'LlmUsageEvent',
-    description: 'What an LLM call used and how long it took.',
-    data: obj({ provider: str, model: str, inputTokens: int, outputTokens: int, ttfbMs: num, totalMs: num, retries: int }),
+    description: 'What an LLM call used and how long it took; `waitedMs`, when it waited for capacity at its provider\'s gate, is the part of `totalMs` it waited.',
+    data: obj({ provider: str, model: str, inputTokens: int, outputTokens: int, ttfbMs: num, totalMs: num, retries: int, waitedMs: num }, ['provider', 'model', 'inputTokens', 'outputTokens', 'ttfbMs', 'totalMs', 'retries']),
   },
   'step.log': {
     name: 'StepLogEvent',

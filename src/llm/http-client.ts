@@ -51,6 +51,8 @@ export interface SendResult<T> {
   calls: number;
   ttfbMs: number;
   totalMs: number;
+  /** How long the call waited for capacity at its provider's gate, in totalMs (0 without a gate). */
+  waitedMs: number;
 }
 
 const PUBLIC_HEADERS = new Set(['anthropic-version', 'anthropic-beta', 'content-type', 'accept', 'user-agent', 'openai-beta']);
@@ -170,11 +172,12 @@ export class HttpClient {
           outputTokens: 0,
           totalMs: Date.now() - startedAt,
           retries,
+          ...(clock.waitedMs > 0 ? { waitedMs: Math.round(clock.waitedMs) } : {}),
         });
       }
       throw err;
     }
-    return { value: settled.value, retries: settled.retries, calls, ttfbMs, totalMs: Date.now() - startedAt };
+    return { value: settled.value, retries: settled.retries, calls, ttfbMs, totalMs: Date.now() - startedAt, waitedMs: clock.waitedMs };
   }
 
   /**

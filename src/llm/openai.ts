@@ -101,6 +101,7 @@ export class OpenAiProvider implements LlmProvider {
       totalMs: r.totalMs,
       retries: r.retries,
       calls: r.calls,
+      ...(r.waitedMs > 0 ? { waitedMs: Math.round(r.waitedMs) } : {}),
     });
     return out;
   }

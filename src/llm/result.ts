@@ -15,7 +15,7 @@ export function chatResult(
   provider: string,
   requestedModel: string,
   parsed: ParsedChat,
-  timing: { ttfbMs: number; totalMs: number; retries: number; calls: number },
+  timing: { ttfbMs: number; totalMs: number; retries: number; calls: number; waitedMs?: number },
   opts: CallOptions,
 ): ChatResult {
   const result: ChatResult = {
@@ -38,6 +38,7 @@ export function chatResult(
     totalMs: timing.totalMs,
     retries: timing.retries,
     calls: timing.calls,
+    ...(timing.waitedMs ? { waitedMs: Math.round(timing.waitedMs) } : {}),
   });
   return result;
 }

@@ -36,6 +36,8 @@ describe('dashboard in Chromium', { skip }, () => {
           lab: { type: 'openai', baseUrl: `${lab.url}/v1` },
           // Its own headers limit is longer than the step's deadline: the step times out first.
           silent: { type: 'openai', baseUrl: `${lab.url}/no_headers/v1`, timeouts: { headersMs: 60_000 } },
+          // One call at a time, each answered after 1.5 s: a second call waits at the gate.
+          single: { type: 'openai', baseUrl: `${lab.url}/healthy;latency_ms=1500/v1`, maxRetries: 0, limits: { concurrency: 1 } },
         },
       }),
       { workerMode: 'processes', env: {} },
@@ -186,9 +188,31 @@ describe('dashboard in Chromium', { skip }, () => {
     const waiting = page.locator('[data-waiting="concurrency"]');
     await waiting.waitFor();
     assert.match((await waiting.textContent()) ?? '', /concurrency key ui-key: 1 of 1 running; a slot frees in \d[^;]* at the latest/);
+    // On the run's timeline, its queued time is drawn as held by the key (from its step.waiting event).
+    await page.goto(`${rt.url}/ui/runs/${queued.id}`);
+    const held = page.locator('.timeline .tl-track .tl-seg.k-held');
+    await held.waitFor();
+    assert.match((await held.getAttribute('title')) ?? '', /waiting for concurrency key ui-key \(1\/1 running\)/);
     assert.deepEqual(errors, []);
     await context.close();
     assert.equal((await finished(queued.id)).status, 'succeeded');
+  });
+
+  test('a call that waited at its provider\'s limit is drawn inside its attempt on the timeline, as long as it waited', async () => {
+    const { run } = await rt.engine.createRun({
+      plan: { steps: ['one', 'two'].map((name) => ({ name, tool: 'llm', inputs: { provider: 'single', prompt: name }, timeoutMs: 20_000 })) },
+    });
+    assert.equal((await finished(run.id)).status, 'succeeded');
+    const usage = (await rt.engine.listEvents(run.id, 0, 1000)).filter((e) => e.type === 'llm.usage').map((e) => Number(e.data.waitedMs ?? 0));
+    assert.ok(Math.max(...usage) >= 1000, `one call waited for the other (waitedMs ${usage.join(', ')})`);
+    const { page, context, errors } = await openPage(browser, { width: 1280, height: 900 });
+    await page.goto(`${rt.url}/ui/runs/${run.id}`);
+    const limit = page.locator('.timeline .tl-track .tl-seg.k-limit');
+    await limit.waitFor();
+    assert.equal(await limit.count(), 1);
+    assert.match((await limit.getAttribute('title')) ?? '', /waiting for provider single \(concurrency 1\/1\), 1\.\d+ s/);
+    assert.deepEqual(errors, []);
+    await context.close();
   });
 
   test('at a phone width the runs list and a run page fit the screen', async () => {
