@@ -211,6 +211,9 @@ describe('dashboard in Chromium', { skip }, () => {
     await limit.waitFor();
     assert.equal(await limit.count(), 1);
     assert.match((await limit.getAttribute('title')) ?? '', /waiting for provider single \(concurrency 1\/1\), 1\.\d+ s/);
+    // The events table says what the step waited for, and how long the call waited.
+    assert.match((await page.locator('.events tr.ev-step-waiting .detail').textContent()) ?? '', /waits for provider single · concurrency 1 of 1/);
+    assert.match((await page.locator('.events tr.ev-llm-usage .detail').allTextContents()).join('\n'), /\(waited 1\.\d+ s for capacity\)/);
     assert.deepEqual(errors, []);
     await context.close();
   });

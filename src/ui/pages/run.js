@@ -32,7 +32,11 @@ function eventDetail(e) {
     case 'llm.request':
       return [d.provider, d.model].filter(Boolean).join(' ');
     case 'llm.usage':
-      return `${d.provider ?? ''} ${d.model ?? ''} · ${d.inputTokens} in / ${d.outputTokens} out · ${duration(d.totalMs)}`;
+      return `${d.provider ?? ''} ${d.model ?? ''} · ${d.inputTokens} in / ${d.outputTokens} out · ${duration(d.totalMs)}${d.waitedMs ? ` (waited ${duration(d.waitedMs)} for capacity)` : ''}`;
+    case 'step.waiting':
+      return d.key !== undefined
+        ? `waits for concurrency key ${d.key} · ${d.used} of ${d.cap} running`
+        : `waits for provider ${d.provider} · ${d.limit} ${d.used} of ${d.cap}`;
     case 'step.hang_report':
       return `${d.classification?.code}: ${d.classification?.summary ?? ''}`;
     case 'artifact.created':
