@@ -116,6 +116,21 @@ export interface HangReport {
   [key: string]: unknown;
 }
 
+/**
+ * What a `wait` step whose signal did not come in time is known by: the engine's reaper finds it,
+ * forensics turns it into its hang report (waitTimeoutReport).
+ */
+export interface WaitTimeoutFacts {
+  runId: string;
+  stepName: string;
+  attempt: number;
+  signal: string;
+  /** Epoch ms: when the step began to wait, the end of its wait, and now. */
+  since: number;
+  deadlineAt: number;
+  now: number;
+}
+
 /** What a queued step past its queueTimeoutMs is known by, for its report (the reaper's; forensics builds it). */
 export interface QueueTimeoutFacts {
   runId: string;

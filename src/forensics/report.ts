@@ -12,7 +12,7 @@ import { formatFrame, frameLocation, parseFrames, isUserFrame, userFrames, type 
 import { functionLocation, scanTimers, type PendingTimer } from './inspect.ts';
 import { loopMonitor, type LoopWindow } from './loop.ts';
 import type { OpView } from './ops.ts';
-import type { QueueTimeoutFacts } from '../domain/hang-report.ts';
+import type { QueueTimeoutFacts, WaitTimeoutFacts } from '../domain/hang-report.ts';
 import { redactDeep } from './redact.ts';
 import { configSnapshotForReport, processResources, type ProcessResources } from './resources.ts';
 import type { OpSample, Snapshot, StepForensics, StepIdentity } from './step.ts';
@@ -353,16 +353,7 @@ export function queueTimeoutReport(input: QueueTimeoutInput): HangReport {
   return redactDeep(report);
 }
 
-export interface WaitTimeoutInput {
-  runId: string;
-  stepName: string;
-  attempt: number;
-  signal: string;
-  /** Epoch ms: when the step began to wait, and the end of its wait. */
-  since: number;
-  deadlineAt: number;
-  now?: number;
-}
+export type WaitTimeoutInput = WaitTimeoutFacts;
 
 /**
  * The report of a `wait` step whose signal did not come before its deadline (written by the
@@ -370,7 +361,7 @@ export interface WaitTimeoutInput {
  * step while it waited, so there is no stack, operation or log to show.
  */
 export function waitTimeoutReport(input: WaitTimeoutInput): HangReport {
-  const now = input.now ?? Date.now();
+  const now = input.now;
   const since = new Date(input.since).toISOString();
   const report: HangReport = {
     version: 1,

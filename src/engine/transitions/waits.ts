@@ -10,6 +10,7 @@
  * A send and a wait at the same moment are ordered by the signal's row (Tx.awaitSignals).
  */
 import { RunwardenError, type SerializedError } from '../../domain/errors.ts';
+import type { WaitTimeoutFacts } from '../../domain/hang-report.ts';
 import { RUN_TERMINAL, type RunState } from '../../domain/states.ts';
 import { waitRequest, type WaitRequest } from '../../domain/signals.ts';
 import type { StepRow, Tx } from '../../store/store.ts';
@@ -19,16 +20,7 @@ import { TransactionRace } from './settle.ts';
 import type { Completion } from './types.ts';
 
 /** What a wait that timed out is known by, for its hang report (forensics builds it: waitTimeoutReport). */
-export interface ExpiredWait {
-  runId: string;
-  stepName: string;
-  attempt: number;
-  signal: string;
-  /** Epoch ms. */
-  since: number;
-  deadlineAt: number;
-  now: number;
-}
+export type ExpiredWait = WaitTimeoutFacts;
 
 export type WaitReportBuilder = (w: ExpiredWait) => Record<string, unknown>;
 
