@@ -86,7 +86,6 @@ export function bytes(n: unknown): string {
 const str = (d: Record<string, unknown>, k: string): string | undefined => (typeof d[k] === 'string' ? d[k] : undefined);
 const num = (d: Record<string, unknown>, k: string): number | undefined => (typeof d[k] === 'number' ? d[k] : undefined);
 
-/** What an event says, after its time, type and step: `succeeded 132ms`, `attempt 2`, ... */
 /** What a step.waiting event says: the limit a call waits for at its provider, or the full concurrency key. */
 export function waitingDetail(d: Record<string, unknown>): string {
   const used = `${num(d, 'used') ?? '?'}/${num(d, 'cap') ?? '?'}`;
@@ -94,6 +93,7 @@ export function waitingDetail(d: Record<string, unknown>): string {
   return `waits for provider ${str(d, 'provider') ?? '?'} (${str(d, 'limit') ?? '?'} ${used}; next slot ${str(d, 'retryAt') ?? '?'})`;
 }
 
+/** What an event says, after its time, type and step: `succeeded 132ms`, `attempt 2`, ... */
 export function eventDetail(e: EventRecord): string {
   const d = e.data ?? {};
   const parts: string[] = [];
