@@ -196,7 +196,6 @@ export interface RunBook {
   usage: UsageTotals;
 }
 
-/** The running steps of a concurrency key (docs/flow-control.md#concurrency-keys). Times in epoch ms. */
 /** A queued step held back by its full concurrency key (Tx.announceKeyWaits). */
 export interface KeyWait {
   step: StepRow;
@@ -205,6 +204,7 @@ export interface KeyWait {
   nextSlotBy: number | null;
 }
 
+/** The running steps of a concurrency key (docs/flow-control.md#concurrency-keys). Times in epoch ms. */
 export interface KeyRunning {
   key: string;
   running: number;
