@@ -8,18 +8,16 @@
 import assert from 'node:assert/strict';
 import { conformance } from './harness.ts';
 import { assertRunBooks, Clock, coreAt, createRun, done } from './fixtures.ts';
-import { migrateTo, rawExec, versionsAfter } from './upgrade.ts';
+import { storeAt, upgradeFrom } from './upgrade.ts';
 
 const T0 = 1_750_000_000_000;
 const RETRIES = '{"max":0,"backoffMs":1000,"maxBackoffMs":60000}';
 
 conformance('upgrade to migration 9 (waiting for capacity)', (it) => {
   it('a database at migration 8 with a queued run upgrades in place; queue timeouts and waits work after it', async (ctx) => {
-    const { store } = await ctx.unmigrated();
-    await migrateTo(ctx.dialect, store, 8);
-    await rawExec(
-      ctx.dialect,
-      store,
+    const store = await storeAt(
+      ctx,
+      8,
       `INSERT INTO runs (id, status, goal, labels, idempotency_key, created_at, steps_total, steps_done, steps_failed, last_seq, max_steps, priority, concurrency_key, concurrency_limit)
          VALUES ('old-run', 'queued', 'from v8', '{}', NULL, ${T0}, 1, 0, 0, 1, NULL, 0, 'old-key', 1);
        INSERT INTO run_plans (run_id, plan) VALUES ('old-run', '{"steps":[{"name":"a","tool":"echo"}]}');
@@ -27,9 +25,7 @@ conformance('upgrade to migration 9 (waiting for capacity)', (it) => {
          VALUES ('old-run', 'a', 0, 'echo', 'queued', '[]', '[]', 0, '{"x":1}', '{"x":1}', 30000, '${RETRIES}', 0, ${T0}, 0, 'old-key', 1);
        INSERT INTO event_batches (run_id, last_seq, first_seq, body) VALUES ('old-run', 1, 1, '[{"ts":${T0},"type":"run.created","data":{"goal":"from v8","steps":1,"labels":{}}}]');`,
     );
-    const later = await versionsAfter(store, 8);
-    assert.equal(later[0], 9);
-    assert.deepEqual((await store.migrate()).applied, later);
+    await upgradeFrom(store, 8);
 
     const old = await store.getRun('old-run');
     assert.equal(old?.queueTimeoutMs, null);

@@ -13,7 +13,7 @@ import type { SqliteStore } from '../../src/store/sqlite/index.ts';
 import type { Store } from '../../src/store/store.ts';
 import { conformance, type DialectName } from './harness.ts';
 import { assertRunBooks, Clock, coreAt, done, validate } from './fixtures.ts';
-import { migrateTo, rawExec, versionsAfter } from './upgrade.ts';
+import { storeAt, upgradeFrom } from './upgrade.ts';
 
 const T0 = 1_760_000_000_000;
 const RETRIES = '{"max":0,"backoffMs":1000,"maxBackoffMs":60000}';
@@ -25,12 +25,10 @@ async function rows(dialect: DialectName, store: Store, sql: string): Promise<Ar
 
 conformance('upgrade to migration 5 (fewer rows per step)', (it) => {
   it('a database at migration 4 with a finished and a running run upgrades in place; the running attempt completes', async (ctx) => {
-    const { store } = await ctx.unmigrated();
-    await migrateTo(ctx.dialect, store, 4);
     const t = T0;
-    await rawExec(
-      ctx.dialect,
-      store,
+    const store = await storeAt(
+      ctx,
+      4,
       // done-run: finished, 5 events. live-run: a (succeeded), b running attempt 2 (attempt 1 failed and
       // was retried), c pending on b; 7 events so far.
       `INSERT INTO runs (id, status, goal, labels, idempotency_key, created_at, started_at, finished_at, steps_total, steps_done, last_seq)
@@ -67,9 +65,7 @@ conformance('upgrade to migration 5 (fewer rows per step)', (it) => {
        INSERT INTO events (run_id, seq, ts, type, step_name, attempt, data) VALUES ('live-run', 6, ${t + 1}, 'step.retrying', 'b', 1, '{"nextAttempt":2,"delayMs":1,"error":{"code":"X","message":"boom"}}');
        INSERT INTO events (run_id, seq, ts, type, step_name, attempt, data) VALUES ('live-run', 7, ${t + 2}, 'step.started', 'b', 2, '{"tool":"echo"}');`,
     );
-    const later = await versionsAfter(store, 4);
-    assert.equal(later[0], 5);
-    assert.deepEqual((await store.migrate()).applied, later);
+    await upgradeFrom(store, 4);
 
     // Events: the same records, in pages, from any seq.
     const iso = (ms: number): string => new Date(ms).toISOString();

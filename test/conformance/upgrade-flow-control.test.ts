@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { Transitions } from '../../src/engine/transitions.ts';
 import { conformance } from './harness.ts';
 import { createRun, done } from './fixtures.ts';
-import { migrateBetween, migrateTo, rawExec, versionsAfter } from './upgrade.ts';
+import { migrateBetween, storeAt, upgradeFrom } from './upgrade.ts';
 import { randomUUID } from 'node:crypto';
 
 const T0 = Date.now() - 60_000;
@@ -22,13 +22,8 @@ const oldRun = (id: string, at: number): string => `
 
 conformance('upgrade to migrations 4 and 8 (flow control)', (it) => {
   it('a database at migration 3 with queued runs upgrades in place; old steps keep their order, new priorities and keys apply', async (ctx) => {
-    const { store } = await ctx.unmigrated();
-    await migrateTo(ctx.dialect, store, 3);
-    await rawExec(ctx.dialect, store, oldRun('old-1', T0) + oldRun('old-2', T0 + 1000));
-    const later = await versionsAfter(store, 3);
-    assert.equal(later[0], 4);
-    assert.deepEqual((await store.migrationStatus()).pending, later);
-    assert.deepEqual((await store.migrate()).applied, later);
+    const store = await storeAt(ctx, 3, oldRun('old-1', T0) + oldRun('old-2', T0 + 1000));
+    await upgradeFrom(store, 3);
 
     const run = await store.getRun('old-1');
     assert.equal(run?.priority, 0);
@@ -54,14 +49,10 @@ conformance('upgrade to migrations 4 and 8 (flow control)', (it) => {
   });
 
   it('a database at migration 7 with a queued run upgrades to 8 (provider limits) in place; the run runs and limits work', async (ctx) => {
-    const { store } = await ctx.unmigrated();
-    await migrateTo(ctx.dialect, store, 3);
-    await rawExec(ctx.dialect, store, oldRun('old-7', T0));
+    const store = await storeAt(ctx, 3, oldRun('old-7', T0));
     // The migrations between carry the run along as they would in production.
     await migrateBetween(ctx.dialect, store, 3, 7);
-    const later = await versionsAfter(store, 7);
-    assert.equal(later[0], 8);
-    assert.deepEqual((await store.migrate()).applied, later);
+    await upgradeFrom(store, 7);
     const core = new Transitions(store);
     const [c] = await core.claim('w-upgrade', 1, 60_000);
     assert.equal(c?.runId, 'old-7');

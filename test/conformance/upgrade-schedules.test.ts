@@ -9,17 +9,15 @@ import { startScheduler } from '../../src/engine/scheduler.ts';
 import { Transitions } from '../../src/engine/transitions.ts';
 import { conformance } from './harness.ts';
 import { assertRunBooks, Clock, done, LIMITS, tools } from './fixtures.ts';
-import { migrateTo, rawExec, versionsAfter } from './upgrade.ts';
+import { storeAt, upgradeFrom } from './upgrade.ts';
 
 const T0 = 1_750_000_000_000;
 
 conformance('upgrade to migration 6 (schedules)', (it) => {
   it('a database at migration 5 with a run in it upgrades in place; schedules then fire', async (ctx) => {
-    const { store } = await ctx.unmigrated();
-    await migrateTo(ctx.dialect, store, 5);
-    await rawExec(
-      ctx.dialect,
-      store,
+    const store = await storeAt(
+      ctx,
+      5,
       `INSERT INTO runs (id, status, goal, labels, idempotency_key, created_at, steps_total, last_seq, max_steps) VALUES ('old-run', 'queued', 'from v5', '{"k":"v"}', 'old-key', ${T0}, 1, 2, NULL);
        INSERT INTO run_plans (run_id, plan) VALUES ('old-run', '{"steps":[{"name":"a","tool":"echo"}]}');
        INSERT INTO steps (run_id, name, idx, tool, status, depends_on, dependents, pending_deps, inputs, resolved_inputs, timeout_ms, retries, ready_at, added_by, outputs_from, priority)
@@ -27,10 +25,7 @@ conformance('upgrade to migration 6 (schedules)', (it) => {
        INSERT INTO event_batches (run_id, last_seq, first_seq, body) VALUES ('old-run', 2, 1,
          '[{"ts":${T0},"type":"run.created","step":null,"attempt":null,"data":{"goal":"from v5","steps":1,"labels":{"k":"v"}}},{"ts":${T0},"type":"step.queued","step":"a","attempt":null,"data":{}}]');`,
     );
-    const later = await versionsAfter(store, 5);
-    assert.equal(later[0], 6);
-    assert.deepEqual((await store.migrationStatus()).pending, later);
-    assert.deepEqual((await store.migrate()).applied, later);
+    await upgradeFrom(store, 5);
 
     const run = await store.getRun('old-run');
     assert.deepEqual(run?.labels, { k: 'v' });

@@ -7,19 +7,17 @@ import assert from 'node:assert/strict';
 import { Transitions } from '../../src/engine/transitions.ts';
 import { conformance } from './harness.ts';
 import { assertRunBooks, createRun, done } from './fixtures.ts';
-import { migrateTo, rawExec, versionsAfter } from './upgrade.ts';
+import { storeAt, upgradeFrom } from './upgrade.ts';
 
 const T0 = 1_750_000_000_000;
 const RETRIES = '{"max":0,"backoffMs":1000,"maxBackoffMs":60000}';
 
 conformance('upgrade to migration 7 (waits and reruns)', (it) => {
   it('a database at migration 6 with a failed run upgrades in place; the run can be rerun', async (ctx) => {
-    const { store } = await ctx.unmigrated();
-    await migrateTo(ctx.dialect, store, 6);
     // A failed run as migration 6 left it: a succeeded, b failed; its events in one batch.
-    await rawExec(
-      ctx.dialect,
-      store,
+    const store = await storeAt(
+      ctx,
+      6,
       `INSERT INTO runs (id, status, goal, labels, idempotency_key, created_at, started_at, finished_at, steps_total, steps_done, steps_failed, last_seq, max_steps)
          VALUES ('old-run', 'failed', 'from v6', '{}', NULL, ${T0}, ${T0}, ${T0 + 10}, 2, 2, 1, 2, NULL);
        INSERT INTO run_plans (run_id, plan) VALUES ('old-run', '{"steps":[{"name":"a","tool":"echo"},{"name":"b","tool":"echo","dependsOn":["a"]}]}');
@@ -30,10 +28,7 @@ conformance('upgrade to migration 7 (waits and reruns)', (it) => {
        INSERT INTO event_batches (run_id, last_seq, first_seq, body) VALUES ('old-run', 2, 1,
          '[{"ts":${T0},"type":"run.created","data":{"goal":"from v6","steps":2,"labels":{}}},{"ts":${T0 + 10},"type":"run.finished","data":{"status":"failed"}}]');`,
     );
-    const later = await versionsAfter(store, 6);
-    assert.equal(later[0], 7);
-    assert.deepEqual((await store.migrationStatus()).pending, later);
-    assert.deepEqual((await store.migrate()).applied, later);
+    await upgradeFrom(store, 6);
 
     const run = await store.getRun('old-run');
     assert.equal(run?.rerunOf, null);

@@ -2,12 +2,13 @@
  * Databases at an earlier schema version, for upgrade tests: the dialect's first `n` migrations
  * applied (and recorded in schema_migrations as the store records them), nothing after.
  */
+import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { loadMigrations } from '../../src/store/migrations.ts';
 import type { PostgresStore } from '../../src/store/postgres/index.ts';
 import type { SqliteStore } from '../../src/store/sqlite/index.ts';
 import type { Store } from '../../src/store/store.ts';
-import type { DialectName } from './harness.ts';
+import type { Ctx, DialectName } from './harness.ts';
 
 const DIR = (dialect: DialectName): string => join(import.meta.dirname, '..', '..', 'src', 'store', dialect, 'migrations');
 
@@ -39,4 +40,23 @@ export async function migrateBetween(dialect: DialectName, store: Store, from: n
 export async function versionsAfter(store: Store, n: number): Promise<number[]> {
   const { latest } = await store.migrationStatus();
   return Array.from({ length: latest - n }, (_, i) => n + 1 + i);
+}
+
+/** A store on a new database created at migration `from`, with `seed` (SQL, literal values only) written at that version. */
+export async function storeAt(ctx: Ctx, from: number, seed: string): Promise<Store> {
+  const { store } = await ctx.unmigrated();
+  await migrateTo(ctx.dialect, store, from);
+  await rawExec(ctx.dialect, store, seed);
+  return store;
+}
+
+/**
+ * Upgrades a database at migration `from` as a deployment does: every later version is pending,
+ * `from + 1` first, and the store's migrate() applies exactly those.
+ */
+export async function upgradeFrom(store: Store, from: number): Promise<void> {
+  const later = await versionsAfter(store, from);
+  assert.equal(later[0], from + 1);
+  assert.deepEqual((await store.migrationStatus()).pending, later);
+  assert.deepEqual((await store.migrate()).applied, later);
 }
