@@ -13,6 +13,7 @@ import { ConsumerError, createAgent, runHttpAttempt, type BodyConsumer, type Res
 import type { CallOptions, LlmTimeouts, ProviderType } from './types.ts';
 import type { ProviderGate, Slot } from '../flow/gate.ts';
 import { registerPending } from './pending.ts';
+import { waitedField } from './result.ts';
 import type { CapacityHold } from '../flow/capacity.ts';
 
 /** Output tokens charged up front when a request does not cap them (corrected from the usage after). */
@@ -172,7 +173,7 @@ export class HttpClient {
           outputTokens: 0,
           totalMs: Date.now() - startedAt,
           retries,
-          ...(clock.waitedMs > 0 ? { waitedMs: Math.round(clock.waitedMs) } : {}),
+          ...waitedField(clock.waitedMs),
         });
       }
       throw err;

@@ -6,7 +6,7 @@ import { RunwardenError } from '../domain/errors.ts';
 import { HttpClient, contentType, errorStatusConsumer, isRecord, isSuccess, jsonConsumer, num, type HttpClientInit } from './http-client.ts';
 import { SseParser } from './sse.ts';
 import { ConsumerError, type BodyConsumer, type BodyControl, type ResponseHead } from './http-attempt.ts';
-import { chatResult, textSink, ToolCallAccumulator } from './result.ts';
+import { chatResult, textSink, ToolCallAccumulator, waitedField } from './result.ts';
 import type { CallOptions, ChatMessage, ChatRequest, ChatResult, EmbedOptions, EmbedResult, LlmProvider, ProviderType, ToolCall } from './types.ts';
 
 export interface OpenAiInit extends Omit<HttpClientInit, 'headers'> {
@@ -101,7 +101,7 @@ export class OpenAiProvider implements LlmProvider {
       totalMs: r.totalMs,
       retries: r.retries,
       calls: r.calls,
-      ...(r.waitedMs > 0 ? { waitedMs: Math.round(r.waitedMs) } : {}),
+      ...waitedField(r.waitedMs),
     });
     return out;
   }

@@ -11,11 +11,16 @@ export interface ParsedChat {
   outputTokens: number;
 }
 
+/** The `waitedMs` of an llm.usage event: there only when the call waited at its provider's gate. */
+export function waitedField(waitedMs: number): { waitedMs?: number } {
+  return waitedMs > 0 ? { waitedMs: Math.round(waitedMs) } : {};
+}
+
 export function chatResult(
   provider: string,
   requestedModel: string,
   parsed: ParsedChat,
-  timing: { ttfbMs: number; totalMs: number; retries: number; calls: number; waitedMs?: number },
+  timing: { ttfbMs: number; totalMs: number; retries: number; calls: number; waitedMs: number },
   opts: CallOptions,
 ): ChatResult {
   const result: ChatResult = {
@@ -38,7 +43,7 @@ export function chatResult(
     totalMs: timing.totalMs,
     retries: timing.retries,
     calls: timing.calls,
-    ...(timing.waitedMs ? { waitedMs: Math.round(timing.waitedMs) } : {}),
+    ...waitedField(timing.waitedMs),
   });
   return result;
 }
